@@ -1,0 +1,228 @@
+"""cffi API-mode build of pydevmapper's raw kernel binding.
+
+Build-time only: setup.py names this file in ``cffi_modules`` and it is not
+shipped.  Every struct layout, flag and ioctl number below is declared with
+``...`` so the C compiler fills the real value in from the installed kernel
+headers (``<linux/dm-ioctl.h>``, ``<linux/loop.h>``); nothing is typed by hand.
+"""
+
+from cffi import FFI
+
+ffibuilder = FFI()
+
+# Structs: only the members we touch are named; "...;" lets the compiler lay
+# them out.  The flexible-array tails (name[], dev[], ...) are addressed by
+# offsetof() from Python, so they are declared as fixed-size placeholders here.
+ffibuilder.cdef(
+    """
+    struct dm_ioctl {
+        uint32_t version[3];
+        uint32_t data_size;
+        uint32_t data_start;
+        uint32_t target_count;
+        int32_t open_count;
+        uint32_t flags;
+        uint32_t event_nr;
+        uint64_t dev;
+        char name[...];
+        char uuid[...];
+        ...;
+    };
+    struct dm_target_spec {
+        uint64_t sector_start;
+        uint64_t length;
+        int32_t status;
+        uint32_t next;
+        char target_type[...];
+        ...;
+    };
+    struct dm_target_deps { uint32_t count; ...; };
+    struct dm_name_list { uint64_t dev; uint32_t next; ...; };
+    struct dm_target_versions { uint32_t next; uint32_t version[3]; ...; };
+    struct dm_target_msg { uint64_t sector; ...; };
+
+    /* offsets of the flexible-array members, from the compiler */
+    static const size_t PYDM_OFFSETOF_DEPS_DEV;
+    static const size_t PYDM_OFFSETOF_NAME_LIST_NAME;
+    static const size_t PYDM_OFFSETOF_VERSIONS_NAME;
+    static const size_t PYDM_OFFSETOF_MSG_MESSAGE;
+    static const size_t PYDM_OFFSETOF_IOCTL_DATA;
+
+    #define DM_IOCTL ...
+    #define DM_VERSION_MAJOR ...
+    #define DM_VERSION_MINOR ...
+    #define DM_VERSION_PATCHLEVEL ...
+    #define DM_NAME_LEN ...
+    #define DM_UUID_LEN ...
+    #define DM_MAX_TYPE_NAME ...
+
+    #define DM_VERSION ...
+    #define DM_REMOVE_ALL ...
+    #define DM_LIST_DEVICES ...
+    #define DM_DEV_CREATE ...
+    #define DM_DEV_REMOVE ...
+    #define DM_DEV_RENAME ...
+    #define DM_DEV_SUSPEND ...
+    #define DM_DEV_STATUS ...
+    #define DM_DEV_WAIT ...
+    #define DM_TABLE_LOAD ...
+    #define DM_TABLE_CLEAR ...
+    #define DM_TABLE_DEPS ...
+    #define DM_TABLE_STATUS ...
+    #define DM_LIST_VERSIONS ...
+    #define DM_TARGET_MSG ...
+    #define DM_DEV_SET_GEOMETRY ...
+    #define DM_DEV_ARM_POLL ...
+    #define DM_GET_TARGET_VERSION ...
+
+    #define DM_READONLY_FLAG ...
+    #define DM_SUSPEND_FLAG ...
+    #define DM_PERSISTENT_DEV_FLAG ...
+    #define DM_STATUS_TABLE_FLAG ...
+    #define DM_ACTIVE_PRESENT_FLAG ...
+    #define DM_INACTIVE_PRESENT_FLAG ...
+    #define DM_BUFFER_FULL_FLAG ...
+    #define DM_SKIP_BDGET_FLAG ...
+    #define DM_SKIP_LOCKFS_FLAG ...
+    #define DM_NOFLUSH_FLAG ...
+    #define DM_QUERY_INACTIVE_TABLE_FLAG ...
+    #define DM_UEVENT_GENERATED_FLAG ...
+    #define DM_UUID_FLAG ...
+    #define DM_SECURE_DATA_FLAG ...
+    #define DM_DATA_OUT_FLAG ...
+    #define DM_DEFERRED_REMOVE ...
+    #define DM_INTERNAL_SUSPEND_FLAG ...
+    #define DM_IMA_MEASUREMENT_FLAG ...
+    #define DM_NAME_LIST_FLAG_HAS_UUID ...
+    #define DM_NAME_LIST_FLAG_DOESNT_HAVE_UUID ...
+
+    /* Bumped when this file changes what the Python side relies on; the
+       package refuses to import a stale compiled binding. */
+    static const int PYDM_BINDING_ABI;
+
+    /* Which optional parts the headers we were built against had. */
+    static const int PYDM_HAS_ARM_POLL;
+    static const int PYDM_HAS_GET_TARGET_VERSION;
+    static const int PYDM_HAS_IMA;
+    static const int PYDM_HAS_NAME_LIST_UUID;
+    static const int PYDM_HAS_LOOP_CONFIGURE;
+
+    int ioctl(int fd, unsigned long request, ...);
+
+    /* loop devices, for the test kit and the walkthrough */
+    struct loop_info64 {
+        uint64_t lo_offset;
+        uint64_t lo_sizelimit;
+        uint32_t lo_flags;
+        uint8_t lo_file_name[...];
+        ...;
+    };
+    struct loop_config {
+        uint32_t fd;
+        uint32_t block_size;
+        struct loop_info64 info;
+        ...;
+    };
+    #define LOOP_CTL_GET_FREE ...
+    #define LOOP_SET_FD ...
+    #define LOOP_CLR_FD ...
+    #define LOOP_SET_STATUS64 ...
+    #define LOOP_GET_STATUS64 ...
+    #define LOOP_CONFIGURE ...
+    #define LO_FLAGS_AUTOCLEAR ...
+    #define LO_FLAGS_DIRECT_IO ...
+    #define LO_FLAGS_READ_ONLY ...
+
+    /* SysV semaphores: libdevmapper's udev cookies are semaphores that the
+       stock 95-dm-notify.rules release with `dmsetup udevcomplete`. */
+    struct sembuf { unsigned short sem_num; short sem_op; short sem_flg; ...; };
+    int semget(int key, int nsems, int semflg);
+    int semctl(int semid, int semnum, int cmd, ...);
+    int semop(int semid, struct sembuf *sops, size_t nsops);
+    int semtimedop(int semid, struct sembuf *sops, size_t nsops, const struct timespec *timeout);
+    struct timespec { long tv_sec; long tv_nsec; ...; };
+    #define IPC_CREAT ...
+    #define IPC_EXCL ...
+    #define IPC_NOWAIT ...
+    #define IPC_RMID ...
+    #define IPC_STAT ...
+    #define SETVAL ...
+    #define GETVAL ...
+    #define SEM_INFO ...
+    #define SEM_STAT ...
+
+    /* block device geometry, as DM_DEV_SET_GEOMETRY sets it */
+    struct hd_geometry { unsigned char heads; unsigned char sectors;
+                         unsigned short cylinders; unsigned long start; ...; };
+    #define HDIO_GETGEO ...
+
+    /* kernel modules: finit_module(2) and delete_module(2) have no glibc
+       wrappers, so they go through syscall(2) with the compiler's numbers. */
+    long syscall(long number, ...);
+    #define SYS_finit_module ...
+    #define SYS_delete_module ...
+    """
+)
+
+ffibuilder.set_source(
+    "pydevmapper._dm_cffi",
+    r"""
+    #include <stddef.h>
+    #include <stdint.h>
+    #include <sys/ioctl.h>
+    #include <sys/syscall.h>
+    #include <unistd.h>
+    #include <linux/dm-ioctl.h>
+    #include <linux/loop.h>
+    #include <linux/hdreg.h>
+    #include <sys/ipc.h>
+    #include <sys/sem.h>
+    #include <time.h>
+
+    static const int PYDM_BINDING_ABI = 2;
+    static const size_t PYDM_OFFSETOF_DEPS_DEV = offsetof(struct dm_target_deps, dev);
+    static const size_t PYDM_OFFSETOF_NAME_LIST_NAME = offsetof(struct dm_name_list, name);
+    static const size_t PYDM_OFFSETOF_VERSIONS_NAME = offsetof(struct dm_target_versions, name);
+    static const size_t PYDM_OFFSETOF_MSG_MESSAGE = offsetof(struct dm_target_msg, message);
+    static const size_t PYDM_OFFSETOF_IOCTL_DATA = offsetof(struct dm_ioctl, data);
+
+    /* Older headers lack some commands and flags; the feature constants say
+       so, and the zero placeholders are never sent (the Python layer checks
+       the feature constant and the running kernel's version first). */
+    #ifdef DM_DEV_ARM_POLL
+    static const int PYDM_HAS_ARM_POLL = 1;
+    #else
+    static const int PYDM_HAS_ARM_POLL = 0;
+    #define DM_DEV_ARM_POLL 0
+    #endif
+    #ifdef DM_GET_TARGET_VERSION
+    static const int PYDM_HAS_GET_TARGET_VERSION = 1;
+    #else
+    static const int PYDM_HAS_GET_TARGET_VERSION = 0;
+    #define DM_GET_TARGET_VERSION 0
+    #endif
+    #ifdef DM_IMA_MEASUREMENT_FLAG
+    static const int PYDM_HAS_IMA = 1;
+    #else
+    static const int PYDM_HAS_IMA = 0;
+    #define DM_IMA_MEASUREMENT_FLAG 0
+    #endif
+    #ifdef DM_NAME_LIST_FLAG_HAS_UUID
+    static const int PYDM_HAS_NAME_LIST_UUID = 1;
+    #else
+    static const int PYDM_HAS_NAME_LIST_UUID = 0;
+    #define DM_NAME_LIST_FLAG_HAS_UUID 0
+    #define DM_NAME_LIST_FLAG_DOESNT_HAVE_UUID 0
+    #endif
+    #ifdef LOOP_CONFIGURE
+    static const int PYDM_HAS_LOOP_CONFIGURE = 1;
+    #else
+    static const int PYDM_HAS_LOOP_CONFIGURE = 0;
+    #define LOOP_CONFIGURE 0
+    struct loop_config { uint32_t fd; uint32_t block_size; struct loop_info64 info; };
+    #endif
+    """,
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

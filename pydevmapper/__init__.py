@@ -1,0 +1,63 @@
+"""pydevmapper: Linux device-mapper from Python, straight over the DM ioctls.
+
+    import pydevmapper as dm
+
+    with dm.Control() as ctl:
+        with ctl.create_device("demo", dm.Table.single(2048, "zero")) as dev:
+            print(dev.info(), dev.table())
+
+Names are imported on first use, so ``import pydevmapper`` stays cheap for
+scripts that touch one corner of it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> defining module
+_EXPORTS = {
+    "Control": "control", "Device": "control", "default_dev_dir": "control",
+    "Table": "table", "Target": "table", "TargetStatus": "table",
+    "DeviceInfo": "device", "DevNo": "device", "Name": "device", "Uuid": "device",
+    "ListedDevice": "records", "TargetVersion": "records",
+    "DMFlag": "flags",
+    "DMError": "errors", "DeviceNotFoundError": "errors", "DeviceBusyError": "errors",
+    "DeviceExistsError": "errors", "DMPermissionError": "errors",
+    "InvalidTableError": "errors", "UnsupportedError": "errors",
+    "DeviceMapperUnavailableError": "errors", "ValidationError": "errors",
+    "version": "api", "list_devices": "api", "info": "api", "create_device": "api",
+    "remove": "api", "table": "api", "status": "api", "targets": "api",
+    "message": "api", "reload": "api", "default_control": "api",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pydevmapper' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"pydevmapper.{module}"), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list:
+    return __all__
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pydevmapper.api import (create_device, default_control, info, list_devices,
+                                 message, reload, remove, status, table, targets, version)
+    from pydevmapper.control import Control, Device, default_dev_dir
+    from pydevmapper.device import DeviceInfo, DevNo, Name, Uuid
+    from pydevmapper.errors import (DeviceBusyError, DeviceExistsError,
+                                    DeviceMapperUnavailableError, DeviceNotFoundError,
+                                    DMError, DMPermissionError, InvalidTableError,
+                                    UnsupportedError, ValidationError)
+    from pydevmapper.flags import DMFlag
+    from pydevmapper.records import ListedDevice, TargetVersion
+    from pydevmapper.table import Table, Target, TargetStatus

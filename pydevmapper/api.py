@@ -1,0 +1,69 @@
+"""Module-level functions for scripts: one shared Control, opened on first use.
+
+    import pydevmapper as dm
+    for d in dm.list_devices():
+        print(d.name, dm.table(d.name))
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import List, Optional, Union
+
+from pydevmapper.control import Control, Device
+from pydevmapper.device import DeviceId, DeviceInfo
+from pydevmapper.records import ListedDevice, TargetVersion
+from pydevmapper.table import Table, TargetStatus
+
+_lock = threading.Lock()
+_control: Optional[Control] = None
+
+
+def default_control() -> Control:
+    """The process-wide Control (safe to share between threads)."""
+    global _control
+    if _control is None:
+        with _lock:
+            if _control is None:
+                _control = Control()
+    return _control
+
+
+def version() -> tuple:
+    return default_control().version()
+
+
+def list_devices() -> List[ListedDevice]:
+    return default_control().list_devices()
+
+
+def info(device: DeviceId) -> DeviceInfo:
+    return default_control().info(device)
+
+
+def create_device(name: str, table: Union[Table, str], **kwargs) -> Device:  # type: ignore[no-untyped-def]
+    return default_control().create_device(name, table, **kwargs)
+
+
+def reload(device: DeviceId, table: Union[Table, str], **kwargs) -> DeviceInfo:  # type: ignore[no-untyped-def]
+    return default_control().reload(device, table, **kwargs)
+
+
+def remove(device: DeviceId, *, deferred: bool = False) -> None:
+    default_control().remove(device, deferred=deferred)
+
+
+def table(device: DeviceId, *, inactive: bool = False) -> Optional[Table]:
+    return default_control().table(device, inactive=inactive)
+
+
+def status(device: DeviceId, *, inactive: bool = False) -> List[TargetStatus]:
+    return default_control().status(device, inactive=inactive)
+
+
+def targets() -> List[TargetVersion]:
+    return default_control().targets()
+
+
+def message(device: DeviceId, message: str, sector: int = 0) -> Optional[str]:
+    return default_control().message(device, sector, message)

@@ -1,0 +1,692 @@
+"""The device-mapper control node and the one path every ioctl takes.
+
+``Control._ioctl`` is the only place that calls ``ioctl(2)``.  It stamps the
+interface version, places input records at ``data_start``, grows the buffer
+while the kernel answers ``DM_BUFFER_FULL_FLAG`` (remembering per command the
+size that worked), reads the kernel log after a failure that the kernel
+explains only there, and turns any failure into a typed ``DMError``.
+
+A ``Control`` holds no per-call state beyond its descriptor and those size
+hints, so one instance may be shared between threads; the blocking
+``DM_DEV_WAIT`` releases the GIL (cffi does so around every C call).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+import time
+from typing import Dict, List, NamedTuple, Optional, Tuple, Union
+
+from pydevmapper import kmsg, records, validate
+from pydevmapper._dm import HEADER_SIZE, ffi, lib
+from pydevmapper.device import DeviceId, DeviceInfo, DevNo, Uuid, check_id, describe
+from pydevmapper.errors import (
+    DeviceBusyError,
+    DeviceMapperUnavailableError,
+    DeviceNotFoundError,
+    DMError,
+    UnsupportedError,
+    ValidationError,
+    error_for,
+)
+from pydevmapper.flags import STATE_FLAGS, DMFlag
+from pydevmapper.records import ListedDevice, TargetVersion
+from pydevmapper.table import Table, Target, TargetStatus, as_table
+
+Version = Tuple[int, int, int]
+
+
+class _Command(NamedTuple):
+    name: str
+    request: int
+    # Stamped into each request: the oldest interface that has the command.
+    # The kernel refuses a request whose minor is newer than its own.
+    version: Version
+    # The reply carries records after the header, so the buffer is sized by
+    # the per-command hint rather than just the header.
+    has_reply_data: bool
+    # The kernel explains this command's failures only in its log.
+    logs_reason: bool
+
+
+def _cmd(name: str, version: Version, reply: bool = False, logs: bool = False) -> _Command:
+    return _Command(name, getattr(lib, name), version, reply, logs)
+
+
+VERSION = _cmd("DM_VERSION", (4, 0, 0))
+REMOVE_ALL = _cmd("DM_REMOVE_ALL", (4, 0, 0))
+LIST_DEVICES = _cmd("DM_LIST_DEVICES", (4, 0, 0), reply=True)
+DEV_CREATE = _cmd("DM_DEV_CREATE", (4, 0, 0), logs=True)
+DEV_REMOVE = _cmd("DM_DEV_REMOVE", (4, 0, 0))
+DEV_RENAME = _cmd("DM_DEV_RENAME", (4, 0, 0), logs=True)
+DEV_SUSPEND = _cmd("DM_DEV_SUSPEND", (4, 0, 0), logs=True)
+DEV_STATUS = _cmd("DM_DEV_STATUS", (4, 0, 0))
+DEV_WAIT = _cmd("DM_DEV_WAIT", (4, 0, 0))
+TABLE_LOAD = _cmd("DM_TABLE_LOAD", (4, 0, 0), logs=True)
+TABLE_CLEAR = _cmd("DM_TABLE_CLEAR", (4, 0, 0))
+TABLE_DEPS = _cmd("DM_TABLE_DEPS", (4, 0, 0), reply=True)
+TABLE_STATUS = _cmd("DM_TABLE_STATUS", (4, 0, 0), reply=True)
+LIST_VERSIONS = _cmd("DM_LIST_VERSIONS", (4, 1, 0), reply=True)
+TARGET_MSG = _cmd("DM_TARGET_MSG", (4, 2, 0), reply=True, logs=True)
+DEV_SET_GEOMETRY = _cmd("DM_DEV_SET_GEOMETRY", (4, 6, 0), logs=True)
+DEV_ARM_POLL = _cmd("DM_DEV_ARM_POLL", (4, 37, 0))
+GET_TARGET_VERSION = _cmd("DM_GET_TARGET_VERSION", (4, 41, 0), reply=True)
+
+# Interface versions of features that ride on older commands.
+_RENAME_UUID = (4, 19, 0)
+_DEFERRED_REMOVE = (4, 27, 0)
+_LIST_EVENT_NR = (4, 37, 0)
+_LIST_UUID = (4, 45, 0)
+_IMA = (4, 45, 0)
+
+_INITIAL_REPLY_SIZE = 16 * 1024
+# Growth stops here: a reply this large means something is wrong.
+_MAX_BUFFER_SIZE = 256 * 1024 * 1024
+
+_FEATURE_IN_HEADERS = {
+    DEV_ARM_POLL: lib.PYDM_HAS_ARM_POLL,
+    GET_TARGET_VERSION: lib.PYDM_HAS_GET_TARGET_VERSION,
+}
+
+
+class _Reply(NamedTuple):
+    version: Version
+    flags: int
+    event_nr: int
+    open_count: int
+    target_count: int
+    dev: int
+    name: str
+    uuid: str
+    data: bytes  # the data area: from data_start to data_size
+
+    def info(self) -> DeviceInfo:
+        return DeviceInfo(
+            self.name,
+            self.uuid,
+            os.major(self.dev),
+            os.minor(self.dev),
+            self.open_count,
+            self.event_nr,
+            self.target_count,
+            DMFlag(self.flags & STATE_FLAGS),
+        )
+
+
+def default_dev_dir() -> str:
+    """The device directory: ``$DM_DEV_DIR`` as libdevmapper reads it, else /dev."""
+    return os.environ.get("DM_DEV_DIR") or "/dev"
+
+
+class Control:
+    """An open ``/dev/mapper/control``; every device-mapper command is a method.
+
+    Devices are addressed by name (``str``), ``Uuid(...)`` or
+    ``DevNo(major, minor)``.  Use as a context manager or call ``close()``.
+    """
+
+    def __init__(self, path: Optional[str] = None) -> None:
+        self.path = path or os.path.join(default_dev_dir(), "mapper", "control")
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                raise DeviceMapperUnavailableError(
+                    exc.errno, "open", self.path, None,
+                    f"{self.path} does not exist: is device-mapper loaded? (modprobe dm_mod)",
+                ) from None
+            raise error_for(exc.errno, "open", self.path) from None
+        self._size_hint: Dict[str, int] = {}
+        self._version: Optional[Version] = None
+        self._version_lock = threading.Lock()
+
+    # -- lifetime ---------------------------------------------------------
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> "Control":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def fileno(self) -> int:
+        """The descriptor, for poll() after ``arm_poll()``."""
+        return self._fd
+
+    # -- the one ioctl path -----------------------------------------------
+
+    def _ioctl(
+        self,
+        cmd: _Command,
+        device: Optional[DeviceId] = None,
+        *,
+        flags: int = 0,
+        event_nr: int = 0,
+        payload: bytes = b"",
+        name: bytes = b"",
+        uuid: bytes = b"",
+        dev: int = 0,
+        target_count: int = 0,
+        min_size: int = 0,
+        retry_full: bool = True,
+    ) -> _Reply:
+        """Issue one command; returns the reply or raises a typed DMError.
+
+        ``device`` fills the name, uuid or dev field; without it ``name``,
+        ``uuid`` and ``dev`` fill them directly (DM_DEV_CREATE sends all
+        three; LIST_DEVICES and GET_TARGET_VERSION put other things there).
+        ``min_size`` asks for at least that much buffer from the start;
+        ``retry_full=False`` returns a reply with DM_BUFFER_FULL_FLAG as is
+        (for commands that must not run twice).
+        """
+        if cmd.version > (4, 0, 0):
+            self._require(cmd.version, cmd.name)
+        if cmd in _FEATURE_IN_HEADERS and not _FEATURE_IN_HEADERS[cmd]:
+            raise UnsupportedError(errno.ENOTSUP, cmd.name, None, None,
+                                   f"{cmd.name} is not in the headers pydevmapper was built against")
+        if isinstance(device, tuple) and not isinstance(device, DevNo):
+            device = DevNo(*device)  # check_id() accepts a plain (major, minor)
+        if isinstance(device, Uuid):
+            uuid = device.encode()
+        elif isinstance(device, DevNo):
+            dev = os.makedev(device.major, device.minor)
+        elif device is not None:
+            name = device.encode()
+
+        request_size = HEADER_SIZE + len(payload)
+        if min_size:
+            size = max(request_size, min_size)
+        elif cmd.has_reply_data:
+            size = max(request_size, self._size_hint.get(cmd.name, _INITIAL_REPLY_SIZE))
+        else:
+            size = request_size
+        cursor = kmsg.KmsgCursor() if cmd.logs_reason else None
+        try:
+            while True:
+                buf = ffi.new("char[]", size)
+                hdr = ffi.cast("struct dm_ioctl *", buf)
+                hdr.version = cmd.version
+                hdr.data_size = size
+                hdr.data_start = HEADER_SIZE
+                hdr.flags = flags
+                hdr.event_nr = event_nr
+                hdr.target_count = target_count
+                hdr.dev = dev
+                hdr.name = name
+                hdr.uuid = uuid
+                if payload:
+                    ffi.memmove(buf + HEADER_SIZE, payload, len(payload))
+                if lib.ioctl(self._fd, cmd.request, buf) < 0:
+                    err = ffi.errno
+                    raise self._failure(err, cmd, device, name, cursor)
+                if (hdr.flags & lib.DM_BUFFER_FULL_FLAG) and retry_full:
+                    if size >= _MAX_BUFFER_SIZE:
+                        raise DMError(errno.ENOBUFS, cmd.name, _label(device, name), None,
+                                      f"reply still larger than {size} bytes")
+                    size *= 2
+                    self._size_hint[cmd.name] = size
+                    continue
+                start = hdr.data_start
+                end = min(hdr.data_size, size)
+                return _Reply(
+                    (int(hdr.version[0]), int(hdr.version[1]), int(hdr.version[2])),
+                    int(hdr.flags), int(hdr.event_nr), int(hdr.open_count),
+                    int(hdr.target_count), int(hdr.dev),
+                    ffi.string(hdr.name).decode("utf-8", "surrogateescape"),
+                    ffi.string(hdr.uuid).decode("utf-8", "surrogateescape"),
+                    ffi.buffer(buf, size)[start:end] if end > start else b"",
+                )
+        finally:
+            if cursor is not None:
+                cursor.close()
+
+    def _failure(self, err: int, cmd: _Command, device: Optional[DeviceId],
+                 name: bytes, cursor: Optional[kmsg.KmsgCursor]) -> DMError:
+        kernel_message = None
+        lines = cursor.read_dm_lines() if cursor is not None else []
+        if lines and device is not None and cmd is not DEV_CREATE:
+            # Keep lines about this device or about no device in particular.
+            devno = self._devno_of(device)
+            lines = [line for line in lines if kmsg.about(line, devno)]
+        if lines:
+            kernel_message = "; ".join(lines)
+        return error_for(err, cmd.name, _label(device, name), kernel_message)
+
+    def _devno_of(self, device: DeviceId) -> Optional[str]:
+        """'maj:min' of a device for filtering log lines; None if unknown."""
+        if isinstance(device, DevNo):
+            return str(device)
+        try:
+            return str(self.info(device).devno)
+        except DMError:
+            return None
+
+    # -- interface version ------------------------------------------------
+
+    def version(self) -> Version:
+        """The kernel's DM ioctl interface version (asked once, then cached)."""
+        if self._version is None:
+            with self._version_lock:
+                if self._version is None:
+                    # The kernel writes its own version into every reply.
+                    self._version = self._ioctl(VERSION).version
+        return self._version
+
+    def _require(self, needed: Version, what: str) -> None:
+        have = self.version()
+        if have < needed:
+            raise UnsupportedError(
+                errno.ENOTSUP, what, None, None,
+                f"{what} needs device-mapper interface {_v(needed)}; the kernel has {_v(have)}",
+            )
+
+    def supports(self, needed: Version) -> bool:
+        return self.version() >= needed
+
+    # -- global commands --------------------------------------------------
+
+    def remove_all(self, *, deferred: bool = False) -> None:
+        """DM_REMOVE_ALL: remove every device that is not open.
+
+        With ``deferred``, open devices are marked for removal on last close.
+        """
+        flags = 0
+        if deferred:
+            self._require(_DEFERRED_REMOVE, "deferred remove")
+            flags = DMFlag.DEFERRED_REMOVE
+        self._ioctl(REMOVE_ALL, flags=flags)
+
+    def list_devices(self, *, uuids: bool = True, name_prefix: str = "",
+                     uuid_prefix: str = "") -> List[ListedDevice]:
+        """DM_LIST_DEVICES: every device, in the kernel's (name) order.
+
+        Event numbers come with interface 4.37+, uuids with 4.45+ when
+        ``uuids`` is true (otherwise ``uuid`` is None).  The prefixes filter
+        in the kernel (4.45+).
+        """
+        flags = 0
+        if uuids and self.supports(_LIST_UUID):
+            flags |= DMFlag.UUID
+        name = b""
+        uuid = b""
+        if name_prefix or uuid_prefix:
+            self._require(_LIST_UUID, "filtering the device list")
+            name = name_prefix.encode() if name_prefix else b""
+            if len(name) > validate.NAME_MAX_BYTES:
+                raise ValidationError("name prefix is longer than a device name can be")
+            uuid = uuid_prefix.encode() if uuid_prefix else b""
+            if len(uuid) > validate.UUID_MAX_BYTES:
+                raise ValidationError("uuid prefix is longer than a uuid can be")
+        reply = self._ioctl(LIST_DEVICES, flags=flags, name=name, uuid=uuid)
+        return records.decode_name_list(reply.data, self.supports(_LIST_EVENT_NR))
+
+    def targets(self) -> List[TargetVersion]:
+        """DM_LIST_VERSIONS: the target types the kernel has loaded."""
+        return records.decode_versions(self._ioctl(LIST_VERSIONS).data)
+
+    def target_version(self, target_type: str) -> TargetVersion:
+        """DM_GET_TARGET_VERSION: one target type, loading its module if needed."""
+        raw = validate.target_type(target_type)
+        try:
+            reply = self._ioctl(GET_TARGET_VERSION, name=raw)
+        except DMError as exc:
+            if exc.errno == errno.EINVAL:
+                raise DMError(errno.ENOENT, GET_TARGET_VERSION.name, None, None,
+                              f"no target type {target_type!r}") from None
+            raise
+        return records.decode_versions(reply.data)[0]
+
+    def arm_poll(self) -> None:
+        """DM_DEV_ARM_POLL: poll() on ``fileno()`` then wakes on the next event."""
+        self._ioctl(DEV_ARM_POLL)
+
+    # -- one device ---------------------------------------------------------
+
+    def create(self, name: str, *, uuid: Optional[str] = None,
+               devno: Optional[DevNo] = None) -> DeviceInfo:
+        """DM_DEV_CREATE: a device with no table (see ``create_device``)."""
+        validate.device_name(name)
+        flags = 0
+        uuid_raw = validate.device_uuid(uuid) if uuid is not None else b""
+        dev = 0
+        if devno is not None:
+            check_id(devno)
+            flags |= DMFlag.PERSISTENT_DEV
+            dev = os.makedev(devno.major, devno.minor)
+        return self._ioctl(DEV_CREATE, name=name.encode(), uuid=uuid_raw, dev=dev,
+                           flags=flags).info()
+
+    def remove(self, device: DeviceId, *, deferred: bool = False,
+               retry: float = 0.0) -> None:
+        """DM_DEV_REMOVE.
+
+        ``deferred``: if the device is open, mark it to vanish on last close.
+        ``retry``: for up to this many seconds, retry while the device is busy
+        (udev workers briefly open new devices to probe them).
+        """
+        check_id(device)
+        flags = 0
+        if deferred:
+            self._require(_DEFERRED_REMOVE, "deferred remove")
+            flags = DMFlag.DEFERRED_REMOVE
+        deadline = time.monotonic() + retry
+        pause = 0.005
+        while True:
+            try:
+                self._ioctl(DEV_REMOVE, device, flags=flags)
+                return
+            except DeviceBusyError:
+                if time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.2)
+
+    def cancel_deferred_remove(self, device: DeviceId) -> None:
+        """Undo ``remove(deferred=True)`` while the device is still open."""
+        self.message(device, 0, "@cancel_deferred_remove")
+
+    def rename(self, device: DeviceId, new_name: str) -> DeviceInfo:
+        """DM_DEV_RENAME to a new name."""
+        check_id(device)
+        raw = validate.device_name(new_name)
+        return self._ioctl(DEV_RENAME, device, payload=records.encode_cstring(raw)).info()
+
+    def set_uuid(self, device: DeviceId, uuid: str) -> DeviceInfo:
+        """DM_DEV_RENAME with DM_UUID_FLAG: give a device without one a uuid."""
+        check_id(device)
+        raw = validate.device_uuid(uuid)
+        self._require(_RENAME_UUID, "setting a uuid")
+        return self._ioctl(DEV_RENAME, device, flags=DMFlag.UUID,
+                           payload=records.encode_cstring(raw)).info()
+
+    def suspend(self, device: DeviceId, *, noflush: bool = False,
+                nolockfs: bool = False) -> DeviceInfo:
+        """DM_DEV_SUSPEND.  ``noflush``: keep queued I/O; ``nolockfs``: don't freeze the fs."""
+        check_id(device)
+        flags = DMFlag.SUSPEND
+        if noflush:
+            flags |= DMFlag.NOFLUSH
+        if nolockfs:
+            flags |= DMFlag.SKIP_LOCKFS
+        return self._ioctl(DEV_SUSPEND, device, flags=flags).info()
+
+    def resume(self, device: DeviceId, *, noflush: bool = False,
+               nolockfs: bool = False) -> DeviceInfo:
+        """DM_DEV_SUSPEND without the suspend flag: swap in any inactive table, resume."""
+        check_id(device)
+        flags = 0
+        if noflush:
+            flags |= DMFlag.NOFLUSH
+        if nolockfs:
+            flags |= DMFlag.SKIP_LOCKFS
+        return self._ioctl(DEV_SUSPEND, device, flags=flags).info()
+
+    def info(self, device: DeviceId, *, inactive: bool = False) -> DeviceInfo:
+        """DM_DEV_STATUS.  ``inactive``: read-only and target count of the inactive table."""
+        check_id(device)
+        flags = DMFlag.QUERY_INACTIVE_TABLE if inactive else 0
+        return self._ioctl(DEV_STATUS, device, flags=flags).info()
+
+    def exists(self, device: DeviceId) -> bool:
+        try:
+            self.info(device)
+        except DeviceNotFoundError:
+            return False
+        return True
+
+    def wait(self, device: DeviceId, event_nr: Optional[int] = None) -> DeviceInfo:
+        """DM_DEV_WAIT: block until the device's event number differs from ``event_nr``.
+
+        With no ``event_nr``, waits for the next event after now.  Returns the
+        device's state after the event.  Interrupted by a signal: raises
+        ``InterruptedError`` (after any Python signal handler ran).
+        """
+        check_id(device)
+        if event_nr is None:
+            event_nr = self.info(device).event_nr
+        # The reply's status records are not needed (info() reads them on
+        # demand), and re-issuing a wait to fit them would wait again.
+        return self._ioctl(DEV_WAIT, device, event_nr=event_nr, retry_full=False).info()
+
+    def load(self, device: DeviceId, table: Union[Table, str], *,
+             readonly: bool = False) -> DeviceInfo:
+        """DM_TABLE_LOAD into the inactive slot; ``resume()`` makes it live."""
+        check_id(device)
+        tbl = as_table(table)
+        flags = DMFlag.SECURE_DATA  # tables may hold keys: let the kernel wipe its copy
+        if readonly:
+            flags |= DMFlag.READONLY
+        return self._ioctl(TABLE_LOAD, device, flags=flags, target_count=len(tbl),
+                           payload=records.encode_targets(tbl)).info()
+
+    def clear(self, device: DeviceId) -> DeviceInfo:
+        """DM_TABLE_CLEAR: drop the inactive table."""
+        check_id(device)
+        return self._ioctl(TABLE_CLEAR, device).info()
+
+    def deps(self, device: DeviceId, *, inactive: bool = False) -> List[DevNo]:
+        """DM_TABLE_DEPS: the block devices the table uses."""
+        check_id(device)
+        flags = DMFlag.QUERY_INACTIVE_TABLE if inactive else 0
+        reply = self._ioctl(TABLE_DEPS, device, flags=flags)
+        if not reply.data:
+            return []
+        return [DevNo(*d) for d in records.decode_deps(reply.data)]
+
+    def table(self, device: DeviceId, *, inactive: bool = False) -> Optional[Table]:
+        """DM_TABLE_STATUS with DM_STATUS_TABLE_FLAG: the table as loaded, or None."""
+        targets = self._table_status(device, DMFlag.STATUS_TABLE, inactive, False)
+        return Table(records.decode_table(*targets)) if targets[1] else None
+
+    def status(self, device: DeviceId, *, inactive: bool = False,
+               noflush: bool = False) -> List[TargetStatus]:
+        """DM_TABLE_STATUS: each target's status line.
+
+        ``noflush``: ask targets not to flush to produce it (thin, cache).
+        """
+        data, count = self._table_status(device, 0, inactive, noflush)
+        return records.decode_status(data, count)
+
+    def ima_measurement(self, device: DeviceId, *, inactive: bool = False) -> List[TargetStatus]:
+        """DM_TABLE_STATUS with DM_IMA_MEASUREMENT_FLAG (interface 4.45+)."""
+        self._require(_IMA, "IMA measurement")
+        if not lib.PYDM_HAS_IMA:
+            raise UnsupportedError(errno.ENOTSUP, "DM_TABLE_STATUS", describe(device), None,
+                                   "IMA is not in the headers pydevmapper was built against")
+        data, count = self._table_status(device, DMFlag.IMA_MEASUREMENT, inactive, False)
+        return records.decode_status(data, count)
+
+    def _table_status(self, device: DeviceId, flags: int, inactive: bool,
+                      noflush: bool) -> Tuple[bytes, int]:
+        check_id(device)
+        if inactive:
+            flags |= DMFlag.QUERY_INACTIVE_TABLE
+        if noflush:
+            flags |= DMFlag.NOFLUSH
+        reply = self._ioctl(TABLE_STATUS, device, flags=flags)
+        # Without a table in the queried slot the kernel sends no records.
+        present = DMFlag.INACTIVE_PRESENT if inactive else DMFlag.ACTIVE_PRESENT
+        count = reply.target_count if reply.flags & present and reply.data else 0
+        return reply.data, count
+
+    def message(self, device: DeviceId, sector: int, message: str, *,
+                reply_size: int = 64 * 1024) -> Optional[str]:
+        """DM_TARGET_MSG to the target at ``sector``; returns its answer, if any.
+
+        A message is never re-sent (it may not be idempotent), so a reply
+        larger than ``reply_size`` bytes raises ENOBUFS; ask again with more.
+        """
+        check_id(device)
+        validate.sector_count(sector, "message sector")
+        raw = validate.parameter_string(message, "message")
+        if not raw.strip():
+            raise ValidationError("message must not be empty")
+        payload = records.encode_message(sector, raw)
+        reply = self._ioctl(TARGET_MSG, device, payload=payload, retry_full=False,
+                            min_size=HEADER_SIZE + max(reply_size, len(payload)))
+        if reply.flags & DMFlag.BUFFER_FULL:
+            raise DMError(errno.ENOBUFS, TARGET_MSG.name, describe(device), None,
+                          f"the target's answer is larger than {reply_size} bytes")
+        if reply.flags & DMFlag.DATA_OUT:
+            return records._cstr(reply.data, 0)[0] if reply.data else ""
+        return None
+
+    def set_geometry(self, device: DeviceId, cylinders: int, heads: int,
+                     sectors: int, start: int) -> None:
+        """DM_DEV_SET_GEOMETRY (what HDIO_GETGEO then reports)."""
+        check_id(device)
+        for value, what, limit in ((cylinders, "cylinders", 65535), (heads, "heads", 255),
+                                   (sectors, "sectors", 255), (start, "start", 1 << 63)):
+            validate.sector_count(value, what)
+            if value > limit:
+                raise ValidationError(f"{what} {value} exceeds {limit}")
+        text = f"{cylinders} {heads} {sectors} {start}".encode()
+        self._ioctl(DEV_SET_GEOMETRY, device, payload=records.encode_cstring(text))
+
+    # -- several commands -------------------------------------------------------
+
+    def create_device(self, name: str, table: Union[Table, str], *,
+                      uuid: Optional[str] = None, readonly: bool = False,
+                      devno: Optional[DevNo] = None) -> "Device":
+        """Create, load and resume in one call; nothing is left if a step fails.
+
+        Returns a ``Device``; ``with ctl.create_device(...) as dev:`` removes
+        it again on leaving the block.
+        """
+        tbl = as_table(table)  # checked before the kernel sees anything
+        info = self.create(name, uuid=uuid, devno=devno)
+        try:
+            self.load(info.devno, tbl, readonly=readonly)
+            self.resume(info.devno)
+        except BaseException:
+            _remove_quietly(self, info.devno)
+            raise
+        return Device(self, info.devno, owned=True)
+
+    def reload(self, device: DeviceId, table: Union[Table, str], *,
+               readonly: bool = False, noflush: bool = False,
+               nolockfs: bool = False) -> DeviceInfo:
+        """Load a new table and make it live; the old one stays live on failure."""
+        check_id(device)
+        tbl = as_table(table)
+        self.load(device, tbl, readonly=readonly)
+        try:
+            self.suspend(device, noflush=noflush, nolockfs=nolockfs)
+        except BaseException:
+            _quietly(self.clear, device)
+            raise
+        try:
+            return self.resume(device, noflush=noflush, nolockfs=nolockfs)
+        except BaseException:
+            # The swap failed: drop the new table and bring the old one back.
+            _quietly(self.clear, device)
+            _quietly(self.resume, device)
+            raise
+
+    def device(self, device: DeviceId) -> "Device":
+        """A handle on an existing device (addressed by its number from now on)."""
+        return Device(self, self.info(device).devno, owned=False)
+
+
+def _quietly(fn, *args) -> None:  # type: ignore[no-untyped-def]
+    try:
+        fn(*args)
+    except DMError:
+        pass
+
+
+def _remove_quietly(ctl: Control, devno: DevNo) -> None:
+    _quietly(ctl.clear, devno)
+    try:
+        ctl.remove(devno, retry=5.0)
+    except DMError:
+        pass
+
+
+def _label(device: Optional[DeviceId], name: bytes) -> Optional[str]:
+    if device is not None:
+        return describe(device)
+    return name.decode("utf-8", "replace") or None
+
+
+def _v(version: Version) -> str:
+    return ".".join(map(str, version))
+
+
+class Device:
+    """A handle on one device, addressed by its device number.
+
+    The number stays valid across renames; it could be reused only after the
+    device is removed.  As a context manager, a handle that ``create_device``
+    returned removes its device on exit.
+    """
+
+    __slots__ = ("control", "devno", "_owned")
+
+    def __init__(self, control: Control, devno: DevNo, *, owned: bool = False) -> None:
+        self.control = control
+        self.devno = devno
+        self._owned = owned
+
+    def __repr__(self) -> str:
+        return f"<Device {self.devno}>"
+
+    @property
+    def name(self) -> str:
+        return self.info().name
+
+    @property
+    def path(self) -> str:
+        """``/dev/mapper/<name>`` (under ``$DM_DEV_DIR``)."""
+        return os.path.join(default_dev_dir(), "mapper", self.name)
+
+    def info(self, *, inactive: bool = False) -> DeviceInfo:
+        return self.control.info(self.devno, inactive=inactive)
+
+    def table(self, *, inactive: bool = False) -> Optional[Table]:
+        return self.control.table(self.devno, inactive=inactive)
+
+    def status(self, *, inactive: bool = False, noflush: bool = False) -> List[TargetStatus]:
+        return self.control.status(self.devno, inactive=inactive, noflush=noflush)
+
+    def deps(self, *, inactive: bool = False) -> List[DevNo]:
+        return self.control.deps(self.devno, inactive=inactive)
+
+    def load(self, table: Union[Table, str], *, readonly: bool = False) -> DeviceInfo:
+        return self.control.load(self.devno, table, readonly=readonly)
+
+    def reload(self, table: Union[Table, str], **kwargs: bool) -> DeviceInfo:
+        return self.control.reload(self.devno, table, **kwargs)
+
+    def suspend(self, **kwargs: bool) -> DeviceInfo:
+        return self.control.suspend(self.devno, **kwargs)
+
+    def resume(self, **kwargs: bool) -> DeviceInfo:
+        return self.control.resume(self.devno, **kwargs)
+
+    def message(self, message: str, sector: int = 0) -> Optional[str]:
+        return self.control.message(self.devno, sector, message)
+
+    def rename(self, new_name: str) -> DeviceInfo:
+        return self.control.rename(self.devno, new_name)
+
+    def wait(self, event_nr: Optional[int] = None) -> DeviceInfo:
+        return self.control.wait(self.devno, event_nr)
+
+    def remove(self, *, deferred: bool = False, retry: float = 0.0) -> None:
+        self.control.remove(self.devno, deferred=deferred, retry=retry)
+        self._owned = False
+
+    def __enter__(self) -> "Device":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._owned:
+            self._owned = False
+            _remove_quietly(self.control, self.devno)

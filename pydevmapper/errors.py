@@ -1,0 +1,112 @@
+"""Typed errors.
+
+Kernel failures are ``DMError``: an ``OSError`` that keeps the errno and adds
+the DM command, the device it addressed and, when the kernel explained itself
+in its log (it explains a rejected table nowhere else), that explanation.
+Bad input never reaches the kernel; it raises ``ValidationError``, a
+``ValueError`` naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+from typing import Optional
+
+
+class ValidationError(ValueError):
+    """Input the kernel would reject, truncate or misread; nothing was sent."""
+
+
+class DMError(OSError):
+    """A device-mapper command failed in the kernel.
+
+    Attributes beyond OSError's ``errno`` and ``strerror``:
+    ``command`` (e.g. ``"DM_TABLE_LOAD"``), ``device`` (how the device was
+    addressed: a name, ``uuid:<uuid>`` or ``<major>:<minor>``; None for global
+    commands) and ``kernel_message`` (lines the kernel logged about the
+    failure, or None when there were none or the log is unreadable).
+    """
+
+    def __init__(
+        self,
+        errno: int,
+        command: str,
+        device: Optional[str] = None,
+        kernel_message: Optional[str] = None,
+        detail: Optional[str] = None,
+    ) -> None:
+        super().__init__(errno, detail or os.strerror(errno))
+        self.command = command
+        self.device = device
+        self.kernel_message = kernel_message
+
+    def __str__(self) -> str:
+        where = f"{self.command} {self.device}" if self.device else self.command
+        text = f"{where}: {self.strerror} [Errno {self.errno}]"
+        if self.kernel_message:
+            text += f"; kernel: {self.kernel_message}"
+        return text
+
+    def __reduce__(self):  # keep the extra fields across pickling
+        return (type(self), (self.errno, self.command, self.device,
+                             self.kernel_message, self.strerror))
+
+
+class DeviceNotFoundError(DMError):
+    """No device with that name, uuid or number (ENXIO)."""
+
+
+class DeviceBusyError(DMError):
+    """The device is open or otherwise in use (EBUSY)."""
+
+
+class DeviceExistsError(DMError):
+    """A device with that name or uuid already exists (the kernel says EBUSY)."""
+
+
+class DMPermissionError(DMError, PermissionError):
+    """Device-mapper needs CAP_SYS_ADMIN (EPERM/EACCES)."""
+
+
+class InvalidTableError(DMError):
+    """The kernel rejected a table; ``kernel_message`` says why when it can."""
+
+
+class UnsupportedError(DMError):
+    """The running kernel's DM interface is too old for the request (ENOTSUP)."""
+
+
+class DeviceMapperUnavailableError(DMError):
+    """There is no device-mapper control node (dm-mod not loaded?)."""
+
+
+def _class_for(errno: int, command: str) -> type:
+    if errno in (_errno.EPERM, _errno.EACCES):
+        return DMPermissionError
+    if errno == _errno.ENXIO:
+        return DeviceNotFoundError
+    if errno == _errno.EBUSY:
+        # The kernel answers a duplicate name or uuid with EBUSY.
+        if command in ("DM_DEV_CREATE", "DM_DEV_RENAME"):
+            return DeviceExistsError
+        return DeviceBusyError
+    if errno == _errno.EINVAL and command == "DM_TABLE_LOAD":
+        return InvalidTableError
+    return DMError
+
+
+def error_for(
+    errno: int,
+    command: str,
+    device: Optional[str] = None,
+    kernel_message: Optional[str] = None,
+) -> DMError:
+    """The typed error for a failed command."""
+    cls = _class_for(errno, command)
+    detail = None
+    if cls is DMPermissionError:
+        detail = f"{os.strerror(errno)} (device-mapper needs CAP_SYS_ADMIN: run as root)"
+    elif cls is DeviceExistsError:
+        detail = "a device with that name or uuid already exists"
+    return cls(errno, command, device, kernel_message, detail)

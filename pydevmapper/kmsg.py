@@ -1,0 +1,67 @@
+"""What the kernel logged about a failed command.
+
+The kernel explains a rejected table only in its log, e.g.
+``device-mapper: table: 254:0: linear: Device lookup failed``.  A cursor is
+placed at the end of /dev/kmsg before a command that may fail that way; after
+a failure the records written since are read and the device-mapper lines
+kept; ``about()`` drops those naming another device number.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+from typing import List, Optional
+
+_DEVNO_PREFIX = re.compile(r"^device-mapper: [\w-]+: (\d+:\d+): ")
+
+
+class KmsgCursor:
+    """A position in the kernel log; ``None``-safe when the log is unreadable."""
+
+    __slots__ = ("_fd",)
+
+    def __init__(self, path: str = "/dev/kmsg") -> None:
+        try:
+            self._fd: Optional[int] = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            os.lseek(self._fd, 0, os.SEEK_END)
+        except OSError:
+            self._fd = None  # not root, dmesg_restrict, or no /dev/kmsg
+
+    def read_dm_lines(self) -> List[str]:
+        """Device-mapper messages logged since the cursor was placed."""
+        if self._fd is None:
+            return []
+        lines = []
+        while True:
+            try:
+                record = os.read(self._fd, 8192)
+            except OSError as exc:
+                if exc.errno == errno.EPIPE:  # records overwritten; go on
+                    continue
+                break  # EAGAIN: nothing more
+            if not record:
+                break
+            _, _, text = record.decode("utf-8", "replace").partition(";")
+            text = text.split("\n", 1)[0]
+            if text.startswith("device-mapper:"):
+                lines.append(text)
+        return lines
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> "KmsgCursor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def about(line: str, devno: Optional[str]) -> bool:
+    """False only for a line that names a device number other than ``devno``."""
+    match = _DEVNO_PREFIX.match(line)
+    return not (devno and match and match.group(1) != devno)

@@ -1,0 +1,221 @@
+"""The pytest plugin: markers, fixtures and the end-of-session sweep."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+import shutil
+import tempfile
+from typing import Callable, Iterator, List, Optional
+
+import pytest
+
+from pydevmapper.testing import kernel, sweep
+
+_ROOT_MARKER = "root: needs root and a kernel with device-mapper (skips, or fails under PYDM_REQUIRE_KERNEL=1)"
+_BASIC_MARKER = "needs_basic_target: needs the basic_target module (PYDM_BASIC_TARGET_KO)"
+BASIC_TARGET_ENV = "PYDM_BASIC_TARGET_KO"
+
+_state = {"prefix": None, "loop_dir": None, "reason": "unchecked", "used": False,
+          "leaks": [], "module_loaded_here": False}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", _ROOT_MARKER)
+    config.addinivalue_line("markers", _BASIC_MARKER)
+
+
+def _unavailable() -> Optional[str]:
+    if _state["reason"] == "unchecked":
+        _state["reason"] = kernel.kernel_unavailable_reason()
+    return _state["reason"]
+
+
+def _skip_or_fail(reason: str) -> None:
+    if kernel.require_kernel():
+        pytest.fail(f"{reason} (and {kernel.REQUIRE_ENV} is set: this tier must run)",
+                    pytrace=False)
+    pytest.skip(reason)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("root") or item.get_closest_marker("needs_basic_target"):
+        reason = _unavailable()
+        if reason:
+            _skip_or_fail(reason)
+        _state["used"] = True
+    if item.get_closest_marker("needs_basic_target") and not os.environ.get(BASIC_TARGET_ENV):
+        _skip_or_fail(f"{BASIC_TARGET_ENV} does not name a basic_target.ko for this kernel")
+
+
+# -- fixtures ------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def dm_prefix() -> str:
+    """The session's device-name prefix; the sweep removes what carries it."""
+    if _state["prefix"] is None:
+        _state["prefix"] = f"pydmt-{secrets.token_hex(3)}-"
+    return _state["prefix"]
+
+
+@pytest.fixture(scope="session")
+def dm_control():
+    """A Control for the session (root tests only)."""
+    reason = _unavailable()
+    if reason:
+        _skip_or_fail(reason)
+    from pydevmapper.control import Control
+
+    ctl = Control()
+    yield ctl
+    ctl.close()
+
+
+_counter = itertools.count()
+
+
+@pytest.fixture
+def dm_name(dm_prefix: str, request: pytest.FixtureRequest) -> str:
+    """A device name unique to this test, under the session prefix."""
+    stem = request.node.name.replace("[", "-").replace("]", "")[:60]
+    return f"{dm_prefix}{next(_counter)}-{stem}"[:127]
+
+
+def _loop_dir() -> str:
+    if _state["loop_dir"] is None:
+        _state["loop_dir"] = tempfile.mkdtemp(prefix="pydmt-loop-")
+    return _state["loop_dir"]
+
+
+@pytest.fixture
+def make_loop() -> Iterator[Callable[..., "object"]]:
+    """Factory: ``make_loop(size_mib=64)`` attaches a loop device over a sparse file."""
+    from pydevmapper import loopdev
+
+    made: List[loopdev.LoopDevice] = []
+
+    def factory(size_mib: int = 64, **kwargs: bool) -> loopdev.LoopDevice:
+        fd, path = tempfile.mkstemp(dir=_loop_dir(), suffix=".img")
+        try:
+            os.ftruncate(fd, size_mib * 1024 * 1024)
+        finally:
+            os.close(fd)
+        loop = loopdev.attach(path, **kwargs)
+        made.append(loop)
+        return loop
+
+    yield factory
+    errors = []
+    for loop in reversed(made):
+        try:
+            loop.detach()
+        except OSError as exc:
+            errors.append(exc)
+        try:
+            os.unlink(loop.backing_file)
+        except OSError:
+            pass
+    if errors:
+        raise errors[0]
+
+
+@pytest.fixture
+def loop_device(make_loop):
+    """One 64 MiB loop device over a sparse file."""
+    return make_loop(64)
+
+
+@pytest.fixture
+def make_device(dm_control, dm_prefix: str):
+    """Factory: ``make_device(table, name=None, **kw)`` -> Device, removed after the test."""
+    made = []
+    names = (f"{dm_prefix}dev{next(_counter)}" for _ in itertools.count())
+
+    def factory(table, name: Optional[str] = None, **kwargs):
+        dev = dm_control.create_device(name or next(names), table, **kwargs)
+        made.append(dev)
+        return dev
+
+    yield factory
+    from pydevmapper.errors import DeviceNotFoundError
+
+    for dev in reversed(made):
+        try:
+            dm_control.remove(dev.devno, retry=5.0)
+        except DeviceNotFoundError:
+            pass
+
+
+@pytest.fixture(scope="session")
+def basic_target():
+    """Loads basic_target (from $PYDM_BASIC_TARGET_KO) for the session; unloads it after.
+
+    Yields the module's path.  Tests using it should carry the
+    ``needs_basic_target`` marker so a missing module skips (or fails) early.
+    """
+    reason = _unavailable()
+    if reason:
+        _skip_or_fail(reason)
+    path = os.environ.get(BASIC_TARGET_ENV)
+    if not path:
+        _skip_or_fail(f"{BASIC_TARGET_ENV} is not set")
+    from pydevmapper import kmod
+
+    loaded_here = False
+    if not kmod.is_loaded("basic_target"):
+        kmod.load_module(path)
+        loaded_here = True
+        _state["module_loaded_here"] = True
+    yield path
+    if loaded_here:
+        # Leftover devices would pin the module: sweep them first.
+        _sweep_devices()
+        try:
+            kmod.unload_module("basic_target")
+        except kmod.ModuleError as exc:
+            _state["leaks"].append(f"module basic_target ({exc})")
+
+
+# -- the sweep -----------------------------------------------------------------
+
+def _sweep_devices() -> None:
+    """Remove devices carrying the session prefix; record each as a leak."""
+    if not _state["prefix"] or _unavailable():
+        return
+    leaks = _state["leaks"]
+    try:
+        from pydevmapper.control import Control
+
+        with Control() as ctl:
+            devices = sweep.leftover_devices(ctl, _state["prefix"])
+            leaks += [f"device {n}" for n in devices]
+            stuck = sweep.remove_devices(ctl, devices) if devices else []
+            leaks += [f"device {n} (could not be removed)" for n in stuck]
+    except Exception as exc:  # the sweep must not hide the run's own result
+        leaks.append(f"sweep failed: {exc}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not _state["used"]:
+        _cleanup_loop_dir()
+        return
+    _sweep_devices()
+    leaks = _state["leaks"]
+    if _state["loop_dir"]:
+        loops = sweep.leftover_loops(_state["loop_dir"])
+        leaks += [f"loop device {p}" for p in loops]
+        leaks += [f"loop device {p} (could not be detached)" for p in sweep.detach_loops(loops)]
+    _cleanup_loop_dir()
+    if leaks:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        text = "pydevmapper sweep: the session leaked " + ", ".join(leaks)
+        if reporter is not None:
+            reporter.write_line(text, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _cleanup_loop_dir() -> None:
+    if _state["loop_dir"]:
+        shutil.rmtree(_state["loop_dir"], ignore_errors=True)
+        _state["loop_dir"] = None

@@ -1,0 +1,90 @@
+"""Checks run before anything is sent, so the kernel never sees bad input.
+
+The kernel would silently truncate long names (strscpy into fixed arrays),
+split parameters at newlines, and interpret '/' in a name as a path; we
+refuse such input instead.
+"""
+
+from __future__ import annotations
+
+from pydevmapper._dm import NAME_MAX_BYTES, TARGET_TYPE_MAX_BYTES, UUID_MAX_BYTES
+from pydevmapper.errors import ValidationError
+
+# Names the kernel reserves: the control node lives at /dev/mapper/control.
+_RESERVED_NAMES = frozenset({".", "..", "control"})
+
+
+def _encode(value: object, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise ValidationError(f"{what} must be a str, not {type(value).__name__}")
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValidationError(f"{what} {value!r} is not valid UTF-8: {exc}") from None
+
+
+def device_name(name: object) -> bytes:
+    """Check a device name and return its bytes."""
+    raw = _encode(name, "device name")
+    if not raw:
+        raise ValidationError("device name must not be empty")
+    if len(raw) > NAME_MAX_BYTES:
+        raise ValidationError(
+            f"device name is {len(raw)} bytes; the kernel allows at most {NAME_MAX_BYTES}"
+        )
+    if b"\0" in raw:
+        raise ValidationError(f"device name {name!r} contains a NUL byte")
+    if b"/" in raw:
+        raise ValidationError(f"device name {name!r} contains '/'")
+    if name in _RESERVED_NAMES:
+        raise ValidationError(f"device name {name!r} is reserved")
+    return raw
+
+
+def device_uuid(uuid: object) -> bytes:
+    """Check a device uuid and return its bytes."""
+    raw = _encode(uuid, "uuid")
+    if not raw:
+        raise ValidationError("uuid must not be empty")
+    if len(raw) > UUID_MAX_BYTES:
+        raise ValidationError(
+            f"uuid is {len(raw)} bytes; the kernel allows at most {UUID_MAX_BYTES}"
+        )
+    if b"\0" in raw:
+        raise ValidationError(f"uuid {uuid!r} contains a NUL byte")
+    return raw
+
+
+def sector_count(value: object, what: str) -> int:
+    """A non-negative integer number of 512-byte sectors (bool is refused)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"{what} must be an int, not {type(value).__name__}")
+    if value < 0:
+        raise ValidationError(f"{what} must not be negative (got {value})")
+    if value >= 1 << 64:
+        raise ValidationError(f"{what} {value} does not fit in 64 bits")
+    return value
+
+
+def target_type(value: object) -> bytes:
+    raw = _encode(value, "target type")
+    if not raw:
+        raise ValidationError("target type must not be empty")
+    if len(raw) > TARGET_TYPE_MAX_BYTES:
+        raise ValidationError(
+            f"target type {value!r} is {len(raw)} bytes; at most {TARGET_TYPE_MAX_BYTES}"
+        )
+    # Any str whitespace (e.g. \x1c, \xa0), since Table.parse splits fields with str.split().
+    if any(c.isspace() or c == "\0" for c in raw.decode("utf-8")):
+        raise ValidationError(f"target type {value!r} contains whitespace or NUL")
+    return raw
+
+
+def parameter_string(value: object, what: str = "target parameters") -> bytes:
+    """Parameters and messages: one line, no NUL (the kernel splits at both)."""
+    raw = _encode(value, what)
+    if b"\0" in raw:
+        raise ValidationError(f"{what} {value!r} contain a NUL byte")
+    if b"\n" in raw or b"\r" in raw:
+        raise ValidationError(f"{what} {value!r} contain a line break")
+    return raw

@@ -1,0 +1,176 @@
+"""DEV_CREATE, DEV_STATUS, DEV_RENAME, DEV_SUSPEND, DEV_REMOVE against the kernel."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import pydevmapper as dm
+from tests.root.helpers import dm_block_node, sysfs_dm_devices
+
+pytestmark = pytest.mark.root
+
+
+def test_version_is_interface_4(dm_control):
+    major, minor, _ = dm_control.version()
+    assert major == 4 and minor >= 37
+
+
+def test_create_without_table_then_remove(dm_control, dm_name):
+    info = dm_control.create(dm_name, uuid=f"PYDMT-{dm_name}")
+    try:
+        assert info.name == dm_name
+        assert info.uuid == f"PYDMT-{dm_name}"
+        assert not info.live_table and not info.inactive_table
+        assert info.suspended  # a new device is suspended until its first resume
+        assert sysfs_dm_devices()[dm_name] == (info.uuid, info.major, info.minor)
+        by_uuid = dm_control.info(dm.Uuid(info.uuid))
+        by_devno = dm_control.info(info.devno)
+        assert by_uuid == by_devno == dm_control.info(dm_name)
+    finally:
+        dm_control.remove(dm_name)
+    assert dm_name not in sysfs_dm_devices()
+    with pytest.raises(dm.DeviceNotFoundError) as exc:
+        dm_control.info(dm_name)
+    assert exc.value.command == "DM_DEV_STATUS" and exc.value.device == dm_name
+
+
+def test_create_with_chosen_minor(dm_control, dm_name):
+    major = dm_control.create(dm_name).major
+    dm_control.remove(dm_name)
+    info = dm_control.create(dm_name, devno=dm.DevNo(major, 4000))
+    try:
+        assert info.devno == (major, 4000)
+    finally:
+        dm_control.remove(dm_name)
+
+
+def test_duplicate_name_and_uuid_are_refused(make_device, dm_control, dm_name):
+    make_device("0 8 zero", name=dm_name, uuid=f"PYDMT-dup-{dm_name}")
+    with pytest.raises(dm.DeviceExistsError) as exc:
+        dm_control.create(dm_name)
+    assert exc.value.command == "DM_DEV_CREATE"
+    with pytest.raises(dm.DeviceExistsError):
+        dm_control.create(dm_name + "x", uuid=f"PYDMT-dup-{dm_name}")
+    assert not dm_control.exists(dm_name + "x")
+
+
+def test_rename_and_set_uuid(make_device, dm_control, dm_name):
+    dev = make_device("0 8 zero")
+    info = dev.rename(dm_name)
+    assert info.name == dm_name and dev.name == dm_name
+    assert dm_control.info(dm_name).devno == dev.devno
+    info = dm_control.set_uuid(dm_name, f"PYDMT-set-{dm_name}")
+    assert info.uuid == f"PYDMT-set-{dm_name}"
+    with pytest.raises(dm.DMError):  # a uuid is set once
+        dm_control.set_uuid(dm_name, "PYDMT-another")
+
+
+def test_rename_to_existing_name_is_refused(make_device, dm_control):
+    first = make_device("0 8 zero")
+    second = make_device("0 8 zero")
+    with pytest.raises(dm.DeviceExistsError):
+        second.rename(first.name)
+
+
+def test_suspend_and_resume_flags(make_device, dm_control):
+    dev = make_device("0 64 zero")
+    assert not dev.info().suspended
+    assert dev.suspend(noflush=True, nolockfs=True).suspended
+    assert dm_control.info(dev.devno).suspended
+    assert not dev.resume().suspended
+
+
+def test_open_count_and_busy_remove(make_device, dm_control):
+    dev = make_device("0 64 zero")
+    fd = os.open(dev_node(dev), os.O_RDONLY)
+    try:
+        assert dev.info().open_count == 1
+        with pytest.raises(dm.DeviceBusyError) as exc:
+            dm_control.remove(dev.devno)
+        assert exc.value.command == "DM_DEV_REMOVE"
+    finally:
+        os.close(fd)
+    assert dev.info().open_count == 0
+
+
+def test_deferred_remove_and_cancel(dm_control, dm_name):
+    dev = dm_control.create_device(dm_name, "0 64 zero")
+    fd = os.open(dev_node(dev), os.O_RDONLY)
+    try:
+        dev.remove(deferred=True)
+        assert dm_control.info(dm_name).deferred_remove
+        dm_control.cancel_deferred_remove(dm_name)
+        assert not dm_control.info(dm_name).deferred_remove
+        dm_control.remove(dm_name, deferred=True)
+    finally:
+        os.close(fd)
+    # Last close removed it.
+    assert not dm_control.exists(dm_name)
+
+
+def test_remove_all_spares_open_devices(dm_control, make_device):
+    # REMOVE_ALL touches every device on the host, so only check it does not
+    # remove an open one (the guest holds nothing else of value).
+    dev = make_device("0 8 zero")
+    fd = os.open(dev_node(dev), os.O_RDONLY)
+    try:
+        dm_control.remove_all()
+        assert dm_control.exists(dev.devno)
+    finally:
+        os.close(fd)
+
+
+def test_set_geometry(make_device, dm_control):
+    dev = make_device("0 2048 zero")
+    dm_control.set_geometry(dev.devno, 2, 16, 63, 0)
+    with pytest.raises(dm.DMError):
+        dm_control.set_geometry(dm.DevNo(dev.devno.major, 1 << 19), 2, 16, 63, 0)
+
+
+def dev_node(dev: dm.Device) -> str:
+    # devtmpfs names dm devices dm-<minor>, with or without udev.
+    return dm_block_node(dev.devno)
+
+
+def _in_unprivileged_child(action) -> int:
+    """Run action() as nobody in a child; its exit code says how it went."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        code = 4
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            code = action()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def test_unprivileged_open_is_a_permission_error():
+    def action() -> int:
+        try:
+            dm.Control()
+        except dm.DMPermissionError as exc:
+            return 0 if "CAP_SYS_ADMIN" in str(exc) and isinstance(exc, PermissionError) else 3
+        return 1
+
+    assert _in_unprivileged_child(action) == 0
+
+
+def test_unprivileged_ioctl_on_a_root_descriptor_is_a_permission_error(dm_control):
+    ctl = dm.Control()  # opened as root, used after dropping privileges
+
+    def action() -> int:
+        try:
+            ctl.list_devices()
+        except dm.DMPermissionError as exc:
+            return 0 if exc.command == "DM_LIST_DEVICES" else 3
+        return 1
+
+    try:
+        assert _in_unprivileged_child(action) == 0
+    finally:
+        ctl.close()

@@ -1,0 +1,89 @@
+"""LIST_DEVICES, LIST_VERSIONS, GET_TARGET_VERSION, DEV_WAIT and ARM_POLL."""
+
+from __future__ import annotations
+
+import select
+import threading
+
+import pytest
+
+import pydevmapper as dm
+from tests.root.helpers import sysfs_dm_devices
+
+pytestmark = pytest.mark.root
+
+
+def test_listing_many_devices_matches_the_kernel(dm_control, dm_prefix):
+    names = [f"{dm_prefix}many-{i:04d}" for i in range(500)]
+    made = []
+    try:
+        for i, name in enumerate(names):
+            uuid = f"PYDMT-many-{i}" if i % 2 else None
+            made.append(dm_control.create(name, uuid=uuid).devno)
+        listed = {d.name: d for d in dm_control.list_devices()}
+        kernel = sysfs_dm_devices()
+        assert set(listed) == set(kernel)
+        for name, (uuid, major, minor) in kernel.items():
+            entry = listed[name]
+            assert (entry.uuid, entry.major, entry.minor) == (uuid, major, minor)
+            assert entry.event_nr == dm_control.info(name).event_nr
+        # A second listing reuses the size that worked: same answer.
+        assert {d.name for d in dm_control.list_devices()} == set(kernel)
+        prefixed = dm_control.list_devices(name_prefix=f"{dm_prefix}many-00")
+        assert sorted(d.name for d in prefixed) == names[:100]
+    finally:
+        for devno in made:
+            dm_control.remove(devno)
+
+
+def test_listing_without_uuids(dm_control, make_device):
+    dev = make_device("0 8 zero", uuid="PYDMT-nouuid-check")
+    entry = next(d for d in dm_control.list_devices(uuids=False) if d.name == dev.name)
+    assert entry.uuid is None
+
+
+def test_target_versions(dm_control, make_device):
+    make_device("0 8 zero")
+    targets = {t.name: t.version for t in dm_control.targets()}
+    assert {"linear", "striped", "error", "zero"} <= set(targets)
+    assert dm_control.target_version("linear") == dm.TargetVersion("linear", targets["linear"])
+    with pytest.raises(dm.DMError):
+        dm_control.target_version("no-such-target")
+
+
+def test_wait_returns_at_once_for_a_stale_event_number(make_device):
+    dev = make_device("0 8 zero")
+    current = dev.info().event_nr
+    # Any other number than the current one is "already happened".
+    assert dev.wait(current + 1).event_nr == current
+
+
+def test_arm_poll_wakes_on_a_global_event(dm_control, dm_name):
+    dm_control.arm_poll()
+    poller = select.poll()
+    poller.register(dm_control.fileno(), select.POLLIN)
+    assert poller.poll(0) == []
+    with dm_control.create_device(dm_name, "0 8 zero"):
+        assert poller.poll(5000)  # create raised a global event
+    dm_control.arm_poll()
+    assert poller.poll(0) == []
+
+
+def test_control_is_shared_between_threads(dm_control, make_device):
+    dev = make_device("0 8 zero")
+    errors = []
+
+    def worker():
+        try:
+            for _ in range(50):
+                assert dm_control.info(dev.devno).name == dev.name
+                dm_control.list_devices()
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

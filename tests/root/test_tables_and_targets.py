@@ -1,0 +1,131 @@
+"""TABLE_LOAD / CLEAR / STATUS / DEPS on linear, zero, error and striped targets."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import pydevmapper as dm
+from tests.root.helpers import dm_block_node, sectors_of
+
+pytestmark = pytest.mark.root
+
+
+def test_linear_table_status_and_deps(make_loop, make_device):
+    loop = make_loop(8)
+    size = sectors_of(loop.path)
+    table = dm.Table([dm.Target(0, size // 2, "linear", f"{loop.devno_str} 0"),
+                      dm.Target(size // 2, size // 2, "linear", f"{loop.devno_str} {size // 2}")])
+    dev = make_device(table)
+    assert dev.table() == table
+    assert sectors_of(dm_block_node(dev.devno)) == size
+    assert [(s.start, s.length, s.type, s.status) for s in dev.status()] == [
+        (0, size // 2, "linear", ""), (size // 2, size // 2, "linear", "")]
+    assert dev.deps() == [dm.DevNo(*loop.devno)]
+    info = dev.info()
+    assert info.live_table and info.target_count == 2 and not info.read_only
+
+
+def test_zero_and_error_targets(make_device):
+    dev = make_device("0 100 zero\n100 28 error\n")
+    assert [t.type for t in dev.table()] == ["zero", "error"]
+    fd = os.open(dm_block_node(dev.devno), os.O_RDONLY)
+    try:
+        assert os.pread(fd, 512, 0) == b"\0" * 512
+        with pytest.raises(OSError):
+            os.pread(fd, 512, 100 * 512)
+    finally:
+        os.close(fd)
+    assert dev.deps() == []
+
+
+def test_striped_target(make_loop, make_device):
+    a, b = make_loop(4), make_loop(4)
+    params = f"2 16 {a.devno_str} 0 {b.devno_str} 0"
+    dev = make_device(dm.Table.single(2 * 8192, "striped", params))
+    assert dev.table()[0].params == params
+    assert sorted(dev.deps()) == sorted([dm.DevNo(*a.devno), dm.DevNo(*b.devno)])
+
+
+def test_readonly_table(make_device):
+    dev = make_device("0 8 zero", readonly=True)
+    assert dev.info().read_only
+    with pytest.raises(OSError):
+        os.open(dm_block_node(dev.devno), os.O_WRONLY)
+
+
+def test_inactive_table_load_query_and_clear(make_device, dm_control):
+    dev = make_device("0 64 zero")
+    info = dev.load("0 32 error")
+    assert info.inactive_table and info.live_table
+    assert dev.table(inactive=True) == dm.Table.parse("0 32 error")
+    assert dev.table() == dm.Table.parse("0 64 zero")
+    assert dm_control.info(dev.devno, inactive=True).target_count == 1
+    assert [s.type for s in dev.status(inactive=True)] == ["error"]
+    assert not dev.control.clear(dev.devno).inactive_table
+    assert dev.table(inactive=True) is None
+
+
+def test_reload_swaps_table_and_keeps_old_one_when_rejected(make_device):
+    dev = make_device("0 64 zero")
+    dev.reload("0 128 error")
+    assert dev.table() == dm.Table.parse("0 128 error")
+    with pytest.raises(dm.InvalidTableError):
+        dev.reload("0 64 linear 0:0 0")
+    assert dev.table() == dm.Table.parse("0 128 error")
+    assert not dev.info().inactive_table and not dev.info().suspended
+
+
+def test_rejected_table_carries_kernel_reason_and_rolls_back(dm_control, dm_name):
+    with pytest.raises(dm.InvalidTableError) as exc:
+        dm_control.create_device(dm_name, "0 64 linear 254:65000 0")
+    err = exc.value
+    assert err.command == "DM_TABLE_LOAD"
+    assert err.kernel_message and "linear" in err.kernel_message
+    assert "Device lookup failed" in str(err) or "lookup" in err.kernel_message.lower()
+    assert not dm_control.exists(dm_name)
+
+
+def test_unknown_target_type(dm_control, dm_name):
+    with pytest.raises(dm.InvalidTableError) as exc:
+        dm_control.create_device(dm_name, "0 8 no-such-target")
+    assert "no-such-target" in (exc.value.kernel_message or "")
+    assert not dm_control.exists(dm_name)
+
+
+@pytest.mark.parametrize("table", [
+    "0 8 zero\n16 8 zero",          # gap
+    "0 8 zero\n4 8 zero",           # overlap
+    "0 0 zero",                     # zero length
+    "",                             # empty
+    "8 8 zero",                     # does not start at 0
+])
+def test_bad_tables_never_reach_the_kernel(dm_control, dm_name, table):
+    before = dm_control.list_devices()
+    with pytest.raises(dm.ValidationError):
+        dm_control.create_device(dm_name, table)
+    assert dm_control.list_devices() == before
+
+
+@pytest.mark.parametrize("name", ["x" * 128, "a/b", ".", "..", "control", "", "nul\0byte"])
+def test_bad_names_never_reach_the_kernel(dm_control, name):
+    before = dm_control.list_devices()
+    with pytest.raises(dm.ValidationError):
+        dm_control.create_device(name, "0 8 zero")
+    assert dm_control.list_devices() == before
+
+
+def test_longest_name_is_kept_whole(dm_control, dm_prefix):
+    name = (dm_prefix + "L" * 127)[:127]
+    with dm_control.create_device(name, "0 8 zero") as dev:
+        assert dev.name == name
+        assert name in {d.name for d in dm_control.list_devices()}
+
+
+def test_ima_measurement(make_device, dm_control):
+    if dm_control.version() < (4, 45, 0):
+        pytest.skip("kernel DM interface predates IMA")
+    dev = make_device("0 64 zero")
+    measured = dm_control.ima_measurement(dev.devno)
+    assert [m.type for m in measured] == ["zero"]

@@ -1,0 +1,750 @@
+"""Control's ioctl path against a fake kernel behind a regular file.
+
+This is the one place a fake stands in for the kernel: it checks what
+``Control`` writes into the request buffer and how it reads replies, buffer
+growth and failures.  What the real kernel does with a request is the root
+tier's business.
+
+``Control(path=<regular file>)`` only opens the file; ``pydevmapper.control.lib``
+is replaced by a proxy whose ``ioctl`` is the fake and whose other attributes
+are the real compiled binding's.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import struct
+from typing import Callable, Dict, List, NamedTuple, Optional
+
+import pytest
+
+from pydevmapper import control, records
+from pydevmapper._dm import HEADER_SIZE, ffi, lib as real_lib
+from pydevmapper.control import Control
+from pydevmapper.device import DevNo, Uuid
+from pydevmapper.errors import (
+    DeviceBusyError,
+    DeviceExistsError,
+    DeviceNotFoundError,
+    DMError,
+    DMPermissionError,
+    InvalidTableError,
+    UnsupportedError,
+    ValidationError,
+)
+from pydevmapper.flags import DMFlag
+from pydevmapper.records import ListedDevice, TargetVersion
+from pydevmapper.table import Table, Target, TargetStatus
+
+COMMANDS = [
+    "DM_VERSION", "DM_REMOVE_ALL", "DM_LIST_DEVICES", "DM_DEV_CREATE", "DM_DEV_REMOVE",
+    "DM_DEV_RENAME", "DM_DEV_SUSPEND", "DM_DEV_STATUS", "DM_DEV_WAIT", "DM_TABLE_LOAD",
+    "DM_TABLE_CLEAR", "DM_TABLE_DEPS", "DM_TABLE_STATUS", "DM_LIST_VERSIONS", "DM_TARGET_MSG",
+    "DM_DEV_SET_GEOMETRY", "DM_DEV_ARM_POLL", "DM_GET_TARGET_VERSION",
+]
+REQUEST_NAMES = {getattr(real_lib, name): name for name in COMMANDS}
+FULL = real_lib.DM_BUFFER_FULL_FLAG
+
+
+def huge_encode_dev(major: int, minor: int) -> int:
+    return (minor & 0xFF) | (major << 8) | ((minor & ~0xFF) << 12)
+
+
+def pad8(raw: bytes) -> bytes:
+    return raw + b"\0" * (-len(raw) % 8)
+
+
+class Call(NamedTuple):
+    """What the fake kernel saw in one request."""
+
+    command: str
+    version: tuple
+    data_size: int
+    data_start: int
+    flags: int
+    event_nr: int
+    target_count: int
+    dev: int
+    name: bytes
+    uuid: bytes
+    payload: bytes  # data_start .. data_size as sent
+
+
+Handler = Callable[[Call, "ffi.CData", "ffi.CData"], Optional[int]]
+
+
+class FakeKernel:
+    """Answers ioctls on the fake descriptor; per-command handlers, call log."""
+
+    def __init__(self) -> None:
+        self.version = (4, 47, 0)
+        self.calls: List[Call] = []
+        self.handlers: Dict[str, Handler] = {}
+
+    def ioctl(self, fd: int, request: int, buf) -> int:
+        command = REQUEST_NAMES[request]
+        hdr = ffi.cast("struct dm_ioctl *", buf)
+        size = hdr.data_size
+        call = Call(
+            command, tuple(hdr.version), size, hdr.data_start, hdr.flags, hdr.event_nr,
+            hdr.target_count, hdr.dev, ffi.string(hdr.name), ffi.string(hdr.uuid),
+            ffi.buffer(buf, size)[hdr.data_start:size],
+        )
+        self.calls.append(call)
+        hdr.version = self.version  # the kernel writes its own, even on failure
+        handler = self.handlers.get(command)
+        err = handler(call, hdr, buf) if handler else None
+        if err:
+            ffi.errno = err
+            return -1
+        return 0
+
+    def commands(self) -> List[str]:
+        return [c.command for c in self.calls]
+
+    def of(self, command: str) -> List[Call]:
+        return [c for c in self.calls if c.command == command]
+
+
+def put_data(hdr, buf, data: bytes) -> None:
+    """Write reply records as the kernel does, or flag the buffer as too small."""
+    if hdr.data_start + len(data) > hdr.data_size:
+        hdr.flags |= FULL
+        return
+    ffi.memmove(buf + hdr.data_start, data, len(data))
+    hdr.data_size = hdr.data_start + len(data)
+
+
+def fail(err: int) -> Handler:
+    return lambda call, hdr, buf: err
+
+
+def device_reply(name: str = "vol", major: int = 253, minor: int = 5,
+                 flags: int = 0, uuid: str = "") -> Handler:
+    def handler(call, hdr, buf):
+        hdr.name = name.encode()
+        hdr.uuid = uuid.encode()
+        hdr.dev = huge_encode_dev(major, minor)
+        hdr.flags = flags
+        hdr.open_count = 0
+        hdr.event_nr = 3
+    return handler
+
+
+class FakeCursor:
+    """Stands in for the /dev/kmsg cursor so the host's log never leaks in."""
+
+    lines: List[str] = []
+
+    def read_dm_lines(self):
+        return list(self.lines)
+
+    def close(self) -> None:
+        pass
+
+
+class LibProxy:
+    def __init__(self, ioctl) -> None:
+        self.ioctl = ioctl
+
+    def __getattr__(self, name):
+        return getattr(real_lib, name)
+
+
+@pytest.fixture
+def kernel(monkeypatch) -> FakeKernel:
+    fake = FakeKernel()
+    monkeypatch.setattr(control, "lib", LibProxy(fake.ioctl))
+    monkeypatch.setattr(FakeCursor, "lines", [])
+    monkeypatch.setattr(control.kmsg, "KmsgCursor", FakeCursor)
+    return fake
+
+
+@pytest.fixture
+def ctl(kernel, tmp_path):
+    path = tmp_path / "control"
+    path.write_bytes(b"")
+    with Control(path=str(path)) as c:
+        yield c
+
+
+# -- the fake itself --------------------------------------------------------------
+
+
+def test_fake_errno_reaches_control(kernel, ctl):
+    kernel.handlers["DM_DEV_STATUS"] = fail(errno.ENXIO)
+    with pytest.raises(DeviceNotFoundError) as info:
+        ctl.info("vol")
+    assert info.value.errno == errno.ENXIO
+
+
+def test_control_opens_the_given_path(tmp_path):
+    path = tmp_path / "control"
+    path.write_bytes(b"")
+    with Control(path=str(path)) as c:
+        assert c.path == str(path)
+        assert c.fileno() >= 0
+    assert c.fileno() == -1
+
+
+def test_missing_control_node_is_unavailable_error(tmp_path):
+    from pydevmapper.errors import DeviceMapperUnavailableError
+
+    with pytest.raises(DeviceMapperUnavailableError, match="modprobe"):
+        Control(path=str(tmp_path / "nope"))
+
+
+# -- version stamping and header fields ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command, call, stamped",
+    [
+        ("DM_VERSION", lambda c: c.version(), (4, 0, 0)),
+        ("DM_DEV_STATUS", lambda c: c.info("vol"), (4, 0, 0)),
+        ("DM_LIST_DEVICES", lambda c: c.list_devices(), (4, 0, 0)),
+        ("DM_REMOVE_ALL", lambda c: c.remove_all(), (4, 0, 0)),
+        ("DM_TABLE_LOAD", lambda c: c.load("vol", "0 8 zero"), (4, 0, 0)),
+        ("DM_LIST_VERSIONS", lambda c: c.targets(), (4, 1, 0)),
+        ("DM_TARGET_MSG", lambda c: c.message("vol", 0, "hello"), (4, 2, 0)),
+        ("DM_DEV_SET_GEOMETRY", lambda c: c.set_geometry("vol", 1, 2, 3, 0), (4, 6, 0)),
+        ("DM_DEV_ARM_POLL", lambda c: c.arm_poll(), (4, 37, 0)),
+        ("DM_GET_TARGET_VERSION", lambda c: c.target_version("linear"), (4, 41, 0)),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_version_stamped_per_command(kernel, ctl, command, call, stamped):
+    kernel.handlers["DM_LIST_VERSIONS"] = kernel.handlers["DM_GET_TARGET_VERSION"] = (
+        lambda c, hdr, buf: put_data(hdr, buf, pad8(struct.pack("<I3I", 0, 1, 4, 0) + b"linear\0"))
+    )
+    kernel.handlers["DM_LIST_DEVICES"] = lambda c, hdr, buf: put_data(hdr, buf, b"\0" * 16)
+    call(ctl)
+    [sent] = kernel.of(command)
+    assert sent.version == stamped
+    assert sent.data_start == HEADER_SIZE == 312
+
+
+def test_every_request_has_data_start_312_and_sane_size(kernel, ctl):
+    ctl.info("vol")
+    ctl.rename("vol", "new")
+    ctl.load("vol", "0 8 zero")
+    ctl.status("vol")
+    for call in kernel.calls:
+        assert call.data_start == 312
+        assert call.data_size >= 312
+
+
+def test_header_only_commands_send_just_the_header(kernel, ctl):
+    ctl.info("vol")
+    ctl.suspend("vol")
+    ctl.remove("vol")
+    assert [c.data_size for c in kernel.calls] == [312, 312, 312]
+
+
+def test_version_is_asked_once(kernel, ctl):
+    assert ctl.version() == (4, 47, 0)
+    ctl.targets()
+    ctl.arm_poll()
+    assert ctl.supports((4, 45, 0))
+    assert kernel.commands().count("DM_VERSION") == 1
+
+
+# -- addressing ---------------------------------------------------------------------
+
+
+def test_address_by_name_fills_name_field(kernel, ctl):
+    ctl.info("my-vol")
+    [call] = kernel.calls
+    assert (call.name, call.uuid, call.dev) == (b"my-vol", b"", 0)
+
+
+def test_address_by_uuid_fills_uuid_field(kernel, ctl):
+    ctl.info(Uuid("LVM-abc"))
+    [call] = kernel.calls
+    assert (call.name, call.uuid, call.dev) == (b"", b"LVM-abc", 0)
+
+
+def test_address_by_devno_fills_dev_field(kernel, ctl):
+    ctl.info(DevNo(253, 300))
+    [call] = kernel.calls
+    assert (call.name, call.uuid) == (b"", b"")
+    assert call.dev == huge_encode_dev(253, 300) == os.makedev(253, 300)
+
+
+def test_address_by_plain_tuple_fills_dev_field(kernel, ctl):
+    # check_id() accepts a plain (major, minor); the ioctl path must too.
+    ctl.info((253, 300))
+    [call] = kernel.calls
+    assert (call.name, call.uuid, call.dev) == (b"", b"", huge_encode_dev(253, 300))
+
+
+def test_plain_tuple_failure_is_labelled_like_devno(kernel, ctl):
+    kernel.handlers["DM_DEV_STATUS"] = fail(errno.ENXIO)
+    with pytest.raises(DeviceNotFoundError) as info:
+        ctl.info((253, 300))
+    assert info.value.device == "253:300"
+
+
+def test_bad_address_raises_before_any_ioctl(kernel, ctl):
+    for bad in ("a/b", "", "control", Uuid("u" * 129), DevNo(-1, 0), 42):
+        with pytest.raises(ValidationError):
+            ctl.info(bad)
+    assert kernel.calls == []
+
+
+def test_reply_decoded_into_device_info(kernel, ctl):
+    kernel.handlers["DM_DEV_STATUS"] = device_reply(
+        "vol", 253, 300, DMFlag.ACTIVE_PRESENT | DMFlag.READONLY | DMFlag.UEVENT_GENERATED, "u-1")
+    info = ctl.info("vol")
+    assert info.devno == DevNo(253, 300)
+    assert (info.name, info.uuid, info.event_nr) == ("vol", "u-1", 3)
+    assert info.live_table and info.read_only and not info.suspended
+    assert not info.flags & DMFlag.UEVENT_GENERATED  # only state flags are kept
+
+
+def test_create_sends_name_uuid_and_persistent_dev(kernel, ctl):
+    kernel.handlers["DM_DEV_CREATE"] = device_reply("vol", 253, 9)
+    info = ctl.create("vol", uuid="LVM-x", devno=DevNo(253, 9))
+    [call] = kernel.calls
+    assert (call.name, call.uuid, call.dev) == (b"vol", b"LVM-x", huge_encode_dev(253, 9))
+    assert call.flags & DMFlag.PERSISTENT_DEV
+    assert info.devno == DevNo(253, 9)
+
+
+# -- payloads -----------------------------------------------------------------------
+
+
+def test_table_load_payload_and_flags(kernel, ctl):
+    table = Table([Target(0, 8, "zero"), Target(8, 8, "linear", "7:0 0")])
+    ctl.load("vol", table, readonly=True)
+    [call] = kernel.calls
+    assert call.target_count == 2
+    assert call.payload == records.encode_targets(table)
+    assert call.data_size == 312 + len(call.payload)
+    assert call.flags & DMFlag.SECURE_DATA and call.flags & DMFlag.READONLY
+
+
+def test_rename_payload_is_new_name(kernel, ctl):
+    ctl.rename("old", "new-name")
+    [call] = kernel.calls
+    assert call.name == b"old"
+    assert call.payload == b"new-name\0" + b"\0" * 7
+
+
+def test_set_uuid_sends_uuid_flag_and_payload(kernel, ctl):
+    ctl.set_uuid("vol", "LVM-1")
+    call = kernel.of("DM_DEV_RENAME")[0]
+    assert call.flags & DMFlag.UUID
+    assert call.payload == b"LVM-1\0\0\0"
+
+
+def test_geometry_payload(kernel, ctl):
+    ctl.set_geometry("vol", 1024, 255, 63, 0)
+    call = kernel.of("DM_DEV_SET_GEOMETRY")[0]
+    assert call.payload.rstrip(b"\0") == b"1024 255 63 0"
+    with pytest.raises(ValidationError, match="heads"):
+        ctl.set_geometry("vol", 1, 256, 1, 0)
+
+
+def test_suspend_and_resume_flags(kernel, ctl):
+    ctl.suspend("vol", noflush=True, nolockfs=True)
+    ctl.resume("vol")
+    suspend, resume = kernel.calls
+    assert suspend.flags & DMFlag.SUSPEND
+    assert suspend.flags & DMFlag.NOFLUSH and suspend.flags & DMFlag.SKIP_LOCKFS
+    assert not resume.flags & DMFlag.SUSPEND
+
+
+def test_wait_sends_event_nr_and_never_repeats(kernel, ctl):
+    def full(call, hdr, buf):
+        hdr.flags |= FULL
+    kernel.handlers["DM_DEV_WAIT"] = full
+    ctl.wait("vol", 7)
+    [call] = kernel.of("DM_DEV_WAIT")
+    assert call.event_nr == 7
+
+
+# -- replies ------------------------------------------------------------------------
+
+
+def status_data(rows) -> bytes:
+    out = b""
+    for start, length, ttype, text in rows:
+        rec_len = len(pad8(b"\0" * 40 + text.encode() + b"\0"))
+        out += pad8(struct.pack("<QQiI16s", start, length, 0, len(out) + rec_len, ttype.encode())
+                    + text.encode() + b"\0")
+    return out
+
+
+def test_table_and_status_decoding(kernel, ctl):
+    rows = [(0, 8, "zero", ""), (8, 8, "linear", "7:0 0")]
+
+    def handler(call, hdr, buf):
+        hdr.flags = DMFlag.ACTIVE_PRESENT
+        hdr.target_count = 2
+        put_data(hdr, buf, status_data(rows))
+    kernel.handlers["DM_TABLE_STATUS"] = handler
+    assert ctl.table("vol") == Table([Target(*r) for r in rows])
+    assert ctl.status("vol") == [TargetStatus(*r) for r in rows]
+    assert kernel.calls[0].flags & DMFlag.STATUS_TABLE
+    assert not kernel.calls[1].flags & DMFlag.STATUS_TABLE
+    assert ctl.table("vol", inactive=True) is None  # no INACTIVE_PRESENT in the reply
+    assert kernel.calls[2].flags & DMFlag.QUERY_INACTIVE_TABLE
+
+
+def test_table_without_live_table_is_none(kernel, ctl):
+    assert ctl.table("vol") is None
+    assert ctl.status("vol") == []
+
+
+def test_deps_decoding(kernel, ctl):
+    devs = [(7, 0), (253, 300)]
+    kernel.handlers["DM_TABLE_DEPS"] = lambda c, hdr, buf: put_data(
+        hdr, buf, struct.pack("<II", 2, 0) + b"".join(struct.pack("<Q", huge_encode_dev(*d)) for d in devs))
+    assert ctl.deps("vol") == [DevNo(7, 0), DevNo(253, 300)]
+
+
+def test_message_answer(kernel, ctl):
+    def handler(call, hdr, buf):
+        hdr.flags |= DMFlag.DATA_OUT
+        put_data(hdr, buf, b"answer 42\0")
+    kernel.handlers["DM_TARGET_MSG"] = handler
+    assert ctl.message("vol", 16, "stats_list") == "answer 42"
+    [call] = kernel.of("DM_TARGET_MSG")
+    assert call.payload[:8] == struct.pack("<Q", 16)
+    assert call.payload[8:19] == b"stats_list\0"
+    assert call.data_size == 312 + 64 * 1024
+
+
+def test_message_without_answer_is_none(kernel, ctl):
+    assert ctl.message("vol", 0, "hello") is None
+
+
+def test_message_validation_before_ioctl(kernel, ctl):
+    for bad in ("", "   ", "a\nb", "a\0b"):
+        with pytest.raises(ValidationError):
+            ctl.message("vol", 0, bad)
+    with pytest.raises(ValidationError):
+        ctl.message("vol", -1, "hello")
+    assert "DM_TARGET_MSG" not in kernel.commands()
+
+
+# -- buffer growth ----------------------------------------------------------------------
+
+
+def name_list_data(names) -> bytes:
+    recs = []
+    for i, name in enumerate(names):
+        rec = pad8(struct.pack("<QI", huge_encode_dev(253, i), 0) + name.encode() + b"\0")
+        recs.append(pad8(rec + struct.pack("<II", i, 1) + f"uuid-{i}".encode() + b"\0"))
+    out = b""
+    for i, rec in enumerate(recs):
+        nxt = len(rec) if i + 1 < len(recs) else 0
+        out += rec[:8] + struct.pack("<I", nxt) + rec[12:]
+    return out
+
+
+def test_list_devices_grows_buffer_then_remembers_size(kernel, ctl):
+    names = [f"device-{i:05d}-" + "x" * 60 for i in range(1000)]
+    data = name_list_data(names)
+    assert len(data) > 64 * 1024  # needs 16K -> 32K -> 64K -> 128K
+    kernel.handlers["DM_LIST_DEVICES"] = lambda c, hdr, buf: put_data(hdr, buf, data)
+
+    devices = ctl.list_devices()
+    sizes = [c.data_size for c in kernel.of("DM_LIST_DEVICES")]
+    assert sizes == [16384, 32768, 65536, 131072]
+    assert len(devices) == 1000
+    assert devices[0] == ListedDevice(names[0], 253, 0, 0, "uuid-0")
+    assert devices[999] == ListedDevice(names[999], 253, 999, 999, "uuid-999")
+
+    kernel.calls.clear()
+    assert ctl.list_devices() == devices
+    assert [c.data_size for c in kernel.of("DM_LIST_DEVICES")] == [131072]  # no retries
+
+
+def test_size_hint_is_per_command(kernel, ctl):
+    big = name_list_data(["n" * 100] * 200)
+    kernel.handlers["DM_LIST_DEVICES"] = lambda c, hdr, buf: put_data(hdr, buf, big)
+    ctl.list_devices()
+    ctl.targets()
+    assert kernel.of("DM_LIST_VERSIONS")[0].data_size == 16384
+
+
+def test_list_devices_asks_for_uuids_on_new_kernels(kernel, ctl):
+    kernel.handlers["DM_LIST_DEVICES"] = lambda c, hdr, buf: put_data(hdr, buf, name_list_data(["a"]))
+    assert ctl.list_devices() == [ListedDevice("a", 253, 0, 0, "uuid-0")]
+    assert kernel.of("DM_LIST_DEVICES")[0].flags & DMFlag.UUID
+    kernel.calls.clear()
+    ctl.list_devices(uuids=False)
+    assert not kernel.of("DM_LIST_DEVICES")[0].flags & DMFlag.UUID
+
+
+def test_list_devices_prefix_filters_go_in_name_and_uuid(kernel, ctl):
+    ctl.list_devices(name_prefix="pydm-", uuid_prefix="LVM-")
+    call = kernel.of("DM_LIST_DEVICES")[0]
+    assert (call.name, call.uuid) == (b"pydm-", b"LVM-")
+
+
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [(dict(name_prefix="n" * 128), "name prefix"), (dict(uuid_prefix="u" * 129), "uuid prefix")],
+)
+def test_list_devices_overlong_prefix_raises_before_listing(kernel, ctl, kwargs, word):
+    # A 129-byte uuid prefix once filled uuid[129] with no NUL; 130 bytes
+    # raised cffi's IndexError.
+    with pytest.raises(ValidationError, match=word):
+        ctl.list_devices(**kwargs)
+    assert "DM_LIST_DEVICES" not in kernel.commands()
+
+
+def test_buffer_growth_stops_at_the_limit(kernel, ctl, monkeypatch):
+    monkeypatch.setattr(control, "_MAX_BUFFER_SIZE", 64 * 1024)
+
+    def always_full(call, hdr, buf):
+        hdr.flags |= FULL
+    kernel.handlers["DM_LIST_VERSIONS"] = always_full
+    with pytest.raises(DMError) as info:
+        ctl.targets()
+    assert info.value.errno == errno.ENOBUFS
+    assert info.value.command == "DM_LIST_VERSIONS"
+    assert [c.data_size for c in kernel.of("DM_LIST_VERSIONS")] == [16384, 32768, 65536]
+
+
+def test_target_msg_is_never_resent_on_buffer_full(kernel, ctl):
+    def full(call, hdr, buf):
+        hdr.flags |= FULL | DMFlag.DATA_OUT
+    kernel.handlers["DM_TARGET_MSG"] = full
+    with pytest.raises(DMError) as info:
+        ctl.message("vol", 0, "stats_print 0", reply_size=1024)
+    assert info.value.errno == errno.ENOBUFS
+    assert info.value.command == "DM_TARGET_MSG"
+    assert info.value.device == "vol"
+    [call] = kernel.of("DM_TARGET_MSG")
+    assert call.data_size >= 312 + 1024
+
+
+def test_target_msg_reply_size_sets_the_buffer(kernel, ctl):
+    ctl.message("vol", 0, "hello", reply_size=1 << 20)
+    assert kernel.of("DM_TARGET_MSG")[0].data_size == 312 + (1 << 20)
+
+
+# -- failures -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "device, label",
+    [("vol", "vol"), (Uuid("LVM-x"), "uuid:LVM-x"), (DevNo(253, 300), "253:300")],
+)
+def test_enxio_raises_device_not_found_with_command_and_device(kernel, ctl, device, label):
+    kernel.handlers["DM_DEV_STATUS"] = fail(errno.ENXIO)
+    with pytest.raises(DeviceNotFoundError) as info:
+        ctl.info(device)
+    assert info.value.command == "DM_DEV_STATUS"
+    assert info.value.device == label
+    assert label in str(info.value)
+    assert not ctl.exists(device)
+
+
+@pytest.mark.parametrize(
+    "command, err, cls, call",
+    [
+        ("DM_DEV_CREATE", errno.EBUSY, DeviceExistsError, lambda c: c.create("vol")),
+        ("DM_DEV_REMOVE", errno.EBUSY, DeviceBusyError, lambda c: c.remove("vol")),
+        ("DM_VERSION", errno.EPERM, DMPermissionError, lambda c: c.version()),
+        ("DM_TABLE_LOAD", errno.EINVAL, InvalidTableError, lambda c: c.load(DevNo(253, 1), "0 8 zero")),
+    ],
+)
+def test_failures_map_to_typed_errors(kernel, ctl, command, err, cls, call):
+    kernel.handlers[command] = fail(err)
+    with pytest.raises(cls) as info:
+        call(ctl)
+    assert info.value.command == command
+
+
+def test_create_failure_names_the_device(kernel, ctl):
+    kernel.handlers["DM_DEV_CREATE"] = fail(errno.EBUSY)
+    with pytest.raises(DeviceExistsError) as info:
+        ctl.create("vol")
+    assert info.value.device == "vol"
+
+
+def test_table_load_failure_carries_kernel_log(kernel, ctl, monkeypatch):
+    monkeypatch.setattr(FakeCursor, "lines", [
+        "device-mapper: table: 253:1: linear: Device lookup failed",
+        "device-mapper: ioctl: error adding target to table",
+    ])
+    kernel.handlers["DM_TABLE_LOAD"] = fail(errno.EINVAL)
+    with pytest.raises(InvalidTableError) as info:
+        ctl.load(DevNo(253, 1), "0 8 linear 7:99 0")
+    assert info.value.kernel_message == (
+        "device-mapper: table: 253:1: linear: Device lookup failed; "
+        "device-mapper: ioctl: error adding target to table")
+    assert "Device lookup failed" in str(info.value)
+
+
+def test_target_version_unknown_type(kernel, ctl):
+    kernel.handlers["DM_GET_TARGET_VERSION"] = fail(errno.EINVAL)
+    with pytest.raises(DMError) as info:
+        ctl.target_version("nonesuch")
+    assert info.value.errno == errno.ENOENT
+    assert "nonesuch" in str(info.value)
+    assert kernel.of("DM_GET_TARGET_VERSION")[0].name == b"nonesuch"
+
+
+def test_target_version_reply(kernel, ctl):
+    kernel.handlers["DM_GET_TARGET_VERSION"] = lambda c, hdr, buf: put_data(
+        hdr, buf, pad8(struct.pack("<I3I", 0, 1, 23, 1) + b"thin-pool\0"))
+    assert ctl.target_version("thin-pool") == TargetVersion("thin-pool", (1, 23, 1))
+
+
+# -- interface version gating ----------------------------------------------------------
+
+
+@pytest.fixture
+def old_kernel(kernel):
+    kernel.version = (4, 30, 0)
+    return kernel
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.arm_poll(),
+        lambda c: c.target_version("linear"),
+        lambda c: c.list_devices(name_prefix="x"),
+        lambda c: c.ima_measurement("vol"),
+    ],
+    ids=["arm_poll", "target_version", "list_prefix", "ima"],
+)
+def test_commands_needing_newer_interface_raise_unsupported(old_kernel, ctl, call):
+    with pytest.raises(UnsupportedError) as info:
+        call(ctl)
+    assert info.value.errno == errno.ENOTSUP
+    assert "4.30.0" in str(info.value)
+    assert old_kernel.commands() == ["DM_VERSION"]  # nothing else was sent
+
+
+def test_old_kernel_list_devices_omits_uuid_and_event_nr(old_kernel, ctl):
+    data = b""
+    recs = [pad8(struct.pack("<QI", huge_encode_dev(253, i), 0) + n.encode() + b"\0")
+            for i, n in enumerate(["a", "bb"])]
+    data = recs[0][:8] + struct.pack("<I", len(recs[0])) + recs[0][12:] + recs[1]
+    old_kernel.handlers["DM_LIST_DEVICES"] = lambda c, hdr, buf: put_data(hdr, buf, data)
+    assert ctl.list_devices() == [ListedDevice("a", 253, 0, None, None),
+                                  ListedDevice("bb", 253, 1, None, None)]
+    assert not old_kernel.of("DM_LIST_DEVICES")[0].flags & DMFlag.UUID
+
+
+def test_old_kernel_still_supports_older_features(old_kernel, ctl):
+    ctl.remove("vol", deferred=True)  # 4.27
+    ctl.set_uuid("vol", "u")          # 4.19
+    assert old_kernel.of("DM_DEV_REMOVE")[0].flags & DMFlag.DEFERRED_REMOVE
+
+
+# -- several commands -------------------------------------------------------------------
+
+
+def test_create_device_issues_create_load_resume(kernel, ctl):
+    kernel.handlers["DM_DEV_CREATE"] = device_reply("vol", 253, 5)
+    dev = ctl.create_device("vol", "0 8 zero", uuid="u-1")
+    assert kernel.commands() == ["DM_DEV_CREATE", "DM_TABLE_LOAD", "DM_DEV_SUSPEND"]
+    load, resume = kernel.calls[1:]
+    assert load.dev == resume.dev == huge_encode_dev(253, 5)
+    assert not resume.flags & DMFlag.SUSPEND
+    assert dev.devno == DevNo(253, 5)
+    kernel.calls.clear()
+    with dev:
+        pass
+    assert kernel.commands() == ["DM_TABLE_CLEAR", "DM_DEV_REMOVE"]
+
+
+def test_create_device_rolls_back_when_load_fails(kernel, ctl):
+    kernel.handlers["DM_DEV_CREATE"] = device_reply("vol", 253, 5)
+    kernel.handlers["DM_TABLE_LOAD"] = fail(errno.EINVAL)
+    with pytest.raises(InvalidTableError):
+        ctl.create_device("vol", "0 8 linear 7:0 0")
+    assert kernel.commands()[:2] == ["DM_DEV_CREATE", "DM_TABLE_LOAD"]
+    assert "DM_DEV_SUSPEND" not in kernel.commands()
+    [remove] = kernel.of("DM_DEV_REMOVE")
+    assert remove.dev == huge_encode_dev(253, 5)
+
+
+def test_create_device_rolls_back_when_resume_fails(kernel, ctl):
+    kernel.handlers["DM_DEV_CREATE"] = device_reply("vol", 253, 5)
+    kernel.handlers["DM_DEV_SUSPEND"] = fail(errno.EIO)
+    with pytest.raises(DMError):
+        ctl.create_device("vol", "0 8 zero")
+    assert kernel.commands()[-1] == "DM_DEV_REMOVE"
+
+
+def test_create_device_rollback_survives_failing_cleanup(kernel, ctl):
+    kernel.handlers["DM_DEV_CREATE"] = device_reply("vol", 253, 5)
+    kernel.handlers["DM_TABLE_LOAD"] = fail(errno.EINVAL)
+    kernel.handlers["DM_TABLE_CLEAR"] = fail(errno.ENXIO)
+    with pytest.raises(InvalidTableError):  # the original error, not the cleanup's
+        ctl.create_device("vol", "0 8 zero")
+    assert "DM_DEV_REMOVE" in kernel.commands()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(name="vol", table="0 8 zero\n10 8 zero"),
+        dict(name="vol", table=""),
+        dict(name="vol", table="0 8 zero\n8 0 error"),
+        dict(name="vol", table=[Target(0, 8, "two words")]),
+        dict(name="a/b", table="0 8 zero"),
+        dict(name="vol", table="0 8 zero", uuid="u" * 129),
+    ],
+)
+def test_create_device_invalid_input_sends_nothing(kernel, ctl, kwargs):
+    with pytest.raises(ValidationError):
+        ctl.create_device(**kwargs)
+    assert kernel.calls == []
+
+
+def test_reload_failing_load_issues_no_suspend(kernel, ctl):
+    kernel.handlers["DM_TABLE_LOAD"] = fail(errno.EINVAL)
+    with pytest.raises(InvalidTableError):
+        ctl.reload(DevNo(253, 5), "0 8 zero")
+    assert kernel.commands() == ["DM_TABLE_LOAD"]
+
+
+def test_reload_by_name_failing_load_issues_no_suspend(kernel, ctl):
+    kernel.handlers["DM_TABLE_LOAD"] = fail(errno.EINVAL)
+    with pytest.raises(InvalidTableError):
+        ctl.reload("vol", "0 8 zero")
+    assert "DM_DEV_SUSPEND" not in kernel.commands()
+
+
+def test_reload_swaps_table(kernel, ctl):
+    ctl.reload("vol", "0 8 zero", noflush=True)
+    assert kernel.commands() == ["DM_TABLE_LOAD", "DM_DEV_SUSPEND", "DM_DEV_SUSPEND"]
+    _, suspend, resume = kernel.calls
+    assert suspend.flags & DMFlag.SUSPEND and suspend.flags & DMFlag.NOFLUSH
+    assert not resume.flags & DMFlag.SUSPEND
+
+
+def test_reload_failing_suspend_clears_new_table(kernel, ctl):
+    kernel.handlers["DM_DEV_SUSPEND"] = fail(errno.EBUSY)
+    with pytest.raises(DeviceBusyError):
+        ctl.reload(DevNo(253, 5), "0 8 zero")
+    assert kernel.commands() == ["DM_TABLE_LOAD", "DM_DEV_SUSPEND", "DM_TABLE_CLEAR"]
+
+
+def test_reload_failing_resume_restores_old_table(kernel, ctl):
+    def resume_fails(call, hdr, buf):
+        if not call.flags & DMFlag.SUSPEND and not kernel.of("DM_TABLE_CLEAR"):
+            return errno.EINVAL
+    kernel.handlers["DM_DEV_SUSPEND"] = resume_fails
+    with pytest.raises(DMError):
+        ctl.reload(DevNo(253, 5), "0 8 zero")
+    assert kernel.commands() == [
+        "DM_TABLE_LOAD", "DM_DEV_SUSPEND", "DM_DEV_SUSPEND", "DM_TABLE_CLEAR", "DM_DEV_SUSPEND"]
+
+
+def test_reload_invalid_table_sends_nothing(kernel, ctl):
+    with pytest.raises(ValidationError):
+        ctl.reload("vol", "0 8 zero\n4 8 zero")
+    assert kernel.calls == []
