@@ -250,18 +250,19 @@ class Control:
                  name: bytes, cursor: Optional[kmsg.KmsgCursor]) -> DMError:
         kernel_message = None
         lines = cursor.read_dm_lines() if cursor is not None else []
-        if lines and device is not None and cmd is not DEV_CREATE:
-            # Keep lines about this device or about no device in particular.
+        devno = None
+        if device is not None and (lines or cmd is TABLE_LOAD):
             devno = self._devno_of(device)
+        if lines and devno is not None:
+            # Keep lines about this device or about no device in particular.
             lines = [line for line in lines if kmsg.about(line, devno)]
         if lines:
             kernel_message = "; ".join(lines)
-        return error_for(err, cmd.name, _label(device, name), kernel_message)
+        return error_for(err, cmd.name, _label(device, name), kernel_message,
+                         table_rejected=cmd is TABLE_LOAD and devno is not None)
 
     def _devno_of(self, device: DeviceId) -> Optional[str]:
-        """'maj:min' of a device for filtering log lines; None if unknown."""
-        if isinstance(device, DevNo):
-            return str(device)
+        """'maj:min' of a device if it exists (only on the failure path)."""
         try:
             return str(self.info(device).devno)
         except DMError:
@@ -395,15 +396,23 @@ class Control:
         """DM_DEV_RENAME to a new name."""
         check_id(device)
         raw = validate.device_name(new_name)
-        return self._ioctl(DEV_RENAME, device, payload=records.encode_cstring(raw)).info()
+        return self._ioctl(DEV_RENAME, self._renameable(device),
+                           payload=records.encode_cstring(raw)).info()
 
     def set_uuid(self, device: DeviceId, uuid: str) -> DeviceInfo:
         """DM_DEV_RENAME with DM_UUID_FLAG: give a device without one a uuid."""
         check_id(device)
         raw = validate.device_uuid(uuid)
         self._require(_RENAME_UUID, "setting a uuid")
-        return self._ioctl(DEV_RENAME, device, flags=DMFlag.UUID,
+        return self._ioctl(DEV_RENAME, self._renameable(device), flags=DMFlag.UUID,
                            payload=records.encode_cstring(raw)).info()
+
+    def _renameable(self, device: DeviceId) -> DeviceId:
+        # The kernel finds a device to rename by name or uuid only, not by
+        # number: resolve a number to the device's current name.
+        if isinstance(device, tuple):
+            return self.info(device).name
+        return device
 
     def suspend(self, device: DeviceId, *, noflush: bool = False,
                 nolockfs: bool = False) -> DeviceInfo:

@@ -81,7 +81,11 @@ class DeviceMapperUnavailableError(DMError):
     """There is no device-mapper control node (dm-mod not loaded?)."""
 
 
-def _class_for(errno: int, command: str) -> type:
+def _class_for(errno: int, command: str, table_rejected: bool) -> type:
+    # A target passes its own lookup errno up (a missing backing device
+    # gives ENXIO), so a rejected table is not always EINVAL.
+    if command == "DM_TABLE_LOAD" and (table_rejected or errno == _errno.EINVAL):
+        return InvalidTableError
     if errno in (_errno.EPERM, _errno.EACCES):
         return DMPermissionError
     if errno == _errno.ENXIO:
@@ -91,8 +95,6 @@ def _class_for(errno: int, command: str) -> type:
         if command in ("DM_DEV_CREATE", "DM_DEV_RENAME"):
             return DeviceExistsError
         return DeviceBusyError
-    if errno == _errno.EINVAL and command == "DM_TABLE_LOAD":
-        return InvalidTableError
     return DMError
 
 
@@ -101,9 +103,14 @@ def error_for(
     command: str,
     device: Optional[str] = None,
     kernel_message: Optional[str] = None,
+    table_rejected: bool = False,
 ) -> DMError:
-    """The typed error for a failed command."""
-    cls = _class_for(errno, command)
+    """The typed error for a failed command.
+
+    ``table_rejected``: the device of a failed DM_TABLE_LOAD exists, so the
+    table, not the device, was the problem whatever the errno.
+    """
+    cls = _class_for(errno, command, table_rejected)
     detail = None
     if cls is DMPermissionError:
         detail = f"{os.strerror(errno)} (device-mapper needs CAP_SYS_ADMIN: run as root)"

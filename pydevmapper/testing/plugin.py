@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -78,7 +79,8 @@ _counter = itertools.count()
 @pytest.fixture
 def dm_name(dm_prefix: str, request: pytest.FixtureRequest) -> str:
     """A device name unique to this test, under the session prefix."""
-    stem = request.node.name.replace("[", "-").replace("]", "")[:60]
+    # Test ids may hold anything (parameters with '/'); names may not.
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:60]
     return f"{dm_prefix}{next(_counter)}-{stem}"[:127]
 
 
@@ -142,7 +144,8 @@ def make_device(dm_control, dm_prefix: str):
 
     for dev in reversed(made):
         try:
-            dm_control.remove(dev.devno, retry=5.0)
+            # udev workers probe new devices; under emulation that is slow.
+            dm_control.remove(dev.devno, retry=30.0)
         except DeviceNotFoundError:
             pass
 

@@ -34,3 +34,26 @@ def sectors_of(path: str) -> int:
 def dm_block_node(devno) -> str:
     """devtmpfs's node for a dm device: /dev/dm-<minor>, with or without udev."""
     return f"/dev/dm-{devno[1]}"
+
+
+def wait_for_dm_event(ctl, predicate, timeout: float = 30.0) -> bool:
+    """Wait until predicate() holds, waking on device-mapper events.
+
+    Arms DM_DEV_ARM_POLL and polls the control node instead of sleeping;
+    the kernel raises an event for every create, remove, rename and table
+    event.  Returns predicate() at the deadline.
+    """
+    import select
+    import time
+
+    deadline = time.monotonic() + timeout
+    poller = select.poll()
+    poller.register(ctl.fileno(), select.POLLIN)
+    while True:
+        ctl.arm_poll()
+        if predicate():
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return predicate()
+        poller.poll(int(left * 1000))

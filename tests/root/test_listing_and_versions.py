@@ -17,9 +17,11 @@ def test_listing_many_devices_matches_the_kernel(dm_control, dm_prefix):
     names = [f"{dm_prefix}many-{i:04d}" for i in range(500)]
     made = []
     try:
+        # With a table, so the kernel registers each disk in sysfs (a
+        # table-less device has no gendisk yet).
         for i, name in enumerate(names):
             uuid = f"PYDMT-many-{i}" if i % 2 else None
-            made.append(dm_control.create(name, uuid=uuid).devno)
+            made.append(dm_control.create_device(name, "0 8 zero", uuid=uuid).devno)
         listed = {d.name: d for d in dm_control.list_devices()}
         kernel = sysfs_dm_devices()
         assert set(listed) == set(kernel)
@@ -33,7 +35,7 @@ def test_listing_many_devices_matches_the_kernel(dm_control, dm_prefix):
         assert sorted(d.name for d in prefixed) == names[:100]
     finally:
         for devno in made:
-            dm_control.remove(devno)
+            dm_control.remove(devno, retry=30.0)
 
 
 def test_listing_without_uuids(dm_control, make_device):
@@ -87,3 +89,32 @@ def test_control_is_shared_between_threads(dm_control, make_device):
     for t in threads:
         t.join()
     assert errors == []
+
+
+@pytest.fixture
+def basic_dev(basic_target, loop_device, make_device):
+    return make_device(dm.Table.single(1024, "basic_target", f"{loop_device.devno_str} 0"))
+
+
+@pytest.mark.needs_basic_target
+def test_wait_wakes_on_a_target_event(basic_dev, dm_control):
+    before = basic_dev.info().event_nr
+    woke = []
+    # No race: an event raised before the wait starts makes event_nr differ
+    # from `before`, and the wait returns at once.
+    waiter = threading.Thread(target=lambda: woke.append(dm_control.wait(basic_dev.devno, before)))
+    waiter.start()
+    basic_dev.message("event")
+    waiter.join(30)
+    assert not waiter.is_alive()
+    assert woke[0].event_nr == before + 1
+
+
+@pytest.mark.needs_basic_target
+def test_arm_poll_wakes_on_a_target_event(basic_dev, dm_control):
+    dm_control.arm_poll()
+    poller = select.poll()
+    poller.register(dm_control.fileno(), select.POLLIN)
+    assert poller.poll(0) == []
+    basic_dev.message("event")
+    assert poller.poll(5000)

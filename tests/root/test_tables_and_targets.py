@@ -51,8 +51,13 @@ def test_striped_target(make_loop, make_device):
 def test_readonly_table(make_device):
     dev = make_device("0 8 zero", readonly=True)
     assert dev.info().read_only
-    with pytest.raises(OSError):
-        os.open(dm_block_node(dev.devno), os.O_WRONLY)
+    # Opening for write succeeds on a read-only disk; writing does not.
+    fd = os.open(dm_block_node(dev.devno), os.O_WRONLY)
+    try:
+        with pytest.raises(OSError):
+            os.pwrite(fd, b"x" * 512, 0)
+    finally:
+        os.close(fd)
 
 
 def test_inactive_table_load_query_and_clear(make_device, dm_control):

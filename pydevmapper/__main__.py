@@ -1,0 +1,7 @@
+"""python -m pydevmapper: pydmsetup."""
+
+import sys
+
+from pydevmapper.cli import main
+
+sys.exit(main())

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Every test tier: the unit tier on this host, then the root tier (real
+# kernel) once per guest kernel and udev mode, each in one pytest session.
+# Exits non-zero if any tier fails; a root tier that cannot run fails
+# (PYDM_REQUIRE_KERNEL=1 turns its skips into failures).
+#
+#   scripts/run-all-tests.sh            # PYDM_KERNELS="6.1 6.12" to choose
+set -uo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+"$REPO/scripts/setup-host.sh" >&2 || { echo "setup-host.sh failed" >&2; exit 1; }
+PY="$REPO/.venv/bin/python"
+cd "$REPO"
+
+declare -a results
+failed=0
+record() {  # name, exit status
+    if [ "$2" = 0 ]; then results+=("PASS  $1"); else results+=("FAIL  $1 (exit $2)"); failed=1; fi
+}
+
+echo "== unit tier (host)"
+"$PY" -m pytest tests/unit -q -p no:cacheprovider
+record "unit" $?
+
+for kernel in ${PYDM_KERNELS:-6.1 6.12}; do
+    for udev in udev no-udev; do
+        flag=()
+        [ "$udev" = no-udev ] && flag=(--no-udev)
+        echo "== root tier: kernel $kernel, $udev (guest)"
+        "$PY" -m pydevmapper.sandbox run --kernel "$kernel" "${flag[@]}" \
+            --env PYDM_REQUIRE_KERNEL=1 --env PYTHONDONTWRITEBYTECODE=1 -- \
+            "$PY" -m pytest tests/root -q -p no:cacheprovider
+        record "root tier, kernel $kernel, $udev" $?
+    done
+done
+
+echo
+echo "== summary"
+printf '%s\n' "${results[@]}"
+exit $failed
