@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import threading
 import time
 from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
-from pydevmapper import kmsg, records, validate
+from pydevmapper import kmsg, records, udev, validate
 from pydevmapper._dm import HEADER_SIZE, ffi, lib
 from pydevmapper.device import DeviceId, DeviceInfo, DevNo, Uuid, check_id, describe
 from pydevmapper.errors import (
@@ -32,6 +33,7 @@ from pydevmapper.errors import (
     error_for,
 )
 from pydevmapper.flags import STATE_FLAGS, DMFlag
+from pydevmapper.nodes import NodeDir, Reconciled
 from pydevmapper.records import ListedDevice, TargetVersion
 from pydevmapper.table import Table, Target, TargetStatus, as_table
 
@@ -125,10 +127,23 @@ class Control:
 
     Devices are addressed by name (``str``), ``Uuid(...)`` or
     ``DevNo(major, minor)``.  Use as a context manager or call ``close()``.
+
+    ``<dev_dir>/mapper/<name>`` is final when create, resume, rename and
+    remove return.  ``udev_sync`` (None: udevd runs and 95-dm-notify.rules
+    exist) passes a libdevmapper cookie with those commands and waits up to
+    ``udev_timeout`` seconds for udev to release it (``udev.UdevTimeoutError``
+    if it never does), because udev owns /dev/mapper while it runs.  After
+    that, and always without udev, the library checks the entry and makes,
+    renames or removes a block node itself (mode 0600, root:disk) - the
+    fallback libdevmapper has too, e.g. for a ``dev_dir`` udev does not manage.
+    ``dev_dir`` defaults to ``$DM_DEV_DIR`` or /dev.
     """
 
-    def __init__(self, path: Optional[str] = None) -> None:
-        self.path = path or os.path.join(default_dev_dir(), "mapper", "control")
+    def __init__(self, path: Optional[str] = None, *, udev_sync: Optional[bool] = None,
+                 dev_dir: Optional[str] = None,
+                 udev_timeout: float = udev.DEFAULT_TIMEOUT) -> None:
+        self.dev_dir = dev_dir or default_dev_dir()
+        self.path = path or os.path.join(self.dev_dir, "mapper", "control")
         try:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
         except OSError as exc:
@@ -141,6 +156,12 @@ class Control:
         self._size_hint: Dict[str, int] = {}
         self._version: Optional[Version] = None
         self._version_lock = threading.Lock()
+        # Only a real control node gets nodes and cookies: the unit tier
+        # puts a regular file in its place.
+        self._real = stat.S_ISCHR(os.fstat(self._fd).st_mode)
+        self.nodes = NodeDir(self.dev_dir)
+        self._udev_sync = udev_sync if self._real else False
+        self.udev_timeout = udev_timeout
 
     # -- lifetime ---------------------------------------------------------
 
@@ -268,6 +289,56 @@ class Control:
         except DMError:
             return None
 
+    # -- udev and device nodes ----------------------------------------------
+
+    @property
+    def udev_sync(self) -> bool:
+        """Whether resume/remove/rename wait for udev (decided on first use)."""
+        if self._udev_sync is None:
+            self._udev_sync = udev.sync_available()
+        return self._udev_sync
+
+    def _uevent_ioctl(self, cmd: _Command, device: DeviceId, **kwargs) -> _Reply:  # type: ignore[no-untyped-def]
+        """A command that may raise a uevent (resume, remove, rename).
+
+        With udev sync it carries a cookie and returns once udev processed
+        the uevent; the cookie's semaphore never outlives this call.
+        Without, the flags tell any udev not to touch /dev/mapper (as
+        libdevmapper does when it makes the nodes itself).
+        """
+        if not self._real:
+            return self._ioctl(cmd, device, **kwargs)
+        if not self.udev_sync:
+            flags = udev.PRIMARY_SOURCE | udev.DISABLE_DM_RULES | udev.DISABLE_SUBSYSTEM_RULES
+            return self._ioctl(cmd, device, event_nr=flags << udev.FLAGS_SHIFT, **kwargs)
+        with udev.cookie(udev.PRIMARY_SOURCE) as ck:
+            reply = self._ioctl(cmd, device, event_nr=ck.value, **kwargs)
+            if reply.flags & DMFlag.UEVENT_GENERATED:
+                ck.wait(self.udev_timeout, cmd.name, describe(device))
+            return reply
+
+    def sync_nodes(self) -> Reconciled:
+        """``dmsetup mknodes``: make ``<dev_dir>/mapper`` match the kernel's list.
+
+        Creates missing or wrong nodes, removes entries for devices that are
+        gone (e.g. after a deferred removal); leaves other files alone.
+        """
+        listed = self.list_devices(uuids=False)
+        return self.nodes.reconcile({d.name: DevNo(d.major, d.minor) for d in listed})
+
+    def sync_node(self, name: str) -> None:
+        """``dmsetup mknodes <name>``: one entry, made or removed to match the kernel."""
+        validate.device_name(name)
+        try:
+            info = self.info(name)
+        except DeviceNotFoundError:
+            self.nodes.remove(name)
+        else:
+            self.nodes.ensure(name, info.devno)
+
+    def node_path(self, name: str) -> str:
+        return os.path.join(self.nodes.path, name)
+
     # -- interface version ------------------------------------------------
 
     def version(self) -> Version:
@@ -302,6 +373,12 @@ class Control:
             self._require(_DEFERRED_REMOVE, "deferred remove")
             flags = DMFlag.DEFERRED_REMOVE
         self._ioctl(REMOVE_ALL, flags=flags)
+        if self._real:
+            # The kernel raised cookie-less uevents; drop what is now stale.
+            known = {d.name for d in self.list_devices(uuids=False)}
+            for name in self.nodes.entries():
+                if name not in known:
+                    _quietly_node(self.nodes.remove, name)
 
     def list_devices(self, *, uuids: bool = True, name_prefix: str = "",
                      uuid_prefix: str = "") -> List[ListedDevice]:
@@ -360,33 +437,72 @@ class Control:
             check_id(devno)
             flags |= DMFlag.PERSISTENT_DEV
             dev = os.makedev(devno.major, devno.minor)
-        return self._ioctl(DEV_CREATE, name=name.encode(), uuid=uuid_raw, dev=dev,
+        info = self._ioctl(DEV_CREATE, name=name.encode(), uuid=uuid_raw, dev=dev,
                            flags=flags).info()
+        if self._real and not self._udev_manages_nodes():
+            # As libdevmapper without udev; with udev the node comes at the
+            # first resume (the kernel has no disk, so no uevent, before).
+            try:
+                self.nodes.ensure(info.name, info.devno)
+            except BaseException:
+                _quietly(self._ioctl, DEV_REMOVE, info.devno)
+                raise
+        return info
+
+    def _udev_manages_nodes(self) -> bool:
+        return self.udev_sync and os.path.realpath(self.dev_dir) == "/dev"
 
     def remove(self, device: DeviceId, *, deferred: bool = False,
-               retry: float = 0.0) -> None:
-        """DM_DEV_REMOVE.
+               retry: float = 0.0, force: bool = False) -> None:
+        """DM_DEV_REMOVE; the device's /dev/mapper entry is gone on return.
 
-        ``deferred``: if the device is open, mark it to vanish on last close.
+        ``deferred``: if the device is open, mark it to vanish on last close
+        (its node stays until then; ``sync_nodes()`` prunes it after).
         ``retry``: for up to this many seconds, retry while the device is busy
         (udev workers briefly open new devices to probe them).
+        ``force``: first swap in an ``error`` table of the same size, resumed
+        with noflush and nolockfs so queued I/O fails instead of hanging
+        (``dmsetup remove --force``); holders then see errors and can close.
         """
         check_id(device)
         flags = 0
         if deferred:
             self._require(_DEFERRED_REMOVE, "deferred remove")
             flags = DMFlag.DEFERRED_REMOVE
+        if force:
+            self._wipe_table(device)
         deadline = time.monotonic() + retry
         pause = 0.005
         while True:
             try:
-                self._ioctl(DEV_REMOVE, device, flags=flags)
+                reply = self._uevent_ioctl(DEV_REMOVE, device, flags=flags)
+                if self._real and not reply.flags & DMFlag.DEFERRED_REMOVE:
+                    # The kernel writes in the name of the device it found.
+                    name = reply.name or (device if type(device) is str else None)
+                    if name:
+                        self.nodes.remove(name)
                 return
             except DeviceBusyError:
                 if time.monotonic() + pause > deadline:
                     raise
                 time.sleep(pause)
                 pause = min(pause * 2, 0.2)
+
+    def _wipe_table(self, device: DeviceId) -> None:
+        """The first half of ``remove(force=True)``; failures are ignored, as
+        dmsetup does, since the removal that follows reports the real error."""
+        try:
+            table = self.table(device)
+            if table is None or not len(table):
+                return
+            self.load(device, Table.single(table.size, "error"))
+            try:
+                self.resume(device, noflush=True, nolockfs=True)
+            except BaseException:
+                _quietly(self.clear, device)
+                raise
+        except DMError:
+            pass
 
     def cancel_deferred_remove(self, device: DeviceId) -> None:
         """Undo ``remove(deferred=True)`` while the device is still open."""
@@ -396,8 +512,13 @@ class Control:
         """DM_DEV_RENAME to a new name."""
         check_id(device)
         raw = validate.device_name(new_name)
-        return self._ioctl(DEV_RENAME, self._renameable(device),
-                           payload=records.encode_cstring(raw)).info()
+        old = self._renameable(device)
+        if self._real and isinstance(old, Uuid):
+            old = self.info(old).name  # the node to move is named by name
+        info = self._uevent_ioctl(DEV_RENAME, old, payload=records.encode_cstring(raw)).info()
+        if self._real and old != info.name:
+            self.nodes.rename(old, info.name, info.devno)
+        return info
 
     def set_uuid(self, device: DeviceId, uuid: str) -> DeviceInfo:
         """DM_DEV_RENAME with DM_UUID_FLAG: give a device without one a uuid."""
@@ -427,14 +548,20 @@ class Control:
 
     def resume(self, device: DeviceId, *, noflush: bool = False,
                nolockfs: bool = False) -> DeviceInfo:
-        """DM_DEV_SUSPEND without the suspend flag: swap in any inactive table, resume."""
+        """DM_DEV_SUSPEND without the suspend flag: swap in any inactive table, resume.
+
+        The device's /dev/mapper entry exists on return (see ``Control``).
+        """
         check_id(device)
         flags = 0
         if noflush:
             flags |= DMFlag.NOFLUSH
         if nolockfs:
             flags |= DMFlag.SKIP_LOCKFS
-        return self._ioctl(DEV_SUSPEND, device, flags=flags).info()
+        info = self._uevent_ioctl(DEV_SUSPEND, device, flags=flags).info()
+        if self._real:
+            self.nodes.ensure(info.name, info.devno)
+        return info
 
     def info(self, device: DeviceId, *, inactive: bool = False) -> DeviceInfo:
         """DM_DEV_STATUS.  ``inactive``: read-only and target count of the inactive table."""
@@ -610,6 +737,13 @@ def _quietly(fn, *args) -> None:  # type: ignore[no-untyped-def]
         pass
 
 
+def _quietly_node(fn, *args) -> None:  # type: ignore[no-untyped-def]
+    try:
+        fn(*args)
+    except OSError:
+        pass
+
+
 def _remove_quietly(ctl: Control, devno: DevNo) -> None:
     _quietly(ctl.clear, devno)
     try:
@@ -652,8 +786,8 @@ class Device:
 
     @property
     def path(self) -> str:
-        """``/dev/mapper/<name>`` (under ``$DM_DEV_DIR``)."""
-        return os.path.join(default_dev_dir(), "mapper", self.name)
+        """``<dev_dir>/mapper/<name>`` (``$DM_DEV_DIR`` or /dev unless the Control says else)."""
+        return self.control.node_path(self.name)
 
     def info(self, *, inactive: bool = False) -> DeviceInfo:
         return self.control.info(self.devno, inactive=inactive)
@@ -688,9 +822,13 @@ class Device:
     def wait(self, event_nr: Optional[int] = None) -> DeviceInfo:
         return self.control.wait(self.devno, event_nr)
 
-    def remove(self, *, deferred: bool = False, retry: float = 0.0) -> None:
-        self.control.remove(self.devno, deferred=deferred, retry=retry)
+    def remove(self, *, deferred: bool = False, retry: float = 0.0,
+               force: bool = False) -> None:
+        self.control.remove(self.devno, deferred=deferred, retry=retry, force=force)
         self._owned = False
+
+    def cancel_deferred_remove(self) -> None:
+        self.control.cancel_deferred_remove(self.devno)
 
     def __enter__(self) -> "Device":
         return self
