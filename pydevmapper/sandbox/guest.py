@@ -1,0 +1,459 @@
+"""Boot a cached kernel under virtme-ng and run one command in it.
+
+Design notes (the "why"):
+
+* One boot runs one argv (normally one pytest session): booting costs
+  ~10-30 s under TCG and a Python start ~2 s in the guest.
+* The guest sees the host root read-only over 9p (writes go to tmpfs-backed
+  overlays), so python, the venv and the repo are all visible at their host
+  paths.  The one writable host directory is a per-run temp dir passed as
+  ``--rwdir``; it lives under the cache, not /tmp or /var, because the guest
+  overlays /tmp and masks parts of /var.
+* The console stream drops and interleaves output, so the command's output
+  and exit status come back through files in that rwdir.  vng's own exit
+  status is only cross-checked.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from collections.abc import Sequence
+from typing import BinaryIO
+
+from .errors import Log, SandboxError, find_tool, require_tool
+from .kernels import Kernel, cache_dir, static_busybox
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_PRELOAD = ("dm-mod", "loop")
+EXIT_TIMEOUT = 124  # like timeout(1)
+EXIT_NO_STATUS = 125  # guest died / crashed before the command finished
+
+
+@dataclass
+class GuestResult:
+    returncode: int
+    output: bytes  # the command's stdout+stderr, in order
+    guest_log: str  # the in-guest wrapper's own log (udev, modprobe, timings)
+    console: str  # vng/qemu/kernel console; only useful when something broke
+    elapsed: float  # host wall time, vng start to exit
+    boot_seconds: float | None  # guest uptime when the command started
+    accel: str
+    kernel: str
+    notes: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------
+# host capabilities
+
+
+def host_has_device_mapper() -> bool:
+    """True if this host kernel can do device-mapper right now (or after modprobe).
+
+    A /dev/mapper/control node existing proves nothing (dmsetup or a test
+    may mknod it on a kernel without DM; opening it then fails with ENODEV),
+    so ask the kernel: /proc/misc, or an actual open of the node.
+    """
+    try:
+        os.close(os.open("/dev/mapper/control", os.O_RDWR))
+        return True
+    except OSError:
+        pass
+    try:
+        if any(line.split()[-1:] == ["device-mapper"] for line in Path("/proc/misc").read_text().splitlines()):
+            return True
+    except OSError:
+        pass
+    # Loadable?  Needs module support (/proc/modules) and modprobe agreeing.
+    modprobe = find_tool("modprobe")
+    if modprobe and Path("/proc/modules").exists():
+        res = subprocess.run([modprobe, "-n", "-q", "dm_mod"], capture_output=True, check=False)
+        return res.returncode == 0
+    return False
+
+
+def kvm_usable() -> bool:
+    """Whether qemu can actually run a vCPU under KVM here.
+
+    /dev/kvm existing and opening isn't enough: on some nested hosts qemu
+    aborts at vCPU setup ("failed to set MSR ...").  So start a paused qemu
+    (-S) and see whether it survives a moment; that costs ~1 s.
+    Override with PYDM_SANDBOX_ACCEL=kvm|tcg.
+    """
+    forced = os.environ.get("PYDM_SANDBOX_ACCEL", "").lower()
+    if forced in ("kvm", "tcg"):
+        return forced == "kvm"
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False
+    qemu = find_tool("qemu-system-x86_64")
+    if qemu is None:
+        return False
+    argv = [qemu, "-accel", "kvm", "-cpu", "host", "-nodefaults", "-display", "none", "-S", "-m", "64"]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        proc.wait(timeout=1.5)
+        return False  # exited on its own: KVM is broken
+    except subprocess.TimeoutExpired:
+        return True
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def find_vng() -> str:
+    # Prefer the vng beside the running interpreter (the venv's), so a venv
+    # works without being "activated" and without vng on PATH.
+    beside = Path(sys.executable).parent / "vng"
+    if os.access(beside, os.X_OK):
+        return str(beside)
+    return require_tool("vng")
+
+
+def check_host(*, udev: bool) -> None:
+    """Fail early, naming every missing tool and how to install it."""
+    missing = []
+    for tool in ("qemu-system-x86_64", "modprobe", "depmod") + (("udevadm",) if udev else ()):
+        try:
+            require_tool(tool)
+        except SandboxError as e:
+            missing.append(str(e))
+    try:
+        find_vng()
+    except SandboxError as e:
+        missing.append(str(e))
+    if missing:
+        raise SandboxError(
+            "the sandbox host is missing tools (or run scripts/setup-host.sh):\n  " + "\n  ".join(missing)
+        )
+
+
+# --------------------------------------------------------------------------
+# building csrc/ for the guest kernel
+
+
+def build_module(kdir: Path, kver: str, *, csrc: Path = REPO / "csrc", log: Log = print) -> Path | None:
+    """Build basic_target.ko for *kver* into ${PYDM_CACHE}/build/<kver>/.
+
+    Returns the .ko path, or None (with a message) when csrc/ has no
+    Makefile yet.  csrc/Makefile copies its sources to BUILD_DIR and runs
+    kbuild there, so the source tree stays clean and kernels don't clobber
+    each other.
+    """
+    if not (csrc / "Makefile").is_file():
+        log(f"sandbox: {csrc}/Makefile not found; not building basic_target.ko (PYDM_BASIC_TARGET_KO unset)")
+        return None
+    make = require_tool("make")
+    out = cache_dir() / "build" / kver
+    out.mkdir(parents=True, exist_ok=True)
+    argv = [make, "-C", str(csrc), f"KDIR={kdir}", f"BUILD_DIR={out}", "modules"]
+    env = dict(os.environ, PWD=str(csrc))  # some Makefiles use $(PWD) for M=
+    res = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    ko = out / "basic_target.ko"
+    if res.returncode != 0 or not ko.is_file():
+        raise SandboxError(
+            f"building basic_target.ko for {kver} failed ({shlex.join(argv)}):\n{res.stdout}{res.stderr}"
+            "\n(needs: apt-get install make gcc-12)"
+        )
+    return ko
+
+
+# --------------------------------------------------------------------------
+# the in-guest wrapper
+
+
+def _env_exports(extra: dict[str, str]) -> dict[str, str]:
+    """Environment for the guest command.
+
+    vng does not forward the host environment, so pass what a test run
+    needs: PATH (pyenv shims, the venv), the venv/python knobs, locale.
+    """
+    env: dict[str, str] = {}
+    # Put this interpreter's bin dir (the venv's) first: a pyenv *shim*
+    # spawns a dozen processes and takes ~30 s per `python3` under TCG,
+    # the real binary ~2 s.
+    dirs = [os.path.dirname(sys.executable), *os.environ.get("PATH", "/usr/bin:/bin").split(":"), "/usr/sbin", "/sbin"]
+    env["PATH"] = ":".join(dict.fromkeys(d for d in dirs if d))
+    for key in ("VIRTUAL_ENV", "PYTHONPATH", "LANG", "LC_ALL", "PYENV_VERSION", "HOME"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    if sys.prefix != sys.base_prefix:  # running from a venv that wasn't "activated"
+        env.setdefault("VIRTUAL_ENV", sys.prefix)
+    # The guest can't write the repo (read-only 9p); don't even try.
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["PYDM_IN_GUEST"] = "1"
+    env.update(extra)
+    return env
+
+
+def _wrapper_script(
+    rwdir: Path, argv: Sequence[str], *, cwd: str, env: dict[str, str], udev: bool, preload: Sequence[str]
+) -> str:
+    q = shlex.quote
+    exports = "\n".join(f"export {k}={q(v)}" for k, v in env.items())
+    mods = " ".join(q(m) for m in preload)
+    want_udev = "1" if udev else "0"
+    # POSIX sh only: the guest's /bin/sh is the host's (dash on Debian).
+    return f"""\
+# generated by pydevmapper.sandbox.guest; runs inside the guest as --exec
+R={q(str(rwdir))}
+exec >"$R/guest.log" 2>&1 </dev/null
+echo "kernel $(uname -r) uptime $(cut -d' ' -f1 /proc/uptime)"
+udevd_pids() {{
+    # builtin read, not cat: every fork costs ~10 ms under TCG
+    for p in /proc/[0-9]*; do
+        c=; read -r c 2>/dev/null <"$p/comm"
+        case "$c" in systemd-udevd|udevd) echo "${{p#/proc/}}";; esac
+    done
+}}
+if [ {want_udev} = 1 ]; then
+    if [ -z "$(udevd_pids)" ]; then
+        echo "PYDM: udev requested but no udevd runs in the guest (is udev installed on the host?)"
+        echo 98 >"$R/status.tmp" && mv "$R/status.tmp" "$R/status"; exit 98
+    fi
+    udevadm settle --timeout=30 || echo "udevadm settle failed"
+    export PYDM_GUEST_UDEV=1
+else
+    # virtme-ng starts udevd when the host has it; stop it so nothing
+    # creates /dev/mapper/<name> links or reacts to uevents.
+    if [ -n "$(udevd_pids)" ]; then
+        udevadm control --exit 2>/dev/null || kill $(udevd_pids)
+        i=0
+        while [ -n "$(udevd_pids)" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+        [ -n "$(udevd_pids)" ] && kill -9 $(udevd_pids)
+    fi
+    if [ -n "$(udevd_pids)" ]; then
+        echo "PYDM: could not stop udevd"
+        echo 97 >"$R/status.tmp" && mv "$R/status.tmp" "$R/status"; exit 97
+    fi
+    # udevd leaves its control socket behind; libdevmapper (dmsetup) takes
+    # that as "udev is running" and then waits forever for udev cookies.
+    rm -f /run/udev/control
+    export PYDM_GUEST_UDEV=0
+fi
+echo "udev=$PYDM_GUEST_UDEV"
+for m in {mods}; do modprobe "$m" || echo "modprobe $m failed"; done
+{exports}
+cd {q(cwd)} || cd /
+echo "start uptime $(cut -d' ' -f1 /proc/uptime)"
+{shlex.join(argv)} >"$R/output" 2>&1
+rc=$?
+echo "end uptime $(cut -d' ' -f1 /proc/uptime) rc=$rc"
+echo "$rc" >"$R/status.tmp" && mv "$R/status.tmp" "$R/status"
+sync
+exit "$rc"
+"""
+
+
+class _Tail(threading.Thread):
+    """Copy a file's growth to *sink* while the guest writes it over 9p."""
+
+    def __init__(self, path: Path, sink: BinaryIO | None) -> None:
+        super().__init__(daemon=True)
+        self.path, self.sink = path, sink
+        self.data = bytearray()
+        self.stop = threading.Event()
+
+    def _pump(self, fh: BinaryIO) -> None:
+        while chunk := fh.read(65536):
+            self.data += chunk
+            if self.sink is not None:
+                self.sink.write(chunk)
+                self.sink.flush()
+
+    def run(self) -> None:
+        fh: BinaryIO | None = None
+        try:
+            while True:
+                stopping = self.stop.is_set()  # read before the last drain
+                if fh is None and self.path.exists():
+                    fh = open(self.path, "rb")  # noqa: SIM115 - held across loop turns, closed below
+                if fh is not None:
+                    self._pump(fh)
+                if stopping:
+                    return
+                self.stop.wait(0.2)
+        finally:
+            if fh is not None:
+                fh.close()
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    # vng runs qemu as a child; kill the whole session so no qemu survives.
+    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            # vng may have exited while qemu lingers in the group; sweep it.
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (subprocess.TimeoutExpired, ProcessLookupError):
+            continue
+        return
+
+
+# --------------------------------------------------------------------------
+# public entry points
+
+
+def run_in_guest(
+    argv: Sequence[str],
+    kernel: Kernel,
+    *,
+    udev: bool = True,
+    timeout: float = 1800.0,
+    memory: str = "2G",
+    cpus: int = 2,
+    preload: Sequence[str] = DEFAULT_PRELOAD,
+    build: bool = True,
+    extra_env: dict[str, str] | None = None,
+    cwd: str | None = None,
+    sink: BinaryIO | None = None,
+    vng_args: Sequence[str] = (),
+    log: Log = print,
+) -> GuestResult:
+    """Boot *kernel*, run *argv* in it, return its exit status and output.
+
+    Output is streamed to *sink* (e.g. sys.stdout.buffer) as it arrives.
+    Nothing is left behind: the rwdir is removed and the qemu process group
+    is killed on timeout or error.
+    """
+    if not argv:
+        raise SandboxError("no command given to run in the guest")
+    check_host(udev=udev)
+    env = dict(extra_env or {})
+    notes: list[str] = []
+    if build:
+        ko = build_module(kernel.kdir, kernel.version, log=log)
+        if ko is not None:
+            env["PYDM_BASIC_TARGET_KO"] = str(ko)
+    busybox = static_busybox(log=log)
+    accel = "kvm" if kvm_usable() else "tcg"
+
+    run_base = cache_dir() / "run"
+    run_base.mkdir(parents=True, exist_ok=True)
+    rwdir = Path(tempfile.mkdtemp(prefix="guest-", dir=run_base))
+    if any(c in str(rwdir) for c in "=,"):
+        # vng splits --rwdir on '=' (guest=host) and qemu options on ','.
+        shutil.rmtree(rwdir)
+        raise SandboxError(f"cache path {rwdir} must not contain '=' or ','; set PYDM_CACHE elsewhere")
+    proc: subprocess.Popen[bytes] | None = None
+    tail = _Tail(rwdir / "output", sink)
+    try:
+        wrapper = rwdir / "wrapper.sh"
+        wrapper.write_text(
+            _wrapper_script(
+                rwdir, argv, cwd=cwd or os.getcwd(), env=_env_exports(env), udev=udev, preload=preload
+            )
+        )
+        vng_argv = [
+            find_vng(), "--run", str(kernel.vmlinuz),
+            "--busybox", str(busybox),
+            "--force-9p",  # no virtiofsd dependency; 9p modules go into vng's initramfs
+            "--memory", memory, "--cpus", str(cpus),
+            "--name", "pydm-sandbox",
+            f"--rwdir={rwdir}",
+            *(["--disable-kvm"] if accel == "tcg" else []),
+            *vng_args,
+            "--exec", shlex.join(["sh", str(wrapper)]),
+        ]  # fmt: skip
+        console_path = rwdir / "console.log"
+        start = time.monotonic()
+        with open(console_path, "wb") as console:
+            proc = subprocess.Popen(
+                vng_argv, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            tail.start()
+            timed_out = False
+            try:
+                vng_rc = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                vng_rc = None
+            finally:
+                _kill_group(proc)
+        elapsed = time.monotonic() - start
+        tail.stop.set()
+        tail.join()
+
+        guest_log = _read(rwdir / "guest.log")
+        console_text = _read(console_path)
+        status_text = _read(rwdir / "status").strip()
+        if timed_out:
+            rc = EXIT_TIMEOUT
+            notes.append(f"timed out after {timeout:.0f}s; guest killed")
+        elif status_text.lstrip("-").isdigit():
+            rc = int(status_text)
+            if vng_rc != rc:
+                notes.append(f"vng exit status {vng_rc} != command status {rc} (trusting the status file)")
+        else:
+            rc = EXIT_NO_STATUS
+            notes.append(f"guest ended without writing a status (vng exit {vng_rc}); console tail:\n"
+                         + "\n".join(console_text.splitlines()[-30:]))
+        if rc in (97, 98) and "PYDM:" in guest_log:
+            notes.append(guest_log.strip())
+        return GuestResult(
+            returncode=rc,
+            output=bytes(tail.data),
+            guest_log=guest_log,
+            console=console_text,
+            elapsed=elapsed,
+            boot_seconds=_start_uptime(guest_log),
+            accel=accel,
+            kernel=kernel.version,
+            notes=notes,
+        )
+    finally:
+        if proc is not None and proc.poll() is None:
+            _kill_group(proc)
+        tail.stop.set()
+        if tail.is_alive():
+            tail.join()
+        shutil.rmtree(rwdir, ignore_errors=True)
+
+
+def run_native(
+    argv: Sequence[str], *, build: bool = True, extra_env: dict[str, str] | None = None, log: Log = print
+) -> int:
+    """Run *argv* on this host (which has device-mapper); returns its exit status."""
+    env = dict(os.environ, **(extra_env or {}))
+    env.pop("PYDM_IN_GUEST", None)
+    if build:
+        release = os.uname().release
+        kdir = Path("/lib/modules") / release / "build"
+        if kdir.is_dir():
+            ko = build_module(kdir, release, log=log)
+            if ko is not None:
+                env["PYDM_BASIC_TARGET_KO"] = str(ko)
+        else:
+            log(f"sandbox: no headers at {kdir}; not building basic_target.ko "
+                f"(apt-get install linux-headers-{release})")
+    return subprocess.run(list(argv), env=env, check=False).returncode
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _start_uptime(guest_log: str) -> float | None:
+    for line in guest_log.splitlines():
+        if line.startswith("start uptime "):
+            try:
+                return float(line.split()[2])
+            except (IndexError, ValueError):
+                return None
+    return None
