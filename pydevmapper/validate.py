@@ -23,17 +23,23 @@ def _encode(value: object, what: str) -> bytes:
         raise ValidationError(f"{what} {value!r} is not valid UTF-8: {exc}") from None
 
 
-def device_name(name: object) -> bytes:
-    """Check a device name and return its bytes."""
-    raw = _encode(name, "device name")
+def _bounded(value: object, what: str, max_bytes: int) -> bytes:
+    """Non-empty, at most max_bytes of UTF-8 (the kernel would truncate), no NUL."""
+    raw = _encode(value, what)
     if not raw:
-        raise ValidationError("device name must not be empty")
-    if len(raw) > NAME_MAX_BYTES:
+        raise ValidationError(f"{what} must not be empty")
+    if len(raw) > max_bytes:
         raise ValidationError(
-            f"device name is {len(raw)} bytes; the kernel allows at most {NAME_MAX_BYTES}"
+            f"{what} is {len(raw)} bytes; the kernel allows at most {max_bytes}"
         )
     if b"\0" in raw:
-        raise ValidationError(f"device name {name!r} contains a NUL byte")
+        raise ValidationError(f"{what} {value!r} contains a NUL byte")
+    return raw
+
+
+def device_name(name: object) -> bytes:
+    """Check a device name and return its bytes."""
+    raw = _bounded(name, "device name", NAME_MAX_BYTES)
     if b"/" in raw:
         raise ValidationError(f"device name {name!r} contains '/'")
     if name in _RESERVED_NAMES:
@@ -43,16 +49,7 @@ def device_name(name: object) -> bytes:
 
 def device_uuid(uuid: object) -> bytes:
     """Check a device uuid and return its bytes."""
-    raw = _encode(uuid, "uuid")
-    if not raw:
-        raise ValidationError("uuid must not be empty")
-    if len(raw) > UUID_MAX_BYTES:
-        raise ValidationError(
-            f"uuid is {len(raw)} bytes; the kernel allows at most {UUID_MAX_BYTES}"
-        )
-    if b"\0" in raw:
-        raise ValidationError(f"uuid {uuid!r} contains a NUL byte")
-    return raw
+    return _bounded(uuid, "uuid", UUID_MAX_BYTES)
 
 
 def sector_count(value: object, what: str) -> int:

@@ -1,0 +1,192 @@
+"""pydmsetup: dmsetup's commands, options, output and exit status, on the Python API.
+
+``main(argv)`` follows dmsetup's main(): parse the switches, pick the
+command, check its argument count, set up the ``-c`` report, run the
+command once per device argument, print the report, exit 0 or 1.  Heavy
+modules (cffi, the control node) load only when a command needs the kernel.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import List, Optional
+
+__all__ = ["main"]
+
+
+def main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
+    from pydevmapper.cli import options
+    from pydevmapper.cli.session import Failed, Session
+
+    if argv is None:
+        argv = sys.argv[1:]
+    if prog is None:
+        # getopt names the program as it was invoked; `python -m` has no name.
+        base = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+        prog = "dmsetup" if base in ("", "__main__.py", "-c") else base
+    try:
+        parsed = options.parse(prog, list(argv))
+    except options.UsageError as exc:
+        _err(f"{exc}\nCouldn't process command line.\n")
+        return 1
+    s = Session(prog, parsed.counts, parsed.values)
+    try:
+        return _run(s, parsed.args)
+    except Failed:
+        return 1
+    finally:
+        s.flush()
+        s.close()
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
+def _check_switches(s) -> Optional[str]:
+    if bool(s.has("major")) != bool(s.has("minor")):
+        return "Please specify both major number and minor number."
+    if s.has("table") and s.has("notable"):
+        return "--table and --notable are incompatible."
+    if s.has("addnodeonresume") and s.has("addnodeoncreate"):
+        return "--addnodeonresume and --addnodeoncreate are incompatible."
+    if s.has("manglename") and (s.value("manglename") or "").lower() not in ("none", "auto", "hex"):
+        return "Unknown name mangling mode."
+    return None
+
+
+def _run(s, args: List[str]) -> int:
+    from pydevmapper.cli import commands, report, texts
+    from pydevmapper.cli.session import Failed
+
+    problem = _check_switches(s)
+    if problem:
+        _err(f"{problem}\nCouldn't process command line.\n")
+        return 1
+    forced_ok = bool(s.has("help") or s.has("version"))
+    if s.has("help"):
+        name, args = "help", []
+    elif s.has("version"):
+        name, args = "version", []
+    elif not args:
+        _err(texts.USAGE)
+        return 1
+    else:
+        name, args = args[0], args[1:]
+    cmd = commands.COMMANDS.get(name)
+    if cmd is None:
+        _err("Unknown command.\n" + texts.USAGE)
+        return 1
+    if not forced_ok and (len(args) < cmd.min_args or (cmd.max_args >= 0 and len(args) > cmd.max_args)):
+        _err("Incorrect number of arguments.\n" + texts.USAGE)
+        return 1
+    if name == "splitname":
+        s.counts["columns"] = 1
+    s.current = name
+    s.report_rows = []
+    s.json_rows = []
+    s.needs_deps = False
+    from pydevmapper.cli import jsonout
+    jsonout._SHOWKEYS[0] = bool(s.has("showkeys"))
+
+    run_cmd = cmd
+    selected_cmd = None
+    if s.has("select") and cmd.repeatable == 2:
+        selected_cmd, run_cmd = cmd, commands.COMMANDS["info"]
+        s.counts["columns"] = 1
+    opts = None
+    if s.has("columns") and name not in ("help", "version") and not s.has("json"):
+        try:
+            opts = _report_options(s, name)
+        except report.HelpShown:
+            return 0
+        except report.ReportError as exc:
+            if str(exc):
+                _err(f"{exc}\n")
+            return 1
+        s.needs_deps = any(f.section == "deps_" for f in opts.fields)
+
+    multiple = bool(run_cmd.repeatable and len(args) != 1
+                    and (args or (not s.has("uuid") and not s.has("major"))))
+    ok = True
+    try:
+        if selected_cmd is not None:
+            _run_selected(s, selected_cmd, opts)
+        else:
+            _repeat(s, run_cmd, args, multiple)
+    except Failed:
+        s.error("Command failed.")
+        ok = False
+    if s.concise_started:
+        s.write("\n")
+    if opts is not None and selected_cmd is None:
+        s.write(report.format_report(opts, s.report_rows))
+    if s.has("json") and s.json_rows or (s.has("json") and name in ("info", "deps", "status", "table")):
+        from pydevmapper.cli import jsonout as j
+        s.write(j.devices(s.json_rows))
+    return 0 if ok or forced_ok else 1
+
+
+def _repeat(s, cmd, args: List[str], multiple: bool) -> None:
+    """One call per device argument, stopping at the first failure."""
+    if not cmd.repeatable or len(args) <= 1:
+        cmd.fn(s, args, multiple)
+        return
+    for i in range(len(args)):
+        cmd.fn(s, args[i:], multiple)
+
+
+def _run_selected(s, cmd, opts) -> None:
+    """-S on a command other than info: run it on each device the selection keeps."""
+    from pydevmapper.cli import commands
+    from pydevmapper.cli.session import Failed
+
+    devices = s.call("names", None, s.control.list_devices, uuids=False)
+    if not devices:
+        s.write("No devices found\n")
+        return
+    failed = False
+    for dev in devices:
+        row = commands.info_row(s, s.info(dev.name))
+        if opts.selection is None or opts.selection(row):
+            try:
+                cmd.fn(s, [dev.name], True)
+            except Failed:
+                failed = True
+    if failed:
+        raise Failed()
+
+
+def _report_options(s, name: str):
+    from pydevmapper.cli import report
+
+    prefix = "splitname_" if name == "splitname" else ""
+    spec = report.DEFAULT_SPLITNAME if name == "splitname" else report.DEFAULT_INFO
+    given = s.value("options") if s.has("options") else None
+    headings, aligned, separator = True, True, " "
+    if s.has("noheadings"):
+        headings, aligned, separator = False, False, ":"
+    if given is not None:
+        if "help" in given:
+            headings = False
+        spec = given if not given.startswith("+") else f"{spec},{given[1:]}"
+
+    def err(text: str) -> None:
+        _err(text)
+
+    fields = report.parse_fields(spec, prefix, err)
+    sort = []
+    if s.has("sort"):
+        if name in ("status", "table"):
+            raise report.ReportError("--sort is not yet supported with status and table.")
+        sort = report.parse_sort(s.value("sort") or "", prefix)
+    if s.has("separator"):
+        separator, aligned = s.value("separator") or "", False
+    prefixes = bool(s.has("nameprefixes"))
+    if prefixes:
+        aligned = False
+    selection = report.parse_selection(s.value("select") or "", prefix) if s.has("select") else None
+    return report.Options(fields, sort, selection, headings, aligned, separator,
+                          prefixes, not s.has("unquoted"), bool(s.has("rows")))

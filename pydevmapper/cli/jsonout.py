@@ -1,0 +1,85 @@
+"""``--json``: pydmsetup's machine-readable output (not in dmsetup).
+
+The schema is stable: fields are only ever added.  Every document is one
+JSON object followed by a newline.
+
+- ``version``: ``{"library": str, "driver": str | null}``
+- ``targets``: ``{"targets": [{"name": str, "version": [int, int, int]}]}``
+- ``ls``: ``{"devices": [{"name": str, "major": int, "minor": int,
+  "uuid": str | null, "event_nr": int | null}]}`` (null: the kernel is too
+  old to report it)
+- ``info``: ``{"devices": [DEVICE]}`` where DEVICE is ``{"name", "uuid"
+  (str, "" for none), "major", "minor", "open_count", "event_nr",
+  "target_count", "read_ahead" (sectors or null), "suspended",
+  "read_only", "live_table", "inactive_table", "deferred_remove"
+  (booleans)}``
+- ``deps``: ``{"devices": [{"name", "uuid", "major", "minor",
+  "deps": [{"major": int, "minor": int}]}]}``
+- ``table`` / ``status``: ``{"devices": [{"name", "uuid", "major",
+  "minor", "targets": [{"start": int, "length": int, "type": str,
+  "params": str}]}]}`` (``params`` is the status line for ``status``;
+  table keys are hidden unless ``--showkeys``, as in the text output)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Iterable, List, Optional
+
+
+def dump(doc: dict) -> str:
+    return json.dumps(doc, indent=2, sort_keys=False) + "\n"
+
+
+def version(library: str, driver: Optional[str]) -> str:
+    return dump({"library": library, "driver": driver})
+
+
+def targets(found: Iterable) -> str:
+    return dump({"targets": [{"name": t.name, "version": list(t.version)} for t in found]})
+
+
+def ls(devices: Iterable) -> str:
+    return dump({"devices": [{"name": d.name, "major": d.major, "minor": d.minor,
+                              "uuid": d.uuid, "event_nr": d.event_nr} for d in devices]})
+
+
+def _device(dev) -> dict:
+    return {"name": dev.name, "uuid": dev.uuid, "major": dev.major, "minor": dev.minor}
+
+
+def info(dev, read_ahead: Optional[int]) -> dict:
+    doc = _device(dev)
+    doc.update(open_count=dev.open_count, event_nr=dev.event_nr,
+               target_count=dev.target_count, read_ahead=read_ahead,
+               suspended=dev.suspended, read_only=dev.read_only,
+               live_table=dev.live_table, inactive_table=dev.inactive_table,
+               deferred_remove=dev.deferred_remove)
+    return doc
+
+
+def deps(dev, used: Iterable) -> dict:
+    doc = _device(dev)
+    doc["deps"] = [{"major": d.major, "minor": d.minor} for d in used]
+    return doc
+
+
+def targets_of(dev, lines: List[tuple], cmd: str) -> dict:
+    from pydevmapper.cli.commands import _hide_keys  # noqa: avoid a cycle at import
+
+    doc = _device(dev)
+    doc["targets"] = [{"start": s, "length": n, "type": t,
+                       "params": _hide_keys(t, p) if cmd == "table" and not _showkeys() else p}
+                      for s, n, t, p in lines]
+    return doc
+
+
+_SHOWKEYS = [False]
+
+
+def _showkeys() -> bool:
+    return _SHOWKEYS[0]
+
+
+def devices(rows: List[dict]) -> str:
+    return dump({"devices": rows})

@@ -1,0 +1,70 @@
+"""Name handling dmsetup does in user space: LVM name splitting, mangling.
+
+``split_lvm_name`` follows libdm's rule: a single '-' separates VG, LV and
+layer, and '--' stands for a '-' inside a component.  ``mangle`` encodes
+every byte outside udev's safe set as ``\\xNN`` (libdm's "hex" mode).
+"""
+
+from __future__ import annotations
+
+from typing import List, Tuple
+
+_SAFE = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#+-.:=@_")
+
+
+def _unquote(text: str) -> Tuple[str, str]:
+    """The first component (with '--' unescaped) and the rest after its '-'."""
+    out: List[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "-" and i + 1 < len(text):
+            if text[i + 1] != "-":
+                return "".join(out), text[i + 1:]
+            i += 1  # '--' is a literal '-'
+        out.append(text[i])
+        i += 1
+    return "".join(out), ""
+
+
+def split_lvm_name(name: str) -> Tuple[str, str, str]:
+    vg, rest = _unquote(name)
+    lv, rest = _unquote(rest)
+    layer, _ = _unquote(rest)
+    return vg, lv, layer
+
+
+def split_name(name: str, subsystem: str) -> dict:
+    """The splitname report row: LVM names split, others left empty."""
+    vg = lv = layer = ""
+    if subsystem == "LVM":
+        vg, lv, layer = split_lvm_name(name)
+    return {"subsystem": subsystem, "vg_name": vg, "lv_name": lv, "lv_layer": layer}
+
+
+def uuid_prefix(uuid: str) -> str:
+    """The subsystem of a device: its uuid up to the first '-' ("" without one)."""
+    head, sep, _ = uuid.partition("-")
+    return head if sep else ""
+
+
+def mangle(text: str) -> str:
+    raw = text.encode("utf-8", "surrogateescape")
+    return "".join(chr(b) if b in _SAFE else f"\\x{b:02x}" for b in raw)
+
+
+def unmangle(text: str) -> str:
+    out = bytearray()
+    raw = text.encode("utf-8", "surrogateescape")
+    i = 0
+    while i < len(raw):
+        if raw[i:i + 2] == b"\\x" and i + 4 <= len(raw):
+            try:
+                out.append(int(raw[i + 2:i + 4], 16))
+                i += 4
+                continue
+            except ValueError:
+                pass
+        out.append(raw[i])
+        i += 1
+    return out.decode("utf-8", "surrogateescape")

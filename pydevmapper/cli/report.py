@@ -1,0 +1,237 @@
+"""The ``-c`` report: fields, -o/-O/-S, and libdm-report's output layouts.
+
+Rows are plain dicts of field id -> value (str or int) built by the
+commands; this module only chooses, orders, filters and prints them.  The
+layout rules are libdm-report's: aligned columns whose widths grow to the
+widest value (headings are cut to the width), ``--noheadings`` switching to
+unaligned ``:``-separated output, ``--nameprefixes`` printing ``DM_FIELD='v'``,
+``--rows`` transposing.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+from pydevmapper.cli import texts
+
+STR, NUM = "str", "num"
+
+
+class Field(NamedTuple):
+    id: str
+    heading: str
+    width: int
+    kind: str
+    section: str  # name_, info_, deps_, splitname_
+
+
+# dmsetup's fields that pydmsetup can fill (no stats, no tree fields).
+FIELDS: Tuple[Field, ...] = (
+    Field("name", "Name", 16, STR, "name_"),
+    Field("mangled_name", "MangledName", 16, STR, "name_"),
+    Field("unmangled_name", "UnmangledName", 16, STR, "name_"),
+    Field("uuid", "UUID", 32, STR, "name_"),
+    Field("mangled_uuid", "MangledUUID", 32, STR, "name_"),
+    Field("unmangled_uuid", "UnmangledUUID", 32, STR, "name_"),
+    Field("read_ahead", "RAhead", 6, NUM, "name_"),
+    Field("blkdevname", "BlkDevName", 16, STR, "info_"),
+    Field("attr", "Stat", 4, STR, "info_"),
+    Field("tables_loaded", "Tables", 6, STR, "info_"),
+    Field("suspended", "Suspended", 9, STR, "info_"),
+    Field("readonly", "Read-only", 9, STR, "info_"),
+    Field("devno", "DevNo", 5, STR, "info_"),
+    Field("major", "Maj", 3, NUM, "info_"),
+    Field("minor", "Min", 3, NUM, "info_"),
+    Field("open", "Open", 4, NUM, "info_"),
+    Field("segments", "Targ", 4, NUM, "info_"),
+    Field("events", "Event", 6, NUM, "info_"),
+    Field("device_count", "#Devs", 5, NUM, "deps_"),
+    Field("devnos_used", "DevNosUsed", 16, STR, "deps_"),
+    Field("blkdevs_used", "BlkDevNamesUsed", 16, STR, "deps_"),
+    Field("subsystem", "Subsys", 6, STR, "splitname_"),
+    Field("vg_name", "VG", 4, STR, "splitname_"),
+    Field("lv_name", "LV", 4, STR, "splitname_"),
+    Field("lv_layer", "LVLayer", 7, STR, "splitname_"),
+)
+_CANON = {f.id.replace("_", "").lower(): f for f in FIELDS}
+DEFAULT_INFO = "name,major,minor,attr,open,segments,events,uuid"
+DEFAULT_SPLITNAME = "vg_name,lv_name,lv_layer"
+
+
+class ReportError(Exception):
+    """Bad -o/-O/-S; the message (already printed parts aside) goes to stderr."""
+
+
+class HelpShown(Exception):
+    """``-o help``: the field list was printed; dmsetup then exits 0."""
+
+
+def _lookup(word: str, prefix: str) -> Optional[Field]:
+    canon = word.replace("_", "").lower()
+    if canon in _CANON:
+        return _CANON[canon]
+    bare = prefix.replace("_", "")
+    if bare and canon.startswith(bare):
+        return _CANON.get(canon[len(bare):])
+    return None
+
+
+def parse_fields(spec: str, prefix: str, err: Callable[[str], None]) -> List[Field]:
+    chosen: List[Field] = []
+    for word in spec.split(","):
+        if not word:
+            continue  # consecutive commas are allowed
+        if word in ("help", "?"):
+            err(texts.FIELD_HELP)
+            raise HelpShown()
+        canon = word.replace("_", "").lower()
+        section = [f for f in FIELDS if canon == f.section.replace("_", "") + "all"]
+        if section:
+            chosen += section
+            continue
+        field = _lookup(word, prefix)
+        if field is None:
+            err(texts.FIELD_HELP + f"Unrecognised field: {word}\n")
+            raise ReportError()
+        chosen.append(field)
+    return chosen
+
+
+def parse_sort(spec: str, prefix: str) -> List[Tuple[Field, bool]]:
+    keys = []
+    for word in spec.split(","):
+        if not word:
+            continue
+        descending = word.startswith("-")
+        name = word[1:] if word[:1] in "+-" else word
+        field = _lookup(name, prefix)
+        if field is None:
+            raise ReportError(f"dm_report: Unrecognised field: {name}")
+        keys.append((field, descending))
+    return keys
+
+
+class Options(NamedTuple):
+    fields: List[Field]
+    sort: List[Tuple[Field, bool]]
+    selection: Optional[Callable[[Dict[str, object]], bool]]
+    headings: bool
+    aligned: bool
+    separator: str
+    prefixes: bool
+    quoted: bool
+    rows: bool
+
+
+def format_report(opts: Options, rows: Sequence[Dict[str, object]]) -> str:
+    """The report text for these rows (empty when there are none)."""
+    kept = [r for r in rows if opts.selection is None or opts.selection(r)]
+    if not kept:
+        return ""
+    for field, descending in reversed(opts.sort):  # stable: last key first
+        kept.sort(key=lambda r, f=field: r[f.id], reverse=descending)
+    cells = [[str(r[f.id]) for f in opts.fields] for r in kept]
+    widths = [max([f.width] + [len(row[i]) for row in cells]) for i, f in enumerate(opts.fields)]
+
+    def show(i: int, text: str) -> str:
+        field = opts.fields[i]
+        if opts.aligned and not opts.rows:  # libdm never pads transposed output
+            text = text.rjust(widths[i]) if field.kind == NUM else text.ljust(widths[i])
+        if opts.prefixes:
+            quote = "'" if opts.quoted else ""
+            return f"DM_{field.id.upper()}={quote}{text}{quote}"
+        return text
+
+    lines = []
+    sep = opts.separator
+    if opts.rows:
+        for i, field in enumerate(opts.fields):
+            head = field.heading + sep if opts.headings else ""
+            lines.append(head + sep.join(show(i, row[i]) for row in cells))
+    else:
+        if opts.headings:
+            lines.append(sep.join(
+                f.heading[:widths[i]].ljust(widths[i]) if opts.aligned else f.heading
+                for i, f in enumerate(opts.fields)))
+        for row in cells:
+            lines.append(sep.join(show(i, text) for i, text in enumerate(row)))
+    return "".join(line + "\n" for line in lines)
+
+
+# -- -S selection: a small subset of libdm's grammar --------------------------
+
+_TOKEN = re.compile(r"\s*(\(|\)|&&|\|\||!~|=~|!=|<=|>=|=|<|>|!|&|\||,|\"[^\"]*\"|'[^']*'|[^\s()&|!=<>~,\"']+)")
+
+
+def parse_selection(text: str, prefix: str) -> Callable[[Dict[str, object]], bool]:
+    """``field op value`` terms joined by && (or ,), || (or |), ! and ().
+
+    Numbers compare as numbers; =~ and !~ take a regular expression.
+    """
+    tokens = _TOKEN.findall(text)
+    pos = 0
+
+    def peek() -> Optional[str]:
+        return tokens[pos] if pos < len(tokens) else None
+
+    def take() -> str:
+        nonlocal pos
+        if pos >= len(tokens):
+            raise ReportError(f"Selection syntax error at '{text}'.")
+        pos += 1
+        return tokens[pos - 1]
+
+    def term() -> Callable[[Dict[str, object]], bool]:
+        tok = take()
+        if tok == "!":
+            inner = term()
+            return lambda r: not inner(r)
+        if tok == "(":
+            inner = disjunction()
+            if take() != ")":
+                raise ReportError(f"Selection syntax error at '{text}'.")
+            return inner
+        field = _lookup(tok, prefix)
+        if field is None:
+            raise ReportError(f"Unrecognised selection field: {tok}")
+        op = take()
+        raw = take()
+        value = raw[1:-1] if raw[:1] in "\"'" else raw
+        if op in ("=~", "!~"):
+            rx = re.compile(value)
+            want = op == "=~"
+            return lambda r: bool(rx.search(str(r[field.id]))) == want
+        if field.kind == NUM:
+            try:
+                num: object = int(value)
+            except ValueError:
+                raise ReportError(f"Selection syntax error at '{text}'.") from None
+        else:
+            num = value
+        ops = {"=": lambda a, b: a == b, "!=": lambda a, b: a != b,
+               "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
+               ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+        if op not in ops:
+            raise ReportError(f"Selection syntax error at '{text}'.")
+        fn = ops[op]
+        return lambda r: fn(r[field.id] if field.kind == NUM else str(r[field.id]), num)
+
+    def conjunction() -> Callable[[Dict[str, object]], bool]:
+        parts = [term()]
+        while peek() in ("&&", "&", ","):
+            take()
+            parts.append(term())
+        return lambda r: all(p(r) for p in parts)
+
+    def disjunction() -> Callable[[Dict[str, object]], bool]:
+        parts = [conjunction()]
+        while peek() in ("||", "|"):
+            take()
+            parts.append(conjunction())
+        return lambda r: any(p(r) for p in parts)
+
+    result = disjunction()
+    if pos != len(tokens):
+        raise ReportError(f"Selection syntax error at '{text}'.")
+    return result

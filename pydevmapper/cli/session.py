@@ -1,0 +1,211 @@
+"""What every command shares: the switches, output, the control node, and
+libdevmapper's wording of failures.
+
+Scripts grep dmsetup's stderr, so failures are worded as libdevmapper words
+them (``device-mapper: remove ioctl on NAME  failed: <strerror>``); the
+behaviour itself is the Python API's.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from typing import TYPE_CHECKING, Dict, List, Optional
+
+if TYPE_CHECKING:  # imported lazily: start-up time matters to scripts
+    from pydevmapper.control import Control
+    from pydevmapper.device import DeviceInfo
+
+# dmsetup's own version, which pydmsetup emulates.  Error texts that quote
+# the library version quote this one so their bytes match.
+EMULATED_LIBRARY = "1.02.185 (2022-05-18)"
+
+
+class Failed(Exception):
+    """The command failed; its messages were already printed."""
+
+
+class Session:
+    def __init__(self, prog: str, counts: Dict[str, int], values: Dict[str, str]) -> None:
+        self.prog = prog
+        self.counts = counts
+        self.values = values
+        self.out: List[str] = []
+        self._control: Optional["Control"] = None
+        self.concise_started = False
+
+    # -- switches ------------------------------------------------------------
+    def has(self, name: str) -> int:
+        return self.counts.get(name, 0)
+
+    def value(self, name: str) -> Optional[str]:
+        return self.values.get(name)
+
+    # -- output ----------------------------------------------------------------
+    def write(self, text: str) -> None:
+        self.out.append(text)
+
+    def flush(self) -> None:
+        if self.out:
+            data = "".join(self.out).encode("utf-8", "surrogateescape")
+            self.out.clear()
+            sys.stdout.flush()
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+
+    def error(self, text: str) -> None:
+        # stdout first, so interleaving matches a C program writing to a
+        # terminal or a pipe line by line closely enough for scripts.
+        self.flush()
+        sys.stderr.write(text if text.endswith("\n") else text + "\n")
+        sys.stderr.flush()
+
+    # -- the kernel ------------------------------------------------------------
+    @property
+    def control(self) -> "Control":
+        if self._control is None:
+            from pydevmapper.control import Control, default_dev_dir
+            from pydevmapper.errors import DMError
+
+            try:
+                self._control = Control()
+            except DMError as exc:
+                path = os.path.join(default_dev_dir(), "mapper", "control")
+                self.error(f"{path}: open failed: {os.strerror(exc.errno)}")
+                self.error("Failure to communicate with kernel device-mapper driver.")
+                if os.geteuid() == 0:
+                    self.error("Check that device-mapper is available in the kernel.")
+                self.error(f"Incompatible libdevmapper {EMULATED_LIBRARY} and kernel driver (unknown version).")
+                raise Failed() from None
+        return self._control
+
+    def close(self) -> None:
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+
+    # -- how a command names its device -----------------------------------------
+    def device(self, name: Optional[str]):  # -> DeviceId
+        """The device a command addresses: a name, else -u, else -j/-m."""
+        from pydevmapper.device import DevNo, Uuid
+
+        if name is not None:
+            return name
+        if self.has("uuid"):
+            return Uuid(self.value("uuid") or "")
+        if self.has("major") and self.has("minor"):
+            return DevNo(_atoi(self.value("major")), _atoi(self.value("minor")))
+        self.error("No device specified.")
+        raise Failed()
+
+    def ioctl_failed(self, task: str, device, exc: BaseException,
+                     devno: Optional[str] = None, uuid: str = "") -> Failed:
+        """Print libdm's line for a failed ioctl; returns Failed to raise."""
+        from pydevmapper.device import DevNo, Uuid
+
+        name = ""
+        if isinstance(device, Uuid):
+            uuid = str(device)
+        elif isinstance(device, DevNo):
+            devno = str(device)
+        elif device is not None:
+            name = str(device)
+        where = f"{name} {uuid}" + (f"({devno})" if devno else "")
+        err = getattr(exc, "errno", None) or errno.EINVAL
+        self.error(f"device-mapper: {task} ioctl on {where} failed: {os.strerror(err)}")
+        return Failed()
+
+    def call(self, task: str, device, fn, *args, devno: Optional[str] = None,
+             absent: bool = False, sent_uuid: str = "", **kwargs):
+        """Run an API call; a failure is printed the libdm way and raised as Failed.
+
+        ``absent``: libdm treats ENXIO of this task as "the device does not
+        exist" rather than as a failed ioctl (info, status, mknodes).
+        """
+        from pydevmapper.errors import DeviceNotFoundError, DMError, ValidationError
+
+        try:
+            return fn(*args, **kwargs)
+        except DeviceNotFoundError as exc:
+            if absent:
+                self.error("Device does not exist.")
+                raise Failed() from None
+            raise self.ioctl_failed(task, device, exc, devno, sent_uuid) from None
+        except DMError as exc:
+            raise self.ioctl_failed(task, device, exc, devno, sent_uuid) from None
+        except ValidationError as exc:
+            self.error(str(exc))
+            raise Failed() from None
+
+    def info(self, device) -> "DeviceInfo":
+        return self.call("info", device, self.control.info, device,
+                         inactive=bool(self.has("inactive")), absent=True)
+
+    # -- long info ---------------------------------------------------------------
+    def long_info(self, info: "DeviceInfo") -> str:
+        state = "SUSPENDED" if info.suspended else "ACTIVE"
+        if info.read_only:
+            state += " (READ-ONLY)"
+        if info.deferred_remove:
+            state += " (DEFERRED REMOVE)"
+        lines = [f"Name:              {info.name}", f"State:             {state}"]
+        ahead = read_ahead(info.major, info.minor)
+        if ahead is not None:
+            lines.append(f"Read Ahead:        {ahead}")
+        if not info.live_table and not info.inactive_table:
+            lines.append("Tables present:    None")
+        else:
+            both = " & " if info.live_table and info.inactive_table else ""
+            lines.append("Tables present:    " + ("LIVE" if info.live_table else "")
+                         + both + ("INACTIVE" if info.inactive_table else ""))
+        if not self.has("noopencount"):
+            lines.append(f"Open count:        {info.open_count}")
+        lines.append(f"Event number:      {info.event_nr}")
+        lines.append(f"Major, minor:      {info.major}, {info.minor}")
+        lines.append(f"Number of targets: {info.target_count}")
+        if info.uuid:
+            lines.append(f"UUID: {info.uuid}")
+        return "\n".join(lines) + "\n\n"
+
+
+def read_ahead(major: int, minor: int) -> Optional[int]:
+    """Read-ahead in sectors, from sysfs as libdm reads it; None if unreadable."""
+    try:
+        with open(f"/sys/dev/block/{major}:{minor}/bdi/read_ahead_kb", "rb") as f:
+            text = f.read(23)
+    except OSError:
+        return None
+    return _atoi(text.decode("ascii", "replace")) * 2
+
+
+def kernel_name(major: int, minor: int) -> Optional[str]:
+    """The block device's kernel name (dm-0, loop3), from sysfs."""
+    try:
+        return os.path.basename(os.readlink(f"/sys/dev/block/{major}:{minor}"))
+    except OSError:
+        return None
+
+
+def mapped_name(major: int, minor: int) -> Optional[str]:
+    """A dm device's name, or a plain block device's kernel name."""
+    try:
+        with open(f"/sys/dev/block/{major}:{minor}/dm/name") as f:
+            return f.read().rstrip("\n")
+    except OSError:
+        return kernel_name(major, minor)
+
+
+def _atoi(text: Optional[str]) -> int:
+    """C's atoi: leading blanks, optional sign, digits; anything else stops it."""
+    s = (text or "").lstrip(" \t\n\r\v\f")
+    end = 1 if s[:1] in "+-" else 0
+    while end < len(s) and s[end].isdigit():
+        end += 1
+    try:
+        return int(s[:end])
+    except ValueError:
+        return 0
+
+
+atoi = _atoi
