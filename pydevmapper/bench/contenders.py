@@ -1,0 +1,370 @@
+"""The contenders and how each one performs an operation.
+
+In-process contenders (``api``, ``libdm``) and per-operation processes
+(``dmsetup``, ``pydmsetup``) hand the runner a callable that performs the
+operation once; the runner times it with ``time.perf_counter``.  The C floor
+(``c``) runs its own loop and reports per-iteration times from
+CLOCK_MONOTONIC, so its process start is not counted.
+
+An operation a contender cannot do raises ``Unavailable`` with the reason.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence
+
+import pydevmapper as dm
+from pydevmapper import control as _control
+from pydevmapper import udev
+
+REPO = Path(__file__).resolve().parents[2]
+FLOOR = REPO / "csrc" / "dm_ioctl_floor"
+
+
+class Unavailable(Exception):
+    """This contender cannot run this operation; the message says why."""
+
+
+class Spec:
+    """What the operations act on (made by ``operations.Fixture``)."""
+
+    def __init__(self, linear: str, basic: Optional[str], message: str,
+                 lifecycle_name: str, lifecycle_table: str, lifecycle_sectors: int) -> None:
+        self.linear = linear  # table, status and info read this device
+        self.basic = basic  # basic_target device for the message; None: module missing
+        self.message = message
+        self.lifecycle_name = lifecycle_name
+        self.lifecycle_table = lifecycle_table  # one linear target over the loop device
+        self.lifecycle_sectors = lifecycle_sectors
+
+
+Op = Callable[[], object]
+
+
+def _need_basic(spec: Spec) -> str:
+    if spec.basic is None:
+        raise Unavailable("basic_target is not loaded (PYDM_BASIC_TARGET_KO unset or failed)")
+    return spec.basic
+
+
+# -- the pydevmapper API --------------------------------------------------------------
+
+
+class Api:
+    """pydevmapper's ``Control``; one per udev mode, as a script would hold."""
+
+    name = "api"
+
+    def __init__(self) -> None:
+        self.nosync = dm.Control(udev_sync=False)
+        self._udev: Optional[dm.Control] = None
+
+    def udev_control(self) -> dm.Control:
+        if self._udev is None:
+            if not udev.sync_available():
+                raise Unavailable("udev sync needs udevd running and 95-dm-notify.rules")
+            self._udev = dm.Control(udev_sync=True)
+        return self._udev
+
+    def close(self) -> None:
+        self.nosync.close()
+        if self._udev is not None:
+            self._udev.close()
+
+    def op(self, op: str, spec: Spec) -> Op:
+        ctl = self.nosync
+        if op == "version":
+            # version() answers from a cache after the first call; time the
+            # ioctl itself through the one path every command takes.
+            return lambda: ctl._ioctl(_control.VERSION)
+        if op == "info":
+            return lambda: ctl.info(spec.linear)
+        if op == "table":
+            return lambda: ctl.table(spec.linear)
+        if op == "status":
+            return lambda: ctl.status(spec.linear)
+        if op == "message":
+            basic = _need_basic(spec)
+            return lambda: ctl.message(basic, 0, spec.message)
+        if op.startswith("list_"):
+            return lambda: ctl.list_devices(uuids=False)
+        if op in ("lifecycle_nosync", "lifecycle_udev"):
+            lc = ctl if op == "lifecycle_nosync" else self.udev_control()
+
+            def lifecycle() -> None:
+                dev = lc.create_device(spec.lifecycle_name, spec.lifecycle_table)
+                dev.remove(retry=5.0)  # udev workers may hold a new device open briefly
+            return lifecycle
+        raise Unavailable(f"no such operation {op}")
+
+
+# -- the raw-C floor ---------------------------------------------------------------------
+
+
+class CFloor:
+    """csrc/dm_ioctl_floor: the same ioctls from C with one reused buffer."""
+
+    name = "c"
+
+    def __init__(self, path: Path = FLOOR) -> None:
+        self.path = path
+
+    def argv(self, op: str, spec: Spec) -> List[str]:
+        if op in ("version", "info", "table", "status"):
+            return [op] if op == "version" else [op, spec.linear]
+        if op == "message":
+            return ["message", _need_basic(spec), spec.message]
+        if op.startswith("list_"):
+            return ["list"]
+        if op == "lifecycle_nosync":
+            # The floor's lifecycle loads "0 SECTORS zero", not linear.
+            return ["lifecycle", spec.lifecycle_name, str(spec.lifecycle_sectors)]
+        if op == "lifecycle_udev":
+            raise Unavailable("the floor has no udev-sync mode (no cookie; it disables the udev rules)")
+        raise Unavailable(f"no such operation {op}")
+
+    def measure(self, op: str, spec: Spec, n: int, warmup: int) -> List[float]:
+        if not self.path.exists():
+            raise Unavailable(f"{self.path} is not built (make -C csrc floor)")
+        argv = [str(self.path), *self.argv(op, spec), str(n + warmup)]
+        res = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise Unavailable(f"exit {res.returncode}: {_last_line(res.stderr)}")
+        return [float(t) for t in json.loads(res.stdout)[warmup:]]
+
+
+# -- libdevmapper through ctypes ----------------------------------------------------------
+
+# enum in libdevmapper.h
+DM_DEVICE_CREATE, DM_DEVICE_REMOVE, DM_DEVICE_INFO = 0, 2, 6
+DM_DEVICE_VERSION, DM_DEVICE_STATUS, DM_DEVICE_TABLE = 9, 10, 11
+DM_DEVICE_LIST, DM_DEVICE_TARGET_MSG = 13, 17
+
+
+class DmInfo(ctypes.Structure):
+    _fields_ = [(n, t) for n, t in (
+        ("exists", ctypes.c_int), ("suspended", ctypes.c_int), ("live_table", ctypes.c_int),
+        ("inactive_table", ctypes.c_int), ("open_count", ctypes.c_int32),
+        ("event_nr", ctypes.c_uint32), ("major", ctypes.c_uint32), ("minor", ctypes.c_uint32),
+        ("read_only", ctypes.c_int), ("target_count", ctypes.c_int32),
+        ("deferred_remove", ctypes.c_int), ("internal_suspend", ctypes.c_int))]
+
+
+_P = ctypes.c_void_p
+_PROTOTYPES = {
+    "dm_task_create": (_P, [ctypes.c_int]),
+    "dm_task_destroy": (None, [_P]),
+    "dm_task_set_name": (ctypes.c_int, [_P, ctypes.c_char_p]),
+    "dm_task_run": (ctypes.c_int, [_P]),
+    "dm_task_get_info": (ctypes.c_int, [_P, ctypes.POINTER(DmInfo)]),
+    "dm_task_get_driver_version": (ctypes.c_int, [_P, ctypes.c_char_p, ctypes.c_size_t]),
+    "dm_task_get_names": (_P, [_P]),
+    "dm_task_add_target": (ctypes.c_int, [_P, ctypes.c_uint64, ctypes.c_uint64,
+                                          ctypes.c_char_p, ctypes.c_char_p]),
+    "dm_get_next_target": (_P, [_P, _P, ctypes.POINTER(ctypes.c_uint64),
+                                ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_char_p),
+                                ctypes.POINTER(ctypes.c_char_p)]),
+    "dm_task_set_sector": (ctypes.c_int, [_P, ctypes.c_uint64]),
+    "dm_task_set_message": (ctypes.c_int, [_P, ctypes.c_char_p]),
+    "dm_task_get_message_response": (ctypes.c_char_p, [_P]),
+    "dm_task_set_cookie": (ctypes.c_int, [_P, ctypes.POINTER(ctypes.c_uint32), ctypes.c_uint16]),
+    "dm_task_retry_remove": (ctypes.c_int, [_P]),
+    "dm_udev_set_sync_support": (None, [ctypes.c_int]),
+    "dm_udev_wait": (ctypes.c_int, [ctypes.c_uint32]),
+}
+
+
+class LibDm:
+    """libdevmapper.so.1.02.1 through ctypes, used as dmsetup uses it: a task
+    per operation; results decoded into Python objects as a script would."""
+
+    name = "libdm"
+
+    def __init__(self, soname: str = "libdevmapper.so.1.02.1") -> None:
+        try:
+            self.lib = ctypes.CDLL(soname)
+        except OSError as exc:
+            raise Unavailable(f"cannot load {soname}: {exc}") from None
+        for fn, (restype, argtypes) in _PROTOTYPES.items():
+            f = getattr(self.lib, fn)
+            f.restype, f.argtypes = restype, argtypes
+
+    def _task(self, kind: int, name: Optional[str] = None) -> int:
+        dmt = self.lib.dm_task_create(kind)
+        if not dmt:
+            raise OSError("dm_task_create failed")
+        if name is not None and not self.lib.dm_task_set_name(dmt, name.encode()):
+            self.lib.dm_task_destroy(dmt)
+            raise OSError("dm_task_set_name failed")
+        return dmt
+
+    def _run(self, dmt: int, what: str) -> None:
+        if not self.lib.dm_task_run(dmt):
+            self.lib.dm_task_destroy(dmt)
+            raise OSError(f"dm_task_run({what}) failed")
+
+    def version(self) -> str:
+        dmt = self._task(DM_DEVICE_VERSION)
+        self._run(dmt, "version")
+        buf = ctypes.create_string_buffer(64)
+        self.lib.dm_task_get_driver_version(dmt, buf, len(buf))
+        self.lib.dm_task_destroy(dmt)
+        return buf.value.decode()
+
+    def info(self, name: str) -> DmInfo:
+        dmt = self._task(DM_DEVICE_INFO, name)
+        self._run(dmt, "info")
+        info = DmInfo()
+        self.lib.dm_task_get_info(dmt, ctypes.byref(info))
+        self.lib.dm_task_destroy(dmt)
+        return info
+
+    def targets(self, kind: int, name: str) -> list:
+        dmt = self._task(kind, name)
+        self._run(dmt, "table/status")
+        out = []
+        nxt = None
+        start, length = ctypes.c_uint64(), ctypes.c_uint64()
+        ttype, params = ctypes.c_char_p(), ctypes.c_char_p()
+        while True:
+            nxt = self.lib.dm_get_next_target(dmt, nxt, ctypes.byref(start), ctypes.byref(length),
+                                              ctypes.byref(ttype), ctypes.byref(params))
+            if ttype.value is not None:
+                out.append((start.value, length.value, ttype.value.decode(),
+                            (params.value or b"").decode()))
+            if not nxt:
+                break
+        self.lib.dm_task_destroy(dmt)
+        return out
+
+    def message(self, name: str, text: str) -> Optional[str]:
+        dmt = self._task(DM_DEVICE_TARGET_MSG, name)
+        self.lib.dm_task_set_sector(dmt, 0)
+        self.lib.dm_task_set_message(dmt, text.encode())
+        self._run(dmt, "message")
+        resp = self.lib.dm_task_get_message_response(dmt)
+        self.lib.dm_task_destroy(dmt)
+        return resp.decode() if resp is not None else None
+
+    def list(self) -> list:
+        dmt = self._task(DM_DEVICE_LIST)
+        self._run(dmt, "list")
+        p = self.lib.dm_task_get_names(dmt)
+        out = []
+        if p and ctypes.c_uint64.from_address(p).value:
+            while True:  # struct dm_names { uint64_t dev; uint32_t next; char name[]; }
+                dev = ctypes.c_uint64.from_address(p).value
+                nxt = ctypes.c_uint32.from_address(p + 8).value
+                out.append((ctypes.string_at(p + 12).decode(), os.major(dev), os.minor(dev)))
+                if not nxt:
+                    break
+                p += nxt
+        self.lib.dm_task_destroy(dmt)
+        return out
+
+    def lifecycle(self, name: str, table: str) -> None:
+        """As ``dmsetup create NAME --table T`` then ``dmsetup remove NAME``:
+        create with a table (libdm creates, loads and resumes), a cookie, and
+        dm_udev_wait (which also makes or removes the node)."""
+        start, length, ttype, params = table.split(None, 3)
+        cookie = ctypes.c_uint32(0)
+        dmt = self._task(DM_DEVICE_CREATE, name)
+        self.lib.dm_task_add_target(dmt, int(start), int(length), ttype.encode(), params.encode())
+        self.lib.dm_task_set_cookie(dmt, ctypes.byref(cookie), 0)
+        self._run(dmt, "create")
+        self.lib.dm_task_destroy(dmt)
+        self.lib.dm_udev_wait(cookie.value)
+        cookie.value = 0
+        dmt = self._task(DM_DEVICE_REMOVE, name)
+        self.lib.dm_task_retry_remove(dmt)
+        self.lib.dm_task_set_cookie(dmt, ctypes.byref(cookie), 0)
+        self._run(dmt, "remove")
+        self.lib.dm_task_destroy(dmt)
+        self.lib.dm_udev_wait(cookie.value)
+
+    def op(self, op: str, spec: Spec) -> Op:
+        if op == "version":
+            return self.version
+        if op == "info":
+            return lambda: self.info(spec.linear)
+        if op == "table":
+            return lambda: self.targets(DM_DEVICE_TABLE, spec.linear)
+        if op == "status":
+            return lambda: self.targets(DM_DEVICE_STATUS, spec.linear)
+        if op == "message":
+            basic = _need_basic(spec)
+            return lambda: self.message(basic, spec.message)
+        if op.startswith("list_"):
+            return self.list
+        if op in ("lifecycle_nosync", "lifecycle_udev"):
+            if op == "lifecycle_udev" and not udev.sync_available():
+                raise Unavailable("udev sync needs udevd running and 95-dm-notify.rules")
+            # A process-wide libdm setting, so set it for each operation.
+            self.lib.dm_udev_set_sync_support(1 if op == "lifecycle_udev" else 0)
+            return lambda: self.lifecycle(spec.lifecycle_name, spec.lifecycle_table)
+        raise Unavailable(f"no such operation {op}")
+
+
+# -- one process per operation ------------------------------------------------------------
+
+
+class Command:
+    """dmsetup, or pydmsetup (``python -m pydevmapper``), started once per operation."""
+
+    def __init__(self, name: str, prefix: Sequence[str]) -> None:
+        self.name = name
+        self.prefix = list(prefix)
+
+    @classmethod
+    def dmsetup(cls) -> "Command":
+        return cls("dmsetup", [shutil.which("dmsetup") or "dmsetup"])
+
+    @classmethod
+    def pydmsetup(cls) -> "Command":
+        return cls("pydmsetup", [sys.executable, "-m", "pydevmapper"])
+
+    def run(self, args: Sequence[str]) -> None:
+        argv = [*self.prefix, *args]
+        try:
+            res = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, text=True)
+        except OSError as exc:
+            raise Unavailable(f"cannot start {argv[0]}: {exc}") from None
+        if res.returncode != 0:
+            raise Unavailable(f"`{self.name} {' '.join(args)}` exit {res.returncode}: "
+                              f"{_last_line(res.stderr)}")
+
+    def op(self, op: str, spec: Spec) -> Op:
+        if op == "version":
+            args = [["version"]]
+        elif op in ("info", "table", "status"):
+            args = [[op, spec.linear]]
+        elif op == "message":
+            args = [["message", _need_basic(spec), "0", spec.message]]
+        elif op.startswith("list_"):
+            args = [["ls"]]
+        elif op in ("lifecycle_nosync", "lifecycle_udev"):
+            if op == "lifecycle_udev" and not udev.sync_available():
+                raise Unavailable("udev sync needs udevd running and 95-dm-notify.rules")
+            sync = ["--noudevsync"] if op == "lifecycle_nosync" else []
+            args = [[*sync, "create", spec.lifecycle_name, "--table", spec.lifecycle_table],
+                    [*sync, "remove", "--retry", spec.lifecycle_name]]
+        else:
+            raise Unavailable(f"no such operation {op}")
+
+        def once() -> None:
+            for a in args:
+                self.run(a)
+        return once
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return " / ".join(lines[-3:]) if lines else "(no message)"

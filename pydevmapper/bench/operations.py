@@ -1,0 +1,340 @@
+"""The devices the operations need, and the run: every operation, every contender.
+
+All benchmark devices are named ``pydmbench-*``; a sweep removes leftovers
+before and after the run, even after a failure.  Timing: warm-up calls
+first, then ``time.perf_counter`` around each call until both a minimum
+count and a time budget are reached (TCG guests are slow and noisy, so
+budgets, not fixed counts, bound the run).
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import math
+import os
+import pstats
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
+
+import pydevmapper as dm
+from pydevmapper import kmod, loopdev, udev
+from pydevmapper.bench import contenders as cn
+from pydevmapper.bench import report
+
+PREFIX = "pydmbench-"
+SECTORS = 2048  # 1 MiB devices
+LOOP_BYTES = 16 * 1024 * 1024
+MESSAGE = "stats"  # basic_target answers with its counters
+SINGLE_OPS = ("version", "info", "table", "status", "message")
+LIFECYCLE_OPS = ("lifecycle_nosync", "lifecycle_udev")
+LIST_SIZES = (10, 100, 1000, 5000)
+
+
+class Budget(NamedTuple):
+    warmup: int
+    min_n: int
+    max_n: int
+    seconds: float
+
+    def scaled(self, f: float) -> "Budget":
+        return Budget(self.warmup, max(3, int(self.min_n * f)), self.max_n, self.seconds * f)
+
+
+IN_PROCESS = Budget(warmup=10, min_n=30, max_n=3000, seconds=1.5)
+IN_PROCESS_LIFECYCLE = Budget(warmup=2, min_n=10, max_n=300, seconds=4.0)
+PROCESS = Budget(warmup=1, min_n=5, max_n=60, seconds=3.0)
+PROCESS_LIFECYCLE = Budget(warmup=1, min_n=5, max_n=30, seconds=5.0)
+# A Python process takes seconds to start in a TCG guest over 9p (10-20 s
+# on a loaded host): two runs per operation keep the whole run near 10 min.
+PYTHON_PROCESS = Budget(warmup=0, min_n=2, max_n=2, seconds=0.0)
+
+
+def log(msg: str) -> None:
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def time_calls(fn: Callable[[], object], b: Budget) -> List[float]:
+    for _ in range(b.warmup):
+        fn()
+    times: List[float] = []
+    clock = time.perf_counter
+    start = clock()
+    while len(times) < b.max_n and (len(times) < b.min_n or clock() - start < b.seconds):
+        t0 = clock()
+        fn()
+        times.append(clock() - t0)
+    return times
+
+
+# -- devices --------------------------------------------------------------------
+
+
+def sweep(ctl: dm.Control) -> int:
+    """Remove every pydmbench-* device; returns how many."""
+    n = 0
+    for d in ctl.list_devices(uuids=False):
+        if d.name.startswith(PREFIX):
+            try:
+                ctl.remove(d.name, retry=5.0)
+                n += 1
+            except dm.DMError as exc:
+                log(f"could not remove {d.name}: {exc}")
+    return n
+
+
+class Fixture:
+    """A loop device, a linear device and a basic_target device over it."""
+
+    def __init__(self, ctl: dm.Control, stack: ExitStack) -> None:
+        self.notes: List[str] = []
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="pydmbench-"))
+        backing = os.path.join(tmp, "backing")
+        with open(backing, "wb") as f:
+            f.truncate(LOOP_BYTES)
+        loop = stack.enter_context(loopdev.attach(backing))
+        self.loop = loop.devno_str
+        linear = f"{PREFIX}linear"
+        ctl.create_device(linear, f"0 {SECTORS} linear {self.loop} 0")
+        stack.callback(ctl.remove, linear, retry=5.0)
+        basic = self._basic_target(ctl, stack)
+        self.spec = cn.Spec(linear, basic, MESSAGE, f"{PREFIX}lifecycle",
+                            f"0 {SECTORS} linear {self.loop} 0", SECTORS)
+
+    def _basic_target(self, ctl: dm.Control, stack: ExitStack) -> Optional[str]:
+        ko = os.environ.get("PYDM_BASIC_TARGET_KO")
+        if not kmod.is_loaded("basic_target"):
+            if not ko:
+                self.notes.append("message: PYDM_BASIC_TARGET_KO unset, basic_target not loaded")
+                return None
+            kmod.load_module(ko)
+            stack.callback(kmod.unload_module, "basic_target")
+        name = f"{PREFIX}basic"
+        ctl.create_device(name, f"0 {SECTORS} basic_target {self.loop} 0")
+        stack.callback(ctl.remove, name, retry=5.0)
+        return name
+
+
+def grow_to(ctl: dm.Control, n: int, made: List[str]) -> int:
+    """Create table-less devices until the kernel lists ``n``; uuids on half."""
+    have = len(ctl.list_devices(uuids=False))
+    i = len(made)
+    while have < n:
+        name = f"{PREFIX}l{i:05d}"
+        ctl.create(name, uuid=f"PYDMBENCH-L{i:05d}" if i % 2 else None)
+        made.append(name)
+        have += 1
+        i += 1
+    return have
+
+
+# -- the run ----------------------------------------------------------------------
+
+
+class Run:
+    def __init__(self, *, scale: float = 1.0, list_sizes: Sequence[int] = LIST_SIZES,
+                 profile: bool = True,
+                 progress: Optional[Callable[["Run"], None]] = None) -> None:
+        self.progress = progress  # called after each operation (partial results)
+        self.scale = scale
+        self.list_sizes = list_sizes
+        self.profile = profile
+        self.raw: report.Raw = {}
+        self.list_retries: Dict[str, int] = {}
+        self.notes: List[str] = []
+        self.profiles: Dict[str, str] = {}
+
+    def budget(self, b: Budget) -> Budget:
+        return b.scaled(self.scale) if self.scale != 1.0 else b
+
+    def measure(self, op: str, contenders: Sequence[Any], spec: cn.Spec,
+                on_api: Optional[Callable[[Callable[[], object]], None]] = None) -> None:
+        row: Dict[str, Any] = {}
+        lifecycle = op.startswith("lifecycle")
+        api_n = 0
+        for c in contenders:
+            if lifecycle:
+                settle_udev()
+            t0 = time.monotonic()
+            try:
+                if isinstance(c, cn.CFloor):
+                    n = min(max(api_n, 20), 3000 if not lifecycle else 300)
+                    row[c.name] = c.measure(op, spec, n, warmup=5 if not lifecycle else 2)
+                else:
+                    fn = c.op(op, spec)
+                    if isinstance(c, cn.Command) and c.name == "pydmsetup":
+                        b = PYTHON_PROCESS
+                    elif isinstance(c, cn.Command):
+                        b = PROCESS_LIFECYCLE if lifecycle else PROCESS
+                    else:
+                        b = IN_PROCESS_LIFECYCLE if lifecycle else IN_PROCESS
+                    if on_api is not None and c.name == "api":
+                        on_api(fn)
+                    row[c.name] = time_calls(fn, self.budget(b))
+                    if c.name == "api":
+                        api_n = len(row[c.name])
+            except (cn.Unavailable, OSError) as exc:
+                row[c.name] = report.Unavailable(str(exc))
+                log(f"{op} {c.name}: unavailable: {exc}")
+                continue
+            finally:
+                if lifecycle:
+                    _cleanup_lifecycle(spec)
+            samples = row[c.name]
+            log(f"{op:<16} {c.name:<10} median {report.fmt_seconds(sorted(samples)[len(samples) // 2]):>10} "
+                f"n={len(samples):<5} ({time.monotonic() - t0:.1f}s)")
+        self.raw[op] = row
+        if self.progress is not None:
+            self.progress(self)
+
+    def run(self) -> Dict[str, Any]:
+        api = cn.Api()
+        ctl = api.nosync
+        everyone: List[Any] = [api, cn.CFloor()]
+        try:
+            everyone.append(cn.LibDm())
+        except cn.Unavailable as exc:
+            self.notes.append(f"libdm unavailable: {exc}")
+        everyone += [cn.Command.dmsetup(), cn.Command.pydmsetup()]
+        mode = "udevd running" if udev.udev_running() else "udevd not running"
+        with ExitStack() as stack:
+            stack.callback(api.close)
+            leftovers = sweep(ctl)
+            if leftovers:
+                self.notes.append(f"removed {leftovers} leftover {PREFIX}* devices first")
+            stack.callback(sweep, ctl)
+            fx = Fixture(ctl, stack)
+            self.notes += fx.notes
+            spec = fx.spec
+            for op in SINGLE_OPS:
+                self.measure(op, everyone, spec)
+            if self.profile:
+                self.profiles["info"] = profile(lambda: ctl.info(spec.linear), 300)
+            for op in LIFECYCLE_OPS:
+                self.measure(op, everyone, spec)
+            self.listing(ctl, everyone, spec)
+        self.notes.append("lifecycle_nosync c: the floor loads '0 SECTORS zero' (no linear option), "
+                          "makes no /dev/mapper node and disables the udev rules; the others load "
+                          f"'0 {SECTORS} linear <loop> 0'")
+        self.notes.append("version api: Control._ioctl(VERSION) - Control.version() caches its answer")
+        self.notes.append("lifecycle api/libdm/dmsetup/pydmsetup: remove retries on EBUSY "
+                          "(udev workers probe new devices); dmsetup/pydmsetup: 2 processes per lifecycle")
+        return {"mode": mode}
+
+    def listing(self, ctl: dm.Control, everyone: Sequence[Any], spec: cn.Spec) -> None:
+        made: List[str] = []
+        try:
+            for n in self.list_sizes:
+                t0 = time.monotonic()
+                have = grow_to(ctl, n, made)
+                log(f"{have} devices listed (created {len(made)} so far in {time.monotonic() - t0:.1f}s)")
+                if have != n:
+                    self.notes.append(f"list_{n}: the kernel listed {have} devices")
+                op = report.list_op(n)
+                self.measure(op, everyone, spec, on_api=lambda fn, op=op: self._count_retries(ctl, fn, op))
+                if self.profile and n == self.list_sizes[-1]:
+                    self.profiles[op] = profile(lambda: ctl.list_devices(uuids=False), 20)
+        finally:
+            t0 = time.monotonic()
+            for name in reversed(made):
+                try:
+                    ctl.remove(name)
+                except dm.DMError as exc:
+                    log(f"could not remove {name}: {exc}")
+            log(f"removed {len(made)} listing devices in {time.monotonic() - t0:.1f}s")
+
+    def _count_retries(self, ctl: dm.Control, fn: Callable[[], object], op: str) -> None:
+        """Call once (the first call may grow the buffer), then count growths
+        over the next calls from the size the binding remembers."""
+        fn()
+        before = ctl._size_hint.get("DM_LIST_DEVICES", 16 * 1024)
+        for _ in range(5):
+            fn()
+        after = ctl._size_hint.get("DM_LIST_DEVICES", 16 * 1024)
+        self.list_retries[op[len("list_"):]] = int(round(math.log2(after / before)))
+
+
+def settle_udev() -> None:
+    """Let udevd finish the previous contender's uevents first: under TCG a
+    backlog from the no-sync lifecycles lasts minutes, competes for the CPU
+    and makes a cookie wait time out."""
+    if udev.udev_running():
+        subprocess.run(["udevadm", "settle", "--timeout=180"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _cleanup_lifecycle(spec: cn.Spec) -> None:
+    with dm.Control(udev_sync=False) as ctl:
+        if ctl.exists(spec.lifecycle_name):
+            ctl.remove(spec.lifecycle_name, retry=5.0)
+
+
+def profile(fn: Callable[[], object], n: int) -> str:
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(n):
+        fn()
+    prof.disable()
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(14)
+    text = out.getvalue()
+    return text[text.find("ncalls"):] if "ncalls" in text else text
+
+
+# -- start-up of the CLI ------------------------------------------------------------
+
+
+def startup(raw: report.Raw, n: int = 3) -> Dict[str, Any]:
+    """Where pydmsetup's start-up goes: bare interpreter, site, imports, the call.
+
+    ``dmsetup version`` and ``pydmsetup version`` come from the version
+    operation already measured in ``raw``.
+    """
+    py = sys.executable
+    runs = {
+        "python -I -S -c pass (bare interpreter)": [py, "-I", "-S", "-c", "pass"],
+        "python -c pass (interpreter + site)": [py, "-c", "pass"],
+        "python -c 'import pydevmapper.cli.commands'": [py, "-c", "import pydevmapper.cli.commands"],
+    }
+    out: Dict[str, Any] = {"runs": {}}
+    for label, name in (("dmsetup version", "dmsetup"), ("python -m pydevmapper version (pydmsetup)", "pydmsetup")):
+        samples = raw.get("version", {}).get(name)
+        out["runs"][label] = (report.stats(samples) if isinstance(samples, list)
+                              else {"median_s": None, "unavailable": "not measured"})
+    for label, argv in runs.items():
+        times = []
+        try:
+            for i in range(n + 1):
+                t0 = time.perf_counter()
+                res = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
+                if res.returncode != 0:
+                    raise cn.Unavailable(f"exit {res.returncode}: {cn._last_line(res.stderr)}")
+                if i:  # the first run warms the page cache
+                    times.append(time.perf_counter() - t0)
+            out["runs"][label] = report.stats(times)
+        except (cn.Unavailable, OSError) as exc:
+            out["runs"][label] = {"median_s": None, "unavailable": str(exc)}
+        log(f"startup {label}: {report.fmt_seconds(out['runs'][label].get('median_s'))}")
+    res = subprocess.run([py, "-X", "importtime", "-m", "pydevmapper", "version"],
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    out["imports"] = top_imports(res.stderr)
+    return out
+
+
+_IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|( +)(\S+)")
+
+
+def top_imports(text: str, k: int = 10) -> List[List[Any]]:
+    """Top-level imports (not nested in another) by cumulative microseconds."""
+    top = []
+    for line in text.splitlines():
+        m = _IMPORT_LINE.match(line)
+        if m and len(m.group(3)) == 1:
+            top.append([m.group(4), int(m.group(2))])
+    return sorted(top, key=lambda e: -e[1])[:k]

@@ -1,0 +1,96 @@
+"""pydevmapper.bench.report: statistics, ratios, target checks, table and JSON shape."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pydevmapper.bench import report
+from pydevmapper.bench.report import Unavailable
+
+
+def test_stats_median_min_max_count():
+    assert report.stats([3.0, 1.0, 2.0, 10.0]) == {"median_s": 2.5, "min_s": 1.0, "max_s": 10.0, "n": 4}
+    with pytest.raises(ValueError):
+        report.stats([])
+
+
+def test_ratio_to_c_is_median_over_the_floor_median():
+    results = report.summarize({"info": {"api": [2.0, 4.0, 3.0], "c": [1.0, 2.0, 3.0], "dmsetup": [100.0]}})
+    assert results["info"]["c"]["ratio_to_c"] == 1.0
+    assert results["info"]["api"]["ratio_to_c"] == pytest.approx(1.5)
+    assert results["info"]["dmsetup"]["ratio_to_c"] == pytest.approx(50.0)
+
+
+def test_no_floor_means_no_ratio_and_unavailable_keeps_its_reason():
+    results = report.summarize({"lifecycle_udev": {"c": Unavailable("no udev mode"), "api": [1.0]}})
+    row = results["lifecycle_udev"]
+    assert list(row) == ["api", "c"]  # contenders in the issue's order
+    assert row["api"]["ratio_to_c"] is None
+    assert row["c"] == {"median_s": None, "min_s": None, "max_s": None, "n": 0,
+                        "ratio_to_c": None, "unavailable": "no udev mode"}
+
+
+def test_listing_cost_per_device():
+    results = report.summarize({"list_10": {"api": [1e-3]}, "list_100": {"api": [5e-3]}})
+    assert report.list_sizes(results) == [10, 100]
+    assert report.per_device(results)["api"] == {"10": pytest.approx(1e-4), "100": pytest.approx(5e-5)}
+
+
+def _checks(raw, retries=None):
+    return {c.target: c for c in report.check_targets(report.summarize(raw), retries)}
+
+
+def test_targets_api_to_c_lifecycle_libdm_linearity_and_retries():
+    checks = _checks({
+        "info": {"api": [1.2], "c": [1.0], "libdm": [2.0]},
+        "table": {"api": [1.4], "c": [1.0], "libdm": [1.0]},
+        "lifecycle_nosync": {"api": [1.0], "dmsetup": [9.0]},
+        "lifecycle_udev": {"api": [1.0], "dmsetup": Unavailable("boom")},
+        "list_1000": {"api": [1.0], "c": [1.0]},
+        "list_5000": {"api": [10.0], "c": [5.0]},
+    }, {"1000": 0, "5000": 1})
+    assert checks["info: api <= 1.3x C"].met is True
+    assert checks["table: api <= 1.3x C"].met is False
+    assert checks["list_5000: api <= 1.3x C"].met is False
+    assert checks["lifecycle_nosync: api >= 8x faster than dmsetup"].met is True
+    udev = checks["lifecycle_udev: api >= 8x faster than dmsetup"]
+    assert udev.met is None and "boom" in udev.detail
+    assert checks["info: api no slower than libdm"].met is True
+    assert checks["table: api no slower than libdm"].met is False
+    linear = checks["listing linear in N: api per-device cost at N=5000 <= 1.5x that at N=1000"]
+    assert linear.met is False and linear.detail == "2.00x"
+    retries = checks["listing: no buffer-growth retries after the first call"]
+    assert retries.met is False and retries.detail == "N=1000: 0, N=5000: 1"
+
+
+def test_document_is_json_with_the_issue_schema():
+    raw = {"version": {"api": [1e-5], "c": [1e-5], "libdm": [2e-5], "dmsetup": [1e-2],
+                       "pydmsetup": Unavailable("exit 1")}}
+    doc = json.loads(json.dumps(report.document("6.1.0-test", "udevd running", raw)))
+    assert doc["kernel"] == "6.1.0-test"
+    entry = doc["results"]["version"]["api"]
+    assert set(entry) >= {"median_s", "min_s", "max_s", "ratio_to_c"}
+    assert list(doc["results"]["version"]) == ["api", "c", "libdm", "dmsetup", "pydmsetup"]
+    assert doc["results"]["version"]["pydmsetup"]["unavailable"] == "exit 1"
+
+
+@pytest.mark.parametrize("seconds, text", [
+    (None, "-"), (2.5, "2.5 s"), (0.0123, "12.3 ms"), (4.56e-5, "45.6 us"), (5e-8, "50 ns"),
+])
+def test_fmt_seconds(seconds, text):
+    assert report.fmt_seconds(seconds) == text
+
+
+def test_table_lists_every_contender_and_marks_targets():
+    raw = {"info": {"api": [2e-6], "c": [1e-6], "pydmsetup": Unavailable("exit 1: Command failed.")},
+           "list_10": {"api": [1e-5], "c": [1e-5]}, "list_100": {"api": [1e-4], "c": [1e-4]}}
+    text = report.format_table(report.document("6.1.0-test", "udevd running", raw,
+                                               list_retries={"10": 0, "100": 0}))
+    assert "kernel 6.1.0-test, udevd running" in text
+    assert "2.00x" in text
+    assert "unavailable: exit 1: Command failed." in text
+    assert "MISSED info: api <= 1.3x C: 2.00x" in text
+    assert "MET    list_100: api <= 1.3x C: 1.00x" in text
+    assert "listing: median cost per device" in text
