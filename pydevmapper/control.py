@@ -516,8 +516,10 @@ class Control:
         if self._real and isinstance(old, Uuid):
             old = self.info(old).name  # the node to move is named by name
         info = self._uevent_ioctl(DEV_RENAME, old, payload=records.encode_cstring(raw)).info()
-        if self._real and old != info.name:
-            self.nodes.rename(old, info.name, info.devno)
+        # The reply carries the name the kernel found the device by (the old one).
+        info = info._replace(name=new_name)
+        if self._real and old != new_name:
+            self.nodes.rename(old, new_name, info.devno)
         return info
 
     def set_uuid(self, device: DeviceId, uuid: str) -> DeviceInfo:
@@ -525,8 +527,9 @@ class Control:
         check_id(device)
         raw = validate.device_uuid(uuid)
         self._require(_RENAME_UUID, "setting a uuid")
-        return self._ioctl(DEV_RENAME, self._renameable(device), flags=DMFlag.UUID,
+        info = self._ioctl(DEV_RENAME, self._renameable(device), flags=DMFlag.UUID,
                            payload=records.encode_cstring(raw)).info()
+        return info._replace(uuid=uuid)  # the reply still has the old (empty) uuid
 
     def _renameable(self, device: DeviceId) -> DeviceId:
         # The kernel finds a device to rename by name or uuid only, not by

@@ -1,0 +1,230 @@
+"""``<dev_dir>/mapper/<name>`` block nodes, for when udev does not make them.
+
+Every operation works relative to one descriptor of the mapper directory,
+opened with O_NOFOLLOW, and never follows a symlink inside it: a device
+name (or a planted symlink) cannot make us write outside that directory.
+Names are checked again here (no '/', NUL, '.', '..', 'control') although
+Control validated them, because ``reconcile`` also reads names off the
+directory itself.
+
+Nodes are made under a temporary name, given their mode and owner, then
+renamed over the final name, so a reader never sees a half-made node and an
+existing wrong entry is replaced atomically.
+"""
+
+from __future__ import annotations
+
+import errno
+import grp
+import os
+import secrets
+import stat
+from typing import Dict, List, NamedTuple, Optional
+
+from pydevmapper import validate
+from pydevmapper.device import DevNo
+from pydevmapper.errors import ValidationError
+
+NODE_MODE = 0o600  # libdevmapper's DM_DEVICE_MODE
+NODE_UID = 0  # DM_DEVICE_UID
+
+
+def _disk_gid() -> int:
+    try:
+        return grp.getgrnam("disk").gr_gid
+    except KeyError:
+        return 6  # DM_DEVICE_GID: "disk" on most distributions
+
+
+def check_node_name(name: str) -> str:
+    """A name that is a single, harmless entry of the mapper directory."""
+    validate.device_name(name)  # no '/', NUL, '.', '..', 'control', not empty
+    return name
+
+
+class NodeError(OSError):
+    """A node could not be made or removed (the entry is not ours to touch, ...)."""
+
+
+class Reconciled(NamedTuple):
+    created: List[str]  # names given a (new or corrected) node
+    removed: List[str]  # stale entries removed
+
+
+class NodeDir:
+    """The mapper directory under a device directory (``$DM_DEV_DIR`` or /dev)."""
+
+    def __init__(self, dev_dir: str, *, uid: int = NODE_UID,
+                 gid: Optional[int] = None, mode: int = NODE_MODE) -> None:
+        self.dev_dir = dev_dir
+        self.path = os.path.join(dev_dir, "mapper")
+        self.uid = uid
+        self.gid = _disk_gid() if gid is None else gid
+        self.mode = mode
+
+    # The directory is opened per call: it may be created (udevd, devtmpfs)
+    # or replaced after a Control was opened, and holding it open would pin
+    # a stale one.
+    def _open(self) -> int:
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            return os.open(self.path, flags)
+        except FileNotFoundError:
+            try:
+                os.mkdir(self.path, 0o755)
+            except FileExistsError:
+                pass
+            return os.open(self.path, flags)
+
+    def _lstat(self, name: str, fd: int) -> Optional[os.stat_result]:
+        try:
+            return os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+
+    def _target(self, name: str, fd: int) -> Optional[DevNo]:
+        """The block device an entry is or points to (udev makes symlinks)."""
+        try:
+            st = os.stat(name, dir_fd=fd)  # read-only look through a symlink
+        except OSError:
+            return None  # absent or dangling
+        if not stat.S_ISBLK(st.st_mode):
+            return None
+        return DevNo(os.major(st.st_rdev), os.minor(st.st_rdev))
+
+    def lookup(self, name: str) -> Optional[DevNo]:
+        """The device ``mapper/<name>`` leads to, or None."""
+        check_node_name(name)
+        fd = self._open()
+        try:
+            return self._target(name, fd)
+        finally:
+            os.close(fd)
+
+    def ensure(self, name: str, devno: DevNo) -> bool:
+        """Make ``mapper/<name>`` lead to ``devno``; True if anything changed.
+
+        A correct entry (our node or udev's symlink) is left alone; a wrong
+        block node or symlink is replaced; anything else there is an error.
+        """
+        check_node_name(name)
+        fd = self._open()
+        try:
+            return self._ensure(name, devno, fd)
+        finally:
+            os.close(fd)
+
+    def _ensure(self, name: str, devno: DevNo, fd: int) -> bool:
+        st = self._lstat(name, fd)
+        if st is not None:
+            if self._target(name, fd) == devno:
+                return False
+            if not (stat.S_ISBLK(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+                raise NodeError(errno.EEXIST, f"{self.path}/{name} exists and is not a "
+                                              "block device node: not replacing it")
+        tmp = f".pydm-{secrets.token_hex(6)}"
+        os.mknod(tmp, stat.S_IFBLK | self.mode, os.makedev(*devno), dir_fd=fd)
+        try:
+            os.chown(tmp, self.uid, self.gid, dir_fd=fd, follow_symlinks=False)
+            # mknod's mode passed through the umask; the node is ours and new.
+            os.chmod(tmp, self.mode, dir_fd=fd)
+            os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+        except BaseException:
+            _unlink_quietly(tmp, fd)
+            raise
+        return True
+
+    def remove(self, name: str) -> bool:
+        """Remove ``mapper/<name>`` if it is a node or symlink; True if removed."""
+        check_node_name(name)
+        fd = self._open()
+        try:
+            return self._remove(name, fd)
+        finally:
+            os.close(fd)
+
+    def _remove(self, name: str, fd: int) -> bool:
+        st = self._lstat(name, fd)
+        if st is None:
+            return False
+        if not (stat.S_ISBLK(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            raise NodeError(errno.EEXIST, f"{self.path}/{name} is not a block device "
+                                          "node: not removing it")
+        try:
+            os.unlink(name, dir_fd=fd)
+        except FileNotFoundError:
+            return False  # udev was faster
+        return True
+
+    def rename(self, old: str, new: str, devno: DevNo) -> None:
+        """Move ``old``'s node to ``new`` (keeping its inode), or make ``new``."""
+        check_node_name(old)
+        check_node_name(new)
+        fd = self._open()
+        try:
+            st = self._lstat(old, fd)
+            if (st is not None and stat.S_ISBLK(st.st_mode)
+                    and st.st_rdev == os.makedev(*devno)
+                    and self._replaceable(new, fd)):
+                os.rename(old, new, src_dir_fd=fd, dst_dir_fd=fd)
+                return
+            self._ensure(new, devno, fd)
+            if self._target(old, fd) == devno or (st is not None and stat.S_ISLNK(st.st_mode)):
+                self._remove(old, fd)
+        finally:
+            os.close(fd)
+
+    def _replaceable(self, name: str, fd: int) -> bool:
+        st = self._lstat(name, fd)
+        return st is None or stat.S_ISBLK(st.st_mode) or stat.S_ISLNK(st.st_mode)
+
+    def entries(self) -> Dict[str, Optional[DevNo]]:
+        """Node-like entries (block nodes, symlinks) -> where they lead, or None."""
+        fd = self._open()
+        try:
+            return self._entries(fd)
+        finally:
+            os.close(fd)
+
+    def _entries(self, fd: int) -> Dict[str, Optional[DevNo]]:
+        found: Dict[str, Optional[DevNo]] = {}
+        for entry in os.listdir(fd):
+            if entry == "control" or entry.startswith(".pydm-"):
+                continue
+            st = self._lstat(entry, fd)
+            if st is not None and (stat.S_ISBLK(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+                found[entry] = self._target(entry, fd)
+        return found
+
+    def reconcile(self, devices: Dict[str, DevNo]) -> Reconciled:
+        """Make the directory match the kernel: ``devices`` is name -> number.
+
+        Creates missing or wrong nodes, removes node-like entries for names
+        the kernel does not know; leaves other files alone.
+        """
+        for name in devices:
+            check_node_name(name)
+        fd = self._open()
+        try:
+            created = [name for name, devno in sorted(devices.items())
+                       if self._ensure(name, devno, fd)]
+            removed = []
+            for entry in sorted(self._entries(fd)):
+                if entry in devices:
+                    continue
+                try:
+                    check_node_name(entry)
+                except ValidationError:
+                    continue
+                if self._remove(entry, fd):
+                    removed.append(entry)
+            return Reconciled(created, removed)
+        finally:
+            os.close(fd)
+
+
+def _unlink_quietly(name: str, fd: int) -> None:
+    try:
+        os.unlink(name, dir_fd=fd)
+    except OSError:
+        pass

@@ -1,0 +1,380 @@
+"""Waiting for udev: libdevmapper-compatible cookies.
+
+Why cookies (and not a uevent socket): the kernel copies the ``event_nr``
+field of DM_DEV_SUSPEND (resume), DM_DEV_REMOVE and DM_DEV_RENAME into the
+uevent as ``DM_COOKIE``; the stock ``95-dm-notify.rules`` then run
+``dmsetup udevcomplete $DM_COOKIE`` as the *last* step of processing that
+event, after udev has created, renamed or removed the ``/dev/mapper``
+symlinks.  A SysV semaphore keyed by the cookie therefore drops to zero
+exactly when udev is done with our event, with no guessing about which
+uevent is ours, no netlink socket to open before the ioctl, and it works
+with every other libdevmapper user (``dmsetup udevcookies`` lists ours,
+``dmsetup udevcomplete_all`` can clear them).  A uevent socket on the udev
+group would see the processed event too, but matching it to our ioctl needs
+the same cookie anyway, and it misses events when the socket buffer
+overflows.
+
+Cookie layout (libdm/libdevmapper.h, DM_COOKIE_MAGIC and DM_UDEV_*; these
+are libdevmapper constants, not kernel ones, so they are typed here):
+the semaphore key is ``0x0D4D << 16 | base``; the value sent to the kernel
+replaces the magic with udev rule flags: ``flags << 16 | base``.  A value
+with ``base == 0`` carries flags only and notifies nobody.
+
+Our semaphores count outstanding uevents: created at 1 for the one uevent
+the operation raises, decremented by ``dmsetup udevcomplete``, waited for
+zero with a timeout, and removed (IPC_RMID) in a ``finally`` whatever
+happens - timeout, error or KeyboardInterrupt.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+import secrets
+import signal
+import socket
+import time
+from contextlib import contextmanager
+from typing import Iterator, List, NamedTuple, Optional
+
+from pydevmapper._dm import ffi, lib
+from pydevmapper.errors import DMError
+
+COOKIE_MAGIC = 0x0D4D  # libdevmapper.h DM_COOKIE_MAGIC
+FLAGS_SHIFT = 16  # DM_UDEV_FLAGS_SHIFT
+FLAGS_MASK = 0xFFFF0000  # DM_UDEV_FLAGS_MASK
+
+# libdevmapper.h DM_UDEV_*_FLAG: read by 55-dm.rules via `dmsetup udevflags`.
+DISABLE_DM_RULES = 0x0001  # udev makes no /dev/mapper entry
+DISABLE_SUBSYSTEM_RULES = 0x0002
+DISABLE_DISK_RULES = 0x0004
+DISABLE_OTHER_RULES = 0x0008
+LOW_PRIORITY = 0x0010
+DISABLE_LIBRARY_FALLBACK = 0x0020
+PRIMARY_SOURCE = 0x0040  # "this event comes from a DM library, not a trigger"
+
+UDEV_CONTROL = "/run/udev/control"
+# Where udev looks for rules; the notify rules must be in one of them.
+_RULES_DIRS = ("/etc/udev/rules.d", "/run/udev/rules.d", "/usr/lib/udev/rules.d",
+               "/lib/udev/rules.d", "/usr/local/lib/udev/rules.d")
+NOTIFY_RULES = "95-dm-notify.rules"
+
+DEFAULT_TIMEOUT = 30.0
+
+
+class UdevTimeoutError(DMError):
+    """udev did not finish processing a device-mapper uevent in time.
+
+    The kernel command itself succeeded; ``/dev/mapper`` may not be final.
+    ``cookie`` is the value that was sent to the kernel.
+    """
+
+    def __init__(self, command: str, device: Optional[str], cookie: int,
+                 timeout: float) -> None:
+        super().__init__(
+            _errno.ETIMEDOUT, command, device, None,
+            f"udev never answered cookie {cookie:#010x} within {timeout:g}s "
+            f"(the command itself succeeded): is udevd running and are "
+            f"{NOTIFY_RULES} and dmsetup installed?",
+        )
+        self.cookie = cookie
+        self.timeout = timeout
+
+    def __reduce__(self):  # DMError's pickling does not know our arguments
+        return (type(self), (self.command, self.device, self.cookie, self.timeout))
+
+
+def udev_running(control: str = UDEV_CONTROL) -> bool:
+    """udevd is running: its control socket accepts a connection.
+
+    libudev only checks that the socket file exists; a stopped udevd may
+    leave the file behind, so we connect (udevd closes the idle connection).
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    try:
+        sock.settimeout(1.0)
+        sock.connect(control)
+    except OSError:
+        return False
+    finally:
+        sock.close()
+    return True
+
+
+def notify_rules_installed() -> bool:
+    """Some rules directory holds 95-dm-notify.rules (else nobody releases cookies)."""
+    return any(os.path.exists(os.path.join(d, NOTIFY_RULES)) for d in _RULES_DIRS)
+
+
+def sync_available() -> bool:
+    """Waiting for udev can work: udevd runs and the notify rules exist."""
+    return udev_running() and notify_rules_installed()
+
+
+# -- signal-safe sections ----------------------------------------------------
+
+# Faults must stay deliverable; everything else may wait a few microseconds.
+_UNBLOCKABLE = {signal.SIGKILL, signal.SIGSTOP, signal.SIGSEGV, signal.SIGBUS,
+                signal.SIGFPE, signal.SIGILL}
+_BLOCKED = signal.valid_signals() - _UNBLOCKABLE
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold signals off while a semaphore id and its owner are not yet linked.
+
+    Python raises KeyboardInterrupt between bytecodes; blocked, SIGINT waits
+    until the unblocking call (which runs pending handlers itself), by when
+    the owner already knows the id and its ``finally`` removes it.
+    """
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _BLOCKED)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+# -- semaphores ----------------------------------------------------------------
+
+def _semop(semid: int, op: int, flags: int = 0,
+           timeout: Optional[float] = None) -> int:
+    """One semop on semaphore 0; returns 0 or the errno."""
+    sb = ffi.new("struct sembuf *")
+    sb.sem_num = 0
+    sb.sem_op = op
+    sb.sem_flg = flags
+    if timeout is None:
+        rc = lib.semop(semid, sb, 1)
+    else:
+        ts = ffi.new("struct timespec *")
+        ts.tv_sec = int(timeout)
+        ts.tv_nsec = int((timeout - int(timeout)) * 1e9)
+        rc = lib.semtimedop(semid, sb, 1, ts)
+    return ffi.errno if rc < 0 else 0
+
+
+def _os_error(err: int, what: str) -> OSError:
+    return OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _semget(key: int, flags: int) -> int:
+    semid = lib.semget(ffi.cast("int", key), 1, flags)
+    if semid < 0:
+        raise _os_error(ffi.errno, f"semget({key:#010x})")
+    return semid
+
+
+def _getval(semid: int) -> int:
+    val = lib.semctl(semid, 0, lib.GETVAL)
+    if val < 0:
+        raise _os_error(ffi.errno, f"semctl(GETVAL) on semid {semid}")
+    return val
+
+
+def _rmid(semid: int) -> None:
+    if lib.semctl(semid, 0, lib.IPC_RMID) < 0 and ffi.errno not in (_errno.EINVAL, _errno.EIDRM):
+        raise _os_error(ffi.errno, f"semctl(IPC_RMID) on semid {semid}")
+
+
+class Cookie:
+    """One udev cookie: a semaphore counting our unprocessed uevents.
+
+    Use through ``cookie()``, which guarantees the semaphore is removed.
+    """
+
+    __slots__ = ("flags", "base", "semid")
+
+    def __init__(self, flags: int = PRIMARY_SOURCE) -> None:
+        self.flags = flags & 0xFFFF
+        self.base = 0
+        self.semid: Optional[int] = None
+
+    @property
+    def key(self) -> int:
+        """The semaphore key, as `dmsetup udevcookies` shows it."""
+        return COOKIE_MAGIC << FLAGS_SHIFT | self.base
+
+    @property
+    def value(self) -> int:
+        """What goes into ``dm_ioctl.event_nr``: flags over the base."""
+        return self.flags << FLAGS_SHIFT | self.base
+
+    def _create(self) -> None:
+        with _signals_deferred():
+            while True:
+                base = secrets.randbits(16)
+                if not base:
+                    continue
+                key = COOKIE_MAGIC << FLAGS_SHIFT | base
+                # A fresh semaphore starts at 0; raise it to 1 for our one
+                # expected uevent (no SETVAL: semctl's union argument is
+                # variadic and ABI-fragile through cffi).
+                semid = lib.semget(ffi.cast("int", key), 1, 0o600 | lib.IPC_CREAT | lib.IPC_EXCL)
+                if semid >= 0:
+                    break
+                err = ffi.errno
+                if err != _errno.EEXIST:  # EEXIST: another cookie has that base
+                    raise _os_error(err, "creating a udev cookie semaphore"
+                                    + (" (see /proc/sys/kernel/sem)" if err == _errno.ENOSPC else ""))
+            self.semid = semid
+            self.base = base
+            err = _semop(semid, 1)
+            if err:
+                raise _os_error(err, "initialising a udev cookie semaphore")
+
+    def uevent_not_generated(self) -> None:
+        """The command raised no uevent (nothing to wait for): drop our count."""
+        if self.semid is not None:
+            _semop(self.semid, -1, lib.IPC_NOWAIT)
+
+    def pending(self) -> int:
+        return _getval(self.semid) if self.semid is not None else 0
+
+    def wait(self, timeout: float, command: str, device: Optional[str]) -> None:
+        """Block until udev released the cookie; UdevTimeoutError after ``timeout``."""
+        if self.semid is None:
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise UdevTimeoutError(command, device, self.value, timeout)
+            err = _semop(self.semid, 0, timeout=left)  # wait for zero
+            if err in (0, _errno.EIDRM, _errno.EINVAL):
+                return  # released (or someone ran `dmsetup udevcomplete_all`)
+            if err == _errno.EAGAIN:
+                raise UdevTimeoutError(command, device, self.value, timeout)
+            if err != _errno.EINTR:  # EINTR: Python runs the handler at the loop's next step
+                raise _os_error(err, "waiting on a udev cookie")
+
+    def destroy(self) -> None:
+        semid = self.semid
+        if semid is None:
+            return
+        with _signals_deferred():
+            _rmid(semid)
+            self.semid = None
+
+
+@contextmanager
+def cookie(flags: int = PRIMARY_SOURCE) -> Iterator[Cookie]:
+    """A new cookie whose semaphore is removed on leaving the block, always."""
+    ck = Cookie(flags)
+    try:
+        ck._create()
+        yield ck
+    finally:
+        try:
+            ck.destroy()
+        finally:
+            if ck.semid is not None:  # a second signal hit before destroy() ran
+                ck.destroy()
+
+
+# -- for tools: what dmsetup's udev* commands do ------------------------------
+
+class CookieInfo(NamedTuple):
+    """A udev cookie semaphore in the system (``dmsetup udevcookies``)."""
+
+    cookie: int  # the key: 0x0D4Dxxxx
+    semid: int
+    value: int  # uevents not yet processed (plus one for libdm's own count)
+    otime: int  # last semop, seconds since the epoch (0: never)
+    ctime: int  # last change
+
+
+def decode_flags(value: int) -> int:
+    return (value & FLAGS_MASK) >> FLAGS_SHIFT
+
+
+def list_cookies() -> List[CookieInfo]:
+    """Every semaphore with a cookie key, from /proc/sysvipc/sem."""
+    found = []
+    with open("/proc/sysvipc/sem") as f:
+        header = f.readline().split()
+        for line in f:
+            row = dict(zip(header, line.split()))
+            key = int(row["key"]) & 0xFFFFFFFF
+            if key >> FLAGS_SHIFT != COOKIE_MAGIC:
+                continue
+            semid = int(row["semid"])
+            try:
+                value = _getval(semid)
+            except OSError:
+                continue  # removed meanwhile
+            found.append(CookieInfo(key, semid, value, int(row["otime"]), int(row["ctime"])))
+    return found
+
+
+def complete(value: int) -> None:
+    """``dmsetup udevcomplete``: one uevent of this cookie is processed.
+
+    Flags in the upper 16 bits are ignored; a flags-only value (base 0)
+    notifies nobody and is accepted silently.  Raises OSError if no such
+    semaphore exists or it is already at zero.
+    """
+    base = value & ~FLAGS_MASK & 0xFFFFFFFF
+    if not base:
+        return
+    semid = _semget(COOKIE_MAGIC << FLAGS_SHIFT | base, 0)
+    err = _semop(semid, -1, lib.IPC_NOWAIT)
+    if err:
+        raise _os_error(err, f"releasing udev cookie {value:#x}")
+
+
+def remove_cookie(value: int) -> None:
+    """Remove a cookie's semaphore (wakes its waiter: ``udevreleasecookie``-style)."""
+    base = value & ~FLAGS_MASK & 0xFFFFFFFF
+    if base:
+        _rmid(_semget(COOKIE_MAGIC << FLAGS_SHIFT | base, 0))
+
+
+def create_cookie(flags: int = 0) -> int:
+    """``dmsetup udevcreatecookie``: a cookie that outlives this call.
+
+    libdevmapper's counting: the semaphore starts at 1 (the creator's own
+    reference), each command sent with the cookie should first
+    ``add_to_cookie()``; ``release_cookie()`` drops the reference, waits for
+    zero and removes it.  Returns the value (flags over the base).
+    """
+    ck = Cookie(flags)
+    ck._create()  # leaves the semaphore at 1: the creator's reference
+    return ck.value
+
+
+def add_to_cookie(value: int) -> None:
+    """Count one more expected uevent on an existing cookie (before the ioctl)."""
+    semid = _semget(COOKIE_MAGIC << FLAGS_SHIFT | (value & 0xFFFF), 0)
+    err = _semop(semid, 1)
+    if err:
+        raise _os_error(err, f"adding to udev cookie {value:#x}")
+
+
+def release_cookie(value: int, timeout: float = DEFAULT_TIMEOUT) -> None:
+    """``dmsetup udevreleasecookie``: drop the creator's reference, wait for
+    udev to complete every counted uevent, then remove the semaphore (always,
+    also on timeout: UdevTimeoutError)."""
+    key = COOKIE_MAGIC << FLAGS_SHIFT | (value & 0xFFFF)
+    ck = Cookie(decode_flags(value))
+    ck.base = value & 0xFFFF
+    ck.semid = _semget(key, 0)
+    try:
+        _semop(ck.semid, -1, lib.IPC_NOWAIT)
+        ck.wait(timeout, "udevreleasecookie", None)
+    finally:
+        ck.destroy()
+
+
+def complete_all(min_age: float = 0.0) -> List[int]:
+    """``dmsetup udevcomplete_all [age_in_minutes]``: remove cookies whose
+    last change is at least ``min_age`` seconds old; returns their keys."""
+    now = time.time()
+    removed = []
+    for info in list_cookies():
+        if now - info.ctime >= min_age:
+            try:
+                _rmid(info.semid)
+            except OSError:
+                continue
+            removed.append(info.cookie)
+    return removed
