@@ -14,6 +14,7 @@ hints, so one instance may be shared between threads; the blocking
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import stat
 import threading
@@ -51,10 +52,16 @@ class _Command(NamedTuple):
     has_reply_data: bool
     # The kernel explains this command's failures only in its log.
     logs_reason: bool
+    # Newer than 4.0.0: check the running kernel before sending.
+    gated: bool
+    # The build headers had it (see PYDM_HAS_* in build_support).
+    in_headers: bool
 
 
-def _cmd(name: str, version: Version, reply: bool = False, logs: bool = False) -> _Command:
-    return _Command(name, getattr(lib, name), version, reply, logs)
+def _cmd(name: str, version: Version, reply: bool = False, logs: bool = False,
+         in_headers: int = 1) -> _Command:
+    return _Command(name, getattr(lib, name), version, reply, logs,
+                    version > (4, 0, 0), bool(in_headers))
 
 
 VERSION = _cmd("DM_VERSION", (4, 0, 0))
@@ -73,8 +80,9 @@ TABLE_STATUS = _cmd("DM_TABLE_STATUS", (4, 0, 0), reply=True)
 LIST_VERSIONS = _cmd("DM_LIST_VERSIONS", (4, 1, 0), reply=True)
 TARGET_MSG = _cmd("DM_TARGET_MSG", (4, 2, 0), reply=True, logs=True)
 DEV_SET_GEOMETRY = _cmd("DM_DEV_SET_GEOMETRY", (4, 6, 0), logs=True)
-DEV_ARM_POLL = _cmd("DM_DEV_ARM_POLL", (4, 37, 0))
-GET_TARGET_VERSION = _cmd("DM_GET_TARGET_VERSION", (4, 41, 0), reply=True)
+DEV_ARM_POLL = _cmd("DM_DEV_ARM_POLL", (4, 37, 0), in_headers=lib.PYDM_HAS_ARM_POLL)
+GET_TARGET_VERSION = _cmd("DM_GET_TARGET_VERSION", (4, 41, 0), reply=True,
+                          in_headers=lib.PYDM_HAS_GET_TARGET_VERSION)
 
 # Interface versions of features that ride on older commands.
 _RENAME_UUID = (4, 19, 0)
@@ -87,10 +95,13 @@ _INITIAL_REPLY_SIZE = 16 * 1024
 # Growth stops here: a reply this large means something is wrong.
 _MAX_BUFFER_SIZE = 256 * 1024 * 1024
 
-_FEATURE_IN_HEADERS = {
-    DEV_ARM_POLL: lib.PYDM_HAS_ARM_POLL,
-    GET_TARGET_VERSION: lib.PYDM_HAS_GET_TARGET_VERSION,
-}
+_ZERO_HEADER = bytes(HEADER_SIZE)
+
+
+@functools.lru_cache(maxsize=128)
+def _state_flags(flags: int) -> DMFlag:
+    # Building an IntFlag costs microseconds; replies repeat a few values.
+    return DMFlag(flags & STATE_FLAGS)
 
 
 class _Reply(NamedTuple):
@@ -113,7 +124,7 @@ class _Reply(NamedTuple):
             self.open_count,
             self.event_nr,
             self.target_count,
-            DMFlag(self.flags & STATE_FLAGS),
+            _state_flags(self.flags),
         )
 
 
@@ -156,6 +167,9 @@ class Control:
         self._size_hint: Dict[str, int] = {}
         self._version: Optional[Version] = None
         self._version_lock = threading.Lock()
+        # Per thread: the ioctl buffer (reused, so a call allocates nothing)
+        # and the kernel-log cursor; a Control stays shareable.
+        self._local = threading.local()
         # Only a real control node gets nodes and cookies: the unit tier
         # puts a regular file in its place.
         self._real = stat.S_ISCHR(os.fstat(self._fd).st_mode)
@@ -169,6 +183,10 @@ class Control:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is not None:
+            cursor.close()
+            self._local.cursor = None
 
     def __enter__(self) -> "Control":
         return self
@@ -206,11 +224,11 @@ class Control:
         ``retry_full=False`` returns a reply with DM_BUFFER_FULL_FLAG as is
         (for commands that must not run twice).
         """
-        if cmd.version > (4, 0, 0):
+        if cmd.gated:
+            if not cmd.in_headers:
+                raise UnsupportedError(errno.ENOTSUP, cmd.name, None, None,
+                                       f"{cmd.name} is not in the headers pydevmapper was built against")
             self._require(cmd.version, cmd.name)
-        if cmd in _FEATURE_IN_HEADERS and not _FEATURE_IN_HEADERS[cmd]:
-            raise UnsupportedError(errno.ENOTSUP, cmd.name, None, None,
-                                   f"{cmd.name} is not in the headers pydevmapper was built against")
         if isinstance(device, tuple) and not isinstance(device, DevNo):
             device = DevNo(*device)  # check_id() accepts a plain (major, minor)
         if isinstance(device, Uuid):
@@ -227,45 +245,62 @@ class Control:
             size = max(request_size, self._size_hint.get(cmd.name, _INITIAL_REPLY_SIZE))
         else:
             size = request_size
-        cursor = kmsg.KmsgCursor() if cmd.logs_reason else None
-        try:
-            while True:
-                buf = ffi.new("char[]", size)
-                hdr = ffi.cast("struct dm_ioctl *", buf)
-                hdr.version = cmd.version
-                hdr.data_size = size
-                hdr.data_start = HEADER_SIZE
-                hdr.flags = flags
-                hdr.event_nr = event_nr
-                hdr.target_count = target_count
-                hdr.dev = dev
-                hdr.name = name
-                hdr.uuid = uuid
-                if payload:
-                    ffi.memmove(buf + HEADER_SIZE, payload, len(payload))
-                if lib.ioctl(self._fd, cmd.request, buf) < 0:
-                    err = ffi.errno
-                    raise self._failure(err, cmd, device, name, cursor)
-                if (hdr.flags & lib.DM_BUFFER_FULL_FLAG) and retry_full:
-                    if size >= _MAX_BUFFER_SIZE:
-                        raise DMError(errno.ENOBUFS, cmd.name, _label(device, name), None,
-                                      f"reply still larger than {size} bytes")
-                    size *= 2
-                    self._size_hint[cmd.name] = size
-                    continue
-                start = hdr.data_start
-                end = min(hdr.data_size, size)
-                return _Reply(
-                    (int(hdr.version[0]), int(hdr.version[1]), int(hdr.version[2])),
-                    int(hdr.flags), int(hdr.event_nr), int(hdr.open_count),
-                    int(hdr.target_count), int(hdr.dev),
-                    ffi.string(hdr.name).decode("utf-8", "surrogateescape"),
-                    ffi.string(hdr.uuid).decode("utf-8", "surrogateescape"),
-                    ffi.buffer(buf, size)[start:end] if end > start else b"",
-                )
-        finally:
-            if cursor is not None:
-                cursor.close()
+        cursor = self._kmsg_cursor() if cmd.logs_reason else None
+        while True:
+            buf, hdr = self._buffer(size)
+            ffi.memmove(buf, _ZERO_HEADER, HEADER_SIZE)
+            hdr.version = cmd.version
+            hdr.data_size = size
+            hdr.data_start = HEADER_SIZE
+            hdr.flags = flags
+            hdr.event_nr = event_nr
+            hdr.target_count = target_count
+            hdr.dev = dev
+            hdr.name = name
+            hdr.uuid = uuid
+            if payload:
+                ffi.memmove(buf + HEADER_SIZE, payload, len(payload))
+            result = lib.ioctl(self._fd, cmd.request, buf)
+            err = ffi.errno
+            if payload and flags & DMFlag.SECURE_DATA:
+                # Tables may hold keys: don't leave them in a reused buffer.
+                ffi.memmove(buf + HEADER_SIZE, bytes(len(payload)), len(payload))
+            if result < 0:
+                raise self._failure(err, cmd, device, name, cursor)
+            if (hdr.flags & lib.DM_BUFFER_FULL_FLAG) and retry_full:
+                if size >= _MAX_BUFFER_SIZE:
+                    raise DMError(errno.ENOBUFS, cmd.name, _label(device, name), None,
+                                  f"reply still larger than {size} bytes")
+                size *= 2
+                self._size_hint[cmd.name] = size
+                continue
+            start = hdr.data_start
+            end = min(hdr.data_size, size)
+            return _Reply(
+                (hdr.version[0], hdr.version[1], hdr.version[2]),
+                hdr.flags, hdr.event_nr, hdr.open_count, hdr.target_count, hdr.dev,
+                ffi.string(hdr.name).decode("utf-8", "surrogateescape"),
+                ffi.string(hdr.uuid).decode("utf-8", "surrogateescape"),
+                ffi.buffer(buf, size)[start:end] if end > start else b"",
+            )
+
+    def _buffer(self, size: int):  # type: ignore[no-untyped-def]
+        """This thread's ioctl buffer, at least ``size`` bytes, and its header view."""
+        local = self._local
+        buf = getattr(local, "buf", None)
+        if buf is None or len(buf) < size:
+            buf = ffi.new("char[]", max(size, _INITIAL_REPLY_SIZE))
+            local.buf, local.hdr = buf, ffi.cast("struct dm_ioctl *", buf)
+        return buf, local.hdr
+
+    def _kmsg_cursor(self) -> kmsg.KmsgCursor:
+        """This thread's kernel-log cursor, moved to the log's end."""
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self._local.cursor = kmsg.KmsgCursor()
+        else:
+            cursor.to_end()
+        return cursor
 
     def _failure(self, err: int, cmd: _Command, device: Optional[DeviceId],
                  name: bytes, cursor: Optional[kmsg.KmsgCursor]) -> DMError:

@@ -25,9 +25,20 @@ class KmsgCursor:
     def __init__(self, path: str = "/dev/kmsg") -> None:
         try:
             self._fd: Optional[int] = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-            os.lseek(self._fd, 0, os.SEEK_END)
         except OSError:
             self._fd = None  # not root, dmesg_restrict, or no /dev/kmsg
+        self.to_end()
+
+    def to_end(self) -> None:
+        """Move to the end of the log: later reads see only newer records."""
+        if self._fd is not None:
+            try:
+                os.lseek(self._fd, 0, os.SEEK_END)
+            except OSError:
+                self.close()
+
+    def __del__(self) -> None:  # per-thread cursors go away with their thread
+        self.close()
 
     def read_dm_lines(self) -> List[str]:
         """Device-mapper messages logged since the cursor was placed."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 import errno
 import grp
 import os
-import secrets
 import stat
 from typing import Dict, List, NamedTuple, Optional
 
@@ -122,7 +121,7 @@ class NodeDir:
             if not (stat.S_ISBLK(st.st_mode) or stat.S_ISLNK(st.st_mode)):
                 raise NodeError(errno.EEXIST, f"{self.path}/{name} exists and is not a "
                                               "block device node: not replacing it")
-        tmp = f".pydm-{secrets.token_hex(6)}"
+        tmp = f".pydm-{os.urandom(6).hex()}"
         os.mknod(tmp, stat.S_IFBLK | self.mode, os.makedev(*devno), dir_fd=fd)
         try:
             os.chown(tmp, self.uid, self.gid, dir_fd=fd, follow_symlinks=False)

@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-import secrets
 import signal
-import socket
 import time
 from contextlib import contextmanager
 from typing import Iterator, List, NamedTuple, Optional
@@ -90,6 +88,8 @@ def udev_running(control: str = UDEV_CONTROL) -> bool:
     libudev only checks that the socket file exists; a stopped udevd may
     leave the file behind, so we connect (udevd closes the idle connection).
     """
+    import socket  # here, not at import: every CLI run imports this module
+
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
     try:
         sock.settimeout(1.0)
@@ -202,7 +202,7 @@ class Cookie:
     def _create(self) -> None:
         with _signals_deferred():
             while True:
-                base = secrets.randbits(16)
+                base = int.from_bytes(os.urandom(2), "little")
                 if not base:
                     continue
                 key = COOKIE_MAGIC << FLAGS_SHIFT | base

@@ -140,6 +140,9 @@ class FakeCursor:
     def read_dm_lines(self):
         return list(self.lines)
 
+    def to_end(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
