@@ -88,8 +88,6 @@ def _run(s, args: List[str]) -> int:
     s.report_rows = []
     s.json_rows = []
     s.needs_deps = False
-    from pydevmapper.cli import jsonout
-    jsonout._SHOWKEYS[0] = bool(s.has("showkeys"))
 
     run_cmd = cmd
     selected_cmd = None

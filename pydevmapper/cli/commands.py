@@ -8,10 +8,12 @@ output lines carry a ``name: `` prefix); it raises Failed after printing why.
 from __future__ import annotations
 
 import errno
+import os
 import sys
 from typing import Callable, Dict, List, NamedTuple, Optional
 
 from pydevmapper.cli import jsonout, names, report, udev_cookies
+from pydevmapper.cli.keys import hide_keys as _hide_keys
 from pydevmapper.cli.session import (EMULATED_LIBRARY, Failed, Session, atoi,
                                      kernel_name, mapped_name, read_ahead)
 
@@ -104,7 +106,7 @@ def _create_one(s: Session, name: str, uuid: Optional[str], minor: Optional[int]
         table = _table_of(s, targets, name, label)
         try:
             s.call("reload", name, ctl.load, info.devno, table, readonly=readonly, devno=label)
-            info = s.call("resume", name, ctl.resume, info.devno)
+            info = s.call("resume", name, ctl.resume, info.devno) or info
         except Failed:
             _quietly(ctl.remove, info.devno, retry=5.0)
             raise
@@ -272,7 +274,7 @@ def _simple(task: str, method: str, pass_flags: bool):
             kwargs = {"noflush": bool(s.has("noflush")), "nolockfs": bool(s.has("nolockfs"))}
         info = s.call(task, device, getattr(s.control, method), device, **kwargs)
         if s.has("verbose"):
-            s.write(s.long_info(info))
+            s.write(s.long_info(info or s.info(device)))
     return run
 
 
@@ -336,7 +338,7 @@ def for_all(s: Session, fn, args: List[str], silent: bool = False) -> None:
     """Run fn for every device (dmsetup's _process_all); any failure fails the lot."""
     devices = s.call("names", None, s.control.list_devices, uuids=False)
     if not devices:
-        if not silent:
+        if not silent and not s.has("json"):  # --json: an empty list, nothing else
             s.write("No devices found\n")
         return
     failed = False
@@ -464,30 +466,6 @@ def status(s: Session, args: List[str], multiple: bool) -> None:
     _status_one(s, args[0] if args else None, s.current, multiple)
 
 
-def _hide_keys(target_type: str, params: str) -> str:
-    """Zero the key in crypt/integrity table lines, as dmsetup does without --showkeys."""
-    if target_type == "crypt":
-        cipher, sep, rest = params.partition(" ")
-        if not sep or rest.startswith(":"):
-            return params
-        key, sep2, tail = rest.partition(" ")
-        return f"{cipher} {'0' * len(key)}{sep2}{tail}"
-    if target_type == "integrity":
-        for name in ("internal_hash:", "journal_crypt:", "journal_mac:"):
-            at = params.find(name)
-            if at < 0:
-                continue
-            at += len(name)
-            stops = [i for i in (params.find(" ", at), params.find(":", at)) if i >= 0]
-            if not stops or params[min(stops)] != ":":
-                continue
-            start = min(stops) + 1
-            end = params.find(" ", start)
-            end = len(params) if end < 0 else end
-            params = params[:start] + "0" * (end - start) + params[end:]
-    return params
-
-
 def _quote_concise(text: str) -> str:
     return "".join("\\" + c if c in ",;\\" else c for c in text)
 
@@ -506,7 +484,7 @@ def _status_one(s: Session, name: Optional[str], cmd: str, multiple: bool) -> No
     dev = s.info(device)
     label = name if name is not None else dev.name
     if s.has("json"):
-        s.json_rows.append(jsonout.targets_of(dev, lines, cmd))
+        s.json_rows.append(jsonout.targets_of(dev, lines, cmd, bool(s.has("showkeys"))))
         return
     target = s.value("target") if s.has("target") else None
     concise = cmd == "table" and s.has("concise")
@@ -638,15 +616,123 @@ def udevflags(s: Session, args: List[str], multiple: bool) -> None:
 
 
 def udevcomplete(s: Session, args: List[str], multiple: bool) -> None:
+    from pydevmapper import udev
+
     cookie = _cookie(s, args[0])
     s.write(f"DM_COOKIE_COMPLETED=0x{cookie:<10x}\n")
-    base = cookie & ~udev_cookies.FLAGS_MASK & 0xFFFFFFFF
-    if not base or s.has("noudevsync") or not udev_cookies.udev_running():
+    # A value with flags over a zero base only steers the rules: nobody waits.
+    if not cookie & ~udev.FLAGS_MASK or not s.cookies_supported():
         return
-    problem = udev_cookies.complete(udev_cookies.COOKIE_MAGIC << 16 | base)
-    if problem:
-        s.error(problem)
+    key = udev_cookies.key_of(cookie)
+    try:
+        udev.complete(key)
+    except OSError as exc:
+        if (exc.strerror or "").startswith("semget("):
+            s.error(udev_cookies.semget_error(key, exc.errno))
+        else:
+            semid = next((c.semid for c in udev.list_cookies() if c.cookie == key), None)
+            s.error(udev_cookies.complete_failed(key, semid, exc.errno))
+        raise Failed() from None
+
+
+def udevcookies(s: Session, args: List[str], multiple: bool) -> None:
+    from pydevmapper import udev
+
+    s.write(udev_cookies.cookies_table(udev.list_cookies()))
+
+
+def _yes_no(prompt: str) -> str:
+    """dmsetup's _yes_no_prompt: 'y' or 'n' followed by a newline; EOF is 'n'."""
+    c, ret = "", ""
+    while True:
+        if c in ("\n", ""):
+            sys.stdout.write(prompt)
+            sys.stdout.flush()
+        c = sys.stdin.read(1)
+        if not c:
+            ret = "n"
+            break
+        c = c.lower()
+        if c in ("y", "n"):
+            ret = c
+        if ret and c == "\n":
+            break
+    if c != "\n":
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+    return ret
+
+
+def udevcomplete_all(s: Session, args: List[str], multiple: bool) -> None:
+    from pydevmapper import udev
+
+    age = 0
+    if args:
+        parsed = udev_cookies.parse_age(args[0])
+        if parsed is None:
+            s.error("Failed to read age_in_minutes parameter.")
+            raise Failed()
+        age = parsed
+    if not s.has("yes"):
+        s.error(udev_cookies.complete_all_warning(age))
+        s.flush()
+        if _yes_no("Do you really want to continue? [y/n]: ") == "n":
+            s.write(udev_cookies.complete_all_declined())
+            return
+    seen = {c.cookie for c in udev.list_cookies()}
+    removed = udev.complete_all(age * 60.0)
+    s.write(udev_cookies.complete_all_summary(len(removed), len(seen - set(removed))))
+
+
+def udevcreatecookie(s: Session, args: List[str], multiple: bool) -> None:
+    from pydevmapper import udev
+
+    if not s.cookies_supported():
+        return  # libdm hands out cookie 0 and prints nothing
+    try:
+        value = udev.create_cookie(0)
+    except OSError as exc:
+        s.error(f"Failed to create notification semaphore: {os.strerror(exc.errno)}")
+        raise Failed() from None
+    s.write(udev_cookies.created_cookie(value))
+
+
+def given_cookie(s: Session) -> int:
+    """--udevcookie, else $DM_UDEV_COOKIE (0: none), read as dmsetup reads them."""
+    if s.has("udevcookie"):
+        value = udev_cookies.parse_cookie(s.value("udevcookie") or "")
+        if value is None:
+            s.error("Incorrect cookie value.")
+        return value or 0
+    env = os.environ.get("DM_UDEV_COOKIE")
+    if env:
+        value = udev_cookies.parse_cookie(env)
+        if value is None:
+            s.error("Incorrect cookie value.")
+        return value or 0
+    return 0
+
+
+def udevreleasecookie(s: Session, args: List[str], multiple: bool) -> None:
+    from pydevmapper import udev
+
+    cookie = _cookie(s, args[0]) if args else given_cookie(s)
+    if not cookie:
+        s.error("No udev transaction cookie given.")
         raise Failed()
+    if not s.cookies_supported():
+        return
+    if cookie >> udev.FLAGS_SHIFT != udev.COOKIE_MAGIC:
+        s.error(udev_cookies.bad_prefix(cookie))
+        raise Failed()
+    try:
+        udev.release_cookie(cookie)
+    except udev.UdevTimeoutError as exc:
+        s.error(f"{s.prog}: {exc.strerror}")
+        raise Failed() from None
+    except OSError as exc:
+        s.error(udev_cookies.semget_error(cookie, exc.errno))
+        raise Failed() from None
 
 
 def help_(s: Session, args: List[str], multiple: bool) -> None:
@@ -687,12 +773,12 @@ COMMANDS: Dict[str, Command] = {
     "wait": Command(wait, 0, 2, 0),
     "mknodes": Command(mknodes, 0, -1, 1),
     "mangle": Command(mangle, 0, -1, 1),
-    "udevcreatecookie": Command(not_implemented("udevcreatecookie"), 0, 0, 0),
-    "udevreleasecookie": Command(not_implemented("udevreleasecookie"), 0, 1, 0),
+    "udevcreatecookie": Command(udevcreatecookie, 0, 0, 0),
+    "udevreleasecookie": Command(udevreleasecookie, 0, 1, 0),
     "udevflags": Command(udevflags, 1, 1, 0),
     "udevcomplete": Command(udevcomplete, 1, 1, 0),
-    "udevcomplete_all": Command(not_implemented("udevcomplete_all"), 0, 1, 0),
-    "udevcookies": Command(not_implemented("udevcookies"), 0, 0, 0),
+    "udevcomplete_all": Command(udevcomplete_all, 0, 1, 0),
+    "udevcookies": Command(udevcookies, 0, 0, 0),
     "target-version": Command(target_version, 1, -1, 1),
     "targets": Command(targets, 0, 0, 0),
     "version": Command(version, 0, 0, 0),

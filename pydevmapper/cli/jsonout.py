@@ -24,6 +24,8 @@ JSON object followed by a newline.
 from __future__ import annotations
 
 import json
+
+from pydevmapper.cli.keys import hide_keys
 from typing import Iterable, List, Optional
 
 
@@ -64,21 +66,14 @@ def deps(dev, used: Iterable) -> dict:
     return doc
 
 
-def targets_of(dev, lines: List[tuple], cmd: str) -> dict:
-    from pydevmapper.cli.commands import _hide_keys  # noqa: avoid a cycle at import
-
+def targets_of(dev, lines: List[tuple], cmd: str, showkeys: bool = False) -> dict:
+    """One device of ``table``/``status``: ``lines`` are (start, length, type,
+    params-or-status); table keys are zeroed unless ``showkeys``."""
     doc = _device(dev)
     doc["targets"] = [{"start": s, "length": n, "type": t,
-                       "params": _hide_keys(t, p) if cmd == "table" and not _showkeys() else p}
+                       "params": hide_keys(t, p) if cmd == "table" and not showkeys else p}
                       for s, n, t, p in lines]
     return doc
-
-
-_SHOWKEYS = [False]
-
-
-def _showkeys() -> bool:
-    return _SHOWKEYS[0]
 
 
 def devices(rows: List[dict]) -> str:

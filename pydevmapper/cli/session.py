@@ -69,7 +69,7 @@ class Session:
             from pydevmapper.errors import DMError
 
             try:
-                self._control = Control()
+                self._control = Control(udev_sync=self.udev_sync_wanted())
             except DMError as exc:
                 path = os.path.join(default_dev_dir(), "mapper", "control")
                 self.error(f"{path}: open failed: {os.strerror(exc.errno)}")
@@ -79,6 +79,38 @@ class Session:
                 self.error(f"Incompatible libdevmapper {EMULATED_LIBRARY} and kernel driver (unknown version).")
                 raise Failed() from None
         return self._control
+
+    def udev_sync_wanted(self) -> Optional[bool]:
+        """How the control node syncs with udev, as dmsetup decides it.
+
+        ``--noudevsync`` or ``$DM_DISABLE_UDEV``: never (the library makes
+        the /dev/mapper nodes itself); else None: the API waits on a libdm
+        cookie whenever udevd runs with the notify rules.  ``--verifyudev``
+        needs nothing more: the API always checks the node after the wait.
+        """
+        if self.has("noudevsync") or os.environ.get("DM_DISABLE_UDEV"):
+            return False
+        return None
+
+    def cookies_supported(self) -> bool:
+        """libdm's dm_udev_get_sync_support() for the udev* commands.
+
+        Like libdm it asks the kernel's interface version first (cookies
+        need 4.15; a kernel without device-mapper prints libdm's complaint
+        but only disables cookies), then whether udevd runs.
+        """
+        from pydevmapper import udev
+
+        if os.environ.get("DM_DISABLE_UDEV"):
+            return False
+        try:
+            version = self.control.version()
+        except Failed:
+            return False
+        except Exception:  # noqa: BLE001 - an unreadable version: no cookies, as libdm
+            return False
+        return (tuple(version) >= (4, 15, 0) and udev.udev_running()
+                and not self.has("noudevsync"))
 
     def close(self) -> None:
         if self._control is not None:
@@ -124,9 +156,15 @@ class Session:
         exist" rather than as a failed ioctl (info, status, mknodes).
         """
         from pydevmapper.errors import DeviceNotFoundError, DMError, ValidationError
+        from pydevmapper.udev import UdevTimeoutError
 
         try:
             return fn(*args, **kwargs)
+        except UdevTimeoutError as exc:
+            # The kernel command succeeded; only udev is late.  dmsetup
+            # ignores a failed udev wait (its exit status stays 0), so warn.
+            self.error(f"{self.prog}: warning: {task} on {_where(device)}: {exc.strerror}")
+            return None
         except DeviceNotFoundError as exc:
             if absent:
                 self.error("Device does not exist.")
@@ -167,6 +205,16 @@ class Session:
         if info.uuid:
             lines.append(f"UUID: {info.uuid}")
         return "\n".join(lines) + "\n\n"
+
+
+def _where(device) -> str:
+    from pydevmapper.device import DevNo, Uuid
+
+    if isinstance(device, Uuid):
+        return f"uuid {device}"
+    if isinstance(device, DevNo):
+        return f"{device.major}:{device.minor}"
+    return str(device)
 
 
 def read_ahead(major: int, minor: int) -> Optional[int]:

@@ -1,38 +1,47 @@
-"""libdevmapper's udev cookies: SysV semaphores keyed by the cookie value.
+"""dmsetup's udev* commands: argument parsing and output only.
 
-A cookie is ``0x0D4D << 16 | base``; the upper 16 bits of the value the
-kernel passes to udev carry flags instead of the magic.  dmsetup run from
-udev rules decrements the semaphore to wake the process that waits for the
-rules to finish (``udevcomplete``).
+The cookies themselves (SysV semaphores keyed ``0x0D4D << 16 | base``) are
+``pydevmapper.udev``'s; this module parses cookie arguments as dmsetup's
+strtoul does and words results and failures as dmsetup/libdevmapper
+1.02.185 do, byte for byte.
 """
 
 from __future__ import annotations
 
 import errno as _errno
 import os
-from typing import Optional
+import time
+from typing import Iterable, Optional
 
-COOKIE_MAGIC = 0x0D4D
-FLAGS_SHIFT = 16
-FLAGS_MASK = 0xFFFF0000
+from pydevmapper import udev
 
-# Names of the low 8 flag bits; the high 8 belong to the subsystem.
-FLAG_NAMES = ("DISABLE_DM_RULES", "DISABLE_SUBSYSTEM_RULES", "DISABLE_DISK_RULES",
-              "DISABLE_OTHER_RULES", "LOW_PRIORITY", "DISABLE_LIBRARY_FALLBACK",
-              "PRIMARY_SOURCE")
+# dmsetup's names for the low 8 flag bits, by bit (udevflags); the high 8
+# belong to the subsystem and have no names.
+_FLAG_NAMES = {
+    udev.DISABLE_DM_RULES: "DISABLE_DM_RULES",
+    udev.DISABLE_SUBSYSTEM_RULES: "DISABLE_SUBSYSTEM_RULES",
+    udev.DISABLE_DISK_RULES: "DISABLE_DISK_RULES",
+    udev.DISABLE_OTHER_RULES: "DISABLE_OTHER_RULES",
+    udev.LOW_PRIORITY: "LOW_PRIORITY",
+    udev.DISABLE_LIBRARY_FALLBACK: "DISABLE_LIBRARY_FALLBACK",
+    udev.PRIMARY_SOURCE: "PRIMARY_SOURCE",
+}
+MAGIC_TEXT = f"{udev.COOKIE_MAGIC} (0x{udev.COOKIE_MAGIC:x})"
 
 
 def parse_cookie(text: str) -> Optional[int]:
     """strtoul(text, 0) as dmsetup checks it; None if invalid or zero."""
-    s = text.strip()
+    s = text.lstrip(" \t\n\r\v\f")
+    if not s.isascii():
+        return None
     sign = ""
-    if s[:1] in "+-":
+    if s[:1] and s[:1] in "+-":
         sign, s = s[0], s[1:]
     try:
         if s[:2].lower() == "0x":
-            value = int(s[2:], 16) if s[2:] else None
+            value = int(s[2:], 16) if s[2:] and s[2:].isalnum() else None
         elif s.startswith("0") and len(s) > 1:
-            value = int(s[1:], 8)
+            value = int(s[1:], 8) if s[1:].isdigit() else None
         else:
             value = int(s, 10) if s.isdigit() else None
     except ValueError:
@@ -42,13 +51,30 @@ def parse_cookie(text: str) -> Optional[int]:
     return value
 
 
+def parse_age(text: str) -> Optional[int]:
+    """sscanf("%u") as udevcomplete_all reads its age: leading digits count."""
+    s = text.lstrip(" \t\n\r\v\f")
+    s = s[:len(s) - len(s.lstrip("0123456789+-"))]
+    sign = ""
+    if s[:1] and s[:1] in "+-":
+        sign, s = s[0], s[1:]
+    end = 0
+    while end < len(s) and s[end].isdigit():
+        end += 1
+    if not end:
+        return None
+    value = int(s[:end]) & 0xFFFFFFFF
+    return (-value) & 0xFFFFFFFF if sign == "-" else value
+
+
 def flag_lines(cookie: int) -> str:
-    flags = cookie >> FLAGS_SHIFT
+    """``udevflags``: one ``NAME='1'`` line per flag set in the upper 16 bits."""
+    flags = udev.decode_flags(cookie)
     lines = []
     for bit in range(16):
         if flags & (1 << bit):
-            if bit < 8 and bit < len(FLAG_NAMES):
-                lines.append(f"DM_UDEV_{FLAG_NAMES[bit]}_FLAG='1'\n")
+            if bit < 8 and (1 << bit) in _FLAG_NAMES:
+                lines.append(f"DM_UDEV_{_FLAG_NAMES[1 << bit]}_FLAG='1'\n")
             elif bit < 8:
                 lines.append(f"DM_UDEV_FLAG{bit}='1'\n")
             else:
@@ -56,29 +82,64 @@ def flag_lines(cookie: int) -> str:
     return "".join(lines)
 
 
-def udev_running() -> bool:
-    return os.path.exists("/run/udev/control")
+def key_of(value: int) -> int:
+    """The semaphore key of a cookie value (flags replaced by the magic)."""
+    return udev.COOKIE_MAGIC << udev.FLAGS_SHIFT | (value & ~udev.FLAGS_MASK & 0xFFFFFFFF)
 
 
-def complete(cookie: int) -> Optional[str]:
-    """Decrement the cookie's semaphore; returns libdm's error text on failure."""
-    from pydevmapper._dm import ffi, lib
+def _ctime(t: int) -> str:
+    try:
+        return time.ctime(t)
+    except (OverflowError, ValueError, OSError):
+        return "unknown"
 
-    semid = lib.semget(cookie, 1, 0)
-    if semid < 0:
-        err = ffi.errno
-        if err == _errno.ENOENT:
-            return f"Could not find notification semaphore identified by cookie value {cookie} (0x{cookie:x})"
-        if err == _errno.EACCES:
-            return f"No permission to access notificaton semaphore identified by cookie value {cookie} (0x{cookie:x})"
-        return (f"Failed to access notification semaphore identified by cookie "
-                f"value {cookie} (0x{cookie:x}): {os.strerror(err)}")
-    op = ffi.new("struct sembuf *")
-    op.sem_num, op.sem_op, op.sem_flg = 0, -1, lib.IPC_NOWAIT
-    if lib.semop(semid, op, 1) < 0:
-        err = ffi.errno
-        why = "incorrect semaphore state" if err == _errno.EAGAIN else os.strerror(err)
-        return (f"semid {semid}: semop failed for cookie 0x{cookie:x}: {why}\n"
-                f"Could not signal waiting process using notification semaphore "
-                f"identified by cookie value {cookie} (0x{cookie:x})")
-    return None
+
+def cookies_table(found: Iterable[udev.CookieInfo]) -> str:
+    """``udevcookies``: the header and one line per cookie semaphore."""
+    lines = ["Cookie       Semid      Value      Last semop time           Last change time\n"]
+    for c in found:
+        lines.append(f"0x{c.cookie:<10x} {c.semid:<10d} {c.value:<10d} "
+                     f"{_ctime(c.otime)}  {_ctime(c.ctime)}\n")
+    return "".join(lines)
+
+
+def complete_all_warning(age: int) -> str:
+    older = f"older than {age} minutes " if age else ""
+    return (f"WARNING: This operation will destroy all semaphores {older}with keys "
+            f"that have a prefix {MAGIC_TEXT}.")
+
+
+def complete_all_declined() -> str:
+    return f"Semaphores with keys prefixed by {MAGIC_TEXT} NOT destroyed.\n"
+
+
+def complete_all_summary(removed: int, skipped: int) -> str:
+    return f"{removed} semaphores with keys prefixed by {MAGIC_TEXT} destroyed. {skipped} skipped.\n"
+
+
+def created_cookie(value: int) -> str:
+    """``udevcreatecookie``: the key, as libdm hands it out."""
+    return f"0x{key_of(value):08X}\n"
+
+
+def semget_error(key: int, err: int) -> str:
+    """libdm's _get_cookie_sem wording of a failed semget."""
+    if err == _errno.ENOENT:
+        return f"Could not find notification semaphore identified by cookie value {key} (0x{key:x})"
+    if err == _errno.EACCES:
+        return f"No permission to access notificaton semaphore identified by cookie value {key} (0x{key:x})"
+    return (f"Failed to access notification semaphore identified by cookie "
+            f"value {key} (0x{key:x}): {os.strerror(err)}")
+
+
+def bad_prefix(cookie: int) -> str:
+    return (f"Could not continue to access notification semaphore identified by cookie "
+            f"value {cookie} (0x{cookie:x}). Incorrect cookie prefix.")
+
+
+def complete_failed(key: int, semid: Optional[int], err: int) -> str:
+    """udevcomplete: the semaphore exists but could not be decremented."""
+    why = "incorrect semaphore state" if err == _errno.EAGAIN else os.strerror(err)
+    return (f"semid {semid}: semop failed for cookie 0x{key:x}: {why}\n"
+            f"Could not signal waiting process using notification semaphore "
+            f"identified by cookie value {key} (0x{key:x})")

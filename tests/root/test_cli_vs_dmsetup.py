@@ -176,3 +176,149 @@ def test_udev_rule_calls(zero_dev):
     same(["splitname", "--nameprefixes", "--noheadings", "--rows", "vg-lv--x-layer"])
     same(["udevflags", "0x0d4d0042"])
     same(["udevcomplete", "0x00200000"])
+
+
+# -- --json: parsed, and checked against the API's own answers ------------------
+
+def _json(args):
+    import json
+
+    p = subprocess.run(PY + ["--noudevsync", "--json"] + list(args),
+                       capture_output=True, timeout=60)
+    assert p.returncode == 0, (args, p.stderr)
+    assert p.stderr == b"", (args, p.stderr)
+    assert p.stdout.endswith(b"\n")
+    return json.loads(p.stdout)
+
+
+def _device_head(info):
+    return {"name": info.name, "uuid": info.uuid, "major": info.major, "minor": info.minor}
+
+
+def test_json_matches_the_api(dm_control, zero_dev, linear_dev, loop_device):
+    from pydevmapper.cli.session import read_ahead
+
+    z, l = zero_dev.name, linear_dev.name
+    zi, li = dm_control.info(z), dm_control.info(l)
+
+    # ls: every device the kernel lists, ours included, with uuid and event_nr
+    listed = {d["name"]: d for d in _json(["ls"])["devices"]}
+    for dev in dm_control.list_devices():
+        assert listed[dev.name] == {"name": dev.name, "major": dev.major, "minor": dev.minor,
+                                    "uuid": dev.uuid, "event_nr": dev.event_nr}
+    assert listed[z]["uuid"] == "PYDMT-zero-uuid"
+
+    # info: one object per argument, in order
+    doc = _json(["info", z, l])
+    assert [d["name"] for d in doc["devices"]] == [z, l]
+    for got, info in zip(doc["devices"], (zi, li)):
+        assert got == dict(_device_head(info), open_count=info.open_count,
+                           event_nr=info.event_nr, target_count=info.target_count,
+                           read_ahead=read_ahead(info.major, info.minor),
+                           suspended=info.suspended, read_only=info.read_only,
+                           live_table=info.live_table, inactive_table=info.inactive_table,
+                           deferred_remove=info.deferred_remove)
+    assert doc["devices"][1]["target_count"] == 2
+
+    # deps: the linear device uses the loop device
+    doc = _json(["deps", l, z])
+    assert doc["devices"][0] == dict(_device_head(li), deps=[
+        {"major": d.major, "minor": d.minor} for d in dm_control.deps(l)])
+    assert {"major": os.major(os.stat(loop_device.path).st_rdev),
+            "minor": os.minor(os.stat(loop_device.path).st_rdev)} in doc["devices"][0]["deps"]
+    assert doc["devices"][1]["deps"] == []
+
+    # table and status: one entry per target, in table order
+    doc = _json(["table", l])
+    assert doc["devices"][0] == dict(_device_head(li), targets=[
+        {"start": t.start, "length": t.length, "type": t.type, "params": t.params}
+        for t in dm_control.table(l)])
+    assert [t["type"] for t in doc["devices"][0]["targets"]] == ["linear", "zero"]
+    doc = _json(["status", l])
+    assert doc["devices"][0] == dict(_device_head(li), targets=[
+        {"start": t.start, "length": t.length, "type": t.type, "params": t.status}
+        for t in dm_control.status(l)])
+
+    # targets and version
+    assert _json(["targets"]) == {"targets": [
+        {"name": t.name, "version": list(t.version)} for t in dm_control.targets()]}
+    doc = _json(["version"])
+    assert doc["driver"] == ".".join(map(str, dm_control.version()))
+    assert doc["library"].startswith("1.02.185 ")
+
+
+def test_json_missing_device_fails_cleanly():
+    p = subprocess.run(PY + ["--noudevsync", "--json", "info", "nonexistent-pydmt"],
+                       capture_output=True, timeout=60)
+    assert p.returncode == 1 and p.stderr == b"Device does not exist.\nCommand failed.\n"
+
+
+# -- udev sync (the udev boot): no --noudevsync, the node is final on return ---
+
+def _udev_running():
+    from pydevmapper import udev
+
+    return udev.sync_available()
+
+
+@pytest.mark.skipif(not _udev_running(), reason="needs udevd with 95-dm-notify.rules (udev boot)")
+def test_create_and_remove_wait_for_udev(dm_control, dm_name):
+    from pydevmapper import udev
+
+    def cookies():
+        return {c.cookie for c in udev.list_cookies()}
+
+    before = cookies()
+    node = f"/dev/mapper/{dm_name}"
+    try:
+        p = subprocess.run(PY + ["create", dm_name, "--table", "0 2048 zero"],
+                           capture_output=True, timeout=120)
+        assert (p.returncode, p.stdout, p.stderr) == (0, b"", b"")
+        assert os.path.exists(node)  # udev made it before create returned
+        info = dm_control.info(dm_name)
+        st = os.stat(node)
+        assert (os.major(st.st_rdev), os.minor(st.st_rdev)) == (info.major, info.minor)
+        p = subprocess.run(PY + ["remove", dm_name], capture_output=True, timeout=120)
+        assert (p.returncode, p.stdout, p.stderr) == (0, b"", b"")
+        assert not os.path.lexists(node)  # and removed it before remove returned
+        assert not dm_control.exists(dm_name)
+    finally:
+        _gone(dm_control, dm_name)
+    assert cookies() <= before  # no cookie semaphore outlives a command
+
+
+def test_udev_cookie_commands_in_guest():
+    """udevcookies/udevcreatecookie/udevreleasecookie against dmsetup with a kernel."""
+    from pydevmapper import udev
+
+    before = {c.cookie for c in udev.list_cookies()}
+    made = []
+    try:
+        for tool in ("dm", "py"):
+            cmd = (["dmsetup"] if tool == "dm" else PY)
+            p = subprocess.run(cmd + ["udevcreatecookie"], capture_output=True, timeout=60)
+            assert p.returncode == 0 and p.stderr == b"", p.stderr
+            if not _udev_running():
+                assert p.stdout == b""  # no udev: cookie 0, nothing printed
+                continue
+            key = int(p.stdout, 16)
+            made.append(key)
+            assert p.stdout == f"0x{key:08X}\n".encode() and key >> 16 == udev.COOKIE_MAGIC
+        same(["udevcookies"])
+        if made:  # each tool releases the other's cookie
+            dm_key, py_key = made
+            assert _run("py", ["udevreleasecookie", hex(dm_key)])[0] == 0  # --noudevsync: no-op
+            p = subprocess.run(PY + ["udevreleasecookie", hex(dm_key)], capture_output=True,
+                               timeout=60)
+            assert (p.returncode, p.stdout, p.stderr) == (0, b"", b"")
+            p = subprocess.run(["dmsetup", "udevreleasecookie", hex(py_key)],
+                               capture_output=True, timeout=60)
+            assert (p.returncode, p.stdout, p.stderr) == (0, b"", b"")
+            assert not (set(made) & {c.cookie for c in udev.list_cookies()})
+    finally:
+        for key in made:
+            try:
+                udev.remove_cookie(key)
+            except OSError:
+                pass
+    assert {c.cookie for c in udev.list_cookies()} <= before

@@ -38,11 +38,15 @@ CASES = [
     ["udevflags", "0x0d4dffff"], ["udevflags", "0xffff0001"], ["udevflags", "0"],
     ["udevflags", "abc"], ["udevflags", "077777777777"], ["udevflags", "0x1ffffffff"],
     ["udevcomplete", "0x00200000"], ["udevcomplete", "abc"],
+    ["udevcookies", "x"], ["udevcomplete_all", "-y", "x"], ["udevcomplete_all", "-y", "1", "2"],
+    ["udevreleasecookie"], ["udevreleasecookie", "abc"], ["udevreleasecookie", "0"],
+    ["--udevcookie", "abc", "udevreleasecookie"], ["udevcreatecookie", "x"],
+    ["udevflags", "0x0d4d0001 "], ["udevflags", "08"], ["udevflags", "0x"],
 ]
 
 
-def _run(cmd):
-    p = subprocess.run(cmd, capture_output=True, timeout=30)
+def _run(cmd, stdin=b"", env=None):
+    p = subprocess.run(cmd, input=stdin, capture_output=True, timeout=30, env=env)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -72,3 +76,127 @@ def test_crypt_and_integrity_keys_hidden():
     assert _hide_keys("crypt", "aes :32:logon:k 0 7:0 0") == "aes :32:logon:k 0 7:0 0"
     assert (_hide_keys("integrity", "7:0 0 32 J 1 internal_hash:hmac(sha256):beef")
             == "7:0 0 32 J 1 internal_hash:hmac(sha256):0000")
+
+
+# -- udev cookies: real SysV semaphores on the host, each removed again ---------
+
+def _cookie_keys():
+    from pydevmapper import udev
+
+    return {c.cookie for c in udev.list_cookies()}
+
+
+@pytest.fixture
+def cookies():
+    """Cookies made for a test; whatever is left of them goes, pass or fail."""
+    from pydevmapper import udev
+
+    made = []
+
+    def make(n=1):
+        for _ in range(n):
+            made.append(udev.COOKIE_MAGIC << 16 | udev.create_cookie(0) & 0xFFFF)
+        return made[-n:]
+
+    before = _cookie_keys()
+    try:
+        yield make
+    finally:
+        for key in set(made) | (_cookie_keys() - before):
+            try:
+                udev.remove_cookie(key)
+            except OSError:
+                pass
+    assert not (_cookie_keys() - before), "a test leaked a cookie semaphore"
+
+
+def _same(args, stdin=b"", env=None):
+    dm = _run(["dmsetup"] + args, stdin, env)
+    py = _run(PY + args, stdin, env)
+    assert py == dm
+    return dm
+
+
+def test_udevcookies_lists_cookies_like_dmsetup(cookies):
+    keys = cookies(2)
+    rc, out, err = _same(["udevcookies"])
+    assert rc == 0 and out.startswith(b"Cookie       Semid      Value")
+    for key in keys:
+        assert f"0x{key:<10x} ".encode() in out
+
+
+def test_udevcomplete_all_prompt_and_age(cookies):
+    keys = cookies(1)
+    _same(["udevcomplete_all"], stdin=b"n\n")          # declined: nothing destroyed
+    _same(["udevcomplete_all", "3"], stdin=b"")         # EOF is "no"
+    # Fresh cookies are younger than any age: both tools skip them.
+    rc, out, _ = _same(["udevcomplete_all", "-y", "10000000"])
+    assert rc == 0 and b"destroyed. " in out
+    assert set(keys) <= _cookie_keys()
+
+
+def test_udevcomplete_all_removes_old_enough_cookies(cookies):
+    """Age 0 destroys every cookie: run on our own only via the API's listing."""
+    from pydevmapper.cli import udev_cookies
+
+    assert udev_cookies.complete_all_summary(2, 1) == (
+        "2 semaphores with keys prefixed by 3405 (0xd4d) destroyed. 1 skipped.\n")
+    assert udev_cookies.complete_all_warning(5).endswith(
+        "older than 5 minutes with keys that have a prefix 3405 (0xd4d).")
+
+
+def test_udevcreatecookie_like_dmsetup(cookies):
+    before = _cookie_keys()
+    try:
+        dm = _run(["dmsetup", "udevcreatecookie"])
+        py = _run(PY + ["udevcreatecookie"])
+    finally:
+        cookies(0)  # the fixture removes whatever appeared
+    assert py[0] == dm[0] == 0 and py[2] == dm[2]
+    if dm[1]:  # udev sync works here: each printed its new cookie's key
+        import re
+        for out in (dm[1], py[1]):
+            assert re.fullmatch(rb"0x0D4D[0-9A-F]{4}\n", out)
+        assert int(py[1], 16) in _cookie_keys() - before
+    else:  # no udevd (or no kernel driver): cookie 0, nothing printed
+        assert py[1] == b""
+
+
+def test_udevreleasecookie_like_dmsetup(cookies):
+    import os
+
+    key, = cookies(1)
+    for args, env in ((["udevreleasecookie", hex(key)], None),
+                      (["udevreleasecookie", "0x12345"], None),
+                      (["--udevcookie", hex(key), "udevreleasecookie"], None),
+                      (["udevreleasecookie"], dict(os.environ, DM_UDEV_COOKIE=hex(key))),
+                      (["udevreleasecookie"], dict(os.environ, DM_UDEV_COOKIE="junk")),
+                      (["--noudevsync", "udevreleasecookie", hex(key)], None)):
+        if key not in _cookie_keys():
+            key, = cookies(1)
+            args = [hex(key) if a.startswith("0x0d4d") or a.startswith("0xd4d") else a
+                    for a in args]
+        dm = _run(["dmsetup"] + args, env=env)
+        if key not in _cookie_keys():  # dmsetup released it (udev sync works here)
+            key, = cookies(1)
+            args = [hex(key) if a.startswith("0xd4d") else a for a in args]
+            if env and "DM_UDEV_COOKIE" in env and env["DM_UDEV_COOKIE"] != "junk":
+                env = dict(env, DM_UDEV_COOKIE=hex(key))
+        py = _run(PY + args, env=env)
+        assert py == dm, args
+
+
+def test_udevcomplete_on_a_cookie(cookies):
+    key, = cookies(1)
+    _same(["udevcomplete", hex(0x00400000 | key & 0xFFFF)])
+    _same(["udevcomplete", "0x0d4d0000"])
+
+
+def test_cookie_and_age_parsing():
+    from pydevmapper.cli.udev_cookies import parse_age, parse_cookie
+
+    assert parse_cookie("0x0d4d0001") == 0x0D4D0001
+    assert parse_cookie("010") == 8 and parse_cookie(" 7") == 7
+    for bad in ("0", "-1", "08", "0x", "1 ", "0x1_0", "4294967296", "\u0663", ""):
+        assert parse_cookie(bad) is None, bad
+    assert parse_age("5") == 5 and parse_age(" 12x") == 12 and parse_age("x") is None
