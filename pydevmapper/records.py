@@ -144,6 +144,9 @@ def decode_name_list(data: bytes, has_event_nr: bool = True) -> List[ListedDevic
     device, thousands of times on a busy host.
     """
     devices: List[ListedDevice] = []
+    if len(data) < _NAME_LIST_NAME:
+        # No devices: the kernel writes dev=0 but counts no bytes for it.
+        return devices
     append = devices.append
     index, size, mask = data.index, len(data), ~(ALIGN - 1)
     offset = 0

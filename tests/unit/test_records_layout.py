@@ -481,3 +481,8 @@ def test_decode_deps_count_beyond_reply_does_not_read_past_it():
     data = DEPS_HEAD.pack(3, 0) + struct.pack("<Q", huge_encode_dev(7, 0))
     with pytest.raises(IndexError):
         records.decode_deps(data)
+
+
+def test_name_list_with_no_data_at_all_is_empty():
+    # With no devices the kernel sets data_size to data_start: zero bytes.
+    assert records.decode_name_list(b"") == []

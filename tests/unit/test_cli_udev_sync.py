@@ -1,0 +1,92 @@
+"""pydmsetup's udev switches reach the API as dmsetup's reach libdevmapper."""
+
+from __future__ import annotations
+
+import pytest
+
+from pydevmapper.cli import options
+from pydevmapper.cli.session import Failed, Session
+
+
+class FakeControl:
+    made = []
+
+    def __init__(self, path=None, *, udev_sync=None, dev_dir=None, udev_timeout=30.0):
+        self.udev_sync_arg = udev_sync
+        FakeControl.made.append(self)
+
+    def version(self):
+        return (4, 47, 0)
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def fake_control(monkeypatch):
+    import pydevmapper.control
+
+    FakeControl.made = []
+    monkeypatch.setattr(pydevmapper.control, "Control", FakeControl)
+    monkeypatch.delenv("DM_DISABLE_UDEV", raising=False)
+    return FakeControl
+
+
+def session(*argv):
+    parsed = options.parse("dmsetup", list(argv))
+    return Session("dmsetup", parsed.counts, parsed.values)
+
+
+@pytest.mark.parametrize("argv, wanted", [
+    (["create", "x"], None),                       # auto: cookies when udevd runs
+    (["--noudevsync", "create", "x"], False),
+    (["--noudevs", "remove", "x"], False),         # getopt abbreviation
+    (["--verifyudev", "create", "x"], None),       # the API always verifies the node
+])
+def test_noudevsync_reaches_control(fake_control, argv, wanted):
+    s = session(*argv)
+    s.control
+    assert fake_control.made[-1].udev_sync_arg is wanted
+
+
+def test_dm_disable_udev_env(fake_control, monkeypatch):
+    monkeypatch.setenv("DM_DISABLE_UDEV", "1")
+    s = session("create", "x")
+    s.control
+    assert fake_control.made[-1].udev_sync_arg is False
+    assert s.cookies_supported() is False
+
+
+def test_cookies_supported_follows_udev_and_noudevsync(fake_control, monkeypatch):
+    from pydevmapper import udev
+
+    monkeypatch.setattr(udev, "udev_running", lambda *a: True)
+    assert session("udevcookies").cookies_supported() is True
+    assert session("--noudevsync", "udevcookies").cookies_supported() is False
+    monkeypatch.setattr(udev, "udev_running", lambda *a: False)
+    assert session("udevcookies").cookies_supported() is False
+
+
+def test_udev_timeout_is_a_warning_not_a_failed_ioctl(capsys):
+    from pydevmapper.udev import UdevTimeoutError
+
+    def resume(device):
+        raise UdevTimeoutError("DM_DEV_SUSPEND", device, 0x00400001, 30.0)
+
+    s = session("create", "x")
+    assert s.call("resume", "vol", resume, "vol") is None  # no Failed: the ioctl worked
+    err = capsys.readouterr().err
+    assert err.startswith("dmsetup: warning: resume on vol: udev never answered cookie")
+    assert "ioctl" not in err
+
+
+def test_real_failures_still_fail(capsys):
+    from pydevmapper.errors import DMError
+
+    def resume(device):
+        raise DMError(6, "DM_DEV_SUSPEND", device)
+
+    with pytest.raises(Failed):
+        session("resume", "vol").call("resume", "vol", resume, "vol")
+    assert capsys.readouterr().err == (
+        "device-mapper: resume ioctl on vol  failed: No such device or address\n")
