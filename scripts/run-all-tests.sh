@@ -36,4 +36,6 @@ done
 echo
 echo "== summary"
 printf '%s\n' "${results[@]}"
+passed=$(printf '%s\n' "${results[@]}" | grep -c '^PASS')
+echo "tiers: $passed passed, $((${#results[@]} - passed)) failed"
 exit $failed
