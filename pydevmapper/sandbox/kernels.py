@@ -1,6 +1,6 @@
 """Find, fetch, unpack and patch the Debian kernels the guest boots.
 
-Layout (see LAYOUT.md)::
+Cache layout::
 
     ${PYDM_CACHE:-~/.cache/pydevmapper}/kernels/<kver>/debs/   the .deb files
     ${PYDM_CACHE:-~/.cache/pydevmapper}/kernels/<kver>/root/   dpkg -x of them
