@@ -413,7 +413,7 @@ class Control:
             known = {d.name for d in self.list_devices(uuids=False)}
             for name in self.nodes.entries():
                 if name not in known:
-                    _quietly_node(self.nodes.remove, name)
+                    _quietly(self.nodes.remove, name)
 
     def list_devices(self, *, uuids: bool = True, name_prefix: str = "",
                      uuid_prefix: str = "") -> List[ListedDevice]:
@@ -769,16 +769,10 @@ class Control:
 
 
 def _quietly(fn, *args) -> None:  # type: ignore[no-untyped-def]
+    """Best-effort clean-up step: a failure must not hide the original error."""
     try:
         fn(*args)
-    except DMError:
-        pass
-
-
-def _quietly_node(fn, *args) -> None:  # type: ignore[no-untyped-def]
-    try:
-        fn(*args)
-    except OSError:
+    except OSError:  # DMError and node errors alike
         pass
 
 

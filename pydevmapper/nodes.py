@@ -18,7 +18,8 @@ import errno
 import grp
 import os
 import stat
-from typing import Dict, List, NamedTuple, Optional
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, NamedTuple, Optional
 
 from pydevmapper import validate
 from pydevmapper.device import DevNo
@@ -75,6 +76,14 @@ class NodeDir:
                 pass
             return os.open(self.path, flags)
 
+    @contextmanager
+    def _opened(self) -> Iterator[int]:
+        fd = self._open()
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
     def _lstat(self, name: str, fd: int) -> Optional[os.stat_result]:
         try:
             return os.stat(name, dir_fd=fd, follow_symlinks=False)
@@ -94,11 +103,8 @@ class NodeDir:
     def lookup(self, name: str) -> Optional[DevNo]:
         """The device ``mapper/<name>`` leads to, or None."""
         check_node_name(name)
-        fd = self._open()
-        try:
+        with self._opened() as fd:
             return self._target(name, fd)
-        finally:
-            os.close(fd)
 
     def ensure(self, name: str, devno: DevNo) -> bool:
         """Make ``mapper/<name>`` lead to ``devno``; True if anything changed.
@@ -107,11 +113,8 @@ class NodeDir:
         block node or symlink is replaced; anything else there is an error.
         """
         check_node_name(name)
-        fd = self._open()
-        try:
+        with self._opened() as fd:
             return self._ensure(name, devno, fd)
-        finally:
-            os.close(fd)
 
     def _ensure(self, name: str, devno: DevNo, fd: int) -> bool:
         st = self._lstat(name, fd)
@@ -136,11 +139,8 @@ class NodeDir:
     def remove(self, name: str) -> bool:
         """Remove ``mapper/<name>`` if it is a node or symlink; True if removed."""
         check_node_name(name)
-        fd = self._open()
-        try:
+        with self._opened() as fd:
             return self._remove(name, fd)
-        finally:
-            os.close(fd)
 
     def _remove(self, name: str, fd: int) -> bool:
         st = self._lstat(name, fd)
@@ -159,8 +159,7 @@ class NodeDir:
         """Move ``old``'s node to ``new`` (keeping its inode), or make ``new``."""
         check_node_name(old)
         check_node_name(new)
-        fd = self._open()
-        try:
+        with self._opened() as fd:
             st = self._lstat(old, fd)
             if (st is not None and stat.S_ISBLK(st.st_mode)
                     and st.st_rdev == os.makedev(*devno)
@@ -170,8 +169,6 @@ class NodeDir:
             self._ensure(new, devno, fd)
             if self._target(old, fd) == devno or (st is not None and stat.S_ISLNK(st.st_mode)):
                 self._remove(old, fd)
-        finally:
-            os.close(fd)
 
     def _replaceable(self, name: str, fd: int) -> bool:
         st = self._lstat(name, fd)
@@ -179,11 +176,8 @@ class NodeDir:
 
     def entries(self) -> Dict[str, Optional[DevNo]]:
         """Node-like entries (block nodes, symlinks) -> where they lead, or None."""
-        fd = self._open()
-        try:
+        with self._opened() as fd:
             return self._entries(fd)
-        finally:
-            os.close(fd)
 
     def _entries(self, fd: int) -> Dict[str, Optional[DevNo]]:
         found: Dict[str, Optional[DevNo]] = {}
@@ -203,8 +197,7 @@ class NodeDir:
         """
         for name in devices:
             check_node_name(name)
-        fd = self._open()
-        try:
+        with self._opened() as fd:
             created = [name for name, devno in sorted(devices.items())
                        if self._ensure(name, devno, fd)]
             removed = []
@@ -218,8 +211,6 @@ class NodeDir:
                 if self._remove(entry, fd):
                     removed.append(entry)
             return Reconciled(created, removed)
-        finally:
-            os.close(fd)
 
 
 def _unlink_quietly(name: str, fd: int) -> None:

@@ -196,7 +196,7 @@ def decode_deps(data: bytes) -> List[Tuple[int, int]]:
     if _DEPS_DEV + 8 * count > len(data):
         raise IndexError(f"deps reply holds fewer than {count} devices")
     devs = (_U64.unpack_from(data, _DEPS_DEV + 8 * i)[0] for i in range(count))
-    return [(_major(dev), _minor(dev)) for dev in devs]
+    return [(os.major(dev), os.minor(dev)) for dev in devs]
 
 
 def encode_message(sector: int, message: bytes) -> bytes:
@@ -207,15 +207,6 @@ def encode_message(sector: int, message: bytes) -> bytes:
     return encode_cstring(head + message)
 
 
-def _major(dev: int) -> int:
-    # The kernel encodes with huge_encode_dev(), which agrees with glibc's
-    # makedev() layout, so the C library decodes it.
-    return os.major(dev)
-
-
-def _minor(dev: int) -> int:
-    return os.minor(dev)
-
-
 def encode_dev(major: int, minor: int) -> int:
+    # The kernel's huge_encode_dev() agrees with glibc's makedev() layout.
     return os.makedev(major, minor)

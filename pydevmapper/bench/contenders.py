@@ -316,7 +316,12 @@ class LibDm:
 
 
 class Command:
-    """dmsetup, or pydmsetup (``python -m pydevmapper``), started once per operation."""
+    """dmsetup, or pydmsetup (``python -m pydevmapper``), started once per operation.
+
+    The benchmark is the one place in the package that runs dmsetup: it is
+    the baseline being measured (what scripts do today), never a way to get
+    work done.  The library itself neither runs nor parses dmsetup.
+    """
 
     def __init__(self, name: str, prefix: Sequence[str]) -> None:
         self.name = name
