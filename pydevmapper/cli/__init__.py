@@ -138,7 +138,7 @@ def _repeat(s, cmd, args: List[str], multiple: bool) -> None:
 
 def _run_selected(s, cmd, opts) -> None:
     """-S on a command other than info: run it on each device the selection keeps."""
-    from pydevmapper.cli import commands
+    from pydevmapper.cli.query_commands import info_row
     from pydevmapper.cli.session import Failed
 
     devices = s.call("names", None, s.control.list_devices, uuids=False)
@@ -147,7 +147,7 @@ def _run_selected(s, cmd, opts) -> None:
         return
     failed = False
     for dev in devices:
-        row = commands.info_row(s, s.info(dev.name))
+        row = info_row(s, s.info(dev.name))
         if opts.selection is None or opts.selection(row):
             try:
                 cmd.fn(s, [dev.name], True)

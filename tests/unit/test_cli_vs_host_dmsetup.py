@@ -70,7 +70,7 @@ def test_abbreviations_resolve_like_getopt():
 
 
 def test_crypt_and_integrity_keys_hidden():
-    from pydevmapper.cli.commands import _hide_keys
+    from pydevmapper.cli.keys import hide_keys as _hide_keys
 
     assert _hide_keys("crypt", "aes-xts-plain64 abcd 0 7:0 0") == "aes-xts-plain64 0000 0 7:0 0"
     assert _hide_keys("crypt", "aes :32:logon:k 0 7:0 0") == "aes :32:logon:k 0 7:0 0"

@@ -1,0 +1,45 @@
+"""dmsetup's name commands: splitname (user space only) and mangle.
+
+Each parses its arguments, calls the API and formats; see commands.py for
+the calling convention.
+"""
+
+from __future__ import annotations
+
+from typing import List
+
+from pydevmapper.cli import names
+from pydevmapper.cli.query_commands import for_all
+from pydevmapper.cli.session import Failed, Session
+
+
+def splitname(s: Session, args: List[str], multiple: bool) -> None:
+    s.report_rows.append(names.split_name(args[0], args[1] if len(args) == 2 else "LVM"))
+
+
+def mangle(s: Session, args: List[str], multiple: bool) -> None:
+    if not args and not s.has("uuid") and not s.has("major"):
+        return for_all(s, mangle, [])
+    device = s.device(args[0] if args else None)
+    dev = s.info(device)
+    name = args[0] if args else dev.name
+    mode = (s.value("manglename") or "auto").lower() if s.has("manglename") else "auto"
+    if mode == "auto":
+        for what, text in (("name", name), ("UUID", dev.uuid)):
+            if "\\x5cx" in text:
+                extra = ("rename the device" if what == "name" else "correct the device UUID")
+                s.error(f'The {what} "{text}" seems to be mangled more than once. '
+                        f"Manual intervention required to {extra}.")
+                raise Failed()
+    fix = names.unmangle if mode == "none" else names.mangle
+    new_name, new_uuid = fix(name), fix(dev.uuid)
+    if new_uuid != dev.uuid:
+        s.error(f"{name}: {dev.uuid}: UUID in incorrect form. ")
+        s.error("Unable to change device UUID. The device must be deactivated first.")
+        raise Failed()
+    if new_name == name:
+        uuid = dev.uuid or "[no UUID]"
+        s.write(f"{name}: {uuid}: name {'and UUID ' if dev.uuid else ''}already in correct form\n")
+        return
+    s.write(f"{name}: renaming to {new_name}\n")
+    s.call("rename", device, s.control.rename, device, new_name)

@@ -1,0 +1,247 @@
+"""dmsetup's commands that read devices: ls, info, deps, status, table,
+targets, target-version, version.
+
+Each parses its arguments, calls the API and formats; see commands.py for
+the calling convention.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import Dict, List, Optional
+
+from pydevmapper.cli import jsonout, names
+from pydevmapper.cli.keys import hide_keys as _hide_keys
+from pydevmapper.cli.session import (EMULATED_LIBRARY, Failed, Session, kernel_name,
+                                     mapped_name, read_ahead)
+
+
+# -- listing ---------------------------------------------------------------------
+
+def for_all(s: Session, fn, args: List[str], silent: bool = False) -> None:
+    """Run fn for every device (dmsetup's _process_all); any failure fails the lot."""
+    devices = s.call("names", None, s.control.list_devices, uuids=False)
+    if not devices:
+        if not silent and not s.has("json"):  # --json: an empty list, nothing else
+            s.write("No devices found\n")
+        return
+    failed = False
+    for dev in devices:
+        try:
+            fn(s, [dev.name], True)
+        except Failed:
+            failed = True
+    if failed:
+        raise Failed()
+
+
+def _dev_label(s: Session, major: int, minor: int, comma: bool) -> str:
+    kind = _name_type(s)
+    if kind == "blkdevname":
+        found = kernel_name(major, minor)
+    elif kind == "devname":
+        found = mapped_name(major, minor)
+    else:
+        found = None
+    if found:
+        return f"({found})"
+    return f"({major}, {minor})" if comma else f"({major}:{minor})"
+
+
+def _name_type(s: Session) -> str:
+    """-o devno|devname|blkdevname, each abbreviable as dmsetup's strncmp allows."""
+    if not s.has("options") or s.has("columns"):
+        return "devno"
+    kind = "devno"
+    for word in (s.value("options") or "").split(","):
+        if "devno".startswith(word):
+            kind = "devno"
+        elif "blkdevname".startswith(word):
+            kind = "blkdevname"
+        elif "devname".startswith(word):
+            kind = "devname"
+        else:
+            s.error(f"Option not recognised: {word}.")
+            raise Failed()
+    return kind
+
+
+def ls(s: Session, args: List[str], multiple: bool) -> None:
+    if s.has("json"):
+        s.write(jsonout.ls(s.control.list_devices()))
+        return
+    if s.has("target") or s.has("exec"):
+        for_all(s, lambda s2, a, m: _status_one(s2, a[0], "ls", False), [])
+        return
+    if s.has("tree"):
+        s.error("pydmsetup: ls --tree is not implemented")
+        raise Failed()
+    _name_type(s)
+    devices = s.call("names", None, s.control.list_devices, uuids=False)
+    if not devices:
+        s.write("No devices found\n")
+    for dev in devices:
+        s.write(f"{dev.name}\t{_dev_label(s, dev.major, dev.minor, False)}\n")
+
+
+def info(s: Session, args: List[str], multiple: bool) -> None:
+    if not args and not s.has("uuid") and not s.has("major"):
+        return for_all(s, info, [])
+    dev = s.info(s.device(args[0] if args else None))
+    if s.has("json"):
+        s.json_rows.append(jsonout.info(dev, read_ahead(dev.major, dev.minor)))
+    elif s.has("columns"):
+        s.report_rows.append(info_row(s, dev))
+    else:
+        s.write(s.long_info(dev))
+
+
+def info_row(s: Session, dev) -> Dict[str, object]:
+    subsystem = names.uuid_prefix(dev.uuid)
+    row: Dict[str, object] = {
+        "name": dev.name, "mangled_name": names.mangle(dev.name),
+        "unmangled_name": names.unmangle(dev.name), "uuid": dev.uuid,
+        "mangled_uuid": names.mangle(dev.uuid), "unmangled_uuid": names.unmangle(dev.uuid),
+        "read_ahead": read_ahead(dev.major, dev.minor) or 0,
+        "blkdevname": kernel_name(dev.major, dev.minor) or "",
+        "attr": ("L" if dev.live_table else "-") + ("I" if dev.inactive_table else "-")
+        + ("s" if dev.suspended else "-") + ("r" if dev.read_only else "w"),
+        "tables_loaded": ("Both" if dev.inactive_table else "Live") if dev.live_table
+        else ("Inactive" if dev.inactive_table else "None"),
+        "suspended": "Suspended" if dev.suspended else "Active",
+        "readonly": "Read-only" if dev.read_only else "Writeable",
+        "devno": f"{dev.major}:{dev.minor}", "major": dev.major, "minor": dev.minor,
+        "open": -1 if s.has("noopencount") else dev.open_count,
+        "segments": dev.target_count, "events": dev.event_nr,
+    }
+    row.update(names.split_name(dev.name, subsystem))
+    if s.needs_deps:
+        deps = s.call("deps", dev.devno, s.control.deps, dev.devno,
+                      inactive=bool(s.has("inactive")))
+        row["device_count"] = len(deps)
+        row["devnos_used"] = ",".join(sorted(f"{d.major}:{d.minor}" for d in deps))
+        row["blkdevs_used"] = ",".join(sorted(kernel_name(*d) or "" for d in deps))
+    return row
+
+
+def deps(s: Session, args: List[str], multiple: bool) -> None:
+    if not args and not s.has("uuid") and not s.has("major"):
+        return for_all(s, deps, [])
+    _name_type(s)  # rejects a bad -o before anything is sent
+    device = s.device(args[0] if args else None)
+    used = s.call("deps", device, s.control.deps, device, inactive=bool(s.has("inactive")))
+    name = args[0] if args else None
+    if s.has("json"):
+        dev = s.info(device)
+        s.json_rows.append(jsonout.deps(dev, used))
+        return
+    if s.has("verbose"):
+        s.write(s.long_info(s.info(device)))
+    head = f"{name}: " if multiple and not s.has("verbose") else ""
+    listed = "".join(" " + _dev_label(s, d.major, d.minor, True) for d in used)
+    s.write(f"{head}{len(used)} dependencies\t:{listed}\n")
+    if multiple and s.has("verbose"):
+        s.write("\n")
+
+
+def status(s: Session, args: List[str], multiple: bool) -> None:
+    if not args and not s.has("uuid") and not s.has("major"):
+        return for_all(s, status, [])
+    _status_one(s, args[0] if args else None, s.current, multiple)
+
+
+def _quote_concise(text: str) -> str:
+    return "".join("\\" + c if c in ",;\\" else c for c in text)
+
+
+def _status_one(s: Session, name: Optional[str], cmd: str, multiple: bool) -> None:
+    """table/status/ls --target for one device (dmsetup's _status)."""
+    device = s.device(name)
+    ctl = s.control
+    inactive = bool(s.has("inactive"))
+    if cmd == "table":
+        tbl = s.call("table", device, ctl.table, device, inactive=inactive)
+        lines = [(t.start, t.length, t.type, t.params) for t in (tbl or [])]
+    else:
+        lines = [tuple(t) for t in s.call("status", device, ctl.status, device, inactive=inactive,
+                                           noflush=bool(s.has("noflush")), absent=True)]
+    dev = s.info(device)
+    label = name if name is not None else dev.name
+    if s.has("json"):
+        s.json_rows.append(jsonout.targets_of(dev, lines, cmd, bool(s.has("showkeys"))))
+        return
+    target = s.value("target") if s.has("target") else None
+    concise = cmd == "table" and s.has("concise")
+    verbose = s.has("verbose")
+    show = not s.has("exec") or verbose
+    matched = False
+    for start, length, ttype, params in (lines or [(None, None, None, None)]):
+        if target is not None and ttype != target:
+            continue
+        if cmd == "ls":
+            if show:
+                s.write(f"{label}\t({dev.major}, {dev.minor})\n")
+            matched = True
+            break
+        if show:
+            if not concise:
+                if not matched and verbose:
+                    s.write(s.long_info(dev))
+                if multiple and not verbose:
+                    s.write(f"{label}: ")
+            elif not matched:
+                if s.concise_started:
+                    s.write(";")
+                s.concise_started = True
+                s.write(f"{_quote_concise(label)},{_quote_concise(dev.uuid)},{dev.minor},"
+                        f"{'ro' if dev.read_only else 'rw'}")
+            if ttype is not None:
+                if not s.has("showkeys") and cmd == "table":
+                    params = _hide_keys(ttype, params)
+                if concise:
+                    s.write(f",{start} {length} {ttype} {_quote_concise(params)}")
+                else:
+                    s.write(f"{start} {length} {ttype} {params}")
+            if not concise:
+                s.write("\n")
+        matched = True
+    if multiple and verbose and matched and cmd != "ls" and (not concise or verbose > 1):
+        s.write("\n")
+    if matched and s.has("exec"):
+        s.error("pydmsetup: --exec is not implemented")
+        raise Failed()
+
+
+def targets(s: Session, args: List[str], multiple: bool) -> None:
+    found = s.call("versions", None, s.control.targets)
+    if s.has("json"):
+        s.write(jsonout.targets(found))
+        return
+    for t in found:
+        s.write(f"{t.name:<16} v{t.version[0]}.{t.version[1]}.{t.version[2]}\n")
+
+
+def target_version(s: Session, args: List[str], multiple: bool) -> None:
+    from pydevmapper.errors import DMError
+
+    try:
+        t = s.control.target_version(args[0])
+    except DMError:
+        raise s.ioctl_failed("target-version", args[0], OSError(errno.EINVAL, "")) from None
+    s.write(f"{t.name:<16} v{t.version[0]}.{t.version[1]}.{t.version[2]}\n")
+
+
+def version(s: Session, args: List[str], multiple: bool) -> None:
+    from pydevmapper import __version__
+
+    library = f"{EMULATED_LIBRARY} pydevmapper {__version__}"
+    driver = None
+    try:
+        driver = ".".join(map(str, s.call("version", None, s.control.version)))
+    finally:
+        if s.has("json"):
+            s.write(jsonout.version(library, driver))
+        else:
+            s.write(f"Library version:   {library}\n")
+            if driver:
+                s.write(f"Driver version:    {driver}\n")

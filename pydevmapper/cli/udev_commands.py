@@ -1,0 +1,153 @@
+"""dmsetup's udev commands: mknodes, udevflags, udevcomplete, udevcomplete_all,
+udevcookies, udevcreatecookie, udevreleasecookie.
+
+Each parses its arguments, calls the API and formats; see commands.py for
+the calling convention.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import List
+
+from pydevmapper.cli import udev_cookies
+from pydevmapper.cli.session import Failed, Session
+
+
+def mknodes(s: Session, args: List[str], multiple: bool) -> None:
+    # The kernel and udev keep /dev/mapper; pydmsetup only checks the device.
+    if args or s.has("uuid") or s.has("major"):
+        s.info(s.device(args[0] if args else None))
+
+
+def _cookie(s: Session, text: str) -> int:
+    value = udev_cookies.parse_cookie(text)
+    if value is None:
+        s.error("Incorrect cookie value.")
+        raise Failed()
+    return value
+
+
+def udevflags(s: Session, args: List[str], multiple: bool) -> None:
+    s.write(udev_cookies.flag_lines(_cookie(s, args[0])))
+
+
+def udevcomplete(s: Session, args: List[str], multiple: bool) -> None:
+    from pydevmapper import udev
+
+    cookie = _cookie(s, args[0])
+    s.write(f"DM_COOKIE_COMPLETED=0x{cookie:<10x}\n")
+    # A value with flags over a zero base only steers the rules: nobody waits.
+    if not cookie & ~udev.FLAGS_MASK or not s.cookies_supported():
+        return
+    key = udev_cookies.key_of(cookie)
+    try:
+        udev.complete(key)
+    except OSError as exc:
+        if (exc.strerror or "").startswith("semget("):
+            s.error(udev_cookies.semget_error(key, exc.errno))
+        else:
+            semid = next((c.semid for c in udev.list_cookies() if c.cookie == key), None)
+            s.error(udev_cookies.complete_failed(key, semid, exc.errno))
+        raise Failed() from None
+
+
+def udevcookies(s: Session, args: List[str], multiple: bool) -> None:
+    from pydevmapper import udev
+
+    s.write(udev_cookies.cookies_table(udev.list_cookies()))
+
+
+def _yes_no(prompt: str) -> str:
+    """dmsetup's _yes_no_prompt: 'y' or 'n' followed by a newline; EOF is 'n'."""
+    c, ret = "", ""
+    while True:
+        if c in ("\n", ""):
+            sys.stdout.write(prompt)
+            sys.stdout.flush()
+        c = sys.stdin.read(1)
+        if not c:
+            ret = "n"
+            break
+        c = c.lower()
+        if c in ("y", "n"):
+            ret = c
+        if ret and c == "\n":
+            break
+    if c != "\n":
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+    return ret
+
+
+def udevcomplete_all(s: Session, args: List[str], multiple: bool) -> None:
+    from pydevmapper import udev
+
+    age = 0
+    if args:
+        parsed = udev_cookies.parse_age(args[0])
+        if parsed is None:
+            s.error("Failed to read age_in_minutes parameter.")
+            raise Failed()
+        age = parsed
+    if not s.has("yes"):
+        s.error(udev_cookies.complete_all_warning(age))
+        s.flush()
+        if _yes_no("Do you really want to continue? [y/n]: ") == "n":
+            s.write(udev_cookies.complete_all_declined())
+            return
+    seen = {c.cookie for c in udev.list_cookies()}
+    removed = udev.complete_all(age * 60.0)
+    s.write(udev_cookies.complete_all_summary(len(removed), len(seen - set(removed))))
+
+
+def udevcreatecookie(s: Session, args: List[str], multiple: bool) -> None:
+    from pydevmapper import udev
+
+    if not s.cookies_supported():
+        return  # libdm hands out cookie 0 and prints nothing
+    try:
+        value = udev.create_cookie(0)
+    except OSError as exc:
+        s.error(f"Failed to create notification semaphore: {os.strerror(exc.errno)}")
+        raise Failed() from None
+    s.write(udev_cookies.created_cookie(value))
+
+
+def given_cookie(s: Session) -> int:
+    """--udevcookie, else $DM_UDEV_COOKIE (0: none), read as dmsetup reads them."""
+    if s.has("udevcookie"):
+        value = udev_cookies.parse_cookie(s.value("udevcookie") or "")
+        if value is None:
+            s.error("Incorrect cookie value.")
+        return value or 0
+    env = os.environ.get("DM_UDEV_COOKIE")
+    if env:
+        value = udev_cookies.parse_cookie(env)
+        if value is None:
+            s.error("Incorrect cookie value.")
+        return value or 0
+    return 0
+
+
+def udevreleasecookie(s: Session, args: List[str], multiple: bool) -> None:
+    from pydevmapper import udev
+
+    cookie = _cookie(s, args[0]) if args else given_cookie(s)
+    if not cookie:
+        s.error("No udev transaction cookie given.")
+        raise Failed()
+    if not s.cookies_supported():
+        return
+    if cookie >> udev.FLAGS_SHIFT != udev.COOKIE_MAGIC:
+        s.error(udev_cookies.bad_prefix(cookie))
+        raise Failed()
+    try:
+        udev.release_cookie(cookie)
+    except udev.UdevTimeoutError as exc:
+        s.error(f"{s.prog}: {exc.strerror}")
+        raise Failed() from None
+    except OSError as exc:
+        s.error(udev_cookies.semget_error(cookie, exc.errno))
+        raise Failed() from None
