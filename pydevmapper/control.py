@@ -23,7 +23,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
 from pydevmapper import kmsg, records, udev, validate
 from pydevmapper._dm import HEADER_SIZE, ffi, lib
-from pydevmapper.device import DeviceId, DeviceInfo, DevNo, Uuid, check_id, describe
+from pydevmapper.device import DeviceId, DeviceInfo, DevNo, Uuid, address, check_id, describe
 from pydevmapper.errors import (
     DeviceBusyError,
     DeviceMapperUnavailableError,
@@ -95,7 +95,15 @@ _INITIAL_REPLY_SIZE = 16 * 1024
 # Growth stops here: a reply this large means something is wrong.
 _MAX_BUFFER_SIZE = 256 * 1024 * 1024
 
-_ZERO_HEADER = bytes(HEADER_SIZE)
+_pack_header = records.HEADER.pack_into
+_unpack_header = records.HEADER.unpack_from
+_BUFFER_FULL = lib.DM_BUFFER_FULL_FLAG
+_SECURE_DATA = lib.DM_SECURE_DATA_FLAG
+# Plain ints on hot paths: IntFlag arithmetic costs microseconds.
+_ACTIVE_PRESENT = lib.DM_ACTIVE_PRESENT_FLAG
+_INACTIVE_PRESENT = lib.DM_INACTIVE_PRESENT_FLAG
+_STATUS_TABLE = lib.DM_STATUS_TABLE_FLAG
+_DATA_OUT = lib.DM_DATA_OUT_FLAG
 
 
 @functools.lru_cache(maxsize=128)
@@ -229,14 +237,8 @@ class Control:
                 raise UnsupportedError(errno.ENOTSUP, cmd.name, None, None,
                                        f"{cmd.name} is not in the headers pydevmapper was built against")
             self._require(cmd.version, cmd.name)
-        if isinstance(device, tuple) and not isinstance(device, DevNo):
-            device = DevNo(*device)  # check_id() accepts a plain (major, minor)
-        if isinstance(device, Uuid):
-            uuid = device.encode()
-        elif isinstance(device, DevNo):
-            dev = os.makedev(device.major, device.minor)
-        elif device is not None:
-            name = device.encode()
+        if device is not None:
+            name, uuid, dev = address(device)
 
         request_size = HEADER_SIZE + len(payload)
         if min_size:
@@ -246,52 +248,41 @@ class Control:
         else:
             size = request_size
         cursor = self._kmsg_cursor() if cmd.logs_reason else None
+        local = self._local
         while True:
-            buf, hdr = self._buffer(size)
-            ffi.memmove(buf, _ZERO_HEADER, HEADER_SIZE)
-            hdr.version = cmd.version
-            hdr.data_size = size
-            hdr.data_start = HEADER_SIZE
-            hdr.flags = flags
-            hdr.event_nr = event_nr
-            hdr.target_count = target_count
-            hdr.dev = dev
-            hdr.name = name
-            hdr.uuid = uuid
+            if getattr(local, "size", 0) < size:
+                local.size = max(size, _INITIAL_REPLY_SIZE)
+                local.buf = ffi.new("char[]", local.size)
+                local.view = ffi.buffer(local.buf)
+            buf, view = local.buf, local.view
+            # One pack writes the whole header, zeros included.
+            _pack_header(view, 0, *cmd.version, size, HEADER_SIZE, target_count, 0,
+                         flags, event_nr, dev, name, uuid)
             if payload:
-                ffi.memmove(buf + HEADER_SIZE, payload, len(payload))
+                view[HEADER_SIZE:request_size] = payload
             result = lib.ioctl(self._fd, cmd.request, buf)
-            err = ffi.errno
-            if payload and flags & DMFlag.SECURE_DATA:
+            if payload and flags & _SECURE_DATA:
                 # Tables may hold keys: don't leave them in a reused buffer.
-                ffi.memmove(buf + HEADER_SIZE, bytes(len(payload)), len(payload))
+                view[HEADER_SIZE:request_size] = bytes(request_size - HEADER_SIZE)
             if result < 0:
-                raise self._failure(err, cmd, device, name, cursor)
-            if (hdr.flags & lib.DM_BUFFER_FULL_FLAG) and retry_full:
+                # cffi saved errno when ioctl() returned, per thread.
+                raise self._failure(ffi.errno, cmd, device, name, cursor)
+            (v0, v1, v2, data_size, data_start, r_targets, r_open, r_flags, r_event,
+             r_dev, r_name, r_uuid) = _unpack_header(view, 0)
+            if (r_flags & _BUFFER_FULL) and retry_full:
                 if size >= _MAX_BUFFER_SIZE:
                     raise DMError(errno.ENOBUFS, cmd.name, _label(device, name), None,
                                   f"reply still larger than {size} bytes")
                 size *= 2
                 self._size_hint[cmd.name] = size
                 continue
-            start = hdr.data_start
-            end = min(hdr.data_size, size)
+            end = min(data_size, size)
             return _Reply(
-                (hdr.version[0], hdr.version[1], hdr.version[2]),
-                hdr.flags, hdr.event_nr, hdr.open_count, hdr.target_count, hdr.dev,
-                ffi.string(hdr.name).decode("utf-8", "surrogateescape"),
-                ffi.string(hdr.uuid).decode("utf-8", "surrogateescape"),
-                ffi.buffer(buf, size)[start:end] if end > start else b"",
+                (v0, v1, v2), r_flags, r_event, r_open, r_targets, r_dev,
+                r_name.partition(b"\0")[0].decode("utf-8", "surrogateescape"),
+                r_uuid.partition(b"\0")[0].decode("utf-8", "surrogateescape"),
+                view[data_start:end] if end > data_start else b"",
             )
-
-    def _buffer(self, size: int):  # type: ignore[no-untyped-def]
-        """This thread's ioctl buffer, at least ``size`` bytes, and its header view."""
-        local = self._local
-        buf = getattr(local, "buf", None)
-        if buf is None or len(buf) < size:
-            buf = ffi.new("char[]", max(size, _INITIAL_REPLY_SIZE))
-            local.buf, local.hdr = buf, ffi.cast("struct dm_ioctl *", buf)
-        return buf, local.hdr
 
     def _kmsg_cursor(self) -> kmsg.KmsgCursor:
         """This thread's kernel-log cursor, moved to the log's end."""
@@ -603,7 +594,6 @@ class Control:
 
     def info(self, device: DeviceId, *, inactive: bool = False) -> DeviceInfo:
         """DM_DEV_STATUS.  ``inactive``: read-only and target count of the inactive table."""
-        check_id(device)
         flags = DMFlag.QUERY_INACTIVE_TABLE if inactive else 0
         return self._ioctl(DEV_STATUS, device, flags=flags).info()
 
@@ -655,8 +645,8 @@ class Control:
 
     def table(self, device: DeviceId, *, inactive: bool = False) -> Optional[Table]:
         """DM_TABLE_STATUS with DM_STATUS_TABLE_FLAG: the table as loaded, or None."""
-        targets = self._table_status(device, DMFlag.STATUS_TABLE, inactive, False)
-        return Table(records.decode_table(*targets)) if targets[1] else None
+        targets = self._table_status(device, _STATUS_TABLE, inactive, False)
+        return Table._from_kernel(records.decode_table(*targets)) if targets[1] else None
 
     def status(self, device: DeviceId, *, inactive: bool = False,
                noflush: bool = False) -> List[TargetStatus]:
@@ -678,23 +668,26 @@ class Control:
 
     def _table_status(self, device: DeviceId, flags: int, inactive: bool,
                       noflush: bool) -> Tuple[bytes, int]:
-        check_id(device)
+        # The one ioctl checks the address before anything is sent.
         if inactive:
             flags |= DMFlag.QUERY_INACTIVE_TABLE
         if noflush:
             flags |= DMFlag.NOFLUSH
         reply = self._ioctl(TABLE_STATUS, device, flags=flags)
         # Without a table in the queried slot the kernel sends no records.
-        present = DMFlag.INACTIVE_PRESENT if inactive else DMFlag.ACTIVE_PRESENT
+        present = _INACTIVE_PRESENT if inactive else _ACTIVE_PRESENT
         count = reply.target_count if reply.flags & present and reply.data else 0
         return reply.data, count
 
     def message(self, device: DeviceId, sector: int, message: str, *,
-                reply_size: int = 64 * 1024) -> Optional[str]:
+                reply_size: int = _INITIAL_REPLY_SIZE) -> Optional[str]:
         """DM_TARGET_MSG to the target at ``sector``; returns its answer, if any.
 
         A message is never re-sent (it may not be idempotent), so a reply
-        larger than ``reply_size`` bytes raises ENOBUFS; ask again with more.
+        larger than ``reply_size`` bytes raises ENOBUFS; ask again with more
+        (e.g. for dm-stats' ``@stats_print`` on a large region list).  The
+        kernel copies the whole buffer in and allocates as much, so the
+        default is the size every other command starts with.
         """
         check_id(device)
         validate.sector_count(sector, "message sector")
@@ -704,11 +697,11 @@ class Control:
         payload = records.encode_message(sector, raw)
         reply = self._ioctl(TARGET_MSG, device, payload=payload, retry_full=False,
                             min_size=HEADER_SIZE + max(reply_size, len(payload)))
-        if reply.flags & DMFlag.BUFFER_FULL:
+        if reply.flags & _BUFFER_FULL:
             raise DMError(errno.ENOBUFS, TARGET_MSG.name, describe(device), None,
                           f"the target's answer is larger than {reply_size} bytes")
-        if reply.flags & DMFlag.DATA_OUT:
-            return records._cstr(reply.data, 0)[0] if reply.data else ""
+        if reply.flags & _DATA_OUT:
+            return reply.data.partition(b"\0")[0].decode("utf-8", "surrogateescape")
         return None
 
     def set_geometry(self, device: DeviceId, cylinders: int, heads: int,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Union
+import functools
+import os
+from typing import NamedTuple, Tuple, Union
 
 from pydevmapper import validate
 from pydevmapper.flags import DMFlag
@@ -37,26 +39,47 @@ def describe(device: DeviceId) -> str:
     """How errors name the device: ``name``, ``uuid:<uuid>`` or ``maj:min``."""
     if isinstance(device, Uuid):
         return f"uuid:{device}"
+    if isinstance(device, tuple) and len(device) == 2:
+        return f"{device[0]}:{device[1]}"
     return str(device)
 
 
 def check_id(device: object) -> DeviceId:
     """Validate a device address without sending anything."""
-    if isinstance(device, Uuid):
-        validate.device_uuid(device)
-    elif isinstance(device, DevNo):
-        for part in device:
-            if isinstance(part, bool) or not isinstance(part, int) or part < 0:
-                raise validate.ValidationError(f"bad device number {device!r}")
-    elif isinstance(device, tuple) and len(device) == 2:
-        return check_id(DevNo(*device))
-    elif isinstance(device, str):
-        validate.device_name(device)
-    else:
-        raise validate.ValidationError(
-            f"address a device by name (str), Uuid(...) or DevNo(major, minor), not {device!r}"
-        )
+    address(device)
     return device  # type: ignore[return-value]
+
+
+# The kernel's dev_t holds a 12-bit major and a 20-bit minor (MINORBITS,
+# kernel-internal); it would silently truncate larger numbers.
+_DEV_LIMITS = (1 << 12, 1 << 20)
+
+
+def address(device: object) -> Tuple[bytes, bytes, int]:
+    """Validate a device address; the (name, uuid, dev) it puts in a request header."""
+    kind = type(device)
+    if kind is str or kind is Name or kind is Uuid:
+        return _string_address(device)
+    if isinstance(device, tuple) and len(device) == 2:
+        for part, limit in zip(device, _DEV_LIMITS):
+            if isinstance(part, bool) or not isinstance(part, int) or not 0 <= part < limit:
+                raise validate.ValidationError(f"bad device number {device!r}")
+        return b"", b"", os.makedev(device[0], device[1])
+    if isinstance(device, str):  # another str subclass: not worth a cache entry
+        return _string_address.__wrapped__(device)
+    raise validate.ValidationError(
+        f"address a device by name (str), Uuid(...) or DevNo(major, minor), not {device!r}"
+    )
+
+
+@functools.lru_cache(maxsize=1024, typed=True)
+def _string_address(device: str) -> Tuple[bytes, bytes, int]:
+    # Cached: a script addresses the same few devices again and again, and
+    # checking a name costs more than the ioctl path around it.  typed=True
+    # keeps Uuid("x") and the name "x" apart; a failed check caches nothing.
+    if isinstance(device, Uuid):
+        return b"", validate.device_uuid(device), 0
+    return validate.device_name(device), b"", 0
 
 
 class DeviceInfo(NamedTuple):

@@ -40,10 +40,56 @@ def _reader(ctype: str, member: str) -> Tuple[Callable[[bytes, int], tuple], int
     return struct.Struct(f"={count}{code}").unpack_from, field.offset
 
 
-_SPEC_START, _SPEC_START_AT = _reader("struct dm_target_spec", "sector_start")
-_SPEC_LENGTH, _SPEC_LENGTH_AT = _reader("struct dm_target_spec", "length")
-_SPEC_NEXT, _SPEC_NEXT_AT = _reader("struct dm_target_spec", "next")
-_SPEC_TYPE_AT: int = ffi.offsetof("struct dm_target_spec", "target_type")
+def _record_struct(ctype: str, skip: Tuple[str, ...] = ()) -> Tuple[struct.Struct, Tuple[str, ...]]:
+    """A whole record as one struct.Struct, members in declaration order.
+
+    Packing a header in one call (and unpacking a reply the same way)
+    replaces a dozen cffi member accesses per ioctl.  Offsets, widths and
+    array sizes come from the compiled binding; members in ``skip`` and any
+    trailing flexible array become pad bytes, which pack writes as zeros.
+    Returns the Struct and the member each packed value belongs to.
+    """
+    fmt, at, names = "=", 0, []
+    for member, field in ffi.typeof(ctype).fields:
+        if field.offset > at:
+            fmt += f"{field.offset - at}x"
+        ftype, count = field.type, 1
+        if ftype.kind == "array":
+            ftype, count = ftype.item, ftype.length
+        if member in skip:
+            fmt += f"{ffi.sizeof(field.type)}x"
+        elif ftype.cname == "char":
+            fmt += f"{count}s"
+            names.append(member)
+        else:
+            code = _INT_CODES[ffi.sizeof(ftype)]
+            fmt += f"{count}{code.upper() if ftype.cname.startswith(('uint', 'unsigned')) else code}"
+            names += [member] * count
+        at = field.offset + ffi.sizeof(field.type)
+    size = ffi.sizeof(ctype)
+    if size > at:
+        fmt += f"{size - at}x"
+    packed = struct.Struct(fmt)
+    assert packed.size == size, (fmt, size)
+    return packed, tuple(names)
+
+
+def _expect(ctype: str, got: Tuple[str, ...], expected: Tuple[str, ...]) -> None:
+    # Code packs and unpacks these values by position.
+    if got != expected:  # pragma: no cover - a header we do not know
+        raise ImportError(f"unexpected {ctype} layout: {got}")
+
+
+HEADER, _fields = _record_struct("struct dm_ioctl", skip=("padding", "data"))
+_expect("struct dm_ioctl", _fields, (
+    "version", "version", "version", "data_size", "data_start", "target_count",
+    "open_count", "flags", "event_nr", "dev", "name", "uuid",
+))
+_SPEC, _fields = _record_struct("struct dm_target_spec")
+_expect("struct dm_target_spec", _fields,
+        ("sector_start", "length", "status", "next", "target_type"))
+_SPEC_UNPACK = _SPEC.unpack_from
+
 _NL_DEV, _NL_DEV_AT = _reader("struct dm_name_list", "dev")
 _NL_NEXT, _NL_NEXT_AT = _reader("struct dm_name_list", "next")
 _VER_NEXT, _VER_NEXT_AT = _reader("struct dm_target_versions", "next")
@@ -54,11 +100,12 @@ _DEPS_COUNT, _DEPS_COUNT_AT = _reader("struct dm_target_deps", "count")
 _U32_PAIR = struct.Struct("=2I").unpack_from
 _U64 = struct.Struct("=Q")
 SPEC_SIZE: int = ffi.sizeof("struct dm_target_spec")
-_SPEC_TYPE_LEN: int = lib.DM_MAX_TYPE_NAME
 _NAME_LIST_NAME: int = lib.PYDM_OFFSETOF_NAME_LIST_NAME
 _VERSIONS_NAME: int = lib.PYDM_OFFSETOF_VERSIONS_NAME
 _DEPS_DEV: int = lib.PYDM_OFFSETOF_DEPS_DEV
 _MSG_MESSAGE: int = lib.PYDM_OFFSETOF_MSG_MESSAGE
+_MSG_SECTOR, _fields = _record_struct("struct dm_target_msg")
+_expect("struct dm_target_msg", _fields, ("sector",))
 
 
 def align(n: int) -> int:
@@ -100,15 +147,10 @@ def encode_targets(targets: Sequence[Target]) -> bytes:
     """The DM_TABLE_LOAD payload: spec, params NUL, padding; repeated."""
     out = bytearray()
     for target in targets:
-        spec = ffi.new("struct dm_target_spec *")  # zeroed: no stale type bytes
         params = target.params.encode("utf-8") + b"\0"
         record_len = align(SPEC_SIZE + len(params))
-        spec.sector_start = target.start
-        spec.length = target.length
-        spec.status = 0
-        spec.next = record_len
-        spec.target_type = target.type.encode("utf-8")
-        out += ffi.buffer(spec)[:]
+        # In a request, next counts from this spec; status is output only.
+        out += _SPEC.pack(target.start, target.length, 0, record_len, target.type.encode("utf-8"))
         out += params
         out += b"\0" * (record_len - SPEC_SIZE - len(params))
     return bytes(out)
@@ -118,23 +160,26 @@ def _specs(data: bytes, count: int) -> List[Tuple[int, int, str, str]]:
     """Decode `count` target specs from a DM_TABLE_STATUS/DEV_WAIT reply."""
     result = []
     offset = 0
+    size = len(data)
     for _ in range(count):
-        if offset + SPEC_SIZE > len(data):
+        if offset + SPEC_SIZE > size:
             raise ValueError(f"target spec at offset {offset} runs past the reply")
-        ttype, _ = _cstr(data[offset + _SPEC_TYPE_AT:offset + _SPEC_TYPE_AT + _SPEC_TYPE_LEN] + b"\0", 0)
-        text, _ = _cstr(data, offset + SPEC_SIZE)
-        result.append((_SPEC_START(data, offset + _SPEC_START_AT)[0],
-                       _SPEC_LENGTH(data, offset + _SPEC_LENGTH_AT)[0], ttype, text))
-        offset = _SPEC_NEXT(data, offset + _SPEC_NEXT_AT)[0]  # from the data area in replies
+        start, length, _status, nxt, ttype = _SPEC_UNPACK(data, offset)
+        text_at = offset + SPEC_SIZE
+        text = data[text_at:data.index(b"\0", text_at)]
+        result.append((start, length,
+                       ttype.partition(b"\0")[0].decode("utf-8", "surrogateescape"),
+                       text.decode("utf-8", "surrogateescape")))
+        offset = nxt  # from the data area in replies
     return result
 
 
 def decode_table(data: bytes, count: int) -> List[Target]:
-    return [Target(*fields) for fields in _specs(data, count)]
+    return [Target._make(fields) for fields in _specs(data, count)]
 
 
 def decode_status(data: bytes, count: int) -> List[TargetStatus]:
-    return [TargetStatus(*fields) for fields in _specs(data, count)]
+    return [TargetStatus._make(fields) for fields in _specs(data, count)]
 
 
 def decode_name_list(data: bytes, has_event_nr: bool = True) -> List[ListedDevice]:
@@ -148,7 +193,7 @@ def decode_name_list(data: bytes, has_event_nr: bool = True) -> List[ListedDevic
         # No devices: the kernel writes dev=0 but counts no bytes for it.
         return devices
     append = devices.append
-    index, size, mask = data.index, len(data), ~(ALIGN - 1)
+    index, size, mask, new = data.index, len(data), ~(ALIGN - 1), tuple.__new__
     offset = 0
     while True:
         dev = _NL_DEV(data, offset + _NL_DEV_AT)[0]
@@ -169,7 +214,10 @@ def decode_name_list(data: bytes, has_event_nr: bool = True) -> List[ListedDevic
                     uuid = data[tail + 8:uuid_end].decode("utf-8", "surrogateescape")
                 elif list_flags:  # DOESNT_HAVE_UUID: asked, and there is none
                     uuid = ""
-        append(ListedDevice(name, os.major(dev), os.minor(dev), event_nr, uuid))
+        # glibc's major()/minor() inline; tuple.__new__ skips the namedtuple's
+        # Python-level __new__.
+        append(new(ListedDevice, (name, ((dev >> 8) & 0xFFF) | ((dev >> 32) & 0xFFFFF000),
+                                  (dev & 0xFF) | ((dev >> 12) & 0xFFFFFF00), event_nr, uuid)))
         if nxt == 0:
             return devices
         offset += nxt
@@ -201,10 +249,7 @@ def decode_deps(data: bytes) -> List[Tuple[int, int]]:
 
 def encode_message(sector: int, message: bytes) -> bytes:
     """The DM_TARGET_MSG payload."""
-    msg = ffi.new("struct dm_target_msg *")
-    msg.sector = sector
-    head = ffi.buffer(msg)[:_MSG_MESSAGE]
-    return encode_cstring(head + message)
+    return encode_cstring(_MSG_SECTOR.pack(sector) + message)
 
 
 def encode_dev(major: int, minor: int) -> int:

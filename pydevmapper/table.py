@@ -82,6 +82,13 @@ class Table(Sequence[Target]):
         self._targets = items
 
     @classmethod
+    def _from_kernel(cls, targets: Iterable[Target]) -> "Table":
+        """A table as the kernel reports it: already valid, so not re-checked."""
+        table = cls.__new__(cls)
+        table._targets = tuple(_normalised(t) for t in targets)
+        return table
+
+    @classmethod
     def single(cls, length: int, type: str, params: str = "") -> "Table":
         """A one-target table: ``Table.single(2048, "linear", "7:0 0")``."""
         return cls([Target(0, length, type, params)])

@@ -417,7 +417,7 @@ def test_message_answer(kernel, ctl):
     [call] = kernel.of("DM_TARGET_MSG")
     assert call.payload[:8] == struct.pack("<Q", 16)
     assert call.payload[8:19] == b"stats_list\0"
-    assert call.data_size == 312 + 64 * 1024
+    assert call.data_size == 312 + 16 * 1024  # the default reply_size
 
 
 def test_message_without_answer_is_none(kernel, ctl):
