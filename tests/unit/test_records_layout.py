@@ -176,6 +176,19 @@ def test_header_written_through_binding_unpacks_with_struct():
     assert fields[12].rstrip(b"\0") == b"LVM-x"
 
 
+def test_header_struct_packs_the_independent_layout():
+    # The one-call header codec that Control._ioctl uses, built from the
+    # compiler's offsets, against the hand-written layout above.
+    buf = bytearray(b"\xff" * DM_IOCTL_SIZE)  # pack must zero padding and data[7]
+    records.HEADER.pack_into(buf, 0, 4, 2, 1, 4096, 312, 3, -1, 0x8001, 77,
+                             huge_encode_dev(253, 300), b"vol", b"LVM-x")
+    assert bytes(buf) == DM_IOCTL.pack(4, 2, 1, 4096, 312, 3, -1, 0x8001, 77, 0,
+                                       huge_encode_dev(253, 300), b"vol", b"LVM-x", b"")
+    assert records.HEADER.unpack_from(bytes(buf)) == (
+        4, 2, 1, 4096, 312, 3, -1, 0x8001, 77, huge_encode_dev(253, 300),
+        b"vol".ljust(128, b"\0"), b"LVM-x".ljust(129, b"\0"))
+
+
 # -- DM_TABLE_LOAD input ----------------------------------------------------------
 
 

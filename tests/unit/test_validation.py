@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from pydevmapper import validate
-from pydevmapper.device import DevNo, Uuid, check_id
+from pydevmapper.device import DevNo, Uuid, address, check_id
 from pydevmapper.errors import ValidationError
 from pydevmapper.table import Table, Target, as_table
 
@@ -95,6 +97,10 @@ def test_check_id_accepts_each_address_kind():
         (DevNo(-1, 0), "device number"),
         (DevNo(253, True), "device number"),
         (DevNo(253, 1.0), "device number"),
+        (DevNo(4096, 0), "device number"),  # the kernel's major has 12 bits
+        (DevNo(253, 1 << 20), "device number"),  # and its minor 20
+        ((253, -1), "device number"),
+        ([253, 0], "address"),
         (Uuid("u" * 129), "bytes"),
         ("a/b", "'/'"),
         (3, "address"),
@@ -103,8 +109,19 @@ def test_check_id_accepts_each_address_kind():
     ],
 )
 def test_check_id_rejects(device, word):
-    with pytest.raises(ValidationError, match=word):
-        check_id(device)
+    for _ in range(2):  # a refused address is refused again (never cached as good)
+        with pytest.raises(ValidationError, match=word):
+            check_id(device)
+
+
+def test_address_fields_per_kind():
+    # What each kind puts in the request header; the check is cached per
+    # type, so the name "x" and Uuid("x") stay apart.
+    assert address("x") == (b"x", b"", 0)
+    assert address(Uuid("x")) == (b"", b"x", 0)
+    assert address("x") == (b"x", b"", 0)
+    assert address(DevNo(253, 5)) == (b"", b"", os.makedev(253, 5))
+    assert address((7, 300)) == (b"", b"", os.makedev(7, 300))
 
 
 # -- sectors ------------------------------------------------------------------------
