@@ -156,11 +156,21 @@ class Control:
     renames or removes a block node itself (mode 0600, root:disk) - the
     fallback libdevmapper has too, e.g. for a ``dev_dir`` udev does not manage.
     ``dev_dir`` defaults to ``$DM_DEV_DIR`` or /dev.
+
+    ``udev_transaction`` (a ``udev.Transaction``; used only with udev sync):
+    those commands join its cookie instead and return without waiting; in a
+    ``dev_dir`` udev manages, /dev/mapper is udev's business and final once
+    the transaction is released (dmsetup's ``--udevcookie``).
+    ``udev_rules=False`` tells udev's DM and subsystem rules to keep off
+    (dmsetup's ``--noudevrules``): the library makes the nodes itself, still
+    waiting for the cookie when syncing.
     """
 
     def __init__(self, path: Optional[str] = None, *, udev_sync: Optional[bool] = None,
                  dev_dir: Optional[str] = None,
-                 udev_timeout: float = udev.DEFAULT_TIMEOUT) -> None:
+                 udev_timeout: float = udev.DEFAULT_TIMEOUT,
+                 udev_transaction: Optional[udev.Transaction] = None,
+                 udev_rules: bool = True) -> None:
         self.dev_dir = dev_dir or default_dev_dir()
         self.path = path or os.path.join(self.dev_dir, "mapper", "control")
         try:
@@ -178,12 +188,14 @@ class Control:
         # Per thread: the ioctl buffer (reused, so a call allocates nothing)
         # and the kernel-log cursor; a Control stays shareable.
         self._local = threading.local()
-        # Only a real control node gets nodes and cookies: the unit tier
-        # puts a regular file in its place.
+        # Only a real control node gets nodes, and cookies unless asked for
+        # explicitly: the unit tier puts a regular file in its place.
         self._real = stat.S_ISCHR(os.fstat(self._fd).st_mode)
         self.nodes = NodeDir(self.dev_dir)
-        self._udev_sync = udev_sync if self._real else False
+        self._udev_sync = udev_sync if self._real or udev_sync is not None else False
         self.udev_timeout = udev_timeout
+        self.udev_transaction = udev_transaction
+        self.udev_rules = udev_rules
 
     # -- lifetime ---------------------------------------------------------
 
@@ -327,17 +339,33 @@ class Control:
     def _uevent_ioctl(self, cmd: _Command, device: DeviceId, **kwargs) -> _Reply:  # type: ignore[no-untyped-def]
         """A command that may raise a uevent (resume, remove, rename).
 
-        With udev sync it carries a cookie and returns once udev processed
-        the uevent; the cookie's semaphore never outlives this call.
-        Without, the flags tell any udev not to touch /dev/mapper (as
-        libdevmapper does when it makes the nodes itself).
+        ``event_nr`` carries libdevmapper's udev flags over a cookie base.
+        Without udev sync: flags only, telling udev not to touch /dev/mapper
+        (as libdevmapper does when it makes the nodes itself).  With a
+        transaction: its cookie, counted before the ioctl and given back if
+        no uevent comes; no wait.  Else a cookie of our own, waited for
+        here, whose semaphore never outlives this call.
         """
-        if not self._real:
-            return self._ioctl(cmd, device, **kwargs)
+        flags = udev.PRIMARY_SOURCE
+        if not (self.udev_sync and self.udev_rules):
+            flags |= udev.DISABLE_DM_RULES | udev.DISABLE_SUBSYSTEM_RULES
         if not self.udev_sync:
-            flags = udev.PRIMARY_SOURCE | udev.DISABLE_DM_RULES | udev.DISABLE_SUBSYSTEM_RULES
             return self._ioctl(cmd, device, event_nr=flags << udev.FLAGS_SHIFT, **kwargs)
-        with udev.cookie(udev.PRIMARY_SOURCE) as ck:
+        tx = self.udev_transaction
+        if tx is not None:
+            if self._udev_manages_nodes():
+                flags |= udev.DISABLE_LIBRARY_FALLBACK  # the nodes are udev's alone
+            tx.join(cmd.name, describe(device))
+            try:
+                reply = self._ioctl(cmd, device, event_nr=flags << udev.FLAGS_SHIFT | tx.base,
+                                    **kwargs)
+            except BaseException:
+                tx.leave()
+                raise
+            if not reply.flags & DMFlag.UEVENT_GENERATED:
+                tx.leave()
+            return reply
+        with udev.cookie(flags) as ck:
             reply = self._ioctl(cmd, device, event_nr=ck.value, **kwargs)
             if reply.flags & DMFlag.UEVENT_GENERATED:
                 ck.wait(self.udev_timeout, cmd.name, describe(device))
@@ -476,7 +504,15 @@ class Control:
         return info
 
     def _udev_manages_nodes(self) -> bool:
-        return self.udev_sync and os.path.realpath(self.dev_dir) == "/dev"
+        return (self.udev_sync and self.udev_rules
+                and os.path.realpath(self.dev_dir) == "/dev")
+
+    def _library_nodes(self) -> bool:
+        """After resume, rename and remove, the library checks the node: not
+        in a udev transaction in udev's directory, where the uevents may be
+        still queued (libdevmapper's DISABLE_LIBRARY_FALLBACK)."""
+        return self._real and not (self.udev_transaction is not None
+                                   and self._udev_manages_nodes())
 
     def remove(self, device: DeviceId, *, deferred: bool = False,
                retry: float = 0.0, force: bool = False) -> None:
@@ -502,7 +538,7 @@ class Control:
         while True:
             try:
                 reply = self._uevent_ioctl(DEV_REMOVE, device, flags=flags)
-                if self._real and not reply.flags & DMFlag.DEFERRED_REMOVE:
+                if self._library_nodes() and not reply.flags & DMFlag.DEFERRED_REMOVE:
                     # The kernel writes in the name of the device it found.
                     name = reply.name or (device if type(device) is str else None)
                     if name:
@@ -544,7 +580,7 @@ class Control:
         info = self._uevent_ioctl(DEV_RENAME, old, payload=records.encode_cstring(raw)).info()
         # The reply carries the name the kernel found the device by (the old one).
         info = info._replace(name=new_name)
-        if self._real and old != new_name:
+        if self._library_nodes() and old != new_name:
             self.nodes.rename(old, new_name, info.devno)
         return info
 
@@ -579,7 +615,8 @@ class Control:
                nolockfs: bool = False) -> DeviceInfo:
         """DM_DEV_SUSPEND without the suspend flag: swap in any inactive table, resume.
 
-        The device's /dev/mapper entry exists on return (see ``Control``).
+        The device's /dev/mapper entry exists on return (see ``Control``;
+        in a udev transaction, once it is released).
         """
         check_id(device)
         flags = 0
@@ -588,7 +625,7 @@ class Control:
         if nolockfs:
             flags |= DMFlag.SKIP_LOCKFS
         info = self._uevent_ioctl(DEV_SUSPEND, device, flags=flags).info()
-        if self._real:
+        if self._library_nodes():
             self.nodes.ensure(info.name, info.devno)
         return info
 
@@ -727,6 +764,9 @@ class Control:
         it again on leaving the block.
         """
         tbl = as_table(table)  # checked before the kernel sees anything
+        if self.udev_transaction is not None and self.udev_sync:
+            # Else the resume could not join it, nor the clean-up's remove.
+            self.udev_transaction.check(DEV_CREATE.name, name)
         info = self.create(name, uuid=uuid, devno=devno)
         try:
             self.load(info.devno, tbl, readonly=readonly)

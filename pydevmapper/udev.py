@@ -23,7 +23,10 @@ with ``base == 0`` carries flags only and notifies nobody.
 Our semaphores count outstanding uevents: created at 1 for the one uevent
 the operation raises, decremented by ``dmsetup udevcomplete``, waited for
 zero with a timeout, and removed (IPC_RMID) in a ``finally`` whatever
-happens - timeout, error or KeyboardInterrupt.
+happens - timeout, error or KeyboardInterrupt.  A ``Transaction`` is the
+other kind: a cookie made and released by its owner, which any number of
+commands (of any process) join without waiting, as with libdevmapper's
+``dm_udev_create_cookie`` / ``dm_udev_wait``.
 """
 
 from __future__ import annotations
@@ -80,6 +83,25 @@ class UdevTimeoutError(DMError):
 
     def __reduce__(self):  # DMError's pickling does not know our arguments
         return (type(self), (self.command, self.device, self.cookie, self.timeout))
+
+
+class UdevCookieError(DMError):
+    """A command could not join a udev transaction's cookie (no such
+    semaphore, no permission, not a cookie key); nothing was sent.
+
+    ``cookie`` is the key; ``semid`` the semaphore if it was found (then
+    counting on it failed), else None.
+    """
+
+    def __init__(self, errno: int, command: str, device: Optional[str], cookie: int,
+                 semid: Optional[int], detail: str) -> None:
+        super().__init__(errno, command, device, None, detail)
+        self.cookie = cookie
+        self.semid = semid
+
+    def __reduce__(self):  # DMError's pickling does not know our arguments
+        return (type(self), (self.errno, self.command, self.device, self.cookie,
+                             self.semid, self.strerror))
 
 
 def udev_running(control: str = UDEV_CONTROL) -> bool:
@@ -342,12 +364,26 @@ def create_cookie(flags: int = 0) -> int:
     return ck.value
 
 
-def add_to_cookie(value: int) -> None:
-    """Count one more expected uevent on an existing cookie (before the ioctl)."""
-    semid = _semget(COOKIE_MAGIC << FLAGS_SHIFT | (value & 0xFFFF), 0)
+def _cookie_semid(key: int, command: str, device: Optional[str]) -> int:
+    semid = lib.semget(ffi.cast("int", key), 1, 0)
+    if semid < 0:
+        err = ffi.errno
+        raise UdevCookieError(err, command, device, key, None,
+                              f"semget({key:#010x}): {os.strerror(err)}")
+    return semid
+
+
+def add_to_cookie(value: int, command: str = "udev cookie", device: Optional[str] = None) -> None:
+    """Count one more expected uevent on an existing cookie (before the ioctl).
+
+    Raises UdevCookieError (``semid`` None: no such semaphore or no access).
+    """
+    key = COOKIE_MAGIC << FLAGS_SHIFT | (value & 0xFFFF)
+    semid = _cookie_semid(key, command, device)
     err = _semop(semid, 1)
     if err:
-        raise _os_error(err, f"adding to udev cookie {value:#x}")
+        raise UdevCookieError(err, command, device, key, semid,
+                              f"adding to udev cookie {key:#x}: {os.strerror(err)}")
 
 
 def release_cookie(value: int, timeout: float = DEFAULT_TIMEOUT) -> None:
@@ -363,6 +399,75 @@ def release_cookie(value: int, timeout: float = DEFAULT_TIMEOUT) -> None:
         ck.wait(timeout, "udevreleasecookie", None)
     finally:
         ck.destroy()
+
+
+class Transaction:
+    """A cookie that many commands join and one ``release()`` waits for:
+    libdevmapper's udev transaction (dmsetup's ``--udevcookie`` and
+    ``$DM_UDEV_COOKIE``).
+
+    ``Transaction.create()`` makes the semaphore at 1, the creator's
+    reference (``dmsetup udevcreatecookie``); ``Transaction(key)`` names one
+    made elsewhere by its key, ``0x0D4Dxxxx``.  A
+    ``Control(udev_transaction=...)`` joins it with every uevent it raises -
+    one more count before the ioctl, given back at once if the command fails
+    or raises none - and does not wait; udev's ``dmsetup udevcomplete`` drops
+    each count.  ``release()``, also on leaving a ``with`` block, drops the
+    creator's reference, waits for zero and removes the semaphore.
+    """
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: int) -> None:
+        if not 0 < key <= 0xFFFFFFFF:
+            raise ValueError(f"not a udev cookie: {key:#x}")
+        self.key = key
+
+    @classmethod
+    def create(cls) -> "Transaction":
+        return cls(COOKIE_MAGIC << FLAGS_SHIFT | create_cookie(0))
+
+    def __repr__(self) -> str:
+        return f"<udev.Transaction {self.key:#010x}>"
+
+    @property
+    def base(self) -> int:
+        """What goes under the flags in ``dm_ioctl.event_nr``."""
+        return self.key & ~FLAGS_MASK & 0xFFFFFFFF
+
+    def check(self, command: str, device: Optional[str] = None) -> None:
+        """UdevCookieError unless the key has the magic prefix and names a
+        semaphore (before a series of commands that will join)."""
+        if self.key >> FLAGS_SHIFT != COOKIE_MAGIC:
+            raise UdevCookieError(_errno.EINVAL, command, device, self.key, None,
+                                  f"{self.key:#x} is not a udev cookie key (prefix {COOKIE_MAGIC:#x})")
+        _cookie_semid(self.key, command, device)
+
+    def join(self, command: str, device: Optional[str] = None) -> None:
+        """Count one more uevent, before the ioctl; UdevCookieError as ``check``."""
+        self.check(command, device)
+        add_to_cookie(self.key, command, device)
+
+    def leave(self) -> None:
+        """Give back one count: the command failed or raised no uevent."""
+        try:
+            complete(self.key)
+        except OSError:
+            pass  # released or cleared meanwhile: nothing waits on it
+
+    def pending(self) -> int:
+        """The semaphore's value: the creator's reference plus unprocessed uevents."""
+        return _getval(_semget(COOKIE_MAGIC << FLAGS_SHIFT | self.base, 0))
+
+    def release(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """``dmsetup udevreleasecookie``: see ``release_cookie``."""
+        release_cookie(self.key, timeout)
+
+    def __enter__(self) -> "Transaction":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def complete_all(min_age: float = 0.0) -> List[int]:
