@@ -9,13 +9,16 @@
  *   dm_ioctl_floor info NAME N
  *   dm_ioctl_floor table NAME N
  *   dm_ioctl_floor status NAME N
- *   dm_ioctl_floor lifecycle NAME SECTORS N
+ *   dm_ioctl_floor lifecycle NAME TABLE_LINE N
  *   dm_ioctl_floor message NAME MSG N
  *
  * Prints a JSON list of N per-iteration wall times in seconds
  * (CLOCK_MONOTONIC) on stdout; errors go to stderr with exit status 1.
- * lifecycle creates NAME, loads "0 SECTORS zero", resumes and removes it,
- * N times.  message sends MSG to the target at sector 0.
+ * lifecycle creates NAME, loads the one-target TABLE_LINE ("0 2048 linear
+ * 7:0 0"), resumes it, makes /dev/mapper/NAME, then removes node and device,
+ * N times: what pydevmapper and libdevmapper do without udev sync, with the
+ * same udev flags and the same retry while a udev worker holds the device.
+ * message sends MSG to the target at sector 0.
  *
  * Build: make -C csrc floor
  */
@@ -28,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,20 +43,18 @@
 /*
  * udev flags from libdevmapper.h (userspace convention, not kernel ABI):
  * they ride in the upper 16 bits of event_nr, the lower 16 bits being the
- * udev cookie.  Cookie 0 means nobody waits for udev; the flags tell the
- * udev rules to skip the device, so udev does not hold it open and make
- * DM_DEV_REMOVE fail with EBUSY.
+ * udev cookie.  Cookie 0 means nobody waits for udev; the flags are the
+ * ones pydevmapper and libdevmapper send when they make the node
+ * themselves: udev's DM and subsystem rules keep off /dev/mapper.
  */
 #define DM_UDEV_FLAGS_SHIFT 16
 #define DM_UDEV_DISABLE_DM_RULES_FLAG 0x0001
 #define DM_UDEV_DISABLE_SUBSYSTEM_RULES_FLAG 0x0002
-#define DM_UDEV_DISABLE_DISK_RULES_FLAG 0x0004
-#define DM_UDEV_DISABLE_OTHER_RULES_FLAG 0x0008
+#define DM_UDEV_PRIMARY_SOURCE_FLAG 0x0040
 #define NO_UDEV_EVENT_NR                                                    \
-	((uint32_t)(DM_UDEV_DISABLE_DM_RULES_FLAG |                         \
-		    DM_UDEV_DISABLE_SUBSYSTEM_RULES_FLAG |                  \
-		    DM_UDEV_DISABLE_DISK_RULES_FLAG |                       \
-		    DM_UDEV_DISABLE_OTHER_RULES_FLAG)                       \
+	((uint32_t)(DM_UDEV_PRIMARY_SOURCE_FLAG |                           \
+		    DM_UDEV_DISABLE_DM_RULES_FLAG |                         \
+		    DM_UDEV_DISABLE_SUBSYSTEM_RULES_FLAG)                   \
 	 << DM_UDEV_FLAGS_SHIFT)
 
 static int control_fd = -1;
@@ -168,25 +170,74 @@ static void send_message(const char *name, const char *msg)
 	}
 }
 
-static void lifecycle_once(const char *name, uint64_t sectors)
+struct table_line {
+	uint64_t start, length;
+	char type[DM_MAX_TYPE_NAME];
+	const char *params;
+};
+
+static void parse_table_line(const char *line, struct table_line *t)
+{
+	int params_at = 0;
+
+	/* %15s: DM_MAX_TYPE_NAME - 1, checked by the static assert below. */
+	_Static_assert(DM_MAX_TYPE_NAME == 16, "update the %15s width");
+	if (sscanf(line, "%" SCNu64 " %" SCNu64 " %15s %n", &t->start, &t->length,
+		   t->type, &params_at) < 3 || !params_at || !t->length)
+		die("bad table line: %s", line);
+	t->params = line + params_at;
+}
+
+static void node_path(char *path, size_t size, const char *name)
+{
+	if ((size_t)snprintf(path, size, "/dev/mapper/%s", name) >= size)
+		die("device name too long: %s", name);
+}
+
+/* DM_DEV_REMOVE, retried with backoff while a udev worker holds the device. */
+static void remove_device(const char *name)
+{
+	struct timespec pause = { 0, 5 * 1000 * 1000 };
+	int tries, r = 0;
+
+	for (tries = 0; tries < 30; tries++) {
+		init_header(name, 0);
+		buf->event_nr = NO_UDEV_EVENT_NR;
+		r = dm_ioctl_raw(DM_DEV_REMOVE);
+		if (r != -EBUSY)
+			break;
+		nanosleep(&pause, NULL);
+		if (pause.tv_nsec < 200 * 1000 * 1000)
+			pause.tv_nsec *= 2;
+	}
+	if (r)
+		die("DM_DEV_REMOVE %s: %s", name, strerror(-r));
+}
+
+static void lifecycle_once(const char *name, const struct table_line *t)
 {
 	struct dm_target_spec *spec;
+	char path[sizeof("/dev/mapper/") + DM_NAME_LEN];
+	size_t plen = strlen(t->params) + 1;
 	int r;
+
+	node_path(path, sizeof(path), name);
+	if (sizeof(*buf) + sizeof(*spec) + plen > buf_size)
+		grow_buffer(sizeof(*buf) + sizeof(*spec) + plen);
 
 	init_header(name, 0);
 	buf->event_nr = NO_UDEV_EVENT_NR;
 	dm_ioctl_or_die(DM_DEV_CREATE, name);
 
-	/* One "zero" target with empty parameters: needs no backing device. */
-	init_header(name, 0);
+	init_header(name, DM_SECURE_DATA_FLAG);
 	buf->target_count = 1;
 	spec = (struct dm_target_spec *)((char *)buf + buf->data_start);
 	memset(spec, 0, sizeof(*spec));
-	spec->sector_start = 0;
-	spec->length = sectors;
-	strncpy(spec->target_type, "zero", sizeof(spec->target_type) - 1);
+	spec->sector_start = t->start;
+	spec->length = t->length;
+	memcpy(spec->target_type, t->type, sizeof(spec->target_type));
 	spec->next = 0;
-	((char *)(spec + 1))[0] = '\0';
+	memcpy(spec + 1, t->params, plen);
 	r = dm_ioctl_raw(DM_TABLE_LOAD);
 	if (!r) {
 		/* DM_DEV_SUSPEND without DM_SUSPEND_FLAG is a resume. */
@@ -196,15 +247,18 @@ static void lifecycle_once(const char *name, uint64_t sectors)
 		if (r)
 			fprintf(stderr, "dm_ioctl_floor: DM_DEV_SUSPEND %s: %s\n",
 				name, strerror(-r));
+		/* The kernel's huge_encode_dev() is glibc's dev_t layout. */
+		else if (mknod(path, S_IFBLK | 0600, (dev_t)buf->dev) < 0)
+			die("mknod %s: %s", path, strerror(errno));
 	} else {
 		fprintf(stderr, "dm_ioctl_floor: DM_TABLE_LOAD %s: %s\n",
 			name, strerror(-r));
 	}
 
 	/* Always try to remove what we created. */
-	init_header(name, 0);
-	buf->event_nr = NO_UDEV_EVENT_NR;
-	dm_ioctl_or_die(DM_DEV_REMOVE, name);
+	remove_device(name);
+	if (unlink(path) < 0 && errno != ENOENT)
+		die("unlink %s: %s", path, strerror(errno));
 	if (r)
 		exit(1);
 }
@@ -239,7 +293,7 @@ static void usage(void)
 {
 	fputs("usage: dm_ioctl_floor version N | list N | info NAME N |\n"
 	      "       table NAME N | status NAME N |\n"
-	      "       lifecycle NAME SECTORS N | message NAME MSG N\n",
+	      "       lifecycle NAME TABLE_LINE N | message NAME MSG N\n",
 	      stderr);
 	exit(2);
 }
@@ -250,7 +304,7 @@ enum op { OP_VERSION, OP_LIST, OP_INFO, OP_TABLE, OP_STATUS, OP_LIFECYCLE,
 int main(int argc, char **argv)
 {
 	const char *name = NULL, *msg = NULL;
-	uint64_t sectors = 0;
+	struct table_line line = { 0 };
 	unsigned long n, i;
 	double *times;
 	enum op op;
@@ -270,9 +324,7 @@ int main(int argc, char **argv)
 		op = OP_STATUS;
 	} else if (!strcmp(argv[1], "lifecycle") && argc == 5) {
 		op = OP_LIFECYCLE;
-		sectors = parse_count(argv[3], "SECTORS");
-		if (!sectors)
-			die("SECTORS must be positive");
+		parse_table_line(argv[3], &line);
 	} else if (!strcmp(argv[1], "message") && argc == 5) {
 		op = OP_MESSAGE;
 		msg = argv[3];
@@ -318,7 +370,7 @@ int main(int argc, char **argv)
 			query(DM_TABLE_STATUS, name, 0);
 			break;
 		case OP_LIFECYCLE:
-			lifecycle_once(name, sectors);
+			lifecycle_once(name, &line);
 			break;
 		case OP_MESSAGE:
 			send_message(name, msg);

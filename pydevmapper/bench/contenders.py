@@ -36,13 +36,12 @@ class Spec:
     """What the operations act on (made by ``operations.Fixture``)."""
 
     def __init__(self, linear: str, basic: Optional[str], message: str,
-                 lifecycle_name: str, lifecycle_table: str, lifecycle_sectors: int) -> None:
+                 lifecycle_name: str, lifecycle_table: str) -> None:
         self.linear = linear  # table, status and info read this device
         self.basic = basic  # basic_target device for the message; None: module missing
         self.message = message
         self.lifecycle_name = lifecycle_name
         self.lifecycle_table = lifecycle_table  # one linear target over the loop device
-        self.lifecycle_sectors = lifecycle_sectors
 
 
 Op = Callable[[], object]
@@ -124,8 +123,8 @@ class CFloor:
         if op.startswith("list_"):
             return ["list"]
         if op == "lifecycle_nosync":
-            # The floor's lifecycle loads "0 SECTORS zero", not linear.
-            return ["lifecycle", spec.lifecycle_name, str(spec.lifecycle_sectors)]
+            # The same linear table, node and udev flags as the api's lifecycle.
+            return ["lifecycle", spec.lifecycle_name, spec.lifecycle_table]
         if op == "lifecycle_udev":
             raise Unavailable("the floor has no udev-sync mode (no cookie; it disables the udev rules)")
         raise Unavailable(f"no such operation {op}")

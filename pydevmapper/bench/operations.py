@@ -104,7 +104,7 @@ class Fixture:
         stack.callback(ctl.remove, linear, retry=5.0)
         basic = self._basic_target(ctl, stack)
         self.spec = cn.Spec(linear, basic, MESSAGE, f"{PREFIX}lifecycle",
-                            f"0 {SECTORS} linear {self.loop} 0", SECTORS)
+                            f"0 {SECTORS} linear {self.loop} 0")
 
     def _basic_target(self, ctl: dm.Control, stack: ExitStack) -> Optional[str]:
         ko = os.environ.get("PYDM_BASIC_TARGET_KO")
@@ -218,12 +218,10 @@ class Run:
             for op in LIFECYCLE_OPS:
                 self.measure(op, everyone, spec)
             self.listing(ctl, everyone, spec)
-        self.notes.append("lifecycle_nosync c: the floor loads '0 SECTORS zero' (no linear option), "
-                          "makes no /dev/mapper node and disables the udev rules; the others load "
-                          f"'0 {SECTORS} linear <loop> 0'")
         self.notes.append("version api: Control._ioctl(VERSION) - Control.version() caches its answer")
-        self.notes.append("lifecycle api/libdm/dmsetup/pydmsetup: remove retries on EBUSY "
-                          "(udev workers probe new devices); dmsetup/pydmsetup: 2 processes per lifecycle")
+        self.notes.append(f"lifecycle: every contender loads '0 {SECTORS} linear <loop> 0'; "
+                          "remove retries on EBUSY (udev workers probe new devices); "
+                          "dmsetup/pydmsetup: 2 processes per lifecycle")
         return {"mode": mode}
 
     def listing(self, ctl: dm.Control, everyone: Sequence[Any], spec: cn.Spec) -> None:
