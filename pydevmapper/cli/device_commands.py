@@ -87,6 +87,8 @@ def _create_one(s: Session, name: str, uuid: Optional[str], minor: Optional[int]
         devno = DevNo(atoi(s.value("major")) if s.has("major") else 253,
                       minor if minor is not None else atoi(s.value("minor")))
     ctl = s.control
+    if targets:
+        s.check_transaction(name)
     # libdm names the uuid it sent when a create fails
     info = s.call("create", name, ctl.create, name, uuid=uuid, devno=devno,
                   sent_uuid=uuid or "")
@@ -194,6 +196,8 @@ def load(s: Session, args: List[str], multiple: bool) -> None:
 def remove(s: Session, args: List[str], multiple: bool) -> None:
     device = s.device(args[0] if args else None)
     if s.has("force") and args:
+        if s.udev_cookie():  # udev may see the error table come and go
+            s.error("WARNING: Use of cookie and --force is not compatible.")
         try:
             _wipe(s, device, force=True)
         except Failed:

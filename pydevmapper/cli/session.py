@@ -33,6 +33,7 @@ class Session:
         self.values = values
         self.out: List[str] = []
         self._control: Optional["Control"] = None
+        self._cookie: Optional[int] = None
         self.concise_started = False
 
     # -- switches ------------------------------------------------------------
@@ -68,8 +69,13 @@ class Session:
             from pydevmapper.control import Control, default_dev_dir
             from pydevmapper.errors import DMError
 
+            from pydevmapper.udev import Transaction
+
+            cookie = self.udev_cookie()
             try:
-                self._control = Control(udev_sync=self.udev_sync_wanted())
+                self._control = Control(udev_sync=self.udev_sync_wanted(),
+                                        udev_transaction=Transaction(cookie) if cookie else None,
+                                        udev_rules=not self.has("noudevrules"))
             except DMError as exc:
                 path = os.path.join(default_dev_dir(), "mapper", "control")
                 self.error(f"{path}: open failed: {os.strerror(exc.errno)}")
@@ -91,6 +97,35 @@ class Session:
         if self.has("noudevsync") or os.environ.get("DM_DISABLE_UDEV"):
             return False
         return None
+
+    def udev_cookie(self) -> int:
+        """The udev transaction device commands join: ``--udevcookie``, else
+        ``$DM_UDEV_COOKIE``, read as dmsetup reads them (0: none).
+
+        dmsetup ignores an unreadable value after saying so, once each.
+        """
+        if self._cookie is None:
+            from pydevmapper.cli.udev_cookies import parse_cookie
+
+            given = [self.value("udevcookie") or ""] if self.has("udevcookie") else []
+            env = os.environ.get("DM_UDEV_COOKIE")
+            if env:  # an empty one counts as unset
+                given.append(env)
+            self._cookie = 0
+            for text in given:
+                self._cookie = parse_cookie(text) or 0
+                if self._cookie:
+                    break
+                self.error("Incorrect cookie value.")
+        return self._cookie
+
+    def check_transaction(self, device) -> None:
+        """Before a create: fail, with nothing made, if its resume could not
+        join the udev transaction (dmsetup sets the cookie before any ioctl)."""
+        ctl = self.control
+        tx = ctl.udev_transaction
+        if tx is not None and ctl.udev_sync:
+            self.call("create", device, tx.check, "DM_DEV_CREATE", device)
 
     def cookies_supported(self) -> bool:
         """libdm's dm_udev_get_sync_support() for the udev* commands.
@@ -156,7 +191,7 @@ class Session:
         exist" rather than as a failed ioctl (info, status, mknodes).
         """
         from pydevmapper.errors import DeviceNotFoundError, DMError, ValidationError
-        from pydevmapper.udev import UdevTimeoutError
+        from pydevmapper.udev import UdevCookieError, UdevTimeoutError
 
         try:
             return fn(*args, **kwargs)
@@ -165,6 +200,11 @@ class Session:
             # ignores a failed udev wait (its exit status stays 0), so warn.
             self.error(f"{self.prog}: warning: {task} on {_where(device)}: {exc.strerror}")
             return None
+        except UdevCookieError as exc:
+            from pydevmapper.cli.udev_cookies import join_failed
+
+            self.error(join_failed(exc.cookie, exc.semid, exc.errno))
+            raise Failed() from None
         except DeviceNotFoundError as exc:
             if absent:
                 self.error("Device does not exist.")

@@ -115,26 +115,10 @@ def udevcreatecookie(s: Session, args: List[str], multiple: bool) -> None:
     s.write(udev_cookies.created_cookie(value))
 
 
-def given_cookie(s: Session) -> int:
-    """--udevcookie, else $DM_UDEV_COOKIE (0: none), read as dmsetup reads them."""
-    if s.has("udevcookie"):
-        value = udev_cookies.parse_cookie(s.value("udevcookie") or "")
-        if value is None:
-            s.error("Incorrect cookie value.")
-        return value or 0
-    env = os.environ.get("DM_UDEV_COOKIE")
-    if env:
-        value = udev_cookies.parse_cookie(env)
-        if value is None:
-            s.error("Incorrect cookie value.")
-        return value or 0
-    return 0
-
-
 def udevreleasecookie(s: Session, args: List[str], multiple: bool) -> None:
     from pydevmapper import udev
 
-    cookie = _cookie(s, args[0]) if args else given_cookie(s)
+    cookie = _cookie(s, args[0]) if args else s.udev_cookie()
     if not cookie:
         s.error("No udev transaction cookie given.")
         raise Failed()

@@ -143,3 +143,14 @@ def complete_failed(key: int, semid: Optional[int], err: int) -> str:
     return (f"semid {semid}: semop failed for cookie 0x{key:x}: {why}\n"
             f"Could not signal waiting process using notification semaphore "
             f"identified by cookie value {key} (0x{key:x})")
+
+
+def join_failed(cookie: int, semid: Optional[int], err: int) -> str:
+    """A device command could not join the --udevcookie transaction
+    (libdm's dm_task_set_cookie; nothing was sent)."""
+    if cookie >> udev.FLAGS_SHIFT != udev.COOKIE_MAGIC:
+        return bad_prefix(cookie)
+    if semid is None:
+        return semget_error(cookie, err)
+    return (f"semid {semid}: semop failed for cookie 0x{cookie:x}: {os.strerror(err)}\n"
+            f"Could not set notification semaphore identified by cookie value {cookie} (0x{cookie:x})")

@@ -11,8 +11,11 @@ from pydevmapper.cli.session import Failed, Session
 class FakeControl:
     made = []
 
-    def __init__(self, path=None, *, udev_sync=None, dev_dir=None, udev_timeout=30.0):
+    def __init__(self, path=None, *, udev_sync=None, dev_dir=None, udev_timeout=30.0,
+                 udev_transaction=None, udev_rules=True):
         self.udev_sync_arg = udev_sync
+        self.udev_transaction = udev_transaction
+        self.udev_rules = udev_rules
         FakeControl.made.append(self)
 
     def version(self):
@@ -29,6 +32,7 @@ def fake_control(monkeypatch):
     FakeControl.made = []
     monkeypatch.setattr(pydevmapper.control, "Control", FakeControl)
     monkeypatch.delenv("DM_DISABLE_UDEV", raising=False)
+    monkeypatch.delenv("DM_UDEV_COOKIE", raising=False)
     return FakeControl
 
 
@@ -90,3 +94,55 @@ def test_real_failures_still_fail(capsys):
         session("resume", "vol").call("resume", "vol", resume, "vol")
     assert capsys.readouterr().err == (
         "device-mapper: resume ioctl on vol  failed: No such device or address\n")
+
+
+@pytest.mark.parametrize("argv, env, key, errors", [
+    (["create", "x"], None, None, ""),
+    (["--udevcookie", "0x0D4D1234", "create", "x"], None, 0x0D4D1234, ""),
+    (["--udevcookie=223154740", "resume", "x"], None, 0x0D4D1234, ""),     # strtoul base 0
+    (["remove", "x"], "0x0D4D1234", 0x0D4D1234, ""),
+    (["--udevcookie", "0x0D4D0001", "remove", "x"], "0x0D4D1234", 0x0D4D0001, ""),
+    (["rename", "x", "y"], "", None, ""),                                   # empty: unset
+    (["--udevcookie", "zz", "create", "x"], "0x0D4D1234", 0x0D4D1234,       # libdm falls
+     "Incorrect cookie value.\n"),                                         # back to the env
+    (["--udevcookie", "zz", "create", "x"], "0", None,
+     "Incorrect cookie value.\nIncorrect cookie value.\n"),
+    (["--noudevsync", "create", "x"], "0x0D4D1234", 0x0D4D1234, ""),       # the API ignores it
+])
+def test_udev_cookie_reaches_control(fake_control, monkeypatch, capsys, argv, env, key, errors):
+    if env is not None:
+        monkeypatch.setenv("DM_UDEV_COOKIE", env)
+    s = session(*argv)
+    s.control
+    s.control  # parsed and complained about once
+    tx = fake_control.made[-1].udev_transaction
+    assert (tx.key if tx is not None else None) == key
+    assert capsys.readouterr().err == errors
+
+
+def test_noudevrules_reaches_control(fake_control):
+    session("create", "x").control
+    assert fake_control.made[-1].udev_rules is True
+    session("--noudevrules", "create", "x").control
+    assert fake_control.made[-1].udev_rules is False
+
+
+@pytest.mark.parametrize("cookie, semid, err, wanted", [
+    (0x0D4D1234, None, 2,
+     "Could not find notification semaphore identified by cookie value 223154740 (0xd4d1234)\n"),
+    (0x00401234, None, 22,
+     "Could not continue to access notification semaphore identified by cookie value "
+     "4198964 (0x401234). Incorrect cookie prefix.\n"),
+    (0x0D4D1234, 7, 34,
+     "semid 7: semop failed for cookie 0xd4d1234: Numerical result out of range\n"
+     "Could not set notification semaphore identified by cookie value 223154740 (0xd4d1234)\n"),
+])
+def test_unjoinable_cookie_worded_as_libdm(capsys, cookie, semid, err, wanted):
+    from pydevmapper.udev import UdevCookieError
+
+    def resume(device):
+        raise UdevCookieError(err, "DM_DEV_SUSPEND", device, cookie, semid, "x")
+
+    with pytest.raises(Failed):
+        session("resume", "vol").call("resume", "vol", resume, "vol")
+    assert capsys.readouterr().err == wanted
