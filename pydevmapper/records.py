@@ -108,6 +108,10 @@ _MSG_SECTOR, _fields = _record_struct("struct dm_target_msg")
 _expect("struct dm_target_msg", _fields, ("sector",))
 
 
+# Builds a namedtuple without its Python-level __new__ (a frame per record).
+_new_tuple = tuple.__new__
+
+
 def align(n: int) -> int:
     return (n + ALIGN - 1) & ~(ALIGN - 1)
 
@@ -175,11 +179,11 @@ def _specs(data: bytes, count: int) -> List[Tuple[int, int, str, str]]:
 
 
 def decode_table(data: bytes, count: int) -> List[Target]:
-    return [Target._make(fields) for fields in _specs(data, count)]
+    return [_new_tuple(Target, fields) for fields in _specs(data, count)]
 
 
 def decode_status(data: bytes, count: int) -> List[TargetStatus]:
-    return [TargetStatus._make(fields) for fields in _specs(data, count)]
+    return [_new_tuple(TargetStatus, fields) for fields in _specs(data, count)]
 
 
 def decode_name_list(data: bytes, has_event_nr: bool = True) -> List[ListedDevice]:
@@ -193,7 +197,7 @@ def decode_name_list(data: bytes, has_event_nr: bool = True) -> List[ListedDevic
         # No devices: the kernel writes dev=0 but counts no bytes for it.
         return devices
     append = devices.append
-    index, size, mask, new = data.index, len(data), ~(ALIGN - 1), tuple.__new__
+    index, size, mask, new = data.index, len(data), ~(ALIGN - 1), _new_tuple
     offset = 0
     while True:
         dev = _NL_DEV(data, offset + _NL_DEV_AT)[0]
@@ -214,8 +218,7 @@ def decode_name_list(data: bytes, has_event_nr: bool = True) -> List[ListedDevic
                     uuid = data[tail + 8:uuid_end].decode("utf-8", "surrogateescape")
                 elif list_flags:  # DOESNT_HAVE_UUID: asked, and there is none
                     uuid = ""
-        # glibc's major()/minor() inline; tuple.__new__ skips the namedtuple's
-        # Python-level __new__.
+        # glibc's major()/minor(), inline.
         append(new(ListedDevice, (name, ((dev >> 8) & 0xFFF) | ((dev >> 32) & 0xFFFFF000),
                                   (dev & 0xFF) | ((dev >> 12) & 0xFFFFFF00), event_nr, uuid)))
         if nxt == 0:
