@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Control": "control", "Device": "control", "default_dev_dir": "control",
     "Table": "table", "Target": "table", "TargetStatus": "table",
+    "TableSyntaxError": "table", "parse_targets": "table",
     "DeviceInfo": "device", "DevNo": "device", "Name": "device", "Uuid": "device",
     "ListedDevice": "records", "TargetVersion": "records",
     "DMFlag": "flags",
@@ -60,4 +61,4 @@ if TYPE_CHECKING:  # pragma: no cover
                                     UnsupportedError, ValidationError)
     from pydevmapper.flags import DMFlag
     from pydevmapper.records import ListedDevice, TargetVersion
-    from pydevmapper.table import Table, Target, TargetStatus
+    from pydevmapper.table import Table, TableSyntaxError, Target, TargetStatus, parse_targets

@@ -7,7 +7,7 @@ parsing.  ``Table.parse(str(table)) == table`` for every valid table.
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, NamedTuple, Sequence, Tuple, Union, overload
+from typing import Iterable, Iterator, List, NamedTuple, Sequence, Tuple, Union, overload
 
 from pydevmapper import validate
 from pydevmapper.errors import ValidationError
@@ -44,11 +44,41 @@ class TargetStatus(NamedTuple):
     status: str
 
 
-def _parse_int(word: str, what: str, lineno: int) -> int:
-    # int() accepts "+5", " 5" and "5_0"; dmsetup's sscanf accepts digits only.
-    if not word.isdigit() or not word.isascii():
-        raise ValidationError(f"line {lineno}: {what} {word!r} is not a non-negative integer")
-    return int(word)
+class TableSyntaxError(ValidationError):
+    """A table line that is not ``<start> <length> <type> [params]``."""
+
+    def __init__(self, lineno: int, line: str, reason: str) -> None:
+        super().__init__(f"line {lineno}: {reason}, got {line!r}")
+        self.lineno = lineno
+
+
+def parse_targets(text: str, *, strip_comments: bool = False) -> List[Target]:
+    """The targets of dmsetup table text, checked for syntax only.
+
+    Blank lines and lines starting with ``#`` are skipped.  Lines end at
+    "\n" only, as for dmsetup: splitlines() would also split at \v, \f,
+    \x1c-\x1e, \x85 and \u2028, which parameters may hold.
+    ``strip_comments``: drop a ``#`` and what follows from the parameters,
+    as ``dmsetup create``/``load`` do (``Table.parse`` keeps them: the
+    kernel receives parameters as written).  Numbers are ASCII digits only,
+    as dmsetup's sscanf takes them (int() would accept "+5" and "5_0").
+    """
+    targets = []
+    for lineno, line in enumerate(text.split("\n"), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        fields = stripped.split(None, 3)
+        if len(fields) < 3:
+            raise TableSyntaxError(lineno, line, "expected '<start> <length> <type> [params]'")
+        for word, what in ((fields[0], "start"), (fields[1], "length")):
+            if not (word.isdigit() and word.isascii()):
+                raise TableSyntaxError(lineno, line, f"{what} {word!r} is not a non-negative integer")
+        params = fields[3] if len(fields) == 4 else ""
+        if strip_comments:
+            params = params.split("#", 1)[0]
+        targets.append(Target(int(fields[0]), int(fields[1]), fields[2], params))
+    return targets
 
 
 def _normalised(target: Target) -> Target:
@@ -96,23 +126,7 @@ class Table(Sequence[Target]):
     @classmethod
     def parse(cls, text: str) -> "Table":
         """Parse dmsetup table text (the output of ``dmsetup table``)."""
-        targets = []
-        # Lines end at "\n" only, as for dmsetup: splitlines() would also split
-        # at \v, \f, \x1c-\x1e, \x85 and \u2028, which parameters may hold.
-        for lineno, line in enumerate(text.split("\n"), 1):
-            stripped = line.strip()
-            if not stripped or stripped.startswith("#"):
-                continue
-            fields = stripped.split(None, 3)
-            if len(fields) < 3:
-                raise ValidationError(
-                    f"line {lineno}: expected '<start> <length> <type> [params]', got {line!r}"
-                )
-            start = _parse_int(fields[0], "start", lineno)
-            length = _parse_int(fields[1], "length", lineno)
-            params = fields[3] if len(fields) == 4 else ""
-            targets.append(Target(start, length, fields[2], params))
-        return cls(targets)
+        return cls(parse_targets(text))
 
     @property
     def size(self) -> int:

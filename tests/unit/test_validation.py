@@ -9,7 +9,7 @@ import pytest
 from pydevmapper import validate
 from pydevmapper.device import DevNo, Uuid, address, check_id
 from pydevmapper.errors import ValidationError
-from pydevmapper.table import Table, Target, as_table
+from pydevmapper.table import Table, TableSyntaxError, Target, as_table, parse_targets
 
 
 def test_validation_error_is_a_value_error():
@@ -277,3 +277,18 @@ def test_as_table_accepts_text_table_and_iterable():
     assert as_table([Target(0, 8, "zero")]) == table
     with pytest.raises(ValidationError):
         as_table([])
+
+
+def test_parse_targets_checks_syntax_only_and_names_the_line():
+    # A gap is the Table's business (and dmsetup's kernel's); syntax is not.
+    assert parse_targets("0 10 zero\n20 5 zero") == [Target(0, 10, "zero"), Target(20, 5, "zero")]
+    with pytest.raises(TableSyntaxError) as exc:
+        parse_targets("0 10 zero\n\n# c\n10 +5 zero\n")
+    assert exc.value.lineno == 4
+    assert isinstance(exc.value, ValidationError)
+
+
+def test_parse_targets_strips_comments_as_dmsetup_create_does():
+    text = "0 10 linear 7:0 0 # the loop device\n"
+    assert parse_targets(text, strip_comments=True) == [Target(0, 10, "linear", "7:0 0 ")]
+    assert Table.parse(text)[0].params == "7:0 0 # the loop device"
