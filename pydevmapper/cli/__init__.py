@@ -104,7 +104,18 @@ def _run(s, args: List[str]) -> int:
             if str(exc):
                 _err(f"{exc}\n")
             return 1
-        s.needs_deps = any(f.section == "deps_" for f in opts.fields)
+        used = set(opts.selection.fields) if opts.selection is not None else set()
+        if name == "splitname" and opts.selection is not None:
+            # libdm puts selection-only fields first; a splitname row fills none outside its own
+            shown = {f.id for f in opts.fields}
+            missing = [f for f in opts.selection.fields if f not in shown and f != "selected"
+                       and not any(x.id == f and x.section == "splitname_" for x in report.FIELDS)]
+            if missing:
+                s.error(f"_do_report_object: no data assigned to field {missing[-1]}")
+                s.error("Command failed.")
+                return 1
+        s.needs_deps = any(f.section == "deps_" and (f in opts.fields or f.id in used)
+                           for f in report.FIELDS)
 
     multiple = bool(run_cmd.repeatable and len(args) != 1
                     and (args or (not s.has("uuid") and not s.has("major"))))
@@ -185,6 +196,6 @@ def _report_options(s, name: str):
     prefixes = bool(s.has("nameprefixes"))
     if prefixes:
         aligned = False
-    selection = report.parse_selection(s.value("select") or "", prefix) if s.has("select") else None
+    selection = report.parse_selection(s.value("select") or "", prefix, err) if s.has("select") else None
     return report.Options(fields, sort, selection, headings, aligned, separator,
                           prefixes, not s.has("unquoted"), bool(s.has("rows")))

@@ -10,7 +10,6 @@ unaligned ``:``-separated output, ``--nameprefixes`` printing ``DM_FIELD='v'``,
 
 from __future__ import annotations
 
-import re
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from pydevmapper.cli import texts
@@ -53,6 +52,8 @@ FIELDS: Tuple[Field, ...] = (
     Field("vg_name", "VG", 4, STR, "splitname_"),
     Field("lv_name", "LV", 4, STR, "splitname_"),
     Field("lv_layer", "LVLayer", 7, STR, "splitname_"),
+    # libdm's implicit field: 1 when the row passes -S (rows that fail are then shown too)
+    Field("selected", "Selected", 8, NUM, ""),
 )
 _CANON = {f.id.replace("_", "").lower(): f for f in FIELDS}
 DEFAULT_INFO = "name,major,minor,attr,open,segments,events,uuid"
@@ -86,7 +87,7 @@ def parse_fields(spec: str, prefix: str, err: Callable[[str], None]) -> List[Fie
             err(texts.FIELD_HELP)
             raise HelpShown()
         canon = word.replace("_", "").lower()
-        section = [f for f in FIELDS if canon == f.section.replace("_", "") + "all"]
+        section = [f for f in FIELDS if f.section and canon == f.section.replace("_", "") + "all"]
         if section:
             chosen += section
             continue
@@ -126,7 +127,12 @@ class Options(NamedTuple):
 
 def format_report(opts: Options, rows: Sequence[Dict[str, object]]) -> str:
     """The report text for these rows (empty when there are none)."""
-    kept = [r for r in rows if opts.selection is None or opts.selection(r)]
+    if any(f.id == "selected" for f in opts.fields):
+        if getattr(opts.selection, "help_only", False):
+            return ""  # `-S help` reports nothing
+        kept = [dict(r, selected=int(opts.selection is None or opts.selection(r))) for r in rows]
+    else:
+        kept = [r for r in rows if opts.selection is None or opts.selection(r)]
     if not kept:
         return ""
     for field, descending in reversed(opts.sort):  # stable: last key first
@@ -159,79 +165,8 @@ def format_report(opts: Options, rows: Sequence[Dict[str, object]]) -> str:
     return "".join(line + "\n" for line in lines)
 
 
-# -- -S selection: a small subset of libdm's grammar --------------------------
+def parse_selection(text: str, prefix: str, err: Callable[[str], None]):
+    """The -S selection: a callable keeping rows (see selection.py)."""
+    from pydevmapper.cli import selection
 
-_TOKEN = re.compile(r"\s*(\(|\)|&&|\|\||!~|=~|!=|<=|>=|=|<|>|!|&|\||,|\"[^\"]*\"|'[^']*'|[^\s()&|!=<>~,\"']+)")
-
-
-def parse_selection(text: str, prefix: str) -> Callable[[Dict[str, object]], bool]:
-    """``field op value`` terms joined by && (or ,), || (or |), ! and ().
-
-    Numbers compare as numbers; =~ and !~ take a regular expression.
-    """
-    tokens = _TOKEN.findall(text)
-    pos = 0
-
-    def peek() -> Optional[str]:
-        return tokens[pos] if pos < len(tokens) else None
-
-    def take() -> str:
-        nonlocal pos
-        if pos >= len(tokens):
-            raise ReportError(f"Selection syntax error at '{text}'.")
-        pos += 1
-        return tokens[pos - 1]
-
-    def term() -> Callable[[Dict[str, object]], bool]:
-        tok = take()
-        if tok == "!":
-            inner = term()
-            return lambda r: not inner(r)
-        if tok == "(":
-            inner = disjunction()
-            if take() != ")":
-                raise ReportError(f"Selection syntax error at '{text}'.")
-            return inner
-        field = _lookup(tok, prefix)
-        if field is None:
-            raise ReportError(f"Unrecognised selection field: {tok}")
-        op = take()
-        raw = take()
-        value = raw[1:-1] if raw[:1] in "\"'" else raw
-        if op in ("=~", "!~"):
-            rx = re.compile(value)
-            want = op == "=~"
-            return lambda r: bool(rx.search(str(r[field.id]))) == want
-        if field.kind == NUM:
-            try:
-                num: object = int(value)
-            except ValueError:
-                raise ReportError(f"Selection syntax error at '{text}'.") from None
-        else:
-            num = value
-        ops = {"=": lambda a, b: a == b, "!=": lambda a, b: a != b,
-               "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
-               ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
-        if op not in ops:
-            raise ReportError(f"Selection syntax error at '{text}'.")
-        fn = ops[op]
-        return lambda r: fn(r[field.id] if field.kind == NUM else str(r[field.id]), num)
-
-    def conjunction() -> Callable[[Dict[str, object]], bool]:
-        parts = [term()]
-        while peek() in ("&&", "&", ","):
-            take()
-            parts.append(term())
-        return lambda r: all(p(r) for p in parts)
-
-    def disjunction() -> Callable[[Dict[str, object]], bool]:
-        parts = [conjunction()]
-        while peek() in ("||", "|"):
-            take()
-            parts.append(conjunction())
-        return lambda r: any(p(r) for p in parts)
-
-    result = disjunction()
-    if pos != len(tokens):
-        raise ReportError(f"Selection syntax error at '{text}'.")
-    return result
+    return selection.parse(text, prefix, err)

@@ -189,3 +189,47 @@ FIELD_HELP = (
     '  ?                     - Show help.\n'
     ' \n'
 )
+
+# libdm-report's selection help (dmsetup registers no reserved values).
+SELECTION_HELP = (
+    'Selection operands\n'
+    '------------------\n'
+    '  field               - Reporting field.\n'
+    '  number              - Non-negative integer value.\n'
+    "  size                - Floating point value with units, 'm' unit used by default if not specified.\n"
+    '  percent             - Non-negative integer with or without % suffix.\n'
+    '  string              - Characters quoted by \' or " or unquoted.\n'
+    '  string list         - Strings enclosed by [ ] or { } and elements delimited by either\n'
+    '                        "all items must match" or "at least one item must match" operator.\n'
+    '  regular expression  - Characters quoted by \' or " or unquoted.\n'
+    ' \n'
+    'Selection operators\n'
+    '-------------------\n'
+    '  Comparison operators:\n'
+    '        =~  - Matching regular expression. [regex]\n'
+    '        !~  - Not matching regular expression. [regex]\n'
+    '         =  - Equal to. [number, size, percent, string, string list, time]\n'
+    '        !=  - Not equal to. [number, size, percent, string, string_list, time]\n'
+    '        >=  - Greater than or equal to. [number, size, percent, time]\n'
+    '         >  - Greater than. [number, size, percent, time]\n'
+    '        <=  - Less than or equal to. [number, size, percent, time]\n'
+    '         <  - Less than. [number, size, percent, time]\n'
+    "     since  - Since specified time (same as '>='). [time]\n"
+    "     after  - After specified time (same as '>'). [time]\n"
+    "     until  - Until specified time (same as '<='). [time]\n"
+    "    before  - Before specified time (same as '<'). [time]\n"
+    ' \n'
+    '  Logical and grouping operators:\n'
+    '      &&  - All fields must match\n'
+    '       ,  - All fields must match\n'
+    '      ||  - At least one field must match\n'
+    '       #  - At least one field must match\n'
+    '       !  - Logical negation\n'
+    '       (  - Left parenthesis\n'
+    '       )  - Right parenthesis\n'
+    '       [  - List start\n'
+    '       ]  - List end\n'
+    '       {  - List subset start\n'
+    '       }  - List subset end\n'
+    ' \n'
+)

@@ -137,6 +137,45 @@ def test_read_commands(case, zero_dev, linear_dev):
     same(args)
 
 
+# -S on the same devices: comparisons on each field type, logical operators,
+# regular expressions, fields outside -o (deps), -S on other commands, and
+# the failures libdm reports while parsing or creating the selection.
+SELECT_CASES = [
+    ["info", "-c", "-S", "name={z}"], ["info", "-c", "-S", "name!={z}", "{z}", "{l}"],
+    ["info", "-c", "-S", "name='{l}' || name=\"{z}\""], ["info", "-c", "-S", "segments>1"],
+    ["info", "-c", "-S", "segments<=1 && uuid=~zero"], ["info", "-c", "-S", "segments>=2 # uuid=~^PYDMT"],
+    ["info", "-c", "-S", "!(segments=1)"], ["info", "-c", "-S", "!(!(segments=1))"],
+    ["info", "-c", "-S", "(name={z} || name={l}), open=0"], ["info", "-c", "-S", "minor={zmin}"],
+    ["info", "-c", "-S", "major>=1 && minor<1000000 && events<5", "-o", "name,major,events"],
+    ["info", "-c", "-S", "attr=L--w", "{z}"], ["info", "-c", "-S", "suspended=Active,readonly!=Read-only", "{l}"],
+    ["info", "-c", "-S", "uuid=PYDMT-zero-uuid"], ["info", "-c", "-S", "uuid=''", "{z}", "{l}"],
+    ["info", "-c", "-S", "name=~\"^{z}$\""], ["info", "-c", "-S", "name!~[0-9]$", "{z}"],
+    ["info", "-c", "-S", "uuid=~(zero|none)"], ["info", "-c", "-S", "devno=~{zmaj}:"],
+    ["info", "-c", "-S", "device_count>0", "-o", "name,device_count"],
+    ["info", "-c", "-S", "devnos_used=~^7: && blkdevs_used=~loop", "-o", "name"],
+    ["info", "-c", "-S", "read_ahead>=0", "-o", "name,read_ahead", "{z}"],
+    ["info", "-c", "-S", "segments=2", "-o", "name,selected", "{z}", "{l}"],
+    ["info", "-c", "-S", "all", "{z}"], ["info", "-c", "-S", "", "{z}"],
+    ["info", "-c", "--noheadings", "-S", "open=0", "-o", "name", "-O", "-name", "{z}", "{l}"],
+    ["info", "-c", "-S", "help", "{z}"], ["info", "-S", "segments=2"],
+    ["table", "-S", "name={z}"], ["status", "-S", "segments=2"], ["deps", "-S", "name={l}"],
+    ["table", "-S", "name=nonexistent-pydmt"],
+    # failures
+    ["info", "-c", "-S", "segments>x"], ["info", "-c", "-S", "name<1"], ["info", "-c", "-S", "bogus=1"],
+    ["info", "-c", "-S", "segments=2k"], ["info", "-c", "-S", "segments=1%"], ["info", "-c", "-S", "name=~\"(\""],
+    ["info", "-c", "-S", "major=~1"], ["info", "-c", "-S", "name={z} and"], ["info", "-c", "-S", "(name={z}"],
+    ["info", "-c", "-S", "!name={z}"], ["info", "-c", "-S", "events=99999999999999999999"],
+    ["table", "-S", "bogus=1"], ["status", "-S", "name"],
+]
+
+
+@pytest.mark.parametrize("case", SELECT_CASES, ids=lambda c: "_".join(c)[:60])
+def test_select(case, zero_dev, linear_dev):
+    z, l = zero_dev.name, linear_dev.name
+    args = [a.format(z=z, l=l, zmaj=zero_dev.devno.major, zmin=zero_dev.devno.minor) for a in case]
+    same(args)
+
+
 def test_version_differs_only_in_library_line():
     dm = _run("dm", ["version"])
     py = _run("py", ["version"])

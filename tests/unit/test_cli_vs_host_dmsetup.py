@@ -45,6 +45,38 @@ CASES = [
 ]
 
 
+# -S is parsed before the kernel is asked anything, and splitname reports
+# without one, so the selection grammar and its messages compare here.
+SELECTIONS = [
+    "vg_name=a", "vg_name!=a", "vg_name=a,lv_name=b", "vg_name=a#lv_name=x", "vg_name=a||lv_name=x",
+    "vg_name=a&&lv_name=b", "( vg_name = a ) && ( lv_name = \"b\" )", "!( vg_name = a ) # lv_layer=c",
+    "vg_name=a && (lv_name=x || lv_layer=c)", "!(vg_name=x)", "!(!(vg_name=a))", "(((vg_name=a)))",
+    "VG_NAME=a", "vgname=a", "vg_name='a b'", "vg_name=a\t,lv_name=b", "vg_name==a", "vg_name=", "subsystem=\"\"",
+    "vg_name=~\"^a$\"", "vg_name=~a|x", "vg_name=~[a-c]", "vg_name=~{a}", "vg_name=~(a)", "vg_name=~\"[^b]\"",
+    "vg_name=~\"a+\"", "vg_name=~\"a?b?c?\"", "lv_name=~b$", "vg_name=~\"\\d\"", "vg_name=~\"a{2}\"",
+    "vg_name=~\")\"", "vg_name!~a", "selected=1", "selected>0", "selected=0", "all", "ALL", "", "?", "help",
+    # failures
+    "foo=1", "vg-name=a", "splitname_vg_name=a", "help=1", " ", "vg_name", "vg_name<a", "vg_name since a",
+    "vg_name=a b", "vg_name=a)", "vg_name=a and lv_name=b", "vg_name=a,", "vg_name=a||", "(vg_name=a", "()", "!",
+    "!(", "!vg_name=x", "vg_name=\"x", "vg_name=~", "vg_name=~ ", "vg_name=~(a", "vg_name=~\"a(\"", "vg_name=~*",
+    "vg_name=~\"\"", "vg_name=~\"a||\"", "vg_name=~\"[a-\"", "major=~x", "major=k", "major=-1", "major=\"1\"",
+    "major=1k", "major=1%", "major=99999999999999999999", "major=1", "major=1 && minor=2", "region_start=1%",
+    "a_b_c_d_e_f_g_h_i_j_k_l_m_n_o_p_q_r_s_t_u_v_w_x_y_z_a_b_c_d_e_f=1", "name=[a,b",
+]
+
+
+@pytest.mark.parametrize("selection", SELECTIONS, ids=repr)
+def test_selection_same_bytes_as_dmsetup(selection):
+    args = ["splitname", "a-b-c", "-o", "vg_name,lv_name,selected", "-S", selection]
+    assert _run(PY + args) == _run(["dmsetup"] + args)
+
+
+@pytest.mark.parametrize("selection", ["name<3", "segments=2k", "bogus=1", "major=~1", "name=~\"(\""])
+def test_bad_selection_fails_before_the_kernel(selection):
+    args = ["info", "-c", "-S", selection]
+    assert _run(PY + args) == _run(["dmsetup"] + args)
+
+
 def _run(cmd, stdin=b"", env=None):
     p = subprocess.run(cmd, input=stdin, capture_output=True, timeout=30, env=env)
     return p.returncode, p.stdout, p.stderr
