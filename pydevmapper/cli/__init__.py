@@ -84,10 +84,19 @@ def _run(s, args: List[str]) -> int:
         return 1
     if name == "splitname":
         s.counts["columns"] = 1
+    s.name_type, s.tree_options, s.exec_argv = "devno", None, None
+    if not forced_ok and (s.has("tree") or s.has("options") and not s.has("columns")):
+        from pydevmapper.cli.query_commands import read_output_options
+
+        problem = read_output_options(s)
+        if problem:
+            _err(f"{problem}\nCouldn't process command line.\n")
+            return 1
     s.current = name
     s.report_rows = []
     s.json_rows = []
     s.needs_deps = False
+    s.needs_tree, s.graph = False, None
 
     run_cmd = cmd
     selected_cmd = None
@@ -116,6 +125,14 @@ def _run(s, args: List[str]) -> int:
                 return 1
         s.needs_deps = any(f.section == "deps_" and (f in opts.fields or f.id in used)
                            for f in report.FIELDS)
+        s.needs_tree = _report_uses(opts, "tree_")
+        if s.needs_tree:  # dmsetup builds the whole tree before the first row
+            from pydevmapper.cli.query_commands import device_graph
+
+            try:
+                device_graph(s)
+            except Failed:
+                return 1
 
     multiple = bool(run_cmd.repeatable and len(args) != 1
                     and (args or (not s.has("uuid") and not s.has("major"))))
@@ -136,6 +153,16 @@ def _run(s, args: List[str]) -> int:
         from pydevmapper.cli import jsonout as j
         s.write(j.devices(s.json_rows))
     return 0 if ok or forced_ok else 1
+
+
+def _report_uses(opts, section: str) -> bool:
+    """Whether a field of this section is shown, sorted on or selected on."""
+    from pydevmapper.cli import report
+
+    selected = getattr(opts.selection, "fields", ())
+    return any(f.section == section for f in opts.fields) or any(
+        f.section == section for f, _ in opts.sort) or any(
+        f.section == section and f.id in selected for f in report.FIELDS)
 
 
 def _repeat(s, cmd, args: List[str], multiple: bool) -> None:

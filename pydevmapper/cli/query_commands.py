@@ -8,6 +8,7 @@ the calling convention.
 from __future__ import annotations
 
 import errno
+import os
 from typing import Dict, List, Optional
 
 from pydevmapper.cli import jsonout, names
@@ -36,7 +37,7 @@ def for_all(s: Session, fn, args: List[str], silent: bool = False) -> None:
 
 
 def _dev_label(s: Session, major: int, minor: int, comma: bool) -> str:
-    kind = _name_type(s)
+    kind = s.name_type  # -o devno|blkdevname|devname
     if kind == "blkdevname":
         found = kernel_name(major, minor)
     elif kind == "devname":
@@ -48,22 +49,30 @@ def _dev_label(s: Session, major: int, minor: int, comma: bool) -> str:
     return f"({major}, {minor})" if comma else f"({major}:{minor})"
 
 
-def _name_type(s: Session) -> str:
-    """-o devno|devname|blkdevname, each abbreviable as dmsetup's strncmp allows."""
-    if not s.has("options") or s.has("columns"):
-        return "devno"
-    kind = "devno"
-    for word in (s.value("options") or "").split(","):
-        if "devno".startswith(word):
-            kind = "devno"
-        elif "blkdevname".startswith(word):
-            kind = "blkdevname"
-        elif "devname".startswith(word):
-            kind = "devname"
-        else:
-            s.error(f"Option not recognised: {word}.")
-            raise Failed()
-    return kind
+def read_output_options(s: Session) -> Optional[str]:
+    """-o outside a -c report, or --tree, read before the command runs
+    (dmsetup's _process_options): tree options with --tree, else
+    devno|devname|blkdevname.  Each word may be abbreviated; an empty one
+    takes the first choice.  The problem, if any, is returned for "Couldn't
+    process command line.".
+    """
+    from pydevmapper.cli import tree
+
+    if s.has("tree"):
+        try:
+            s.tree_options = tree.parse_options(s.value("options"), tree.locale_is_utf8())
+        except tree.BadOption as exc:
+            return f"Tree options not recognised: {exc}."
+        return None
+    if s.has("columns") or not s.has("options"):
+        return None
+    try:
+        words = tree.abbreviated_words(s.value("options") or "", ("devno", "blkdevname", "devname"))
+    except tree.BadOption as exc:
+        return f"Option not recognised: {exc}."
+    if words:
+        s.name_type = words[-1]
+    return None
 
 
 def ls(s: Session, args: List[str], multiple: bool) -> None:
@@ -74,14 +83,32 @@ def ls(s: Session, args: List[str], multiple: bool) -> None:
         for_all(s, lambda s2, a, m: _status_one(s2, a[0], "ls", False), [])
         return
     if s.has("tree"):
-        s.error("pydmsetup: ls --tree is not implemented")
-        raise Failed()
-    _name_type(s)
+        _ls_tree(s)
+        return
     devices = s.call("names", None, s.control.list_devices, uuids=False)
     if not devices:
         s.write("No devices found\n")
     for dev in devices:
         s.write(f"{dev.name}\t{_dev_label(s, dev.major, dev.minor, False)}\n")
+
+
+def device_graph(s: Session):
+    """Every device's dependencies, built once (dmsetup's whole dep tree)."""
+    from pydevmapper.deptree import dependency_graph
+
+    if s.graph is None:
+        s.graph = s.call("names", None, dependency_graph, s.control)
+        if not len(s.graph):
+            s.write("No devices found\n")
+    return s.graph
+
+
+def _ls_tree(s: Session) -> None:
+    from pydevmapper.cli import tree
+
+    opts = s.tree_options
+    drawing = tree.render(device_graph(s), opts, tree.terminal_width(opts), kernel_name)
+    s.write(drawing.decode("utf-8", "surrogateescape"))
 
 
 def info(s: Session, args: List[str], multiple: bool) -> None:
@@ -119,15 +146,32 @@ def info_row(s: Session, dev) -> Dict[str, object]:
         deps = s.call("deps", dev.devno, s.control.deps, dev.devno,
                       inactive=bool(s.has("inactive")))
         row["device_count"] = len(deps)
-        row["devnos_used"] = ",".join(sorted(f"{d.major}:{d.minor}" for d in deps))
-        row["blkdevs_used"] = ",".join(sorted(kernel_name(*d) or "" for d in deps))
+        row["devnos_used"] = ",".join(f"{d.major}:{d.minor}" for d in deps)
+        row["blkdevs_used"] = ",".join(kernel_name(*d) or "" for d in deps)
+    if s.needs_tree:
+        row.update(_tree_fields(s, dev.devno))
     return row
+
+
+def _tree_fields(s: Session, devno) -> Dict[str, object]:
+    """devs_used, device_ref_count, names_using_dev, devnos_using_dev."""
+    graph = device_graph(s)
+    if devno not in graph:
+        s.error(f"Cannot find node {devno.major}:{devno.minor}.")
+        raise Failed()
+    node = graph[devno]
+    users = [graph[d] for d in node.used_by]
+    return {
+        "devs_used": ",".join(n for n in (graph[d].name for d in node.uses) if n),
+        "device_ref_count": len(users),
+        "names_using_dev": ",".join(u.name for u in users if u.name),
+        "devnos_using_dev": ",".join(str(u.devno) for u in users),
+    }
 
 
 def deps(s: Session, args: List[str], multiple: bool) -> None:
     if not args and not s.has("uuid") and not s.has("major"):
         return for_all(s, deps, [])
-    _name_type(s)  # rejects a bad -o before anything is sent
     device = s.device(args[0] if args else None)
     used = s.call("deps", device, s.control.deps, device, inactive=bool(s.has("inactive")))
     name = args[0] if args else None
@@ -208,8 +252,29 @@ def _status_one(s: Session, name: Optional[str], cmd: str, multiple: bool) -> No
     if multiple and verbose and matched and cmd != "ls" and (not concise or verbose > 1):
         s.write("\n")
     if matched and s.has("exec"):
-        s.error("pydmsetup: --exec is not implemented")
+        _exec_on(s, label)
+
+
+def _exec_on(s: Session, name: str) -> None:
+    """--exec: run the command's words plus the device's node path, wait, and
+    ignore how it ended (dmsetup's _exec_command); the node is made first."""
+    import re
+    import subprocess
+
+    if s.exec_argv is None:  # split once, as dmsetup does, at the first device
+        s.exec_argv = [w for w in re.split("[ \t\n\v\f\r]+", s.value("exec") or "") if w]
+        if len(s.exec_argv) >= 256:  # dmsetup's argument slots, the path included
+            s.error("Too many args to --exec.")
+            s.exec_argv = []
+    if not s.exec_argv:
         raise Failed()
+    s.call("mknodes", name, s.control.sync_node, name, absent=True)
+    if os.isatty(1):  # a C program's stdout is line-buffered only on a terminal
+        s.flush()
+    try:
+        subprocess.run([*s.exec_argv, s.control.node_path(name)], check=False)
+    except OSError:
+        pass  # dmsetup's child exits 127 without a word
 
 
 def targets(s: Session, args: List[str], multiple: bool) -> None:

@@ -22,10 +22,10 @@ class Field(NamedTuple):
     heading: str
     width: int
     kind: str
-    section: str  # name_, info_, deps_, splitname_
+    section: str  # name_, info_, deps_, tree_, splitname_
 
 
-# dmsetup's fields that pydmsetup can fill (no stats, no tree fields).
+# dmsetup's fields that pydmsetup can fill (no stats).
 FIELDS: Tuple[Field, ...] = (
     Field("name", "Name", 16, STR, "name_"),
     Field("mangled_name", "MangledName", 16, STR, "name_"),
@@ -46,8 +46,12 @@ FIELDS: Tuple[Field, ...] = (
     Field("segments", "Targ", 4, NUM, "info_"),
     Field("events", "Event", 6, NUM, "info_"),
     Field("device_count", "#Devs", 5, NUM, "deps_"),
+    Field("devs_used", "DevNamesUsed", 16, STR, "tree_"),
     Field("devnos_used", "DevNosUsed", 16, STR, "deps_"),
     Field("blkdevs_used", "BlkDevNamesUsed", 16, STR, "deps_"),
+    Field("device_ref_count", "#Refs", 5, NUM, "tree_"),
+    Field("names_using_dev", "RefNames", 8, STR, "tree_"),
+    Field("devnos_using_dev", "RefDevNos", 9, STR, "tree_"),
     Field("subsystem", "Subsys", 6, STR, "splitname_"),
     Field("vg_name", "VG", 4, STR, "splitname_"),
     Field("lv_name", "LV", 4, STR, "splitname_"),
