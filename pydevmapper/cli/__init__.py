@@ -58,7 +58,7 @@ def _check_switches(s) -> Optional[str]:
 
 
 def _run(s, args: List[str]) -> int:
-    from pydevmapper.cli import commands, report, texts
+    from pydevmapper.cli import commands, texts
     from pydevmapper.cli.session import Failed
 
     problem = _check_switches(s)
@@ -105,6 +105,8 @@ def _run(s, args: List[str]) -> int:
         s.counts["columns"] = 1
     opts = None
     if s.has("columns") and name not in ("help", "version") and not s.has("json"):
+        from pydevmapper.cli import report
+
         try:
             opts = _report_options(s, name)
         except report.HelpShown:
@@ -148,6 +150,8 @@ def _run(s, args: List[str]) -> int:
     if s.concise_started:
         s.write("\n")
     if opts is not None and selected_cmd is None:
+        from pydevmapper.cli import report
+
         s.write(report.format_report(opts, s.report_rows))
     if s.has("json") and s.json_rows or (s.has("json") and name in ("info", "deps", "status", "table")):
         from pydevmapper.cli import jsonout as j

@@ -9,17 +9,25 @@ query_commands (read them), udev_commands, name_commands.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, NamedTuple
+import importlib
+from typing import Callable, Dict, List, NamedTuple, Union
 
-from pydevmapper.cli import device_commands, name_commands, query_commands, udev_commands
 from pydevmapper.cli.session import Failed, Session
 
 
 class Command(NamedTuple):
-    fn: Callable
+    target: Union[str, Callable]  # "module.function" under pydevmapper.cli, imported on use
     min_args: int
     max_args: int  # -1: any
     repeatable: int  # 0 no, 1 one device per argument, 2 and -S works
+
+    @property
+    def fn(self) -> Callable:
+        if callable(self.target):
+            return self.target
+        module, _, name = self.target.rpartition(".")
+        # start-up time: a run imports only the module of its own command
+        return getattr(importlib.import_module(f"pydevmapper.cli.{module}"), name)
 
 
 def help_(s: Session, args: List[str], multiple: bool) -> None:
@@ -39,36 +47,36 @@ def not_implemented(name: str):
 
 COMMANDS: Dict[str, Command] = {
     "help": Command(help_, 0, 0, 0),
-    "create": Command(device_commands.create, 0, 2, 0),
-    "remove": Command(device_commands.remove, 0, -1, 2),
-    "remove_all": Command(device_commands.remove_all, 0, 0, 0),
-    "suspend": Command(device_commands.suspend, 0, -1, 2),
-    "resume": Command(device_commands.resume, 0, -1, 2),
-    "load": Command(device_commands.load, 0, 2, 0),
-    "clear": Command(device_commands.clear, 0, -1, 2),
-    "reload": Command(device_commands.load, 0, 2, 0),
-    "wipe_table": Command(device_commands.wipe_table, 0, -1, 2),
-    "rename": Command(device_commands.rename, 1, 2, 0),
+    "create": Command("device_commands.create", 0, 2, 0),
+    "remove": Command("device_commands.remove", 0, -1, 2),
+    "remove_all": Command("device_commands.remove_all", 0, 0, 0),
+    "suspend": Command("device_commands.suspend", 0, -1, 2),
+    "resume": Command("device_commands.resume", 0, -1, 2),
+    "load": Command("device_commands.load", 0, 2, 0),
+    "clear": Command("device_commands.clear", 0, -1, 2),
+    "reload": Command("device_commands.load", 0, 2, 0),
+    "wipe_table": Command("device_commands.wipe_table", 0, -1, 2),
+    "rename": Command("device_commands.rename", 1, 2, 0),
     "measure": Command(not_implemented("measure"), 0, -1, 2),
-    "message": Command(device_commands.message, 2, -1, 0),
-    "ls": Command(query_commands.ls, 0, 0, 0),
-    "info": Command(query_commands.info, 0, -1, 1),
-    "deps": Command(query_commands.deps, 0, -1, 2),
+    "message": Command("device_commands.message", 2, -1, 0),
+    "ls": Command("query_commands.ls", 0, 0, 0),
+    "info": Command("query_commands.info", 0, -1, 1),
+    "deps": Command("query_commands.deps", 0, -1, 2),
     "stats": Command(not_implemented("stats"), 1, -1, 1),
-    "status": Command(query_commands.status, 0, -1, 2),
-    "table": Command(query_commands.status, 0, -1, 2),
-    "wait": Command(device_commands.wait, 0, 2, 0),
-    "mknodes": Command(udev_commands.mknodes, 0, -1, 1),
-    "mangle": Command(name_commands.mangle, 0, -1, 1),
-    "udevcreatecookie": Command(udev_commands.udevcreatecookie, 0, 0, 0),
-    "udevreleasecookie": Command(udev_commands.udevreleasecookie, 0, 1, 0),
-    "udevflags": Command(udev_commands.udevflags, 1, 1, 0),
-    "udevcomplete": Command(udev_commands.udevcomplete, 1, 1, 0),
-    "udevcomplete_all": Command(udev_commands.udevcomplete_all, 0, 1, 0),
-    "udevcookies": Command(udev_commands.udevcookies, 0, 0, 0),
-    "target-version": Command(query_commands.target_version, 1, -1, 1),
-    "targets": Command(query_commands.targets, 0, 0, 0),
-    "version": Command(query_commands.version, 0, 0, 0),
-    "setgeometry": Command(device_commands.setgeometry, 5, 5, 0),
-    "splitname": Command(name_commands.splitname, 1, 2, 0),
+    "status": Command("query_commands.status", 0, -1, 2),
+    "table": Command("query_commands.status", 0, -1, 2),
+    "wait": Command("device_commands.wait", 0, 2, 0),
+    "mknodes": Command("udev_commands.mknodes", 0, -1, 1),
+    "mangle": Command("name_commands.mangle", 0, -1, 1),
+    "udevcreatecookie": Command("udev_commands.udevcreatecookie", 0, 0, 0),
+    "udevreleasecookie": Command("udev_commands.udevreleasecookie", 0, 1, 0),
+    "udevflags": Command("udev_commands.udevflags", 1, 1, 0),
+    "udevcomplete": Command("udev_commands.udevcomplete", 1, 1, 0),
+    "udevcomplete_all": Command("udev_commands.udevcomplete_all", 0, 1, 0),
+    "udevcookies": Command("udev_commands.udevcookies", 0, 0, 0),
+    "target-version": Command("query_commands.target_version", 1, -1, 1),
+    "targets": Command("query_commands.targets", 0, 0, 0),
+    "version": Command("query_commands.version", 0, 0, 0),
+    "setgeometry": Command("device_commands.setgeometry", 5, 5, 0),
+    "splitname": Command("name_commands.splitname", 1, 2, 0),
 }

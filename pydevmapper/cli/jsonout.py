@@ -23,13 +23,14 @@ JSON object followed by a newline.
 
 from __future__ import annotations
 
-import json
+from typing import Iterable, List, Optional
 
 from pydevmapper.cli.keys import hide_keys
-from typing import Iterable, List, Optional
 
 
 def dump(doc: dict) -> str:
+    import json  # only --json runs pay for it
+
     return json.dumps(doc, indent=2, sort_keys=False) + "\n"
 
 

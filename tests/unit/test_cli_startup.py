@@ -1,0 +1,68 @@
+"""pydmsetup's start-up stays lazy: `version` imports no module it does not use.
+
+Start-up time matters to scripts (each pydmsetup call is a new interpreter),
+so the modules a plain `version` run must not load are checked, not timed:
+a fresh interpreter without site (so nothing is preloaded) imports the CLI,
+runs `version` (on a host without device-mapper it fails after opening the
+control node, through the same imports) and reports what got imported.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+
+import _cffi_backend
+
+import pydevmapper
+
+REPO = os.path.dirname(os.path.dirname(pydevmapper.__file__))
+CFFI_DIR = os.path.dirname(_cffi_backend.__file__)
+
+PROBE = """
+import io, sys
+sys.path[:0] = {paths!r}
+from pydevmapper.cli import main
+sys.stdout, sys.stderr = (io.TextIOWrapper(io.BytesIO()) for _ in "12")
+try:
+    main({argv!r}, prog="dmsetup")
+finally:
+    sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+print(sorted(sys.modules))
+"""
+
+# Never needed to print versions, list or inspect devices.
+HEAVY = {"json", "asyncio", "pyroute2", "subprocess", "pathlib", "urllib", "tempfile", "shutil"}
+# pydmsetup's own modules that only other commands or options need.
+OTHER_COMMANDS = {"pydevmapper.cli.device_commands", "pydevmapper.cli.udev_commands",
+                  "pydevmapper.cli.name_commands", "pydevmapper.cli.selection",
+                  "pydevmapper.api", "pydevmapper.events", "pydevmapper.loopdev"}
+
+
+def _imported(argv):
+    code = PROBE.format(paths=[REPO, CFFI_DIR], argv=argv)
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                         timeout=60, cwd="/")
+    assert out.returncode == 0, out.stderr
+    return set(ast.literal_eval(out.stdout.splitlines()[-1]))
+
+
+def test_version_imports_nothing_heavy():
+    modules = _imported(["version"])
+    assert "pydevmapper.control" in modules  # the probe really reached the kernel call
+    top = {m.split(".")[0] for m in modules}
+    assert not HEAVY & (modules | top)
+    assert not OTHER_COMMANDS & modules
+
+
+def test_info_and_ls_import_nothing_heavy():
+    for argv in (["ls"], ["info", "no-such-device"]):
+        modules = _imported(argv)
+        assert not HEAVY & (modules | {m.split(".")[0] for m in modules}), argv
+        assert not OTHER_COMMANDS & modules, argv
+
+
+def test_json_loads_only_for_json_output():
+    assert "json" in _imported(["--json", "version"])
