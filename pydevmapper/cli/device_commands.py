@@ -17,8 +17,8 @@ from pydevmapper.cli.session import Failed, Session, atoi
 # -- tables ------------------------------------------------------------------
 
 def _read_table(s: Session, file: Optional[str]):
-    """Targets from --table, a file or stdin, parsed like dmsetup's _parse_line."""
-    from pydevmapper.table import Target
+    """Targets from --table, a file or stdin, parsed as dmsetup's _parse_line does."""
+    from pydevmapper.table import TableSyntaxError, parse_targets
 
     text = s.value("table")
     label = ""
@@ -34,19 +34,11 @@ def _read_table(s: Session, file: Optional[str]):
         else:
             text = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
             label = "on stdin"
-    targets = []
-    for lineno, line in enumerate(text.split("\n"), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        words = line.split(None, 3)
-        if len(words) < 3 or not (words[0].isdigit() and words[1].isdigit()):
-            s.error(f"Invalid format on line {lineno} of table {label}.")
-            raise Failed()
-        params = words[3] if len(words) == 4 else ""
-        params = params.split("#", 1)[0]
-        targets.append(Target(int(words[0]), int(words[1]), words[2], params))
-    return targets
+    try:
+        return parse_targets(text, strip_comments=True)
+    except TableSyntaxError as exc:
+        s.error(f"Invalid format on line {exc.lineno} of table {label}.")
+        raise Failed() from None
 
 
 def _table_of(s: Session, targets, device, devno: Optional[str] = None):
