@@ -25,6 +25,7 @@ _EXPORTS = {
     "DeviceInfo": "device", "DevNo": "device", "Name": "device", "Uuid": "device",
     "ListedDevice": "records", "TargetVersion": "records",
     "DMFlag": "flags",
+    "dependency_graph": "deptree", "DeviceGraph": "deptree", "DeviceNode": "deptree",
     "DMError": "errors", "DeviceNotFoundError": "errors", "DeviceBusyError": "errors",
     "DeviceExistsError": "errors", "DMPermissionError": "errors",
     "InvalidTableError": "errors", "UnsupportedError": "errors",
@@ -54,6 +55,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pydevmapper.api import (create_device, default_control, info, list_devices,
                                  message, reload, remove, status, table, targets, version)
     from pydevmapper.control import Control, Device, default_dev_dir
+    from pydevmapper.deptree import DeviceGraph, DeviceNode, dependency_graph
     from pydevmapper.device import DeviceInfo, DevNo, Name, Uuid
     from pydevmapper.errors import (DeviceBusyError, DeviceExistsError,
                                     DeviceMapperUnavailableError, DeviceNotFoundError,

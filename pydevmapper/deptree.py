@@ -1,7 +1,9 @@
 """Which devices use which: the dependency graph of every mapped device.
 
+    import pydevmapper as dm
+
     with dm.Control() as ctl:
-        graph = dependency_graph(ctl)
+        graph = dm.dependency_graph(ctl)
         for devno in graph.top:             # devices no mapped device uses
             print(graph[devno].name, graph.children(devno))
 

@@ -96,7 +96,7 @@ def _run(s, args: List[str]) -> int:
     s.report_rows = []
     s.json_rows = []
     s.needs_deps = False
-    s.needs_tree, s.graph = False, None
+    s.needs_tree, s.graph, s.needs_stats = False, None, False
 
     run_cmd = cmd
     selected_cmd = None
@@ -128,6 +128,7 @@ def _run(s, args: List[str]) -> int:
         s.needs_deps = any(f.section == "deps_" and (f in opts.fields or f.id in used)
                            for f in report.FIELDS)
         s.needs_tree = _report_uses(opts, "tree_")
+        s.needs_stats = _report_uses(opts, "stats_") or _report_uses(opts, "region_")
         if s.needs_tree:  # dmsetup builds the whole tree before the first row
             from pydevmapper.cli.query_commands import device_graph
 
@@ -190,7 +191,7 @@ def _run_selected(s, cmd, opts) -> None:
     failed = False
     for dev in devices:
         row = info_row(s, s.info(dev.name))
-        if opts.selection is None or opts.selection(row):
+        if row is not None and (opts.selection is None or opts.selection(row)):
             try:
                 cmd.fn(s, [dev.name], True)
             except Failed:

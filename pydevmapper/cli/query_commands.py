@@ -118,12 +118,19 @@ def info(s: Session, args: List[str], multiple: bool) -> None:
     if s.has("json"):
         s.json_rows.append(jsonout.info(dev, read_ahead(dev.major, dev.minor)))
     elif s.has("columns"):
-        s.report_rows.append(info_row(s, dev))
+        row = info_row(s, dev)
+        if row is not None:
+            s.report_rows.append(row)
     else:
         s.write(s.long_info(dev))
 
 
-def info_row(s: Session, dev) -> Dict[str, object]:
+def info_row(s: Session, dev) -> Optional[Dict[str, object]]:
+    """The -c report's row for a device; None when its statistics are asked
+    for and it has no stats regions (dmsetup then reports nothing for it)."""
+    if s.needs_stats:
+        _refuse_stats_regions(s, dev)
+        return None
     subsystem = names.uuid_prefix(dev.uuid)
     row: Dict[str, object] = {
         "name": dev.name, "mangled_name": names.mangle(dev.name),
@@ -151,6 +158,21 @@ def info_row(s: Session, dev) -> Dict[str, object]:
     if s.needs_tree:
         row.update(_tree_fields(s, dev.devno))
     return row
+
+
+def _refuse_stats_regions(s: Session, dev) -> None:
+    """Rows with statistics come from the device's regions of dmsetup's stats
+    program ("dmstats"); without regions there are none.  With regions they
+    would need the counters, which pydmsetup does not read: fail."""
+    from pydevmapper.errors import DMError
+
+    try:
+        listed = s.control.message(dev.devno, 0, "@stats_list dmstats")
+    except DMError:
+        return  # dmsetup skips a device it cannot list
+    if listed and listed.strip():
+        s.error("pydmsetup: statistics fields are not implemented")
+        raise Failed()
 
 
 def _tree_fields(s: Session, devno) -> Dict[str, object]:

@@ -22,10 +22,10 @@ class Field(NamedTuple):
     heading: str
     width: int
     kind: str
-    section: str  # name_, info_, deps_, tree_, splitname_
+    section: str  # name_, info_, deps_, tree_, splitname_, stats_, region_
 
 
-# dmsetup's fields that pydmsetup can fill (no stats).
+# dmsetup's fields, in its order.
 FIELDS: Tuple[Field, ...] = (
     Field("name", "Name", 16, STR, "name_"),
     Field("mangled_name", "MangledName", 16, STR, "name_"),
@@ -56,6 +56,60 @@ FIELDS: Tuple[Field, ...] = (
     Field("vg_name", "VG", 4, STR, "splitname_"),
     Field("lv_name", "LV", 4, STR, "splitname_"),
     Field("lv_layer", "LVLayer", 7, STR, "splitname_"),
+    # Statistics: rows come from a device's stats regions (program id
+    # "dmstats"); pydmsetup reads no counters, so a device with regions fails.
+    Field("read_count", "#Reads", 6, NUM, "stats_"),
+    Field("reads_merged_count", "#RdMrgs", 7, NUM, "stats_"),
+    Field("read_sector_count", "#RdSectors", 10, NUM, "stats_"),
+    Field("read_time", "AccRdTime", 11, NUM, "stats_"),
+    Field("write_count", "#Writes", 7, NUM, "stats_"),
+    Field("writes_merged_count", "#WrMrgs", 7, NUM, "stats_"),
+    Field("write_sector_count", "#WrSectors", 10, NUM, "stats_"),
+    Field("write_time", "AccWrTime", 11, NUM, "stats_"),
+    Field("in_progress_count", "#InProg", 7, NUM, "stats_"),
+    Field("io_ticks", "IoTicks", 7, NUM, "stats_"),
+    Field("queue_ticks", "QueueTicks", 10, NUM, "stats_"),
+    Field("read_ticks", "RdTicks", 7, NUM, "stats_"),
+    Field("write_ticks", "WrTicks", 7, NUM, "stats_"),
+    Field("reads_merged_per_sec", "RMrg/s", 6, NUM, "stats_"),
+    Field("writes_merged_per_sec", "WMrg/s", 6, NUM, "stats_"),
+    Field("reads_per_sec", "R/s", 3, NUM, "stats_"),
+    Field("writes_per_sec", "W/s", 3, NUM, "stats_"),
+    Field("read_size_per_sec", "RSz/s", 5, NUM, "stats_"),
+    Field("write_size_per_sec", "WSz/s", 5, NUM, "stats_"),
+    Field("avg_request_size", "AvgRqSz", 7, NUM, "stats_"),
+    Field("queue_size", "QSize", 5, NUM, "stats_"),
+    Field("await", "AWait", 5, NUM, "stats_"),
+    Field("read_await", "RdAWait", 7, NUM, "stats_"),
+    Field("write_await", "WrAWait", 7, NUM, "stats_"),
+    Field("throughput", "Throughput", 10, NUM, "stats_"),
+    Field("service_time", "SvcTm", 5, NUM, "stats_"),
+    Field("util", "Util%", 5, NUM, "stats_"),
+    Field("hist_count", "Histogram Counts", 16, STR, "stats_"),
+    Field("hist_count_bounds", "Histogram Counts", 16, STR, "stats_"),
+    Field("hist_count_ranges", "Histogram Counts", 16, STR, "stats_"),
+    Field("hist_percent", "Histogram%", 10, STR, "stats_"),
+    Field("hist_percent_bounds", "Histogram%", 10, STR, "stats_"),
+    Field("hist_percent_ranges", "Histogram%", 10, STR, "stats_"),
+    Field("interval_ns", "IntervalNs", 10, NUM, "stats_"),
+    Field("interval", "Interval", 8, NUM, "stats_"),
+    Field("region_id", "RgID", 4, NUM, "region_"),
+    Field("region_start", "RgStart", 7, NUM, "region_"),
+    Field("region_len", "RgSize", 6, NUM, "region_"),
+    Field("area_id", "ArID", 4, NUM, "region_"),
+    Field("area_start", "ArStart", 7, NUM, "region_"),
+    Field("area_len", "ArSize", 6, NUM, "region_"),
+    Field("area_offset", "ArOff", 5, NUM, "region_"),
+    Field("area_count", "#Areas", 6, NUM, "region_"),
+    Field("group_id", "GrpID", 5, NUM, "region_"),
+    Field("program_id", "ProgID", 6, STR, "region_"),
+    Field("user_data", "UserData", 8, STR, "region_"),
+    Field("precise", "Precise", 7, STR, "region_"),
+    Field("hist_bins", "#Bins", 9, STR, "region_"),
+    Field("hist_bounds", "Histogram Bounds", 16, STR, "region_"),
+    Field("hist_ranges", "Histogram Ranges", 16, STR, "region_"),
+    Field("stats_name", "Name", 16, STR, "region_"),
+    Field("obj_type", "ObjType", 7, STR, "region_"),
     # libdm's implicit field: 1 when the row passes -S (rows that fail are then shown too)
     Field("selected", "Selected", 8, NUM, ""),
 )
@@ -92,6 +146,8 @@ def parse_fields(spec: str, prefix: str, err: Callable[[str], None]) -> List[Fie
             raise HelpShown()
         canon = word.replace("_", "").lower()
         section = [f for f in FIELDS if f.section and canon == f.section.replace("_", "") + "all"]
+        if canon == "all":  # every section, or the command's own
+            section = [f for f in FIELDS if f.section and f.section.startswith(prefix)]
         if section:
             chosen += section
             continue

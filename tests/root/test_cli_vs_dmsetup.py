@@ -412,24 +412,62 @@ def test_udev_cookie_commands_in_guest():
 
 # -- ls --tree, ls --exec and the tree report fields, on a real stack -----------
 # top and other use mid; mid uses base and a loop; base and stripe share a loop;
-# a read-only zero device, a suspended one, and one whose name outruns 80 columns.
+# a read-only zero device, a suspended one, and one whose name outruns 80
+# columns.  Built once for the module (under emulation each build is slow);
+# these tests only read it.
 
-@pytest.fixture
-def stack(make_device, make_loop, dm_control, dm_name):
-    l1, l2, l3 = make_loop(8), make_loop(8), make_loop(8)
-    base = make_device(f"0 8192 linear {l1.path} 0")
-    mid = make_device(f"0 4096 linear {base.devno} 0\n4096 4096 linear {l3.path} 0",
-                      uuid="PYDMT-tree-mid")
-    top = make_device(f"0 4096 linear {mid.devno} 0")
-    other = make_device(f"0 4096 linear {mid.devno} 4096")
-    stripe = make_device(f"0 8192 striped 2 8 {l1.path} 8192 {l2.path} 0")
-    ro = make_device("0 64 zero", readonly=True)
-    held = make_device("0 64 zero", uuid="PYDMT-tree-held")
-    dm_control.suspend(held.devno)
-    long = make_device(f"0 1024 linear {top.devno} 0", name=(dm_name + "-" + "x" * 100)[:127])
-    yield {"base": base.name, "mid": mid.name, "top": top.name, "other": other.name,
-           "stripe": stripe.name, "ro": ro.name, "held": held.name, "long": long.name}
-    dm_control.resume(held.devno)
+def test_tree_with_no_devices_reports_none(dm_control):
+    """Both tools say "No devices found" (twice for a tree report) on an empty kernel."""
+    if dm_control.list_devices():
+        pytest.skip("other devices exist in this kernel")
+    for args in (["ls", "--tree"], ["info", "-c", "-o", "name,names_using_dev"]):
+        same(args)
+
+
+@pytest.fixture(scope="module")
+def stack(dm_control, dm_prefix, tmp_path_factory):
+    from pydevmapper import loopdev
+    from pydevmapper.errors import DeviceNotFoundError
+
+    loops, made, suspended = [], [], []
+
+    def loop():
+        path = tmp_path_factory.mktemp("tree") / "loop.img"
+        with open(path, "wb") as f:
+            f.truncate(8 << 20)
+        loops.append(loopdev.attach(str(path)))
+        return loops[-1]
+
+    def device(tag, table, **kwargs):
+        made.append(dm_control.create_device(f"{dm_prefix}tree-{tag}"[:127], table, **kwargs))
+        return made[-1]
+
+    try:
+        l1, l2, l3 = loop(), loop(), loop()
+        base = device("base", f"0 8192 linear {l1.path} 0")
+        mid = device("mid", f"0 4096 linear {base.devno} 0\n4096 4096 linear {l3.path} 0",
+                     uuid="PYDMT-tree-mid")
+        top = device("top", f"0 4096 linear {mid.devno} 0")
+        other = device("other", f"0 4096 linear {mid.devno} 4096")
+        stripe = device("stripe", f"0 8192 striped 2 8 {l1.path} 8192 {l2.path} 0")
+        ro = device("ro", "0 64 zero", readonly=True)
+        held = device("held", "0 64 zero", uuid="PYDMT-tree-held")
+        dm_control.suspend(held.devno)
+        suspended.append(held)
+        long = device("long-" + "x" * 110, f"0 1024 linear {top.devno} 0")
+        yield {"base": base.name, "mid": mid.name, "top": top.name, "other": other.name,
+               "stripe": stripe.name, "ro": ro.name, "held": held.name, "long": long.name}
+    finally:
+        for dev in suspended:
+            dm_control.resume(dev.devno)
+        for dev in reversed(made):
+            try:
+                dm_control.remove(dev.devno, retry=30.0)
+            except DeviceNotFoundError:
+                pass
+        for lo in reversed(loops):
+            lo.detach()
+            os.unlink(lo.backing_file)
 
 
 TREE_CASES = [
@@ -457,6 +495,9 @@ TREE_CASES = [
     ["info", "-c", "--noheadings", "-o", "devs_used", "{mid}"],
     ["info", "-c", "-o", "names_using_dev", "nonexistent-pydmt"],
     ["deps", "{stripe}"], ["deps", "-o", "devname", "{mid}"],
+    # statistics fields: no device has stats regions, so no rows
+    ["info", "-c", "-o", "read_count"], ["info", "-c", "-o", "all"],
+    ["info", "-c", "-o", "name,stats_all,region_all", "{mid}"], ["info", "-c", "-o", "interval_ns", "{ro}"],
     # --exec
     ["ls", "--exec", "echo hi"], ["ls", "--exec", "echo  hi\tthere", "-v"],
     ["ls", "--target", "striped", "--exec", "stat -c %t:%T"], ["ls", "--exec", ""],
@@ -478,10 +519,3 @@ def test_tree_ascii_in_the_c_locale(stack):
         py = subprocess.run(PY + ["ls", "--tree"], capture_output=True, env=env, timeout=120)
         assert (py.returncode, py.stdout, py.stderr) == (dm.returncode, dm.stdout, dm.stderr)
 
-
-def test_tree_with_no_devices_reports_none(dm_control):
-    """Both tools say "No devices found" (twice for a tree report) on an empty kernel."""
-    if dm_control.list_devices():
-        pytest.skip("other devices exist in this kernel")
-    for args in (["ls", "--tree"], ["info", "-c", "-o", "name,names_using_dev"]):
-        same(args)
