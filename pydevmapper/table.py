@@ -7,7 +7,7 @@ parsing.  ``Table.parse(str(table)) == table`` for every valid table.
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, List, NamedTuple, Sequence, Tuple, Union, overload
+from typing import Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union, overload
 
 from pydevmapper import validate
 from pydevmapper.errors import ValidationError
@@ -52,33 +52,85 @@ class TableSyntaxError(ValidationError):
         self.lineno = lineno
 
 
-def parse_targets(text: str, *, strip_comments: bool = False) -> List[Target]:
+def parse_targets(text: str, *, dmsetup: bool = False) -> List[Target]:
     """The targets of dmsetup table text, checked for syntax only.
 
     Blank lines and lines starting with ``#`` are skipped.  Lines end at
     "\n" only, as for dmsetup: splitlines() would also split at \v, \f,
-    \x1c-\x1e, \x85 and \u2028, which parameters may hold.
-    ``strip_comments``: drop a ``#`` and what follows from the parameters,
-    as ``dmsetup create``/``load`` do (``Table.parse`` keeps them: the
-    kernel receives parameters as written).  Numbers are ASCII digits only,
-    as dmsetup's sscanf takes them (int() would accept "+5" and "5_0").
+    \x1c-\x1e, \x85 and \u2028, which parameters may hold.  Numbers are
+    ASCII digits only (int() would also take "+5", "5_0" and other scripts'
+    digits).
+
+    ``dmsetup=True`` reads lines exactly as ``dmsetup create``/``load`` do,
+    for scripts that feed it the same files: the fields are read with
+    ``sscanf("%llu %llu %s %n")`` and a ``#`` ends the parameters (the
+    default keeps parameters as written: the kernel receives them so).
     """
     targets = []
     for lineno, line in enumerate(text.split("\n"), 1):
-        stripped = line.strip()
+        stripped = line.strip(_C_SPACE) if dmsetup else line.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        fields = stripped.split(None, 3)
-        if len(fields) < 3:
-            raise TableSyntaxError(lineno, line, "expected '<start> <length> <type> [params]'")
-        for word, what in ((fields[0], "start"), (fields[1], "length")):
-            if not (word.isdigit() and word.isascii()):
-                raise TableSyntaxError(lineno, line, f"{what} {word!r} is not a non-negative integer")
-        params = fields[3] if len(fields) == 4 else ""
-        if strip_comments:
+        if dmsetup:
+            fields = _scan_dmsetup_line(stripped)
+            if fields is None:
+                raise TableSyntaxError(lineno, line, "expected '<start> <length> <type> [params]'")
+            start, length, ttype, params = fields
             params = params.split("#", 1)[0]
-        targets.append(Target(int(fields[0]), int(fields[1]), fields[2], params))
+        else:
+            words = stripped.split(None, 3)
+            if len(words) < 3:
+                raise TableSyntaxError(lineno, line, "expected '<start> <length> <type> [params]'")
+            for word, what in ((words[0], "start"), (words[1], "length")):
+                if not (word.isdigit() and word.isascii()):
+                    raise TableSyntaxError(lineno, line, f"{what} {word!r} is not a non-negative integer")
+            start, length, ttype = int(words[0]), int(words[1]), words[2]
+            params = words[3] if len(words) == 4 else ""
+        targets.append(Target(start, length, ttype, params))
     return targets
+
+
+# C's isspace() in the C locale.
+_C_SPACE = " \t\n\v\f\r"
+_ULLONG_MAX = (1 << 64) - 1
+
+
+def _scan_dmsetup_line(line: str) -> Optional[Tuple[int, int, str, str]]:
+    """``sscanf(line, "%llu %llu %s %n")`` as glibc runs it, or None if it
+    converts fewer than three fields.
+
+    So "+8" is 8, "-8" wraps to 2**64 - 8 (strtoull), an overflow saturates,
+    and "10 5x zero" is start 10, length 5, type "x" (fields may touch).
+    """
+    pos, n = 0, len(line)
+    numbers = []
+    for _ in range(2):
+        while pos < n and line[pos] in _C_SPACE:
+            pos += 1
+        digits_at = pos + 1 if pos < n and line[pos] in "+-" else pos
+        end = digits_at
+        while end < n and "0" <= line[end] <= "9":
+            end += 1
+        if end == digits_at:
+            return None
+        value = int(line[digits_at:end])
+        if value > _ULLONG_MAX:
+            value = _ULLONG_MAX  # ERANGE, whatever the sign
+        elif line[pos] == "-":
+            value = -value % (1 << 64)
+        numbers.append(value)
+        pos = end
+    while pos < n and line[pos] in _C_SPACE:
+        pos += 1
+    type_at = pos
+    while pos < n and line[pos] not in _C_SPACE:
+        pos += 1
+    if pos == type_at:
+        return None
+    ttype = line[type_at:pos]
+    while pos < n and line[pos] in _C_SPACE:
+        pos += 1
+    return numbers[0], numbers[1], ttype, line[pos:]
 
 
 def _normalised(target: Target) -> Target:

@@ -35,7 +35,7 @@ def _read_table(s: Session, file: Optional[str]):
             text = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
             label = "on stdin"
     try:
-        return parse_targets(text, strip_comments=True)
+        return parse_targets(text, dmsetup=True)
     except TableSyntaxError as exc:
         s.error(f"Invalid format on line {exc.lineno} of table {label}.")
         raise Failed() from None

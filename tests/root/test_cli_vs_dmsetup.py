@@ -201,6 +201,14 @@ def test_create_remove_roundtrip(dm_control, dm_name, loop_device):
     same(["create", dm_name, "--table", "0 100 nosuchtarget"], reset=reset)
     same(["create", dm_name, "--table", "0 100 linear /dev/nonexistent 0"], reset=reset)
     same(["create", dm_name, "--table", "x y z"], reset=reset)
+    # Comments after the parameters, a gap (the kernel's refusal), a bad
+    # third line on stdin: one parser, the API's parse_targets, for all.
+    same(["create", dm_name, "--table", "0 100 zero # no parameters"], reset=reset)
+    same(["create", dm_name], stdin=b"0 100 zero\n200 8 zero\n", reset=reset)
+    same(["create", dm_name], stdin=b"0 100 zero\n\n100 +8 zero\n", reset=reset)
+    same(["create", dm_name], stdin=b"0 100 zero\n100 5x zero\n", reset=reset)
+    same(["create", dm_name], stdin=b"0 -8 zero\n", reset=reset)
+    same(["create", dm_name], stdin=b"0 100 zero\n100\n", reset=reset)
     same(["create", "--concise", f"{dm_name},,,ro,0 100 zero,100 8 error"], reset=reset)
     _gone(dm_control, dm_name)
 

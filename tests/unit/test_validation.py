@@ -288,7 +288,28 @@ def test_parse_targets_checks_syntax_only_and_names_the_line():
     assert isinstance(exc.value, ValidationError)
 
 
-def test_parse_targets_strips_comments_as_dmsetup_create_does():
+def test_parse_targets_dmsetup_mode_strips_comments():
     text = "0 10 linear 7:0 0 # the loop device\n"
-    assert parse_targets(text, strip_comments=True) == [Target(0, 10, "linear", "7:0 0 ")]
+    assert parse_targets(text, dmsetup=True) == [Target(0, 10, "linear", "7:0 0 ")]
     assert Table.parse(text)[0].params == "7:0 0 # the loop device"
+
+
+@pytest.mark.parametrize(
+    "line, target",
+    [
+        # glibc's sscanf("%llu %llu %s %n"), as dmsetup reads a line
+        ("0 +8 zero", Target(0, 8, "zero", "")),
+        ("0 -8 zero", Target(0, (1 << 64) - 8, "zero", "")),  # strtoull wraps
+        ("0 99999999999999999999 zero", Target(0, (1 << 64) - 1, "zero", "")),  # saturates
+        ("10 5x zero", Target(10, 5, "x", "zero")),  # fields may touch
+        ("0\t8\vzero  a  b ", Target(0, 8, "zero", "a  b")),
+    ],
+)
+def test_parse_targets_dmsetup_mode_reads_like_sscanf(line, target):
+    assert parse_targets(line, dmsetup=True) == [target]
+
+
+@pytest.mark.parametrize("line", ["0 10", "x 10 zero", "0 + zero", "0x10 10 zero"])
+def test_parse_targets_dmsetup_mode_refuses_what_sscanf_refuses(line):
+    with pytest.raises(TableSyntaxError):
+        parse_targets(line, dmsetup=True)
