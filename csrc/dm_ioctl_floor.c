@@ -38,7 +38,8 @@
 #include <linux/dm-ioctl.h>
 
 #define CONTROL_PATH "/dev/mapper/control"
-#define INITIAL_BUFFER_SIZE (16 * 1024)
+/* As pydevmapper's first buffer: up to 8 KiB the kernel's copy is a slab allocation. */
+#define INITIAL_BUFFER_SIZE (8 * 1024)
 
 /*
  * udev flags from libdevmapper.h (userspace convention, not kernel ABI):

@@ -91,7 +91,12 @@ _LIST_EVENT_NR = (4, 37, 0)
 _LIST_UUID = (4, 45, 0)
 _IMA = (4, 45, 0)
 
-_INITIAL_REPLY_SIZE = 16 * 1024
+# The whole buffer, header included, for commands that answer with records.
+# The kernel allocates data_size bytes and copies them in on every call:
+# up to 8 KiB that is a slab allocation (KMALLOC_MAX_CACHE_SIZE); above,
+# pages, or vmalloc when memory is fragmented (0.1-0.4 ms under TCG).
+# Tables, statuses and most messages fit; listings grow once, remembered.
+_INITIAL_REPLY_SIZE = 8 * 1024
 # Growth stops here: a reply this large means something is wrong.
 _MAX_BUFFER_SIZE = 256 * 1024 * 1024
 
@@ -725,11 +730,13 @@ class Control:
                 reply_size: int = _INITIAL_REPLY_SIZE) -> Optional[str]:
         """DM_TARGET_MSG to the target at ``sector``; returns its answer, if any.
 
-        A message is never re-sent (it may not be idempotent), so a reply
-        larger than ``reply_size`` bytes raises ENOBUFS; ask again with more
-        (e.g. for dm-stats' ``@stats_print`` on a large region list).  The
-        kernel copies the whole buffer in and allocates as much, so the
-        default is the size every other command starts with.
+        A message is never re-sent (it may not be idempotent), so an answer
+        that does not fit a ``reply_size``-byte buffer (the 312-byte header
+        included) raises ENOBUFS; ask again with more (e.g. for dm-stats'
+        ``@stats_print`` on a large region list).
+
+        The kernel allocates and copies in the whole buffer, so the default
+        stays small (see ``_INITIAL_REPLY_SIZE``).
         """
         check_id(device)
         validate.sector_count(sector, "message sector")
@@ -738,10 +745,10 @@ class Control:
             raise ValidationError("message must not be empty")
         payload = records.encode_message(sector, raw)
         reply = self._ioctl(TARGET_MSG, device, payload=payload, retry_full=False,
-                            min_size=HEADER_SIZE + max(reply_size, len(payload)))
+                            min_size=max(reply_size, HEADER_SIZE + len(payload)))
         if reply.flags & _BUFFER_FULL:
             raise DMError(errno.ENOBUFS, TARGET_MSG.name, describe(device), None,
-                          f"the target's answer is larger than {reply_size} bytes")
+                          f"the target's answer does not fit a {reply_size}-byte buffer")
         if reply.flags & _DATA_OUT:
             return reply.data.partition(b"\0")[0].decode("utf-8", "surrogateescape")
         return None

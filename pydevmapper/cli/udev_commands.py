@@ -16,9 +16,14 @@ from pydevmapper.cli.session import Failed, Session
 
 
 def mknodes(s: Session, args: List[str], multiple: bool) -> None:
-    # The kernel and udev keep /dev/mapper; pydmsetup only checks the device.
+    # As libdm's DM_DEVICE_MKNODES: /dev/mapper made to match the kernel
+    # (udev's correct symlinks are left alone), or just the one device's entry.
     if args or s.has("uuid") or s.has("major"):
-        s.info(s.device(args[0] if args else None))
+        info = s.info(s.device(args[0] if args else None))
+        if info is not None:
+            s.call("mknodes", info.name, s.control.sync_node, info.name)
+    else:
+        s.call("mknodes", None, s.control.sync_nodes)
 
 
 def _cookie(s: Session, text: str) -> int:

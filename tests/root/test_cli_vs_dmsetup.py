@@ -22,15 +22,19 @@ PY = [sys.executable, "-c",
       "import sys; from pydevmapper.cli import main; sys.exit(main(prog='dmsetup'))"]
 
 
-def _run(tool, args, stdin=b""):
+NOBODY = 65534
+
+
+def _run(tool, args, stdin=b"", unprivileged=False):
     if tool == "py":
-        return _forked_main(["--noudevsync", *args], stdin)
+        return _forked_main(["--noudevsync", *args], stdin, unprivileged)
+    ids = dict(user=NOBODY, group=NOBODY, extra_groups=[]) if unprivileged else {}
     p = subprocess.run(["dmsetup", "--noudevsync", *args], input=stdin,
-                       capture_output=True, timeout=60)
+                       capture_output=True, timeout=60, **ids)
     return p.returncode, p.stdout, p.stderr
 
 
-def _forked_main(argv, stdin=b""):
+def _forked_main(argv, stdin=b"", unprivileged=False):
     """pydmsetup's main() in a forked child, on real descriptors 0, 1 and 2.
 
     The bytes and exit status are what a separate process gives, without
@@ -53,6 +57,10 @@ def _forked_main(argv, stdin=b""):
             try:
                 for fd, f in ((0, fin), (1, fout), (2, ferr)):
                     os.dup2(f.fileno(), fd)
+                if unprivileged:
+                    os.setgroups([])
+                    os.setgid(NOBODY)
+                    os.setuid(NOBODY)
                 text = dict(encoding="utf-8", errors="surrogateescape", write_through=True)
                 sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)),
                                              encoding="utf-8", errors="surrogateescape")
@@ -75,14 +83,14 @@ def _forked_main(argv, stdin=b""):
         return os.waitstatus_to_exitcode(status), fout.read(), ferr.read()
 
 
-def same(args, stdin=b"", reset=None):
+def same(args, stdin=b"", reset=None, unprivileged=False):
     """Run both tools; ``reset`` rebuilds the starting state before each run."""
     if reset:
         reset()
-    dm = _run("dm", args, stdin)
+    dm = _run("dm", args, stdin, unprivileged)
     if reset:
         reset()
-    py = _run("py", args, stdin)
+    py = _run("py", args, stdin, unprivileged)
     assert py[1].decode(errors="replace") == dm[1].decode(errors="replace"), args
     assert py[2].decode(errors="replace") == dm[2].decode(errors="replace"), args
     assert py[0] == dm[0], args
@@ -245,6 +253,27 @@ def test_state_changes(dm_control, dm_name):
         same(args, reset=fresh)
     _gone(dm_control, dm_name)
     _gone(dm_control, dm_name + "-new")
+
+
+@pytest.mark.parametrize("args", [
+    ["ls"], ["info"], ["info", "{z}"], ["table", "{z}"], ["status"], ["deps", "{z}"],
+    ["create", "{new}", "--table", "0 8 zero"], ["remove", "{z}"], ["suspend", "{z}"],
+    ["message", "{z}", "0", "hello"], ["targets"], ["mknodes"],
+])
+def test_not_root(args, dm_control, dm_name, zero_dev):
+    # Both open /dev/mapper/control as nobody and fail the same way; the
+    # kernel (CAP_SYS_ADMIN) decides, and nothing changes.
+    argv = [a.format(z=zero_dev.name, new=dm_name) for a in args]
+    same(argv, unprivileged=True)
+    assert not dm_control.exists(dm_name)
+    assert not dm_control.info(zero_dev.name).suspended
+
+
+def test_mknodes_restores_a_missing_entry(zero_dev):
+    path = f"/dev/mapper/{zero_dev.name}"
+    os.unlink(path)
+    assert _run("py", ["mknodes"]) == (0, b"", b"")
+    assert os.stat(path).st_rdev == os.makedev(*zero_dev.info().devno)
 
 
 def test_busy_device(dm_control, dm_name):

@@ -417,7 +417,7 @@ def test_message_answer(kernel, ctl):
     [call] = kernel.of("DM_TARGET_MSG")
     assert call.payload[:8] == struct.pack("<Q", 16)
     assert call.payload[8:19] == b"stats_list\0"
-    assert call.data_size == 312 + 16 * 1024  # the default reply_size
+    assert call.data_size == 8 * 1024  # the default reply_size, header included
 
 
 def test_message_without_answer_is_none(kernel, ctl):
@@ -451,12 +451,12 @@ def name_list_data(names) -> bytes:
 def test_list_devices_grows_buffer_then_remembers_size(kernel, ctl):
     names = [f"device-{i:05d}-" + "x" * 60 for i in range(1000)]
     data = name_list_data(names)
-    assert len(data) > 64 * 1024  # needs 16K -> 32K -> 64K -> 128K
+    assert len(data) > 64 * 1024  # needs 8K -> 16K -> 32K -> 64K -> 128K
     kernel.handlers["DM_LIST_DEVICES"] = lambda c, hdr, buf: put_data(hdr, buf, data)
 
     devices = ctl.list_devices()
     sizes = [c.data_size for c in kernel.of("DM_LIST_DEVICES")]
-    assert sizes == [16384, 32768, 65536, 131072]
+    assert sizes == [8192, 16384, 32768, 65536, 131072]
     assert len(devices) == 1000
     assert devices[0] == ListedDevice(names[0], 253, 0, 0, "uuid-0")
     assert devices[999] == ListedDevice(names[999], 253, 999, 999, "uuid-999")
@@ -471,7 +471,7 @@ def test_size_hint_is_per_command(kernel, ctl):
     kernel.handlers["DM_LIST_DEVICES"] = lambda c, hdr, buf: put_data(hdr, buf, big)
     ctl.list_devices()
     ctl.targets()
-    assert kernel.of("DM_LIST_VERSIONS")[0].data_size == 16384
+    assert kernel.of("DM_LIST_VERSIONS")[0].data_size == 8192
 
 
 def test_list_devices_asks_for_uuids_on_new_kernels(kernel, ctl):
@@ -511,7 +511,7 @@ def test_buffer_growth_stops_at_the_limit(kernel, ctl, monkeypatch):
         ctl.targets()
     assert info.value.errno == errno.ENOBUFS
     assert info.value.command == "DM_LIST_VERSIONS"
-    assert [c.data_size for c in kernel.of("DM_LIST_VERSIONS")] == [16384, 32768, 65536]
+    assert [c.data_size for c in kernel.of("DM_LIST_VERSIONS")] == [8192, 16384, 32768, 65536]
 
 
 def test_target_msg_is_never_resent_on_buffer_full(kernel, ctl):
@@ -524,12 +524,19 @@ def test_target_msg_is_never_resent_on_buffer_full(kernel, ctl):
     assert info.value.command == "DM_TARGET_MSG"
     assert info.value.device == "vol"
     [call] = kernel.of("DM_TARGET_MSG")
-    assert call.data_size >= 312 + 1024
+    assert call.data_size == 1024
 
 
 def test_target_msg_reply_size_sets_the_buffer(kernel, ctl):
     ctl.message("vol", 0, "hello", reply_size=1 << 20)
-    assert kernel.of("DM_TARGET_MSG")[0].data_size == 312 + (1 << 20)
+    assert kernel.of("DM_TARGET_MSG")[0].data_size == 1 << 20  # header included
+
+
+def test_target_msg_buffer_always_holds_the_message(kernel, ctl):
+    ctl.message("vol", 0, "x" * 2000, reply_size=1024)
+    [call] = kernel.of("DM_TARGET_MSG")
+    # sector (8) + message + NUL, padded to 8: 2016
+    assert call.data_size == 312 + 2016 and call.payload[8:2009] == b"x" * 2000 + b"\0"
 
 
 # -- failures -------------------------------------------------------------------------
