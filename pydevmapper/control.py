@@ -36,7 +36,7 @@ from pydevmapper.errors import (
 from pydevmapper.flags import STATE_FLAGS, DMFlag
 from pydevmapper.nodes import NodeDir, Reconciled
 from pydevmapper.records import ListedDevice, TargetVersion
-from pydevmapper.table import Table, Target, TargetStatus, as_table
+from pydevmapper.table import Table, TargetStatus, as_table
 
 Version = Tuple[int, int, int]
 
@@ -182,6 +182,8 @@ class Control:
                  udev_transaction: Optional[udev.Transaction] = None,
                  udev_rules: bool = True) -> None:
         self.dev_dir = dev_dir or default_dev_dir()
+        # udev populates /dev only; resolved once, not per create or remove.
+        self._dev_dir_is_udevs = os.path.realpath(self.dev_dir) == "/dev"
         self.path = path or os.path.join(self.dev_dir, "mapper", "control")
         try:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
@@ -514,8 +516,7 @@ class Control:
         return info
 
     def _udev_manages_nodes(self) -> bool:
-        return (self.udev_sync and self.udev_rules
-                and os.path.realpath(self.dev_dir) == "/dev")
+        return self.udev_sync and self.udev_rules and self._dev_dir_is_udevs
 
     def _library_nodes(self) -> bool:
         """After resume, rename and remove, the library checks the node: not

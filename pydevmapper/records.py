@@ -31,13 +31,20 @@ def _reader(ctype: str, member: str) -> Tuple[Callable[[bytes, int], tuple], int
     which matters when listing thousands of devices.
     """
     field = dict(ffi.typeof(ctype).fields)[member]
-    ftype, count = field.type, 1
-    if ftype.kind == "array":
-        ftype, count = ftype.item, ftype.length
+    return struct.Struct("=" + _int_format(*_element(field))).unpack_from, field.offset
+
+
+def _element(field) -> Tuple[object, int]:  # type: ignore[no-untyped-def]
+    """A member's element type and count (1 unless it is an array)."""
+    if field.type.kind == "array":
+        return field.type.item, field.type.length
+    return field.type, 1
+
+
+def _int_format(ftype, count: int) -> str:  # type: ignore[no-untyped-def]
+    """struct format for ``count`` integers of a cffi type, width and sign from the binding."""
     code = _INT_CODES[ffi.sizeof(ftype)]
-    if ftype.cname.startswith("uint") or ftype.cname.startswith("unsigned"):
-        code = code.upper()
-    return struct.Struct(f"={count}{code}").unpack_from, field.offset
+    return f"{count}{code.upper() if ftype.cname.startswith(('uint', 'unsigned')) else code}"
 
 
 def _record_struct(ctype: str, skip: Tuple[str, ...] = ()) -> Tuple[struct.Struct, Tuple[str, ...]]:
@@ -53,17 +60,14 @@ def _record_struct(ctype: str, skip: Tuple[str, ...] = ()) -> Tuple[struct.Struc
     for member, field in ffi.typeof(ctype).fields:
         if field.offset > at:
             fmt += f"{field.offset - at}x"
-        ftype, count = field.type, 1
-        if ftype.kind == "array":
-            ftype, count = ftype.item, ftype.length
+        ftype, count = _element(field)
         if member in skip:
             fmt += f"{ffi.sizeof(field.type)}x"
         elif ftype.cname == "char":
             fmt += f"{count}s"
             names.append(member)
         else:
-            code = _INT_CODES[ffi.sizeof(ftype)]
-            fmt += f"{count}{code.upper() if ftype.cname.startswith(('uint', 'unsigned')) else code}"
+            fmt += _int_format(ftype, count)
             names += [member] * count
         at = field.offset + ffi.sizeof(field.type)
     size = ffi.sizeof(ctype)
@@ -103,9 +107,10 @@ SPEC_SIZE: int = ffi.sizeof("struct dm_target_spec")
 _NAME_LIST_NAME: int = lib.PYDM_OFFSETOF_NAME_LIST_NAME
 _VERSIONS_NAME: int = lib.PYDM_OFFSETOF_VERSIONS_NAME
 _DEPS_DEV: int = lib.PYDM_OFFSETOF_DEPS_DEV
-_MSG_MESSAGE: int = lib.PYDM_OFFSETOF_MSG_MESSAGE
 _MSG_SECTOR, _fields = _record_struct("struct dm_target_msg")
 _expect("struct dm_target_msg", _fields, ("sector",))
+if _MSG_SECTOR.size != lib.PYDM_OFFSETOF_MSG_MESSAGE:  # pragma: no cover
+    raise ImportError("struct dm_target_msg: the message does not follow the sector")
 
 
 # Builds a namedtuple without its Python-level __new__ (a frame per record).
