@@ -104,7 +104,10 @@ _pack_header = records.HEADER.pack_into
 _unpack_header = records.HEADER.unpack_from
 _BUFFER_FULL = lib.DM_BUFFER_FULL_FLAG
 _SECURE_DATA = lib.DM_SECURE_DATA_FLAG
-# Plain ints on hot paths: IntFlag arithmetic costs microseconds.
+# Flags are plain ints (lib.DM_*) everywhere in this module: every | or &
+# on an IntFlag runs enum's Python code, which costs microseconds when hot
+# and far more when cold, between the ioctls of a create or remove under
+# emulation.  Only the DeviceInfo handed out carries a DMFlag.
 _ACTIVE_PRESENT = lib.DM_ACTIVE_PRESENT_FLAG
 _INACTIVE_PRESENT = lib.DM_INACTIVE_PRESENT_FLAG
 _STATUS_TABLE = lib.DM_STATUS_TABLE_FLAG
@@ -374,12 +377,12 @@ class Control:
             except BaseException:
                 tx.leave()
                 raise
-            if not reply.flags & DMFlag.UEVENT_GENERATED:
+            if not reply.flags & lib.DM_UEVENT_GENERATED_FLAG:
                 tx.leave()
             return reply
         with udev.cookie(flags) as ck:
             reply = self._ioctl(cmd, device, event_nr=ck.value, **kwargs)
-            if reply.flags & DMFlag.UEVENT_GENERATED:
+            if reply.flags & lib.DM_UEVENT_GENERATED_FLAG:
                 ck.wait(self.udev_timeout, cmd.name, describe(device))
             return reply
 
@@ -437,7 +440,7 @@ class Control:
         flags = 0
         if deferred:
             self._require(_DEFERRED_REMOVE, "deferred remove")
-            flags = DMFlag.DEFERRED_REMOVE
+            flags = lib.DM_DEFERRED_REMOVE
         self._ioctl(REMOVE_ALL, flags=flags)
         if self._real:
             # The kernel raised cookie-less uevents; drop what is now stale.
@@ -456,7 +459,7 @@ class Control:
         """
         flags = 0
         if uuids and self.supports(_LIST_UUID):
-            flags |= DMFlag.UUID
+            flags |= lib.DM_UUID_FLAG
         name = b""
         uuid = b""
         if name_prefix or uuid_prefix:
@@ -495,16 +498,7 @@ class Control:
     def create(self, name: str, *, uuid: Optional[str] = None,
                devno: Optional[DevNo] = None) -> DeviceInfo:
         """DM_DEV_CREATE: a device with no table (see ``create_device``)."""
-        validate.device_name(name)
-        flags = 0
-        uuid_raw = validate.device_uuid(uuid) if uuid is not None else b""
-        dev = 0
-        if devno is not None:
-            check_id(devno)
-            flags |= DMFlag.PERSISTENT_DEV
-            dev = os.makedev(devno.major, devno.minor)
-        info = self._ioctl(DEV_CREATE, name=name.encode(), uuid=uuid_raw, dev=dev,
-                           flags=flags).info()
+        info = self._create(name, uuid, devno)
         if self._real and not self._udev_manages_nodes():
             # As libdevmapper without udev; with udev the node comes at the
             # first resume (the kernel has no disk, so no uevent, before).
@@ -514,6 +508,18 @@ class Control:
                 _quietly(self._ioctl, DEV_REMOVE, info.devno)
                 raise
         return info
+
+    def _create(self, name: str, uuid: Optional[str], devno: Optional[DevNo]) -> DeviceInfo:
+        validate.device_name(name)
+        flags = 0
+        uuid_raw = validate.device_uuid(uuid) if uuid is not None else b""
+        dev = 0
+        if devno is not None:
+            check_id(devno)
+            flags |= lib.DM_PERSISTENT_DEV_FLAG
+            dev = os.makedev(devno.major, devno.minor)
+        return self._ioctl(DEV_CREATE, name=name.encode(), uuid=uuid_raw, dev=dev,
+                           flags=flags).info()
 
     def _udev_manages_nodes(self) -> bool:
         return self.udev_sync and self.udev_rules and self._dev_dir_is_udevs
@@ -541,22 +547,25 @@ class Control:
         flags = 0
         if deferred:
             self._require(_DEFERRED_REMOVE, "deferred remove")
-            flags = DMFlag.DEFERRED_REMOVE
+            flags = lib.DM_DEFERRED_REMOVE
         if force:
             self._wipe_table(device)
-        deadline = time.monotonic() + retry
+        deadline = None  # from the first EBUSY: the common case reads no clock
         pause = 0.005
         while True:
             try:
                 reply = self._uevent_ioctl(DEV_REMOVE, device, flags=flags)
-                if self._library_nodes() and not reply.flags & DMFlag.DEFERRED_REMOVE:
+                if self._library_nodes() and not reply.flags & lib.DM_DEFERRED_REMOVE:
                     # The kernel writes in the name of the device it found.
                     name = reply.name or (device if type(device) is str else None)
                     if name:
                         self.nodes.remove(name)
                 return
             except DeviceBusyError:
-                if time.monotonic() + pause > deadline:
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + retry
+                if now + pause > deadline:
                     raise
                 time.sleep(pause)
                 pause = min(pause * 2, 0.2)
@@ -600,7 +609,7 @@ class Control:
         check_id(device)
         raw = validate.device_uuid(uuid)
         self._require(_RENAME_UUID, "setting a uuid")
-        info = self._ioctl(DEV_RENAME, self._renameable(device), flags=DMFlag.UUID,
+        info = self._ioctl(DEV_RENAME, self._renameable(device), flags=lib.DM_UUID_FLAG,
                            payload=records.encode_cstring(raw)).info()
         return info._replace(uuid=uuid)  # the reply still has the old (empty) uuid
 
@@ -615,11 +624,11 @@ class Control:
                 nolockfs: bool = False) -> DeviceInfo:
         """DM_DEV_SUSPEND.  ``noflush``: keep queued I/O; ``nolockfs``: don't freeze the fs."""
         check_id(device)
-        flags = DMFlag.SUSPEND
+        flags = lib.DM_SUSPEND_FLAG
         if noflush:
-            flags |= DMFlag.NOFLUSH
+            flags |= lib.DM_NOFLUSH_FLAG
         if nolockfs:
-            flags |= DMFlag.SKIP_LOCKFS
+            flags |= lib.DM_SKIP_LOCKFS_FLAG
         return self._ioctl(DEV_SUSPEND, device, flags=flags).info()
 
     def resume(self, device: DeviceId, *, noflush: bool = False,
@@ -632,9 +641,9 @@ class Control:
         check_id(device)
         flags = 0
         if noflush:
-            flags |= DMFlag.NOFLUSH
+            flags |= lib.DM_NOFLUSH_FLAG
         if nolockfs:
-            flags |= DMFlag.SKIP_LOCKFS
+            flags |= lib.DM_SKIP_LOCKFS_FLAG
         info = self._uevent_ioctl(DEV_SUSPEND, device, flags=flags).info()
         if self._library_nodes():
             self.nodes.ensure(info.name, info.devno)
@@ -642,7 +651,7 @@ class Control:
 
     def info(self, device: DeviceId, *, inactive: bool = False) -> DeviceInfo:
         """DM_DEV_STATUS.  ``inactive``: read-only and target count of the inactive table."""
-        flags = DMFlag.QUERY_INACTIVE_TABLE if inactive else 0
+        flags = lib.DM_QUERY_INACTIVE_TABLE_FLAG if inactive else 0
         return self._ioctl(DEV_STATUS, device, flags=flags).info()
 
     def exists(self, device: DeviceId) -> bool:
@@ -671,9 +680,9 @@ class Control:
         """DM_TABLE_LOAD into the inactive slot; ``resume()`` makes it live."""
         check_id(device)
         tbl = as_table(table)
-        flags = DMFlag.SECURE_DATA  # tables may hold keys: let the kernel wipe its copy
+        flags = lib.DM_SECURE_DATA_FLAG  # tables may hold keys: let the kernel wipe its copy
         if readonly:
-            flags |= DMFlag.READONLY
+            flags |= lib.DM_READONLY_FLAG
         return self._ioctl(TABLE_LOAD, device, flags=flags, target_count=len(tbl),
                            payload=records.encode_targets(tbl)).info()
 
@@ -685,7 +694,7 @@ class Control:
     def deps(self, device: DeviceId, *, inactive: bool = False) -> List[DevNo]:
         """DM_TABLE_DEPS: the block devices the table uses."""
         check_id(device)
-        flags = DMFlag.QUERY_INACTIVE_TABLE if inactive else 0
+        flags = lib.DM_QUERY_INACTIVE_TABLE_FLAG if inactive else 0
         reply = self._ioctl(TABLE_DEPS, device, flags=flags)
         if not reply.data:
             return []
@@ -711,16 +720,16 @@ class Control:
         if not lib.PYDM_HAS_IMA:
             raise UnsupportedError(errno.ENOTSUP, "DM_TABLE_STATUS", describe(device), None,
                                    "IMA is not in the headers pydevmapper was built against")
-        data, count = self._table_status(device, DMFlag.IMA_MEASUREMENT, inactive, False)
+        data, count = self._table_status(device, lib.DM_IMA_MEASUREMENT_FLAG, inactive, False)
         return records.decode_status(data, count)
 
     def _table_status(self, device: DeviceId, flags: int, inactive: bool,
                       noflush: bool) -> Tuple[bytes, int]:
         # The one ioctl checks the address before anything is sent.
         if inactive:
-            flags |= DMFlag.QUERY_INACTIVE_TABLE
+            flags |= lib.DM_QUERY_INACTIVE_TABLE_FLAG
         if noflush:
-            flags |= DMFlag.NOFLUSH
+            flags |= lib.DM_NOFLUSH_FLAG
         reply = self._ioctl(TABLE_STATUS, device, flags=flags)
         # Without a table in the queried slot the kernel sends no records.
         present = _INACTIVE_PRESENT if inactive else _ACTIVE_PRESENT
@@ -780,7 +789,9 @@ class Control:
         if self.udev_transaction is not None and self.udev_sync:
             # Else the resume could not join it, nor the clean-up's remove.
             self.udev_transaction.check(DEV_CREATE.name, name)
-        info = self.create(name, uuid=uuid, devno=devno)
+        # No node yet: the resume below makes it (or udev does), so the
+        # directory is touched once, not at create and again at resume.
+        info = self._create(name, uuid, devno)
         try:
             self.load(info.devno, tbl, readonly=readonly)
             self.resume(info.devno)

@@ -7,9 +7,11 @@ Names are checked again here (no '/', NUL, '.', '..', 'control') although
 Control validated them, because ``reconcile`` also reads names off the
 directory itself.
 
-Nodes are made under a temporary name, given their mode and owner, then
-renamed over the final name, so a reader never sees a half-made node and an
-existing wrong entry is replaced atomically.
+A wrong entry is replaced atomically: the new node is made under a
+temporary name, given its mode and owner, then renamed over it.  A missing
+one is made in place: until its owner and mode are set it is root:root with
+the node mode narrowed by the umask, so no one the finished node would shut
+out can open it meanwhile.
 """
 
 from __future__ import annotations
@@ -18,8 +20,7 @@ import errno
 import grp
 import os
 import stat
-from contextlib import contextmanager
-from typing import Dict, Iterator, List, NamedTuple, Optional
+from typing import Dict, List, NamedTuple, Optional
 
 from pydevmapper import validate
 from pydevmapper.device import DevNo
@@ -64,7 +65,9 @@ class NodeDir:
 
     # The directory is opened per call: it may be created (udevd, devtmpfs)
     # or replaced after a Control was opened, and holding it open would pin
-    # a stale one.
+    # a stale one.  Callers close it in try/finally rather than through a
+    # contextlib generator: this runs between the ioctls of every create and
+    # remove, where each extra layer of Python costs under emulation.
     def _open(self) -> int:
         flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
@@ -75,14 +78,6 @@ class NodeDir:
             except FileExistsError:
                 pass
             return os.open(self.path, flags)
-
-    @contextmanager
-    def _opened(self) -> Iterator[int]:
-        fd = self._open()
-        try:
-            yield fd
-        finally:
-            os.close(fd)
 
     def _lstat(self, name: str, fd: int) -> Optional[os.stat_result]:
         try:
@@ -103,8 +98,11 @@ class NodeDir:
     def lookup(self, name: str) -> Optional[DevNo]:
         """The device ``mapper/<name>`` leads to, or None."""
         check_node_name(name)
-        with self._opened() as fd:
+        fd = self._open()
+        try:
             return self._target(name, fd)
+        finally:
+            os.close(fd)
 
     def ensure(self, name: str, devno: DevNo) -> bool:
         """Make ``mapper/<name>`` lead to ``devno``; True if anything changed.
@@ -113,34 +111,63 @@ class NodeDir:
         block node or symlink is replaced; anything else there is an error.
         """
         check_node_name(name)
-        with self._opened() as fd:
+        fd = self._open()
+        try:
             return self._ensure(name, devno, fd)
+        finally:
+            os.close(fd)
 
     def _ensure(self, name: str, devno: DevNo, fd: int) -> bool:
         st = self._lstat(name, fd)
-        if st is not None:
-            if self._target(name, fd) == devno:
+        rdev = os.makedev(*devno)
+        if st is None:
+            # Nothing to replace: make the node under its own name (see the
+            # module's docstring for the moment before chown and chmod).
+            try:
+                self._mknod(name, rdev, fd)
+                return True
+            except FileExistsError:
+                st = self._lstat(name, fd)  # udev (or another process) was faster
+                if st is None:
+                    raise
+        if stat.S_ISBLK(st.st_mode):
+            if st.st_rdev == rdev:
                 return False
-            if not (stat.S_ISBLK(st.st_mode) or stat.S_ISLNK(st.st_mode)):
-                raise NodeError(errno.EEXIST, f"{self.path}/{name} exists and is not a "
-                                              "block device node: not replacing it")
+        elif not stat.S_ISLNK(st.st_mode):
+            raise NodeError(errno.EEXIST, f"{self.path}/{name} exists and is not a "
+                                          "block device node: not replacing it")
+        elif self._target(name, fd) == devno:
+            return False
+        # A wrong node or symlink: a new node under a temporary name, renamed
+        # over it, so the name never points nowhere.
         tmp = f".pydm-{os.urandom(6).hex()}"
-        os.mknod(tmp, stat.S_IFBLK | self.mode, os.makedev(*devno), dir_fd=fd)
+        self._mknod(tmp, rdev, fd)
         try:
-            os.chown(tmp, self.uid, self.gid, dir_fd=fd, follow_symlinks=False)
-            # mknod's mode passed through the umask; the node is ours and new.
-            os.chmod(tmp, self.mode, dir_fd=fd)
             os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
         except BaseException:
             _unlink_quietly(tmp, fd)
             raise
         return True
 
+    def _mknod(self, name: str, rdev: int, fd: int) -> None:
+        """A block node with our owner and mode (removed again on failure)."""
+        os.mknod(name, stat.S_IFBLK | self.mode, rdev, dir_fd=fd)
+        try:
+            os.chown(name, self.uid, self.gid, dir_fd=fd, follow_symlinks=False)
+            # mknod's mode passed through the umask; the node is ours and new.
+            os.chmod(name, self.mode, dir_fd=fd)
+        except BaseException:
+            _unlink_quietly(name, fd)
+            raise
+
     def remove(self, name: str) -> bool:
         """Remove ``mapper/<name>`` if it is a node or symlink; True if removed."""
         check_node_name(name)
-        with self._opened() as fd:
+        fd = self._open()
+        try:
             return self._remove(name, fd)
+        finally:
+            os.close(fd)
 
     def _remove(self, name: str, fd: int) -> bool:
         st = self._lstat(name, fd)
@@ -159,7 +186,8 @@ class NodeDir:
         """Move ``old``'s node to ``new`` (keeping its inode), or make ``new``."""
         check_node_name(old)
         check_node_name(new)
-        with self._opened() as fd:
+        fd = self._open()
+        try:
             st = self._lstat(old, fd)
             if (st is not None and stat.S_ISBLK(st.st_mode)
                     and st.st_rdev == os.makedev(*devno)
@@ -169,6 +197,8 @@ class NodeDir:
             self._ensure(new, devno, fd)
             if self._target(old, fd) == devno or (st is not None and stat.S_ISLNK(st.st_mode)):
                 self._remove(old, fd)
+        finally:
+            os.close(fd)
 
     def _replaceable(self, name: str, fd: int) -> bool:
         st = self._lstat(name, fd)
@@ -176,8 +206,11 @@ class NodeDir:
 
     def entries(self) -> Dict[str, Optional[DevNo]]:
         """Node-like entries (block nodes, symlinks) -> where they lead, or None."""
-        with self._opened() as fd:
+        fd = self._open()
+        try:
             return self._entries(fd)
+        finally:
+            os.close(fd)
 
     def _entries(self, fd: int) -> Dict[str, Optional[DevNo]]:
         found: Dict[str, Optional[DevNo]] = {}
@@ -197,7 +230,8 @@ class NodeDir:
         """
         for name in devices:
             check_node_name(name)
-        with self._opened() as fd:
+        fd = self._open()
+        try:
             created = [name for name, devno in sorted(devices.items())
                        if self._ensure(name, devno, fd)]
             removed = []
@@ -211,6 +245,8 @@ class NodeDir:
                 if self._remove(entry, fd):
                     removed.append(entry)
             return Reconciled(created, removed)
+        finally:
+            os.close(fd)
 
 
 def _unlink_quietly(name: str, fd: int) -> None:

@@ -17,6 +17,9 @@ record() {  # name, exit status
     if [ "$2" = 0 ]; then results+=("PASS  $1"); else results+=("FAIL  $1 (exit $2)"); failed=1; fi
 }
 
+# The benchmark's C floor: the root tier checks every contender works.
+make -s -C "$REPO/csrc" floor >&2 || { echo "building csrc/dm_ioctl_floor failed" >&2; exit 1; }
+
 echo "== unit tier (host)"
 "$PY" -m pytest tests/unit -q -p no:cacheprovider
 record "unit" $?

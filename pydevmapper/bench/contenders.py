@@ -12,17 +12,23 @@ An operation a contender cannot do raises ``Unavailable`` with the reason.
 from __future__ import annotations
 
 import ctypes
+import errno
+import fcntl
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 import pydevmapper as dm
 from pydevmapper import control as _control
-from pydevmapper import udev
+from pydevmapper import records, udev
+from pydevmapper._dm import HEADER_SIZE, lib
+from pydevmapper.table import Table
 
 REPO = Path(__file__).resolve().parents[2]
 FLOOR = REPO / "csrc" / "dm_ioctl_floor"
@@ -137,6 +143,110 @@ class CFloor:
         if res.returncode != 0:
             raise Unavailable(f"exit {res.returncode}: {_last_line(res.stderr)}")
         return [float(t) for t in json.loads(res.stdout)[warmup:]]
+
+
+# -- the Python floor ----------------------------------------------------------------------
+
+
+class PyFloor:
+    """The same ioctls from Python with nothing around them: each request
+    built once, copied into a reused buffer, ``fcntl.ioctl``, the reply left
+    undecoded.
+
+    Not a way to get work done: the measuring stick between ``c`` and
+    ``api``.  What it costs over the C floor is CPython's own price for a
+    call into the kernel, which no Python binding can avoid; what the api
+    costs over it is pydevmapper's.  The header layout and request numbers
+    come from the binding (the compiler's), as everywhere else.
+    """
+
+    name = "pyfloor"
+    REPLY_SIZE = 8 * 1024  # the api's and the C floor's reply buffer
+
+    def __init__(self, control_path: str = "/dev/mapper/control") -> None:
+        self.fd = os.open(control_path, os.O_RDWR | os.O_CLOEXEC)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def _caller(self, cmd: "_control._Command", size: int, *, name: str = "", flags: int = 0,
+                event_nr: int = 0, payload: bytes = b"",
+                target_count: int = 0) -> Callable[[], bytearray]:
+        """One call: the request (built here, once) copied in, the ioctl."""
+        buf = bytearray(max(size, HEADER_SIZE + len(payload)))
+        records.HEADER.pack_into(buf, 0, *cmd.version, len(buf), HEADER_SIZE, target_count, 0,
+                                 flags, event_nr, 0, name.encode(), b"")
+        buf[HEADER_SIZE:HEADER_SIZE + len(payload)] = payload
+        request = bytes(buf[:HEADER_SIZE + len(payload)])  # the kernel overwrites the header
+        ioctl, fd, code, n = fcntl.ioctl, self.fd, cmd.request, len(request)
+
+        def call() -> bytearray:
+            buf[:n] = request
+            ioctl(fd, code, buf)
+            return buf
+        return call
+
+    def op(self, op: str, spec: Spec) -> Op:
+        c = _control
+        if op == "version":
+            return self._caller(c.VERSION, HEADER_SIZE)
+        if op == "info":
+            return self._caller(c.DEV_STATUS, HEADER_SIZE, name=spec.linear)
+        if op in ("table", "status"):
+            flags = lib.DM_STATUS_TABLE_FLAG if op == "table" else 0
+            return self._caller(c.TABLE_STATUS, self.REPLY_SIZE, name=spec.linear, flags=flags)
+        if op == "message":
+            return self._caller(c.TARGET_MSG, self.REPLY_SIZE, name=_need_basic(spec),
+                                payload=records.encode_message(0, spec.message.encode()))
+        if op.startswith("list_"):
+            size = self.REPLY_SIZE
+            while True:  # sized once, untimed, as a caller that knows N would
+                call = self._caller(c.LIST_DEVICES, size)
+                if not _REPLY_FLAGS(call(), _REPLY_FLAGS_AT)[0] & lib.DM_BUFFER_FULL_FLAG:
+                    return call
+                size *= 2
+        if op == "lifecycle_nosync":
+            return self._lifecycle(spec)
+        if op == "lifecycle_udev":
+            raise Unavailable("no cookie: the floor has no udev-sync mode")
+        raise Unavailable(f"no such operation {op}")
+
+    def _lifecycle(self, spec: Spec) -> Op:
+        """Create, load, resume, node, remove, unlink: the C floor's steps."""
+        c = _control
+        name = spec.lifecycle_name
+        table = Table.parse(spec.lifecycle_table)
+        no_rules = (udev.PRIMARY_SOURCE | udev.DISABLE_DM_RULES
+                    | udev.DISABLE_SUBSYSTEM_RULES) << udev.FLAGS_SHIFT
+        create = self._caller(c.DEV_CREATE, HEADER_SIZE, name=name)
+        load = self._caller(c.TABLE_LOAD, HEADER_SIZE, name=name, flags=lib.DM_SECURE_DATA_FLAG,
+                            payload=records.encode_targets(table), target_count=len(table))
+        resume = self._caller(c.DEV_SUSPEND, HEADER_SIZE, name=name, event_nr=no_rules)
+        remove = self._caller(c.DEV_REMOVE, HEADER_SIZE, name=name, event_nr=no_rules)
+        path = os.path.join("/dev/mapper", name)
+
+        def lifecycle() -> None:
+            create()
+            load()
+            dev = _REPLY_DEV(resume(), _REPLY_DEV_AT)[0]
+            os.mknod(path, stat.S_IFBLK | 0o600, dev)
+            pause = 0.005
+            while True:
+                try:
+                    remove()
+                    break
+                except OSError as exc:  # a udev worker still holds it
+                    if exc.errno != errno.EBUSY or pause > 0.2:
+                        raise
+                    time.sleep(pause)
+                    pause *= 2
+            os.unlink(path)
+        return lifecycle
+
+
+# Reply fields the floor reads, at the binding's offsets.
+_REPLY_FLAGS, _REPLY_FLAGS_AT = records._reader("struct dm_ioctl", "flags")
+_REPLY_DEV, _REPLY_DEV_AT = records._reader("struct dm_ioctl", "dev")
 
 
 # -- libdevmapper through ctypes ----------------------------------------------------------
@@ -314,6 +424,16 @@ class LibDm:
 # -- one process per operation ------------------------------------------------------------
 
 
+def pydmsetup_argv() -> List[str]:
+    """How a script starts pydmsetup: the installed console script, run by
+    this interpreter; ``python -m pydevmapper`` only when it is not
+    installed (runpy adds about 0.2 s of start-up in a TCG guest)."""
+    script = Path(sys.executable).with_name("pydmsetup")
+    if script.is_file():
+        return [sys.executable, str(script)]
+    return [sys.executable, "-m", "pydevmapper"]
+
+
 class Command:
     """dmsetup, or pydmsetup (``python -m pydevmapper``), started once per operation.
 
@@ -332,7 +452,7 @@ class Command:
 
     @classmethod
     def pydmsetup(cls) -> "Command":
-        return cls("pydmsetup", [sys.executable, "-m", "pydevmapper"])
+        return cls("pydmsetup", pydmsetup_argv())
 
     def run(self, args: Sequence[str]) -> None:
         argv = [*self.prefix, *args]

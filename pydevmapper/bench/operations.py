@@ -45,6 +45,13 @@ class Budget(NamedTuple):
     def scaled(self, f: float) -> "Budget":
         return Budget(self.warmup, max(3, int(self.min_n * f)), self.max_n, self.seconds * f)
 
+    def share(self, r: int, rounds: int) -> "Budget":
+        """Round ``r``'s part of this budget (warm-up in the first round only)."""
+        if rounds == 1:
+            return self
+        return Budget(self.warmup if r == 0 else 0, max(1, -(-self.min_n // rounds)),
+                      max(1, -(-self.max_n // rounds)), self.seconds / rounds)
+
 
 IN_PROCESS = Budget(warmup=10, min_n=30, max_n=3000, seconds=1.5)
 IN_PROCESS_LIFECYCLE = Budget(warmup=2, min_n=10, max_n=300, seconds=4.0)
@@ -53,6 +60,7 @@ PROCESS_LIFECYCLE = Budget(warmup=1, min_n=5, max_n=30, seconds=5.0)
 # A Python process takes seconds to start in a TCG guest over 9p (10-20 s
 # on a loaded host): two runs per operation keep the whole run near 10 min.
 PYTHON_PROCESS = Budget(warmup=0, min_n=2, max_n=2, seconds=0.0)
+LIFECYCLE_ROUNDS = 4
 
 
 def log(msg: str) -> None:
@@ -154,48 +162,67 @@ class Run:
 
     def measure(self, op: str, contenders: Sequence[Any], spec: cn.Spec,
                 on_api: Optional[Callable[[Callable[[], object]], None]] = None) -> None:
-        row: Dict[str, Any] = {}
+        """Time ``op`` for every contender.  Lifecycles run in rounds, each
+        contender's share split across them and the order rotated: the
+        kernel's cost drifts over minutes (udev backlog, RCU), and one block
+        per contender would hand the drift to whoever ran last."""
         lifecycle = op.startswith("lifecycle")
-        api_n = 0
-        for c in contenders:
-            if lifecycle:
-                settle_udev()
-            t0 = time.monotonic()
-            try:
-                if isinstance(c, cn.CFloor):
-                    n = min(max(api_n, 20), 3000 if not lifecycle else 300)
-                    row[c.name] = c.measure(op, spec, n, warmup=5 if not lifecycle else 2)
-                else:
-                    fn = c.op(op, spec)
-                    if isinstance(c, cn.Command) and c.name == "pydmsetup":
-                        b = PYTHON_PROCESS
-                    elif isinstance(c, cn.Command):
-                        b = PROCESS_LIFECYCLE if lifecycle else PROCESS
-                    else:
-                        b = IN_PROCESS_LIFECYCLE if lifecycle else IN_PROCESS
-                    if on_api is not None and c.name == "api":
-                        on_api(fn)
-                    row[c.name] = time_calls(fn, self.budget(b))
-                    if c.name == "api":
-                        api_n = len(row[c.name])
-            except (cn.Unavailable, OSError) as exc:
-                row[c.name] = report.Unavailable(str(exc))
-                log(f"{op} {c.name}: unavailable: {exc}")
-                continue
-            finally:
+        rounds = LIFECYCLE_ROUNDS if lifecycle else 1
+        row: Dict[str, Any] = {}
+        started = time.monotonic()
+        for r in range(rounds):
+            k = r % len(contenders)
+            for c in [*contenders[k:], *contenders[:k]]:
+                if isinstance(row.get(c.name), report.Unavailable):
+                    continue
                 if lifecycle:
-                    _cleanup_lifecycle(spec)
-            samples = row[c.name]
-            log(f"{op:<16} {c.name:<10} median {report.fmt_seconds(sorted(samples)[len(samples) // 2]):>10} "
-                f"n={len(samples):<5} ({time.monotonic() - t0:.1f}s)")
+                    settle_udev()
+                try:
+                    samples = self._samples(c, op, spec, r, rounds, row,
+                                            on_api if r == 0 else None)
+                except (cn.Unavailable, OSError) as exc:
+                    row[c.name] = report.Unavailable(str(exc))
+                    log(f"{op} {c.name}: unavailable: {exc}")
+                    continue
+                finally:
+                    if lifecycle:
+                        _cleanup_lifecycle(spec)
+                row.setdefault(c.name, []).extend(samples)
+        for name, samples in row.items():
+            if isinstance(samples, list):
+                log(f"{op:<16} {name:<10} median {report.fmt_seconds(sorted(samples)[len(samples) // 2]):>10} "
+                    f"n={len(samples)}")
+        log(f"{op}: {time.monotonic() - started:.1f}s")
         self.raw[op] = row
         if self.progress is not None:
             self.progress(self)
 
+    def _samples(self, c: Any, op: str, spec: cn.Spec, r: int, rounds: int,
+                 row: Dict[str, Any], on_api: Optional[Callable[[Callable[[], object]], None]]) -> List[float]:
+        """One round's timings of ``op`` by ``c``: its budget's share of ``rounds``."""
+        lifecycle = op.startswith("lifecycle")
+        if isinstance(c, cn.CFloor):
+            # As many iterations as the api took (it runs its own loop).
+            api = row.get("api")
+            n = len(api) // (r + 1) if isinstance(api, list) and api else 20 // rounds
+            n = min(max(n, 20 // rounds), 3000 if not lifecycle else 300 // rounds)
+            return c.measure(op, spec, n, warmup=(5 if not lifecycle else 2) if r == 0 else 0)
+        fn = c.op(op, spec)
+        if isinstance(c, cn.Command) and c.name == "pydmsetup":
+            b = PYTHON_PROCESS
+        elif isinstance(c, cn.Command):
+            b = PROCESS_LIFECYCLE if lifecycle else PROCESS
+        else:
+            b = IN_PROCESS_LIFECYCLE if lifecycle else IN_PROCESS
+        if on_api is not None and c.name == "api":
+            on_api(fn)
+        return time_calls(fn, self.budget(b).share(r, rounds))
+
     def run(self) -> Dict[str, Any]:
         api = cn.Api()
         ctl = api.nosync
-        everyone: List[Any] = [api, cn.CFloor()]
+        pyfloor = cn.PyFloor()
+        everyone: List[Any] = [api, cn.CFloor(), pyfloor]
         try:
             everyone.append(cn.LibDm())
         except cn.Unavailable as exc:
@@ -204,6 +231,7 @@ class Run:
         mode = "udevd running" if udev.udev_running() else "udevd not running"
         with ExitStack() as stack:
             stack.callback(api.close)
+            stack.callback(pyfloor.close)
             leftovers = sweep(ctl)
             if leftovers:
                 self.notes.append(f"removed {leftovers} leftover {PREFIX}* devices first")
@@ -300,7 +328,7 @@ def startup(raw: report.Raw, n: int = 3) -> Dict[str, Any]:
         "python -c 'import pydevmapper.cli.commands'": [py, "-c", "import pydevmapper.cli.commands"],
     }
     out: Dict[str, Any] = {"runs": {}}
-    for label, name in (("dmsetup version", "dmsetup"), ("python -m pydevmapper version (pydmsetup)", "pydmsetup")):
+    for label, name in (("dmsetup version", "dmsetup"), ("pydmsetup version", "pydmsetup")):
         samples = raw.get("version", {}).get(name)
         out["runs"][label] = (report.stats(samples) if isinstance(samples, list)
                               else {"median_s": None, "unavailable": "not measured"})
@@ -319,7 +347,8 @@ def startup(raw: report.Raw, n: int = 3) -> Dict[str, Any]:
         except (cn.Unavailable, OSError) as exc:
             out["runs"][label] = {"median_s": None, "unavailable": str(exc)}
         log(f"startup {label}: {report.fmt_seconds(out['runs'][label].get('median_s'))}")
-    res = subprocess.run([py, "-X", "importtime", "-m", "pydevmapper", "version"],
+    pydmsetup = cn.pydmsetup_argv()
+    res = subprocess.run([pydmsetup[0], "-X", "importtime", *pydmsetup[1:], "version"],
                          stdin=subprocess.DEVNULL, capture_output=True, text=True)
     out["imports"] = top_imports(res.stderr)
     return out

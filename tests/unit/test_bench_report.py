@@ -65,6 +65,25 @@ def test_targets_api_to_c_lifecycle_libdm_linearity_and_retries():
     assert retries.met is False and retries.detail == "N=1000: 0, N=5000: 1"
 
 
+def test_python_floor_splits_the_gap_to_c_and_sorts_after_it():
+    raw = {"info": {"libdm": [5.0], "pyfloor": [4.0], "api": [8.0], "c": [1.0]}}
+    assert list(report.summarize(raw)["info"]) == ["api", "c", "pyfloor", "libdm"]
+    check = _checks(raw)["info: api <= 1.3x C"]
+    assert check.met is False
+    assert check.detail == "8.00x (bare Python ioctl: 4.00x C; api: 2.00x that)"
+
+
+def test_budget_shares_split_counts_and_time_across_rounds():
+    from pydevmapper.bench.operations import Budget
+
+    b = Budget(warmup=2, min_n=10, max_n=30, seconds=4.0)
+    assert b.share(0, 1) is b
+    first, later = b.share(0, 4), b.share(3, 4)
+    assert first == Budget(2, 3, 8, 1.0)
+    assert later == Budget(0, 3, 8, 1.0)  # warm-up only once
+    assert Budget(0, 2, 2, 0.0).share(1, 4) == Budget(0, 1, 1, 0.0)
+
+
 def test_document_is_json_with_the_issue_schema():
     raw = {"version": {"api": [1e-5], "c": [1e-5], "libdm": [2e-5], "dmsetup": [1e-2],
                        "pydmsetup": Unavailable("exit 1")}}

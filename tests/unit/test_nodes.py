@@ -76,6 +76,41 @@ def test_ensure_replaces_wrong_node_and_dangling_symlink(nodes):
 
 
 @needs_mknod
+def test_ensure_loses_a_race_to_a_correct_entry_gracefully(nodes, monkeypatch):
+    # Another process (udev) makes the node between our lstat and mknod.
+    real_lstat = NodeDir._lstat
+    calls = []
+
+    def late_lstat(self, name, fd):
+        calls.append(name)
+        if len(calls) == 1:
+            os.mknod(name, stat.S_IFBLK | 0o600, os.makedev(*A), dir_fd=fd)
+            return None
+        return real_lstat(self, name, fd)
+
+    monkeypatch.setattr(NodeDir, "_lstat", late_lstat)
+    assert nodes.ensure("vol", A) is False
+    assert sorted(os.listdir(nodes.path)) == ["vol"]
+
+
+@needs_mknod
+def test_ensure_leaves_nothing_when_chown_fails(nodes, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(1, "refused")
+
+    monkeypatch.setattr(os, "chown", refuse)
+    with pytest.raises(PermissionError):
+        nodes.ensure("vol", A)  # a new entry
+    monkeypatch.undo()
+    nodes.ensure("vol", B)
+    monkeypatch.setattr(os, "chown", refuse)
+    with pytest.raises(PermissionError):
+        nodes.ensure("vol", A)  # replacing a wrong one: the old entry stays
+    assert sorted(os.listdir(nodes.path)) == ["vol"]
+    assert nodes.lookup("vol") == B
+
+
+@needs_mknod
 def test_ensure_keeps_a_correct_udev_style_symlink(nodes, dev_dir):
     os.mknod(os.path.join(dev_dir, "dm-7"), stat.S_IFBLK | 0o660, os.makedev(*A))
     link = os.path.join(nodes.path, "vol")
