@@ -47,13 +47,16 @@ def _int_format(ftype, count: int) -> str:  # type: ignore[no-untyped-def]
     return f"{count}{code.upper() if ftype.cname.startswith(('uint', 'unsigned')) else code}"
 
 
-def _record_struct(ctype: str, skip: Tuple[str, ...] = ()) -> Tuple[struct.Struct, Tuple[str, ...]]:
+def _record_struct(ctype: str, skip: Tuple[str, ...] = (),
+                   tail: bool = True) -> Tuple[struct.Struct, Tuple[str, ...]]:
     """A whole record as one struct.Struct, members in declaration order.
 
     Packing a header in one call (and unpacking a reply the same way)
     replaces a dozen cffi member accesses per ioctl.  Offsets, widths and
     array sizes come from the compiled binding; members in ``skip`` and any
     trailing flexible array become pad bytes, which pack writes as zeros.
+    ``tail=False`` leaves out the padding after the last member (a record
+    whose variable part starts inside it may end before the struct does).
     Returns the Struct and the member each packed value belongs to.
     """
     fmt, at, names = "=", 0, []
@@ -70,7 +73,7 @@ def _record_struct(ctype: str, skip: Tuple[str, ...] = ()) -> Tuple[struct.Struc
             fmt += _int_format(ftype, count)
             names += [member] * count
         at = field.offset + ffi.sizeof(field.type)
-    size = ffi.sizeof(ctype)
+    size = ffi.sizeof(ctype) if tail else at
     if size > at:
         fmt += f"{size - at}x"
     packed = struct.Struct(fmt)
@@ -94,8 +97,10 @@ _expect("struct dm_target_spec", _fields,
         ("sector_start", "length", "status", "next", "target_type"))
 _SPEC_UNPACK = _SPEC.unpack_from
 
-_NL_DEV, _NL_DEV_AT = _reader("struct dm_name_list", "dev")
-_NL_NEXT, _NL_NEXT_AT = _reader("struct dm_name_list", "next")
+# dev and next in one call: the name starts in the struct's tail padding.
+_NL_HEAD, _fields = _record_struct("struct dm_name_list", tail=False)
+_expect("struct dm_name_list", _fields, ("dev", "next"))
+_NL_HEAD_UNPACK = _NL_HEAD.unpack_from
 _VER_NEXT, _VER_NEXT_AT = _reader("struct dm_target_versions", "next")
 _VER_VERSION, _VER_VERSION_AT = _reader("struct dm_target_versions", "version")
 _DEPS_COUNT, _DEPS_COUNT_AT = _reader("struct dm_target_deps", "count")
@@ -205,8 +210,7 @@ def decode_name_list(data: bytes, has_event_nr: bool = True) -> List[ListedDevic
     index, size, mask, new = data.index, len(data), ~(ALIGN - 1), _new_tuple
     offset = 0
     while True:
-        dev = _NL_DEV(data, offset + _NL_DEV_AT)[0]
-        nxt = _NL_NEXT(data, offset + _NL_NEXT_AT)[0]
+        dev, nxt = _NL_HEAD_UNPACK(data, offset)
         if not devices and dev == 0:
             return devices
         start = offset + _NAME_LIST_NAME
