@@ -74,13 +74,13 @@ def parse_targets(text: str, *, dmsetup: bool = False) -> List[Target]:
         if dmsetup:
             fields = _scan_dmsetup_line(stripped)
             if fields is None:
-                raise TableSyntaxError(lineno, line, "expected '<start> <length> <type> [params]'")
+                raise TableSyntaxError(lineno, line, _LINE_FORM)
             start, length, ttype, params = fields
             params = params.split("#", 1)[0]
         else:
             words = stripped.split(None, 3)
             if len(words) < 3:
-                raise TableSyntaxError(lineno, line, "expected '<start> <length> <type> [params]'")
+                raise TableSyntaxError(lineno, line, _LINE_FORM)
             for word, what in ((words[0], "start"), (words[1], "length")):
                 if not (word.isdigit() and word.isascii()):
                     raise TableSyntaxError(lineno, line, f"{what} {word!r} is not a non-negative integer")
@@ -90,6 +90,7 @@ def parse_targets(text: str, *, dmsetup: bool = False) -> List[Target]:
     return targets
 
 
+_LINE_FORM = "expected '<start> <length> <type> [params]'"
 # C's isspace() in the C locale.
 _C_SPACE = " \t\n\v\f\r"
 _ULLONG_MAX = (1 << 64) - 1

@@ -1,10 +1,6 @@
-"""Benchmarks: the pydevmapper API against the raw-C floor, libdevmapper and dmsetup.
+"""``python -m pydevmapper.bench``: the benchmark's entry point.
 
-``python -m pydevmapper.bench [--json FILE]`` runs every contender on every
-operation in one kernel (booting a guest through ``pydevmapper.sandbox``
-when this host has no device-mapper) and prints the ratio table.
-
-- ``contenders``: how each contender performs one operation and is timed;
-- ``operations``: the devices the operations need, and the run itself;
-- ``report``: statistics, ratios, target checks, the table and the JSON.
+The benchmark itself lives in the source checkout's ``tests/bench``, with
+the other comparisons against command-line tools, and builds ``csrc/``'s C
+floor; see its package docstring.
 """

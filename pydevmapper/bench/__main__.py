@@ -1,128 +1,21 @@
-"""python -m pydevmapper.bench [--json FILE] [--kernel 6.1|6.12] [--quick]
-
-Runs every operation for every contender (api, c, libdm, dmsetup,
-pydmsetup) in one kernel and prints the ratio table; ``--json`` also writes
-the results.  Needs root and device-mapper: without them on this host, it
-builds the C floor (``make -C csrc floor``), byte-compiles the package (the
-guest sees the repository read-only) and runs itself in a QEMU guest with
-udevd through ``pydevmapper.sandbox``; the guest sends the JSON back on its
-output between two marker lines.
-"""
+"""Run the benchmark in ``tests/bench`` of the checkout this package sits in."""
 
 from __future__ import annotations
 
-import argparse
-import compileall
-import json
 import os
-import platform
-import subprocess
 import sys
-from typing import Any, Dict, List, Optional
 
-from pydevmapper.bench import report
-
-BEGIN = "=== pydevmapper.bench json begin ==="
-END = "=== pydevmapper.bench json end ==="
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pydevmapper.bench", description=__doc__.splitlines()[0])
-    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    p.add_argument("--kernel", default="6.1", help="guest kernel series when a guest is needed (default 6.1)")
-    p.add_argument("--quick", action="store_true", help="smoke run: small budgets, N = 10 and 100")
-    p.add_argument("--list-sizes", default=None, help="comma-separated N for listing (default 10,100,1000,5000)")
-    p.add_argument("--no-profile", dest="profile", action="store_false", help="skip the cProfile runs")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--guest", action="store_true", help="always run in a guest")
-    where.add_argument("--here", action="store_true", help=argparse.SUPPRESS)  # in the guest
-    return p
+def main() -> int:
+    if not os.path.isfile(os.path.join(REPO, "tests", "bench", "main.py")):
+        raise SystemExit("python -m pydevmapper.bench runs from a source checkout: "
+                         f"{REPO}/tests/bench is not there")
+    sys.path.insert(0, REPO)
+    from tests.bench.main import main as bench_main
 
-
-def _host_can_run() -> bool:
-    from pydevmapper.sandbox.guest import host_has_device_mapper
-
-    return os.geteuid() == 0 and host_has_device_mapper()
-
-
-def run_here(a: argparse.Namespace) -> Dict[str, Any]:
-    from pydevmapper.bench import operations
-
-    sizes = (10, 100) if a.quick else operations.LIST_SIZES
-    if a.list_sizes:
-        sizes = tuple(int(n) for n in a.list_sizes.split(","))
-    def partial(r: "operations.Run") -> None:
-        # In the guest, send results after each operation: a run cut short
-        # by the guest's time limit still reports what it measured.
-        if a.here:
-            doc = report.document(platform.release(), "partial run", r.raw,
-                                  list_retries=r.list_retries, notes=r.notes)
-            print(BEGIN, json.dumps(doc), END, sep="\n", flush=True)
-
-    run = operations.Run(scale=0.2 if a.quick else 1.0, list_sizes=sizes, profile=a.profile,
-                         progress=partial)
-    meta = run.run()
-    startup = operations.startup(run.raw, n=2)
-    return report.document(platform.release(), meta["mode"], run.raw, list_retries=run.list_retries,
-                           startup=startup, notes=run.notes, profiles=run.profiles)
-
-
-def run_in_guest(a: argparse.Namespace) -> Dict[str, Any]:
-    make = subprocess.run(["make", "-C", os.path.join(REPO, "csrc"), "floor"],
-                          stdout=sys.stderr, stderr=sys.stderr)
-    if make.returncode != 0:
-        print("bench: building the C floor failed; it will be reported unavailable", file=sys.stderr)
-    # The guest cannot write __pycache__ into the read-only repository;
-    # without this, every pydmsetup start would compile the package again.
-    compileall.compile_dir(os.path.join(REPO, "pydevmapper"), quiet=1)
-    inner: List[str] = [sys.executable, "-m", "pydevmapper.bench", "--here"]
-    if a.quick:
-        inner.append("--quick")
-    if a.list_sizes:
-        inner += ["--list-sizes", a.list_sizes]
-    if not a.profile:
-        inner.append("--no-profile")
-    argv = [sys.executable, "-m", "pydevmapper.sandbox", "run", "--kernel", a.kernel,
-            "--timeout", "1500", "--", *inner]
-    proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, text=True, errors="replace")
-    assert proc.stdout is not None
-    captured: Optional[List[str]] = None
-    doc_text: Optional[str] = None
-    for line in proc.stdout:
-        stripped = line.rstrip("\n")
-        if stripped == BEGIN:
-            captured = []
-        elif stripped == END and captured is not None:
-            doc_text = "\n".join(captured)
-            captured = None
-        elif captured is not None:
-            captured.append(stripped)
-        else:
-            sys.stderr.write(line)
-            sys.stderr.flush()
-    rc = proc.wait()
-    if doc_text is None:
-        raise SystemExit(f"bench: the guest run sent no results (exit {rc})")
-    doc = json.loads(doc_text)
-    if rc != 0:
-        doc.setdefault("notes", []).append(f"the guest run ended early (exit {rc}): partial results")
-    return doc
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    a = _parser().parse_args(argv)
-    if a.here:
-        doc = run_here(a)
-        print(BEGIN, json.dumps(doc, indent=1), END, sep="\n", flush=True)
-        return 0
-    doc = run_here(a) if not a.guest and _host_can_run() else run_in_guest(a)
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(doc, f, indent=1)
-            f.write("\n")
-    sys.stdout.write(report.format_table(doc))
-    return 0
+    return bench_main()
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import pytest
 
 import pydevmapper as dm
 from pydevmapper import records, udev
-from pydevmapper.bench import contenders as cn
+from tests.bench import contenders as cn
 from pydevmapper.testing import kernel
 
 pytestmark = [pytest.mark.root, pytest.mark.needs_basic_target]

@@ -1,4 +1,4 @@
-"""pydevmapper.bench.report: statistics, ratios, target checks, table and JSON shape."""
+"""tests.bench.report: statistics, ratios, target checks, table and JSON shape."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from pydevmapper.bench import report
-from pydevmapper.bench.report import Unavailable
+from tests.bench import report
+from tests.bench.report import Unavailable
 
 
 def test_stats_median_min_max_count():
@@ -74,7 +74,7 @@ def test_python_floor_splits_the_gap_to_c_and_sorts_after_it():
 
 
 def test_budget_shares_split_counts_and_time_across_rounds():
-    from pydevmapper.bench.operations import Budget
+    from tests.bench.operations import Budget
 
     b = Budget(warmup=2, min_n=10, max_n=30, seconds=4.0)
     assert b.share(0, 1) is b

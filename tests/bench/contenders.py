@@ -437,9 +437,9 @@ def pydmsetup_argv() -> List[str]:
 class Command:
     """dmsetup, or pydmsetup (``python -m pydevmapper``), started once per operation.
 
-    The benchmark is the one place in the package that runs dmsetup: it is
-    the baseline being measured (what scripts do today), never a way to get
-    work done.  The library itself neither runs nor parses dmsetup.
+    dmsetup is the baseline being measured (what scripts do today), which
+    is why the benchmark lives under tests/ with the other comparisons
+    against it: the library itself neither runs nor parses dmsetup.
     """
 
     def __init__(self, name: str, prefix: Sequence[str]) -> None:

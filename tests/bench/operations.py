@@ -24,8 +24,8 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
 
 import pydevmapper as dm
 from pydevmapper import kmod, loopdev, udev
-from pydevmapper.bench import contenders as cn
-from pydevmapper.bench import report
+from tests.bench import contenders as cn
+from tests.bench import report
 
 PREFIX = "pydmbench-"
 SECTORS = 2048  # 1 MiB devices
