@@ -115,12 +115,18 @@ _DATA_OUT = lib.DM_DATA_OUT_FLAG
 
 
 _new_tuple = tuple.__new__
+_NO_BUFFER = (None, None, 0)  # a thread's (buffer, view, size) before its first call
 
 
 @functools.lru_cache(maxsize=128)
 def _state_flags(flags: int) -> DMFlag:
     # Building an IntFlag costs microseconds; replies repeat a few values.
     return DMFlag(flags & STATE_FLAGS)
+
+
+def _text(field: bytes) -> str:
+    """A NUL-padded header string (name, uuid) as str."""
+    return field.partition(b"\0")[0].decode("utf-8", "surrogateescape")
 
 
 class _Reply(NamedTuple):
@@ -130,16 +136,22 @@ class _Reply(NamedTuple):
     open_count: int
     target_count: int
     dev: int
-    name: str
-    uuid: str
+    # As the header holds them, NUL-padded: decoded only by the commands
+    # that report them (table, status and message replies do not).
+    raw_name: bytes
+    raw_uuid: bytes
     data: bytes  # the data area: from data_start to data_size
+
+    @property
+    def name(self) -> str:
+        return _text(self.raw_name)
 
     def info(self) -> DeviceInfo:
         # tuple.__new__: the namedtuple's own __new__ is a Python frame,
         # which costs microseconds per call under emulation.
         return _new_tuple(DeviceInfo, (
-            self.name,
-            self.uuid,
+            _text(self.raw_name),
+            _text(self.raw_uuid),
             os.major(self.dev),
             os.minor(self.dev),
             self.open_count,
@@ -277,11 +289,14 @@ class Control:
         cursor = self._kmsg_cursor() if cmd.logs_reason else None
         local = self._local
         while True:
-            if getattr(local, "size", 0) < size:
-                local.size = max(size, _INITIAL_REPLY_SIZE)
-                local.buf = ffi.new("char[]", local.size)
-                local.view = ffi.buffer(local.buf)
-            buf, view = local.buf, local.view
+            # One attribute for the buffer, its view and its size: each
+            # threading.local lookup is a dict access.
+            buf, view, have = getattr(local, "buffer", _NO_BUFFER)
+            if have < size:
+                have = max(size, _INITIAL_REPLY_SIZE)
+                buf = ffi.new("char[]", have)
+                view = ffi.buffer(buf)
+                local.buffer = (buf, view, have)
             # One pack writes the whole header, zeros included.
             _pack_header(view, 0, *cmd.version, size, HEADER_SIZE, target_count, 0,
                          flags, event_nr, dev, name, uuid)
@@ -305,9 +320,7 @@ class Control:
                 continue
             end = min(data_size, size)
             return _new_tuple(_Reply, (
-                (v0, v1, v2), r_flags, r_event, r_open, r_targets, r_dev,
-                r_name.partition(b"\0")[0].decode("utf-8", "surrogateescape"),
-                r_uuid.partition(b"\0")[0].decode("utf-8", "surrogateescape"),
+                (v0, v1, v2), r_flags, r_event, r_open, r_targets, r_dev, r_name, r_uuid,
                 view[data_start:end] if end > data_start else b"",
             ))
 
@@ -748,7 +761,7 @@ class Control:
         The kernel allocates and copies in the whole buffer, so the default
         stays small (see ``_INITIAL_REPLY_SIZE``).
         """
-        check_id(device)
+        # The device address is checked by _ioctl, before anything is sent.
         validate.sector_count(sector, "message sector")
         raw = validate.parameter_string(message, "message")
         if not raw.strip():

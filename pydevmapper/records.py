@@ -170,30 +170,32 @@ def encode_targets(targets: Sequence[Target]) -> bytes:
     return bytes(out)
 
 
-def _specs(data: bytes, count: int) -> List[Tuple[int, int, str, str]]:
-    """Decode `count` target specs from a DM_TABLE_STATUS/DEV_WAIT reply."""
+def _specs(data: bytes, count: int, kind: type) -> list:
+    """Decode `count` target specs from a DM_TABLE_STATUS/DEV_WAIT reply,
+    each as a ``kind`` (Target or TargetStatus) built in place."""
     result = []
     offset = 0
     size = len(data)
+    index, new = data.index, _new_tuple
     for _ in range(count):
         if offset + SPEC_SIZE > size:
             raise ValueError(f"target spec at offset {offset} runs past the reply")
         start, length, _status, nxt, ttype = _SPEC_UNPACK(data, offset)
         text_at = offset + SPEC_SIZE
-        text = data[text_at:data.index(b"\0", text_at)]
-        result.append((start, length,
-                       ttype.partition(b"\0")[0].decode("utf-8", "surrogateescape"),
-                       text.decode("utf-8", "surrogateescape")))
+        result.append(new(kind, (
+            start, length,
+            ttype.partition(b"\0")[0].decode("utf-8", "surrogateescape"),
+            data[text_at:index(b"\0", text_at)].decode("utf-8", "surrogateescape"))))
         offset = nxt  # from the data area in replies
     return result
 
 
 def decode_table(data: bytes, count: int) -> List[Target]:
-    return [_new_tuple(Target, fields) for fields in _specs(data, count)]
+    return _specs(data, count, Target)
 
 
 def decode_status(data: bytes, count: int) -> List[TargetStatus]:
-    return [_new_tuple(TargetStatus, fields) for fields in _specs(data, count)]
+    return _specs(data, count, TargetStatus)
 
 
 def decode_name_list(data: bytes, has_event_nr: bool = True) -> List[ListedDevice]:

@@ -22,12 +22,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import pydevmapper as dm
 from pydevmapper import control as _control
 from pydevmapper import records, udev
-from pydevmapper._dm import HEADER_SIZE, lib
+from pydevmapper._dm import HEADER_SIZE, ffi, lib
 from pydevmapper.table import Table
 
 REPO = Path(__file__).resolve().parents[2]
@@ -132,7 +132,8 @@ class CFloor:
             # The same linear table, node and udev flags as the api's lifecycle.
             return ["lifecycle", spec.lifecycle_name, spec.lifecycle_table]
         if op == "lifecycle_udev":
-            raise Unavailable("the floor has no udev-sync mode (no cookie; it disables the udev rules)")
+            raise Unavailable("no udev-sync mode (no cookie; it disables the udev rules): "
+                              "pyfloor's lifecycle_udev is the floor there")
         raise Unavailable(f"no such operation {op}")
 
     def measure(self, op: str, spec: Spec, n: int, warmup: int) -> List[float]:
@@ -158,6 +159,10 @@ class PyFloor:
     call into the kernel, which no Python binding can avoid; what the api
     costs over it is pydevmapper's.  The header layout and request numbers
     come from the binding (the compiler's), as everywhere else.
+
+    It is also the floor with udevd running (``lifecycle_udev``): the same
+    ioctls with one reused cookie, waited for as libdevmapper waits.  Most
+    of that time is udev's, which bounds every contender's speed-up there.
     """
 
     name = "pyfloor"
@@ -165,9 +170,13 @@ class PyFloor:
 
     def __init__(self, control_path: str = "/dev/mapper/control") -> None:
         self.fd = os.open(control_path, os.O_RDWR | os.O_CLOEXEC)
+        self._cookie: Optional[_FloorCookie] = None
 
     def close(self) -> None:
         os.close(self.fd)
+        if self._cookie is not None:
+            self._cookie.remove()
+            self._cookie = None
 
     def _caller(self, cmd: "_control._Command", size: int, *, name: str = "", flags: int = 0,
                 event_nr: int = 0, payload: bytes = b"",
@@ -208,40 +217,117 @@ class PyFloor:
         if op == "lifecycle_nosync":
             return self._lifecycle(spec)
         if op == "lifecycle_udev":
-            raise Unavailable("no cookie: the floor has no udev-sync mode")
+            if not udev.sync_available():
+                raise Unavailable("udev sync needs udevd running and 95-dm-notify.rules")
+            return self._udev_lifecycle(spec)
         raise Unavailable(f"no such operation {op}")
 
-    def _lifecycle(self, spec: Spec) -> Op:
-        """Create, load, resume, node, remove, unlink: the C floor's steps."""
+    def _lifecycle_calls(self, spec: Spec, event_nr: int) -> Tuple[Callable[[], bytearray], ...]:
+        """Create, load, resume and remove of the lifecycle device, the last
+        two carrying ``event_nr`` (udev flags, and a cookie when syncing)."""
         c = _control
         name = spec.lifecycle_name
         table = Table.parse(spec.lifecycle_table)
+        return (self._caller(c.DEV_CREATE, HEADER_SIZE, name=name),
+                self._caller(c.TABLE_LOAD, HEADER_SIZE, name=name, flags=lib.DM_SECURE_DATA_FLAG,
+                             payload=records.encode_targets(table), target_count=len(table)),
+                self._caller(c.DEV_SUSPEND, HEADER_SIZE, name=name, event_nr=event_nr),
+                self._caller(c.DEV_REMOVE, HEADER_SIZE, name=name, event_nr=event_nr))
+
+    def _lifecycle(self, spec: Spec) -> Op:
+        """Create, load, resume, node, remove, unlink: the C floor's steps."""
         no_rules = (udev.PRIMARY_SOURCE | udev.DISABLE_DM_RULES
                     | udev.DISABLE_SUBSYSTEM_RULES) << udev.FLAGS_SHIFT
-        create = self._caller(c.DEV_CREATE, HEADER_SIZE, name=name)
-        load = self._caller(c.TABLE_LOAD, HEADER_SIZE, name=name, flags=lib.DM_SECURE_DATA_FLAG,
-                            payload=records.encode_targets(table), target_count=len(table))
-        resume = self._caller(c.DEV_SUSPEND, HEADER_SIZE, name=name, event_nr=no_rules)
-        remove = self._caller(c.DEV_REMOVE, HEADER_SIZE, name=name, event_nr=no_rules)
-        path = os.path.join("/dev/mapper", name)
+        create, load, resume, remove = self._lifecycle_calls(spec, no_rules)
+        path = os.path.join("/dev/mapper", spec.lifecycle_name)
 
         def lifecycle() -> None:
             create()
             load()
             dev = _REPLY_DEV(resume(), _REPLY_DEV_AT)[0]
             os.mknod(path, stat.S_IFBLK | 0o600, dev)
-            pause = 0.005
-            while True:
-                try:
-                    remove()
-                    break
-                except OSError as exc:  # a udev worker still holds it
-                    if exc.errno != errno.EBUSY or pause > 0.2:
-                        raise
-                    time.sleep(pause)
-                    pause *= 2
+            _busy_retry(remove)
             os.unlink(path)
         return lifecycle
+
+    def _udev_lifecycle(self, spec: Spec) -> Op:
+        """The same four ioctls with udev's rules on and a cookie on the
+        resume and the remove, each waited for as libdevmapper waits: the
+        least any caller can spend on a lifecycle while udevd runs.  udev
+        makes and removes the node; nothing is checked after it."""
+        if self._cookie is None:
+            self._cookie = _FloorCookie()
+        ck = self._cookie
+        create, load, resume, remove = self._lifecycle_calls(
+            spec, udev.PRIMARY_SOURCE << udev.FLAGS_SHIFT | ck.base)
+
+        def lifecycle() -> None:
+            create()
+            load()
+            ck.around(resume)
+            _busy_retry(lambda: ck.around(remove))
+        return lifecycle
+
+
+def _busy_retry(call: Callable[[], object]) -> None:
+    """A remove, retried while a udev worker still holds the device."""
+    pause = 0.005
+    while True:
+        try:
+            call()
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY or pause > 0.2:
+                raise
+            time.sleep(pause)
+            pause *= 2
+
+
+class _FloorCookie:
+    """The floor's udev cookie: one SysV semaphore under libdevmapper's key
+    layout, raised before each uevent ioctl and waited down to zero after
+    it (95-dm-notify.rules lowers it once udev is done with the event).
+
+    Made once and reused, so the floor pays for no semget or IPC_RMID per
+    lifecycle (the api and libdevmapper make one per command).
+    """
+
+    TIMEOUT_S = 30
+
+    def __init__(self) -> None:
+        while True:
+            self.base = int.from_bytes(os.urandom(2), "little") or 1
+            key = udev.COOKIE_MAGIC << udev.FLAGS_SHIFT | self.base
+            self.semid = lib.semget(ffi.cast("int", key), 1,
+                                    0o600 | lib.IPC_CREAT | lib.IPC_EXCL)
+            if self.semid >= 0:
+                break
+            if ffi.errno != errno.EEXIST:
+                raise OSError(ffi.errno, "semget for the floor's udev cookie")
+        self._up, self._down, self._zero = (self._op(n) for n in (1, -1, 0))
+        self._timeout = ffi.new("struct timespec *", {"tv_sec": self.TIMEOUT_S, "tv_nsec": 0})
+
+    @staticmethod
+    def _op(n: int):  # type: ignore[no-untyped-def]
+        return ffi.new("struct sembuf *", {"sem_num": 0, "sem_op": n, "sem_flg": 0})
+
+    def around(self, call: Callable[[], bytearray]) -> None:
+        """One uevent ioctl: count it, issue it, wait until udev completed it."""
+        if lib.semop(self.semid, self._up, 1) < 0:
+            raise OSError(ffi.errno, "semop on the floor's udev cookie")
+        try:
+            reply = call()
+        except BaseException:
+            lib.semop(self.semid, self._down, 1)
+            raise
+        if not _REPLY_FLAGS(reply, _REPLY_FLAGS_AT)[0] & lib.DM_UEVENT_GENERATED_FLAG:
+            lib.semop(self.semid, self._down, 1)  # no uevent: nothing will complete it
+        elif lib.semtimedop(self.semid, self._zero, 1, self._timeout) < 0:
+            raise OSError(ffi.errno, f"udev did not complete cookie {self.base:#x} "
+                                     f"within {self.TIMEOUT_S} s")
+
+    def remove(self) -> None:
+        lib.semctl(self.semid, 0, lib.IPC_RMID)
 
 
 # Reply fields the floor reads, at the binding's offsets.

@@ -73,6 +73,13 @@ def test_python_floor_splits_the_gap_to_c_and_sorts_after_it():
     assert check.detail == "8.00x (bare Python ioctl: 4.00x C; api: 2.00x that)"
 
 
+def test_python_floor_bounds_the_lifecycle_speed_up_over_dmsetup():
+    raw = {"lifecycle_udev": {"api": [2.2], "pyfloor": [2.0], "dmsetup": [4.4]}}
+    check = _checks(raw)["lifecycle_udev: api >= 8x faster than dmsetup"]
+    assert check.met is False
+    assert check.detail == "2.0x faster (bare Python ioctls: 2.2x faster)"
+
+
 def test_budget_shares_split_counts_and_time_across_rounds():
     from tests.bench.operations import Budget
 
