@@ -118,18 +118,21 @@ class NodeDir:
             os.close(fd)
 
     def _ensure(self, name: str, devno: DevNo, fd: int) -> bool:
-        st = self._lstat(name, fd)
         rdev = os.makedev(*devno)
-        if st is None:
-            # Nothing to replace: make the node under its own name (see the
-            # module's docstring for the moment before chown and chmod).
-            try:
-                self._mknod(name, rdev, fd)
-                return True
-            except FileExistsError:
-                st = self._lstat(name, fd)  # udev (or another process) was faster
-                if st is None:
-                    raise
+        # The usual case is a missing entry: make the node under its own
+        # name first and look only if something is there (see the module's
+        # docstring for the moment before chown and chmod).  A stat first
+        # would cost a syscall and a stat_result on every create, which
+        # under emulation is as dear as the mknod itself.
+        try:
+            self._mknod(name, rdev, fd)
+            return True
+        except FileExistsError:
+            pass
+        st = self._lstat(name, fd)
+        if st is None:  # removed meanwhile: make it again
+            self._mknod(name, rdev, fd)
+            return True
         if stat.S_ISBLK(st.st_mode):
             if st.st_rdev == rdev:
                 return False

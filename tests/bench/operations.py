@@ -60,7 +60,7 @@ PROCESS_LIFECYCLE = Budget(warmup=1, min_n=5, max_n=30, seconds=5.0)
 # A Python process takes seconds to start in a TCG guest over 9p (10-20 s
 # on a loaded host): two runs per operation keep the whole run near 10 min.
 PYTHON_PROCESS = Budget(warmup=0, min_n=2, max_n=2, seconds=0.0)
-LIFECYCLE_ROUNDS = 4
+ROUNDS = 4
 
 
 def log(msg: str) -> None:
@@ -162,12 +162,13 @@ class Run:
 
     def measure(self, op: str, contenders: Sequence[Any], spec: cn.Spec,
                 on_api: Optional[Callable[[Callable[[], object]], None]] = None) -> None:
-        """Time ``op`` for every contender.  Lifecycles run in rounds, each
-        contender's share split across them and the order rotated: the
-        kernel's cost drifts over minutes (udev backlog, RCU), and one block
-        per contender would hand the drift to whoever ran last."""
+        """Time ``op`` for every contender, in rounds: each contender's
+        budget is split across them and the order rotated, because the
+        guest's speed drifts over minutes (udev backlog, RCU, the host's
+        load) and one block per contender would hand the drift to whoever
+        ran last."""
         lifecycle = op.startswith("lifecycle")
-        rounds = LIFECYCLE_ROUNDS if lifecycle else 1
+        rounds = ROUNDS
         row: Dict[str, Any] = {}
         started = time.monotonic()
         for r in range(rounds):
@@ -214,9 +215,12 @@ class Run:
             b = PROCESS_LIFECYCLE if lifecycle else PROCESS
         else:
             b = IN_PROCESS_LIFECYCLE if lifecycle else IN_PROCESS
+        b = self.budget(b)
+        if r >= b.max_n:  # fewer runs than rounds: one in each of the first
+            return []
         if on_api is not None and c.name == "api":
             on_api(fn)
-        return time_calls(fn, self.budget(b).share(r, rounds))
+        return time_calls(fn, b.share(r, min(rounds, b.max_n)))
 
     def run(self) -> Dict[str, Any]:
         api = cn.Api()
@@ -261,6 +265,11 @@ class Run:
                 log(f"{have} devices listed (created {len(made)} so far in {time.monotonic() - t0:.1f}s)")
                 if have != n:
                     self.notes.append(f"list_{n}: the kernel listed {have} devices")
+                # Each create raised an "add" uevent: let udevd work through
+                # them before the timing, not during it.
+                t0 = time.monotonic()
+                settle_udev()
+                log(f"udev settled in {time.monotonic() - t0:.1f}s")
                 op = report.list_op(n)
                 self.measure(op, everyone, spec, on_api=lambda fn, op=op: self._count_retries(ctl, fn, op))
                 if self.profile and n == self.list_sizes[-1]:

@@ -77,20 +77,36 @@ def test_ensure_replaces_wrong_node_and_dangling_symlink(nodes):
 
 @needs_mknod
 def test_ensure_loses_a_race_to_a_correct_entry_gracefully(nodes, monkeypatch):
-    # Another process (udev) makes the node between our lstat and mknod.
-    real_lstat = NodeDir._lstat
+    # Another process (udev) makes the node just before our mknod.
+    real_mknod = NodeDir._mknod
     calls = []
 
-    def late_lstat(self, name, fd):
+    def late_mknod(self, name, rdev, fd):
         calls.append(name)
         if len(calls) == 1:
             os.mknod(name, stat.S_IFBLK | 0o600, os.makedev(*A), dir_fd=fd)
-            return None
-        return real_lstat(self, name, fd)
+        return real_mknod(self, name, rdev, fd)
 
-    monkeypatch.setattr(NodeDir, "_lstat", late_lstat)
+    monkeypatch.setattr(NodeDir, "_mknod", late_mknod)
     assert nodes.ensure("vol", A) is False
+    assert calls == ["vol"]
     assert sorted(os.listdir(nodes.path)) == ["vol"]
+
+
+@needs_mknod
+def test_ensure_remakes_an_entry_removed_while_it_looked(nodes, monkeypatch):
+    # The entry that made mknod fail is gone by the time we look at it.
+    nodes.ensure("vol", B)
+    real_lstat = NodeDir._lstat
+
+    def vanishing_lstat(self, name, fd):
+        os.unlink(name, dir_fd=fd)
+        monkeypatch.setattr(NodeDir, "_lstat", real_lstat)
+        return None
+
+    monkeypatch.setattr(NodeDir, "_lstat", vanishing_lstat)
+    assert nodes.ensure("vol", A) is True
+    assert nodes.lookup("vol") == A
 
 
 @needs_mknod
