@@ -46,10 +46,13 @@ class Budget(NamedTuple):
         return Budget(self.warmup, max(3, int(self.min_n * f)), self.max_n, self.seconds * f)
 
     def share(self, r: int, rounds: int) -> "Budget":
-        """Round ``r``'s part of this budget (warm-up in the first round only)."""
+        """Round ``r``'s part of this budget.  The warm-up is repeated in
+        every round: the other contenders ran in between, and under TCG
+        code that has not run for a while is dear again (its translations
+        and the emulated TLB are gone)."""
         if rounds == 1:
             return self
-        return Budget(self.warmup if r == 0 else 0, max(1, -(-self.min_n // rounds)),
+        return Budget(self.warmup, max(1, -(-self.min_n // rounds)),
                       max(1, -(-self.max_n // rounds)), self.seconds / rounds)
 
 
@@ -60,7 +63,7 @@ PROCESS_LIFECYCLE = Budget(warmup=1, min_n=5, max_n=30, seconds=5.0)
 # A Python process takes seconds to start in a TCG guest over 9p (10-20 s
 # on a loaded host): two runs per operation keep the whole run near 10 min.
 PYTHON_PROCESS = Budget(warmup=0, min_n=2, max_n=2, seconds=0.0)
-ROUNDS = 4
+LIFECYCLE_ROUNDS = 4
 
 
 def log(msg: str) -> None:
@@ -162,15 +165,22 @@ class Run:
 
     def measure(self, op: str, contenders: Sequence[Any], spec: cn.Spec,
                 on_api: Optional[Callable[[Callable[[], object]], None]] = None) -> None:
-        """Time ``op`` for every contender, in rounds: each contender's
-        budget is split across them and the order rotated, because the
-        guest's speed drifts over minutes (udev backlog, RCU, the host's
-        load) and one block per contender would hand the drift to whoever
-        ran last."""
+        """Time ``op`` for every contender.  Lifecycles run in rounds, each
+        contender's budget split across them and the order rotated: they
+        take minutes, over which the guest's speed drifts (udev backlog,
+        RCU), and one block per contender would hand the drift to whoever
+        ran last.  The other operations take a second or so per contender
+        and run in one block each: chopped into rounds, each chunk starts
+        with the caches full of the other contenders' work, which costs a
+        Python caller's larger working set more than a C library's and is
+        not what a loop of calls sees."""
         lifecycle = op.startswith("lifecycle")
-        rounds = ROUNDS
+        rounds = LIFECYCLE_ROUNDS if lifecycle else 1
         row: Dict[str, Any] = {}
         started = time.monotonic()
+        # udevd may still be working through uevents (the fixture's, or an
+        # "add" for each listing device): before the timing, not during it.
+        settle_udev()
         for r in range(rounds):
             k = r % len(contenders)
             for c in [*contenders[k:], *contenders[:k]]:
@@ -207,7 +217,7 @@ class Run:
             api = row.get("api")
             n = len(api) // (r + 1) if isinstance(api, list) and api else 20 // rounds
             n = min(max(n, 20 // rounds), 3000 if not lifecycle else 300 // rounds)
-            return c.measure(op, spec, n, warmup=(5 if not lifecycle else 2) if r == 0 else 0)
+            return c.measure(op, spec, n, warmup=5 if not lifecycle else 2)
         fn = c.op(op, spec)
         if isinstance(c, cn.Command) and c.name == "pydmsetup":
             b = PYTHON_PROCESS
@@ -265,11 +275,6 @@ class Run:
                 log(f"{have} devices listed (created {len(made)} so far in {time.monotonic() - t0:.1f}s)")
                 if have != n:
                     self.notes.append(f"list_{n}: the kernel listed {have} devices")
-                # Each create raised an "add" uevent: let udevd work through
-                # them before the timing, not during it.
-                t0 = time.monotonic()
-                settle_udev()
-                log(f"udev settled in {time.monotonic() - t0:.1f}s")
                 op = report.list_op(n)
                 self.measure(op, everyone, spec, on_api=lambda fn, op=op: self._count_retries(ctl, fn, op))
                 if self.profile and n == self.list_sizes[-1]:

@@ -87,7 +87,7 @@ def test_budget_shares_split_counts_and_time_across_rounds():
     assert b.share(0, 1) is b
     first, later = b.share(0, 4), b.share(3, 4)
     assert first == Budget(2, 3, 8, 1.0)
-    assert later == Budget(0, 3, 8, 1.0)  # warm-up only once
+    assert later == Budget(2, 3, 8, 1.0)  # each round warms up again
     assert Budget(0, 2, 2, 0.0).share(1, 4) == Budget(0, 1, 1, 0.0)
 
 
