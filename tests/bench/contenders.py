@@ -323,8 +323,10 @@ class _FloorCookie:
         if not _REPLY_FLAGS(reply, _REPLY_FLAGS_AT)[0] & lib.DM_UEVENT_GENERATED_FLAG:
             lib.semop(self.semid, self._down, 1)  # no uevent: nothing will complete it
         elif lib.semtimedop(self.semid, self._zero, 1, self._timeout) < 0:
-            raise OSError(ffi.errno, f"udev did not complete cookie {self.base:#x} "
-                                     f"within {self.TIMEOUT_S} s")
+            err = ffi.errno
+            lib.semop(self.semid, self._down, 1)  # give up on this uevent: the cookie stays usable
+            raise OSError(err, f"udev did not complete cookie {self.base:#x} "
+                               f"within {self.TIMEOUT_S} s")
 
     def remove(self) -> None:
         lib.semctl(self.semid, 0, lib.IPC_RMID)

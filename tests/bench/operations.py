@@ -226,7 +226,7 @@ class Run:
         else:
             b = IN_PROCESS_LIFECYCLE if lifecycle else IN_PROCESS
         b = self.budget(b)
-        if r >= b.max_n:  # fewer runs than rounds: one in each of the first
+        if r >= b.max_n:  # fewer runs than rounds: one in each of the first max_n
             return []
         if on_api is not None and c.name == "api":
             on_api(fn)
