@@ -523,7 +523,7 @@ class Control:
         return info
 
     def _create(self, name: str, uuid: Optional[str], devno: Optional[DevNo]) -> DeviceInfo:
-        validate.device_name(name)
+        raw = validate.device_name(name)
         flags = 0
         uuid_raw = validate.device_uuid(uuid) if uuid is not None else b""
         dev = 0
@@ -531,7 +531,7 @@ class Control:
             check_id(devno)
             flags |= lib.DM_PERSISTENT_DEV_FLAG
             dev = os.makedev(devno.major, devno.minor)
-        return self._ioctl(DEV_CREATE, name=name.encode(), uuid=uuid_raw, dev=dev,
+        return self._ioctl(DEV_CREATE, name=raw, uuid=uuid_raw, dev=dev,
                            flags=flags).info()
 
     def _udev_manages_nodes(self) -> bool:

@@ -65,9 +65,7 @@ class NodeDir:
 
     # The directory is opened per call: it may be created (udevd, devtmpfs)
     # or replaced after a Control was opened, and holding it open would pin
-    # a stale one.  Callers close it in try/finally rather than through a
-    # contextlib generator: this runs between the ioctls of every create and
-    # remove, where each extra layer of Python costs under emulation.
+    # a stale one.
     def _open(self) -> int:
         flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
@@ -78,6 +76,16 @@ class NodeDir:
             except FileExistsError:
                 pass
             return os.open(self.path, flags)
+
+    def _in_dir(self, fn, *args):  # type: ignore[no-untyped-def]
+        """``fn(*args, fd)`` with the directory open.  A plain call, not a
+        contextlib generator: this runs between the ioctls of every create
+        and remove, where each extra layer of Python costs under emulation."""
+        fd = self._open()
+        try:
+            return fn(*args, fd)
+        finally:
+            os.close(fd)
 
     def _lstat(self, name: str, fd: int) -> Optional[os.stat_result]:
         try:
@@ -98,11 +106,7 @@ class NodeDir:
     def lookup(self, name: str) -> Optional[DevNo]:
         """The device ``mapper/<name>`` leads to, or None."""
         check_node_name(name)
-        fd = self._open()
-        try:
-            return self._target(name, fd)
-        finally:
-            os.close(fd)
+        return self._in_dir(self._target, name)
 
     def ensure(self, name: str, devno: DevNo) -> bool:
         """Make ``mapper/<name>`` lead to ``devno``; True if anything changed.
@@ -111,11 +115,7 @@ class NodeDir:
         block node or symlink is replaced; anything else there is an error.
         """
         check_node_name(name)
-        fd = self._open()
-        try:
-            return self._ensure(name, devno, fd)
-        finally:
-            os.close(fd)
+        return self._in_dir(self._ensure, name, devno)
 
     def _ensure(self, name: str, devno: DevNo, fd: int) -> bool:
         rdev = os.makedev(*devno)
@@ -166,11 +166,7 @@ class NodeDir:
     def remove(self, name: str) -> bool:
         """Remove ``mapper/<name>`` if it is a node or symlink; True if removed."""
         check_node_name(name)
-        fd = self._open()
-        try:
-            return self._remove(name, fd)
-        finally:
-            os.close(fd)
+        return self._in_dir(self._remove, name)
 
     def _remove(self, name: str, fd: int) -> bool:
         st = self._lstat(name, fd)
@@ -189,19 +185,18 @@ class NodeDir:
         """Move ``old``'s node to ``new`` (keeping its inode), or make ``new``."""
         check_node_name(old)
         check_node_name(new)
-        fd = self._open()
-        try:
-            st = self._lstat(old, fd)
-            if (st is not None and stat.S_ISBLK(st.st_mode)
-                    and st.st_rdev == os.makedev(*devno)
-                    and self._replaceable(new, fd)):
-                os.rename(old, new, src_dir_fd=fd, dst_dir_fd=fd)
-                return
-            self._ensure(new, devno, fd)
-            if self._target(old, fd) == devno or (st is not None and stat.S_ISLNK(st.st_mode)):
-                self._remove(old, fd)
-        finally:
-            os.close(fd)
+        self._in_dir(self._rename, old, new, devno)
+
+    def _rename(self, old: str, new: str, devno: DevNo, fd: int) -> None:
+        st = self._lstat(old, fd)
+        if (st is not None and stat.S_ISBLK(st.st_mode)
+                and st.st_rdev == os.makedev(*devno)
+                and self._replaceable(new, fd)):
+            os.rename(old, new, src_dir_fd=fd, dst_dir_fd=fd)
+            return
+        self._ensure(new, devno, fd)
+        if self._target(old, fd) == devno or (st is not None and stat.S_ISLNK(st.st_mode)):
+            self._remove(old, fd)
 
     def _replaceable(self, name: str, fd: int) -> bool:
         st = self._lstat(name, fd)
@@ -209,11 +204,7 @@ class NodeDir:
 
     def entries(self) -> Dict[str, Optional[DevNo]]:
         """Node-like entries (block nodes, symlinks) -> where they lead, or None."""
-        fd = self._open()
-        try:
-            return self._entries(fd)
-        finally:
-            os.close(fd)
+        return self._in_dir(self._entries)
 
     def _entries(self, fd: int) -> Dict[str, Optional[DevNo]]:
         found: Dict[str, Optional[DevNo]] = {}
@@ -233,23 +224,22 @@ class NodeDir:
         """
         for name in devices:
             check_node_name(name)
-        fd = self._open()
-        try:
-            created = [name for name, devno in sorted(devices.items())
-                       if self._ensure(name, devno, fd)]
-            removed = []
-            for entry in sorted(self._entries(fd)):
-                if entry in devices:
-                    continue
-                try:
-                    check_node_name(entry)
-                except ValidationError:
-                    continue
-                if self._remove(entry, fd):
-                    removed.append(entry)
-            return Reconciled(created, removed)
-        finally:
-            os.close(fd)
+        return self._in_dir(self._reconcile, devices)
+
+    def _reconcile(self, devices: Dict[str, DevNo], fd: int) -> Reconciled:
+        created = [name for name, devno in sorted(devices.items())
+                   if self._ensure(name, devno, fd)]
+        removed = []
+        for entry in sorted(self._entries(fd)):
+            if entry in devices:
+                continue
+            try:
+                check_node_name(entry)
+            except ValidationError:
+                continue
+            if self._remove(entry, fd):
+                removed.append(entry)
+        return Reconciled(created, removed)
 
 
 def _unlink_quietly(name: str, fd: int) -> None:

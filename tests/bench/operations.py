@@ -178,9 +178,10 @@ class Run:
         rounds = LIFECYCLE_ROUNDS if lifecycle else 1
         row: Dict[str, Any] = {}
         started = time.monotonic()
-        # udevd may still be working through uevents (the fixture's, or an
-        # "add" for each listing device): before the timing, not during it.
-        settle_udev()
+        if not lifecycle:  # lifecycles settle before each contender, below
+            # udevd may still be working through uevents (the fixture's, or
+            # an "add" for each listing device): before the timing, not during.
+            settle_udev()
         for r in range(rounds):
             k = r % len(contenders)
             for c in [*contenders[k:], *contenders[:k]]:
