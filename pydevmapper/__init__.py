@@ -12,8 +12,7 @@ scripts that touch one corner of it.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+import sys
 
 __version__ = "0.1.0"
 
@@ -42,7 +41,11 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'pydevmapper' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"pydevmapper.{module}"), name)
+    # __import__, not importlib.import_module: importlib (and the warnings
+    # module it imports) would cost every pydmsetup start.
+    qualified = f"pydevmapper.{module}"
+    __import__(qualified)
+    value = getattr(sys.modules[qualified], name)
     globals()[name] = value  # later lookups skip __getattr__
     return value
 
@@ -51,7 +54,10 @@ def __dir__() -> list:
     return __all__
 
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
     from pydevmapper.api import (create_device, default_control, info, list_devices,
                                  message, reload, remove, status, table, targets, version)
     from pydevmapper.control import Control, Device, default_dev_dir

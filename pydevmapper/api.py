@@ -8,15 +8,18 @@
 from __future__ import annotations
 
 import threading
-from typing import List, Optional, Union
 
 from pydevmapper.control import Control, Device
-from pydevmapper.device import DeviceId, DeviceInfo
+from pydevmapper.device import DeviceInfo
 from pydevmapper.records import ListedDevice, TargetVersion
 from pydevmapper.table import Table, TargetStatus
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from pydevmapper.device import DeviceId
+
 _lock = threading.Lock()
-_control: Optional[Control] = None
+_control: Control | None = None
 
 
 def default_control() -> Control:
@@ -33,7 +36,7 @@ def version() -> tuple:
     return default_control().version()
 
 
-def list_devices() -> List[ListedDevice]:
+def list_devices() -> list[ListedDevice]:
     return default_control().list_devices()
 
 
@@ -41,11 +44,11 @@ def info(device: DeviceId) -> DeviceInfo:
     return default_control().info(device)
 
 
-def create_device(name: str, table: Union[Table, str], **kwargs) -> Device:  # type: ignore[no-untyped-def]
+def create_device(name: str, table: Table | str, **kwargs) -> Device:  # type: ignore[no-untyped-def]
     return default_control().create_device(name, table, **kwargs)
 
 
-def reload(device: DeviceId, table: Union[Table, str], **kwargs) -> DeviceInfo:  # type: ignore[no-untyped-def]
+def reload(device: DeviceId, table: Table | str, **kwargs) -> DeviceInfo:  # type: ignore[no-untyped-def]
     return default_control().reload(device, table, **kwargs)
 
 
@@ -53,17 +56,17 @@ def remove(device: DeviceId, *, deferred: bool = False) -> None:
     default_control().remove(device, deferred=deferred)
 
 
-def table(device: DeviceId, *, inactive: bool = False) -> Optional[Table]:
+def table(device: DeviceId, *, inactive: bool = False) -> Table | None:
     return default_control().table(device, inactive=inactive)
 
 
-def status(device: DeviceId, *, inactive: bool = False) -> List[TargetStatus]:
+def status(device: DeviceId, *, inactive: bool = False) -> list[TargetStatus]:
     return default_control().status(device, inactive=inactive)
 
 
-def targets() -> List[TargetVersion]:
+def targets() -> list[TargetVersion]:
     return default_control().targets()
 
 
-def message(device: DeviceId, message: str, sector: int = 0) -> Optional[str]:
+def message(device: DeviceId, message: str, sector: int = 0) -> str | None:
     return default_control().message(device, sector, message)

@@ -19,11 +19,11 @@ import os
 import stat
 import threading
 import time
-from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
 from pydevmapper import kmsg, records, udev, validate
 from pydevmapper._dm import HEADER_SIZE, ffi, lib
-from pydevmapper.device import DeviceId, DeviceInfo, DevNo, Uuid, address, check_id, describe
+from pydevmapper._namedtuple import NamedTuple
+from pydevmapper.device import DeviceInfo, DevNo, Uuid, address, check_id, describe
 from pydevmapper.errors import (
     DeviceBusyError,
     DeviceMapperUnavailableError,
@@ -38,7 +38,11 @@ from pydevmapper.nodes import NodeDir, Reconciled
 from pydevmapper.records import ListedDevice, TargetVersion
 from pydevmapper.table import Table, TargetStatus, as_table
 
-Version = Tuple[int, int, int]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from pydevmapper.device import DeviceId
+
+Version = tuple[int, int, int]
 
 
 class _Command(NamedTuple):
@@ -191,10 +195,10 @@ class Control:
     waiting for the cookie when syncing.
     """
 
-    def __init__(self, path: Optional[str] = None, *, udev_sync: Optional[bool] = None,
-                 dev_dir: Optional[str] = None,
+    def __init__(self, path: str | None = None, *, udev_sync: bool | None = None,
+                 dev_dir: str | None = None,
                  udev_timeout: float = udev.DEFAULT_TIMEOUT,
-                 udev_transaction: Optional[udev.Transaction] = None,
+                 udev_transaction: udev.Transaction | None = None,
                  udev_rules: bool = True) -> None:
         self.dev_dir = dev_dir or default_dev_dir()
         # udev populates /dev only; resolved once, not per create or remove.
@@ -209,8 +213,8 @@ class Control:
                     f"{self.path} does not exist: is device-mapper loaded? (modprobe dm_mod)",
                 ) from None
             raise error_for(exc.errno, "open", self.path) from None
-        self._size_hint: Dict[str, int] = {}
-        self._version: Optional[Version] = None
+        self._size_hint: dict[str, int] = {}
+        self._version: Version | None = None
         self._version_lock = threading.Lock()
         # Per thread: the ioctl buffer (reused, so a call allocates nothing)
         # and the kernel-log cursor; a Control stays shareable.
@@ -250,7 +254,7 @@ class Control:
     def _ioctl(
         self,
         cmd: _Command,
-        device: Optional[DeviceId] = None,
+        device: DeviceId | None = None,
         *,
         flags: int = 0,
         event_nr: int = 0,
@@ -333,8 +337,8 @@ class Control:
             cursor.to_end()
         return cursor
 
-    def _failure(self, err: int, cmd: _Command, device: Optional[DeviceId],
-                 name: bytes, cursor: Optional[kmsg.KmsgCursor]) -> DMError:
+    def _failure(self, err: int, cmd: _Command, device: DeviceId | None,
+                 name: bytes, cursor: kmsg.KmsgCursor | None) -> DMError:
         kernel_message = None
         lines = cursor.read_dm_lines() if cursor is not None else []
         devno = None
@@ -348,7 +352,7 @@ class Control:
         return error_for(err, cmd.name, _label(device, name), kernel_message,
                          table_rejected=cmd is TABLE_LOAD and devno is not None)
 
-    def _devno_of(self, device: DeviceId) -> Optional[str]:
+    def _devno_of(self, device: DeviceId) -> str | None:
         """'maj:min' of a device if it exists (only on the failure path)."""
         try:
             return str(self.info(device).devno)
@@ -463,7 +467,7 @@ class Control:
                     _quietly(self.nodes.remove, name)
 
     def list_devices(self, *, uuids: bool = True, name_prefix: str = "",
-                     uuid_prefix: str = "") -> List[ListedDevice]:
+                     uuid_prefix: str = "") -> list[ListedDevice]:
         """DM_LIST_DEVICES: every device, in the kernel's (name) order.
 
         Event numbers come with interface 4.37+, uuids with 4.45+ when
@@ -486,7 +490,7 @@ class Control:
         reply = self._ioctl(LIST_DEVICES, flags=flags, name=name, uuid=uuid)
         return records.decode_name_list(reply.data, self.supports(_LIST_EVENT_NR))
 
-    def targets(self) -> List[TargetVersion]:
+    def targets(self) -> list[TargetVersion]:
         """DM_LIST_VERSIONS: the target types the kernel has loaded."""
         return records.decode_versions(self._ioctl(LIST_VERSIONS).data)
 
@@ -508,8 +512,8 @@ class Control:
 
     # -- one device ---------------------------------------------------------
 
-    def create(self, name: str, *, uuid: Optional[str] = None,
-               devno: Optional[DevNo] = None) -> DeviceInfo:
+    def create(self, name: str, *, uuid: str | None = None,
+               devno: DevNo | None = None) -> DeviceInfo:
         """DM_DEV_CREATE: a device with no table (see ``create_device``)."""
         info = self._create(name, uuid, devno)
         if self._real and not self._udev_manages_nodes():
@@ -522,7 +526,7 @@ class Control:
                 raise
         return info
 
-    def _create(self, name: str, uuid: Optional[str], devno: Optional[DevNo]) -> DeviceInfo:
+    def _create(self, name: str, uuid: str | None, devno: DevNo | None) -> DeviceInfo:
         raw = validate.device_name(name)
         flags = 0
         uuid_raw = validate.device_uuid(uuid) if uuid is not None else b""
@@ -674,7 +678,7 @@ class Control:
             return False
         return True
 
-    def wait(self, device: DeviceId, event_nr: Optional[int] = None) -> DeviceInfo:
+    def wait(self, device: DeviceId, event_nr: int | None = None) -> DeviceInfo:
         """DM_DEV_WAIT: block until the device's event number differs from ``event_nr``.
 
         With no ``event_nr``, waits for the next event after now.  Returns the
@@ -688,7 +692,7 @@ class Control:
         # demand), and re-issuing a wait to fit them would wait again.
         return self._ioctl(DEV_WAIT, device, event_nr=event_nr, retry_full=False).info()
 
-    def load(self, device: DeviceId, table: Union[Table, str], *,
+    def load(self, device: DeviceId, table: Table | str, *,
              readonly: bool = False) -> DeviceInfo:
         """DM_TABLE_LOAD into the inactive slot; ``resume()`` makes it live."""
         check_id(device)
@@ -704,7 +708,7 @@ class Control:
         check_id(device)
         return self._ioctl(TABLE_CLEAR, device).info()
 
-    def deps(self, device: DeviceId, *, inactive: bool = False) -> List[DevNo]:
+    def deps(self, device: DeviceId, *, inactive: bool = False) -> list[DevNo]:
         """DM_TABLE_DEPS: the block devices the table uses."""
         check_id(device)
         flags = lib.DM_QUERY_INACTIVE_TABLE_FLAG if inactive else 0
@@ -713,13 +717,13 @@ class Control:
             return []
         return [DevNo(*d) for d in records.decode_deps(reply.data)]
 
-    def table(self, device: DeviceId, *, inactive: bool = False) -> Optional[Table]:
+    def table(self, device: DeviceId, *, inactive: bool = False) -> Table | None:
         """DM_TABLE_STATUS with DM_STATUS_TABLE_FLAG: the table as loaded, or None."""
         targets = self._table_status(device, _STATUS_TABLE, inactive, False)
         return Table._from_kernel(records.decode_table(*targets)) if targets[1] else None
 
     def status(self, device: DeviceId, *, inactive: bool = False,
-               noflush: bool = False) -> List[TargetStatus]:
+               noflush: bool = False) -> list[TargetStatus]:
         """DM_TABLE_STATUS: each target's status line.
 
         ``noflush``: ask targets not to flush to produce it (thin, cache).
@@ -727,7 +731,7 @@ class Control:
         data, count = self._table_status(device, 0, inactive, noflush)
         return records.decode_status(data, count)
 
-    def ima_measurement(self, device: DeviceId, *, inactive: bool = False) -> List[TargetStatus]:
+    def ima_measurement(self, device: DeviceId, *, inactive: bool = False) -> list[TargetStatus]:
         """DM_TABLE_STATUS with DM_IMA_MEASUREMENT_FLAG (interface 4.45+)."""
         self._require(_IMA, "IMA measurement")
         if not lib.PYDM_HAS_IMA:
@@ -737,7 +741,7 @@ class Control:
         return records.decode_status(data, count)
 
     def _table_status(self, device: DeviceId, flags: int, inactive: bool,
-                      noflush: bool) -> Tuple[bytes, int]:
+                      noflush: bool) -> tuple[bytes, int]:
         # The one ioctl checks the address before anything is sent.
         if inactive:
             flags |= lib.DM_QUERY_INACTIVE_TABLE_FLAG
@@ -750,7 +754,7 @@ class Control:
         return reply.data, count
 
     def message(self, device: DeviceId, sector: int, message: str, *,
-                reply_size: int = _INITIAL_REPLY_SIZE) -> Optional[str]:
+                reply_size: int = _INITIAL_REPLY_SIZE) -> str | None:
         """DM_TARGET_MSG to the target at ``sector``; returns its answer, if any.
 
         A message is never re-sent (it may not be idempotent), so an answer
@@ -790,9 +794,9 @@ class Control:
 
     # -- several commands -------------------------------------------------------
 
-    def create_device(self, name: str, table: Union[Table, str], *,
-                      uuid: Optional[str] = None, readonly: bool = False,
-                      devno: Optional[DevNo] = None) -> "Device":
+    def create_device(self, name: str, table: Table | str, *,
+                      uuid: str | None = None, readonly: bool = False,
+                      devno: DevNo | None = None) -> "Device":
         """Create, load and resume in one call; nothing is left if a step fails.
 
         Returns a ``Device``; ``with ctl.create_device(...) as dev:`` removes
@@ -813,7 +817,7 @@ class Control:
             raise
         return Device(self, info.devno, owned=True)
 
-    def reload(self, device: DeviceId, table: Union[Table, str], *,
+    def reload(self, device: DeviceId, table: Table | str, *,
                readonly: bool = False, noflush: bool = False,
                nolockfs: bool = False) -> DeviceInfo:
         """Load a new table and make it live; the old one stays live on failure."""
@@ -854,7 +858,7 @@ def _remove_quietly(ctl: Control, devno: DevNo) -> None:
         pass
 
 
-def _label(device: Optional[DeviceId], name: bytes) -> Optional[str]:
+def _label(device: DeviceId | None, name: bytes) -> str | None:
     if device is not None:
         return describe(device)
     return name.decode("utf-8", "replace") or None
@@ -894,19 +898,19 @@ class Device:
     def info(self, *, inactive: bool = False) -> DeviceInfo:
         return self.control.info(self.devno, inactive=inactive)
 
-    def table(self, *, inactive: bool = False) -> Optional[Table]:
+    def table(self, *, inactive: bool = False) -> Table | None:
         return self.control.table(self.devno, inactive=inactive)
 
-    def status(self, *, inactive: bool = False, noflush: bool = False) -> List[TargetStatus]:
+    def status(self, *, inactive: bool = False, noflush: bool = False) -> list[TargetStatus]:
         return self.control.status(self.devno, inactive=inactive, noflush=noflush)
 
-    def deps(self, *, inactive: bool = False) -> List[DevNo]:
+    def deps(self, *, inactive: bool = False) -> list[DevNo]:
         return self.control.deps(self.devno, inactive=inactive)
 
-    def load(self, table: Union[Table, str], *, readonly: bool = False) -> DeviceInfo:
+    def load(self, table: Table | str, *, readonly: bool = False) -> DeviceInfo:
         return self.control.load(self.devno, table, readonly=readonly)
 
-    def reload(self, table: Union[Table, str], **kwargs: bool) -> DeviceInfo:
+    def reload(self, table: Table | str, **kwargs: bool) -> DeviceInfo:
         return self.control.reload(self.devno, table, **kwargs)
 
     def suspend(self, **kwargs: bool) -> DeviceInfo:
@@ -915,13 +919,13 @@ class Device:
     def resume(self, **kwargs: bool) -> DeviceInfo:
         return self.control.resume(self.devno, **kwargs)
 
-    def message(self, message: str, sector: int = 0) -> Optional[str]:
+    def message(self, message: str, sector: int = 0) -> str | None:
         return self.control.message(self.devno, sector, message)
 
     def rename(self, new_name: str) -> DeviceInfo:
         return self.control.rename(self.devno, new_name)
 
-    def wait(self, event_nr: Optional[int] = None) -> DeviceInfo:
+    def wait(self, event_nr: int | None = None) -> DeviceInfo:
         return self.control.wait(self.devno, event_nr)
 
     def remove(self, *, deferred: bool = False, retry: float = 0.0,

@@ -16,10 +16,11 @@ print it in dmsetup's order.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, Iterator, List, Optional
+from collections.abc import Iterator
 
 from pydevmapper.device import DeviceInfo, DevNo
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from pydevmapper.control import Control
 
@@ -29,15 +30,15 @@ class DeviceNode:
 
     __slots__ = ("devno", "info", "uses", "used_by")
 
-    def __init__(self, devno: DevNo, info: Optional[DeviceInfo]) -> None:
+    def __init__(self, devno: DevNo, info: DeviceInfo | None) -> None:
         self.devno = devno
         #: the mapped device's state; None for a device that is not a mapped
         #: device (a loop device, a disk) or a mapped device that vanished
         self.info = info
         #: devices this one's live table uses, in the kernel's order
-        self.uses: List[DevNo] = []
+        self.uses: list[DevNo] = []
         #: mapped devices whose live tables use this one, in the order found
-        self.used_by: List[DevNo] = []
+        self.used_by: list[DevNo] = []
 
     @property
     def name(self) -> str:
@@ -57,9 +58,9 @@ class DeviceGraph:
     """
 
     def __init__(self) -> None:
-        self.nodes: Dict[DevNo, DeviceNode] = {}
-        self.top: List[DevNo] = []
-        self.bottom: List[DevNo] = []
+        self.nodes: dict[DevNo, DeviceNode] = {}
+        self.top: list[DevNo] = []
+        self.bottom: list[DevNo] = []
 
     def __getitem__(self, devno: DevNo) -> DeviceNode:
         return self.nodes[devno]
@@ -73,11 +74,11 @@ class DeviceGraph:
     def __len__(self) -> int:
         return len(self.nodes)
 
-    def roots(self, inverted: bool = False) -> List[DevNo]:
+    def roots(self, inverted: bool = False) -> list[DevNo]:
         """Where a walk starts: ``top``, or ``bottom`` walking upwards."""
         return list(self.bottom if inverted else self.top)
 
-    def children(self, devno: DevNo, inverted: bool = False) -> List[DevNo]:
+    def children(self, devno: DevNo, inverted: bool = False) -> list[DevNo]:
         """The next level of a walk: what ``devno`` uses (or, inverted, what
         uses it); empty at the end of the walk's direction."""
         node = self.nodes[devno]
@@ -98,10 +99,10 @@ def dependency_graph(ctl: "Control") -> DeviceGraph:
     dm_majors = {d.major for d in listed}
     graph = DeviceGraph()
 
-    def add(devno: DevNo, parent: Optional[DeviceNode]) -> None:
+    def add(devno: DevNo, parent: DeviceNode | None) -> None:
         node = graph.nodes.get(devno)
         new = node is None
-        deps: List[DevNo] = []
+        deps: list[DevNo] = []
         if node is None:
             info = None
             if devno.major in dm_majors:

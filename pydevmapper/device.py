@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import NamedTuple, Tuple, Union
 
 from pydevmapper import validate
+from pydevmapper._namedtuple import NamedTuple
 from pydevmapper.flags import DMFlag
 
 
@@ -32,7 +32,23 @@ class DevNo(NamedTuple):
         return f"{self.major}:{self.minor}"
 
 
-DeviceId = Union[str, Name, Uuid, DevNo]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Union
+
+    DeviceId = Union[str, Name, Uuid, DevNo]  # what every ``device`` argument takes
+
+
+def __getattr__(name: str) -> object:
+    # DeviceId serves annotations, which the library never evaluates:
+    # built on first use, so importing this module does not import typing
+    # (see _namedtuple for why that matters).
+    if name == "DeviceId":
+        from typing import Union
+
+        value = globals()["DeviceId"] = Union[str, Name, Uuid, DevNo]
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def describe(device: DeviceId) -> str:
@@ -55,7 +71,7 @@ def check_id(device: object) -> DeviceId:
 _DEV_LIMITS = (1 << 12, 1 << 20)
 
 
-def address(device: object) -> Tuple[bytes, bytes, int]:
+def address(device: object) -> tuple[bytes, bytes, int]:
     """Validate a device address; the (name, uuid, dev) it puts in a request header."""
     kind = type(device)
     if kind is str or kind is Name or kind is Uuid:
@@ -73,7 +89,7 @@ def address(device: object) -> Tuple[bytes, bytes, int]:
 
 
 @functools.lru_cache(maxsize=1024, typed=True)
-def _string_address(device: str) -> Tuple[bytes, bytes, int]:
+def _string_address(device: str) -> tuple[bytes, bytes, int]:
     # Cached: a script addresses the same few devices again and again, and
     # checking a name costs more than the ioctl path around it.  typed=True
     # keeps Uuid("x") and the name "x" apart; a failed check caches nothing.

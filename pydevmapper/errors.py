@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-from typing import Optional
 
 
 class ValidationError(ValueError):
@@ -32,9 +31,9 @@ class DMError(OSError):
         self,
         errno: int,
         command: str,
-        device: Optional[str] = None,
-        kernel_message: Optional[str] = None,
-        detail: Optional[str] = None,
+        device: str | None = None,
+        kernel_message: str | None = None,
+        detail: str | None = None,
     ) -> None:
         super().__init__(errno, detail or os.strerror(errno))
         self.command = command
@@ -101,8 +100,8 @@ def _class_for(errno: int, command: str, table_rejected: bool) -> type:
 def error_for(
     errno: int,
     command: str,
-    device: Optional[str] = None,
-    kernel_message: Optional[str] = None,
+    device: str | None = None,
+    kernel_message: str | None = None,
     table_rejected: bool = False,
 ) -> DMError:
     """The typed error for a failed command.

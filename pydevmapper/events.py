@@ -23,9 +23,10 @@ import asyncio
 import errno
 import select
 import time
-from typing import AsyncIterator, Dict, Iterator, List, NamedTuple, Optional
+from collections.abc import AsyncIterator, Iterator
 
-from pydevmapper.control import Control, _LIST_EVENT_NR
+from pydevmapper._namedtuple import NamedTuple
+from pydevmapper.control import _LIST_EVENT_NR, Control
 from pydevmapper.device import DevNo
 from pydevmapper.errors import UnsupportedError
 
@@ -36,13 +37,13 @@ class DeviceEvent(NamedTuple):
     devno: DevNo
 
 
-Snapshot = Dict[DevNo, DeviceEvent]
+Snapshot = dict[DevNo, DeviceEvent]
 
 
 class _Watcher:
     """A private control descriptor, armed, with the last listing seen."""
 
-    def __init__(self, control: Optional[Control], name_prefix: str) -> None:
+    def __init__(self, control: Control | None, name_prefix: str) -> None:
         path = control.path if control is not None else None
         # No node handling or udev: this descriptor only lists and polls.
         self.ctl = Control(path, udev_sync=False)
@@ -65,7 +66,7 @@ class _Watcher:
         return {DevNo(d.major, d.minor): DeviceEvent(d.name, d.event_nr or 0, DevNo(d.major, d.minor))
                 for d in listed if d.name.startswith(self.prefix)}
 
-    def changes(self) -> List[DeviceEvent]:
+    def changes(self) -> list[DeviceEvent]:
         """Re-arm, list, and return what moved since the last listing."""
         self.ctl.arm_poll()
         now = self._snapshot()
@@ -89,11 +90,11 @@ class watch:
     descriptor; so does running out on a timeout.
     """
 
-    def __init__(self, control: Optional[Control] = None, *,
-                 timeout: Optional[float] = None, name_prefix: str = "") -> None:
-        self._watcher: Optional[_Watcher] = _Watcher(control, name_prefix)
+    def __init__(self, control: Control | None = None, *,
+                 timeout: float | None = None, name_prefix: str = "") -> None:
+        self._watcher: _Watcher | None = _Watcher(control, name_prefix)
         self._timeout = timeout
-        self._pending: List[DeviceEvent] = []
+        self._pending: list[DeviceEvent] = []
         self._poller = select.poll()
         self._poller.register(self._watcher.fileno(), select.POLLIN)
 
@@ -136,11 +137,11 @@ class async_watch:
     the descriptor early.
     """
 
-    def __init__(self, control: Optional[Control] = None, *,
-                 timeout: Optional[float] = None, name_prefix: str = "") -> None:
+    def __init__(self, control: Control | None = None, *,
+                 timeout: float | None = None, name_prefix: str = "") -> None:
         self._watcher = _Watcher(control, name_prefix)
         self._timeout = timeout
-        self._pending: List[DeviceEvent] = []
+        self._pending: list[DeviceEvent] = []
 
     def __aiter__(self) -> AsyncIterator[DeviceEvent]:
         return self

@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
-from typing import List, Optional
-
-_DEVNO_PREFIX = re.compile(r"^device-mapper: [\w-]+: (\d+:\d+): ")
 
 
 class KmsgCursor:
@@ -24,7 +20,7 @@ class KmsgCursor:
 
     def __init__(self, path: str = "/dev/kmsg") -> None:
         try:
-            self._fd: Optional[int] = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            self._fd: int | None = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             self._fd = None  # not root, dmesg_restrict, or no /dev/kmsg
         self.to_end()
@@ -40,7 +36,7 @@ class KmsgCursor:
     def __del__(self) -> None:  # per-thread cursors go away with their thread
         self.close()
 
-    def read_dm_lines(self) -> List[str]:
+    def read_dm_lines(self) -> list[str]:
         """Device-mapper messages logged since the cursor was placed."""
         if self._fd is None:
             return []
@@ -72,7 +68,13 @@ class KmsgCursor:
         self.close()
 
 
-def about(line: str, devno: Optional[str]) -> bool:
+def about(line: str, devno: str | None) -> bool:
     """False only for a line that names a device number other than ``devno``."""
-    match = _DEVNO_PREFIX.match(line)
-    return not (devno and match and match.group(1) != devno)
+    # "device-mapper: <part>: <major>:<minor>: <text>" names a device.
+    # (String methods, not a regex: re is not imported at start-up.)
+    parts = line.split(": ", 3)
+    if not devno or len(parts) < 4 or parts[0] != "device-mapper":
+        return True
+    major, sep, minor = parts[2].partition(":")
+    named = sep and major.isdecimal() and minor.isdecimal()
+    return not named or parts[2] == devno

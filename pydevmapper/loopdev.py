@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import os
 import time
-from typing import Optional
 
 from pydevmapper._dm import ffi, lib
 
@@ -106,7 +105,7 @@ def _configure(path: str, backing_fd: int, backing_file: str, read_only: bool,
         os.close(fd)
 
 
-def backing_file_of(path: str) -> Optional[str]:
+def backing_file_of(path: str) -> str | None:
     """The file behind a loop device, from sysfs; None if unattached."""
     name = os.path.basename(path)
     try:

@@ -20,9 +20,9 @@ import errno
 import grp
 import os
 import stat
-from typing import Dict, List, NamedTuple, Optional
 
 from pydevmapper import validate
+from pydevmapper._namedtuple import NamedTuple
 from pydevmapper.device import DevNo
 from pydevmapper.errors import ValidationError
 
@@ -48,15 +48,15 @@ class NodeError(OSError):
 
 
 class Reconciled(NamedTuple):
-    created: List[str]  # names given a (new or corrected) node
-    removed: List[str]  # stale entries removed
+    created: list[str]  # names given a (new or corrected) node
+    removed: list[str]  # stale entries removed
 
 
 class NodeDir:
     """The mapper directory under a device directory (``$DM_DEV_DIR`` or /dev)."""
 
     def __init__(self, dev_dir: str, *, uid: int = NODE_UID,
-                 gid: Optional[int] = None, mode: int = NODE_MODE) -> None:
+                 gid: int | None = None, mode: int = NODE_MODE) -> None:
         self.dev_dir = dev_dir
         self.path = os.path.join(dev_dir, "mapper")
         self.uid = uid
@@ -87,13 +87,13 @@ class NodeDir:
         finally:
             os.close(fd)
 
-    def _lstat(self, name: str, fd: int) -> Optional[os.stat_result]:
+    def _lstat(self, name: str, fd: int) -> os.stat_result | None:
         try:
             return os.stat(name, dir_fd=fd, follow_symlinks=False)
         except FileNotFoundError:
             return None
 
-    def _target(self, name: str, fd: int) -> Optional[DevNo]:
+    def _target(self, name: str, fd: int) -> DevNo | None:
         """The block device an entry is or points to (udev makes symlinks)."""
         try:
             st = os.stat(name, dir_fd=fd)  # read-only look through a symlink
@@ -103,7 +103,7 @@ class NodeDir:
             return None
         return DevNo(os.major(st.st_rdev), os.minor(st.st_rdev))
 
-    def lookup(self, name: str) -> Optional[DevNo]:
+    def lookup(self, name: str) -> DevNo | None:
         """The device ``mapper/<name>`` leads to, or None."""
         check_node_name(name)
         return self._in_dir(self._target, name)
@@ -202,12 +202,12 @@ class NodeDir:
         st = self._lstat(name, fd)
         return st is None or stat.S_ISBLK(st.st_mode) or stat.S_ISLNK(st.st_mode)
 
-    def entries(self) -> Dict[str, Optional[DevNo]]:
+    def entries(self) -> dict[str, DevNo | None]:
         """Node-like entries (block nodes, symlinks) -> where they lead, or None."""
         return self._in_dir(self._entries)
 
-    def _entries(self, fd: int) -> Dict[str, Optional[DevNo]]:
-        found: Dict[str, Optional[DevNo]] = {}
+    def _entries(self, fd: int) -> dict[str, DevNo | None]:
+        found: dict[str, DevNo | None] = {}
         for entry in os.listdir(fd):
             if entry == "control" or entry.startswith(".pydm-"):
                 continue
@@ -216,7 +216,7 @@ class NodeDir:
                 found[entry] = self._target(entry, fd)
         return found
 
-    def reconcile(self, devices: Dict[str, DevNo]) -> Reconciled:
+    def reconcile(self, devices: dict[str, DevNo]) -> Reconciled:
         """Make the directory match the kernel: ``devices`` is name -> number.
 
         Creates missing or wrong nodes, removes node-like entries for names
@@ -226,7 +226,7 @@ class NodeDir:
             check_node_name(name)
         return self._in_dir(self._reconcile, devices)
 
-    def _reconcile(self, devices: Dict[str, DevNo], fd: int) -> Reconciled:
+    def _reconcile(self, devices: dict[str, DevNo], fd: int) -> Reconciled:
         created = [name for name, devno in sorted(devices.items())
                    if self._ensure(name, devno, fd)]
         removed = []

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
 
 from pydevmapper._dm import ffi, lib
+from pydevmapper._namedtuple import NamedTuple
 from pydevmapper.flags import NAME_LIST_HAS_UUID
 from pydevmapper.table import Target, TargetStatus
 
@@ -23,7 +24,7 @@ ALIGN = 8
 _INT_CODES = {1: "b", 2: "h", 4: "i", 8: "q"}
 
 
-def _reader(ctype: str, member: str) -> Tuple[Callable[[bytes, int], tuple], int]:
+def _reader(ctype: str, member: str) -> tuple[Callable[[bytes, int], tuple], int]:
     """An unpacker for one integer member (or integer array) of a record.
 
     Offset, width and signedness come from the compiled binding; decoding
@@ -34,7 +35,7 @@ def _reader(ctype: str, member: str) -> Tuple[Callable[[bytes, int], tuple], int
     return struct.Struct("=" + _int_format(*_element(field))).unpack_from, field.offset
 
 
-def _element(field) -> Tuple[object, int]:  # type: ignore[no-untyped-def]
+def _element(field) -> tuple[object, int]:  # type: ignore[no-untyped-def]
     """A member's element type and count (1 unless it is an array)."""
     if field.type.kind == "array":
         return field.type.item, field.type.length
@@ -47,8 +48,8 @@ def _int_format(ftype, count: int) -> str:  # type: ignore[no-untyped-def]
     return f"{count}{code.upper() if ftype.cname.startswith(('uint', 'unsigned')) else code}"
 
 
-def _record_struct(ctype: str, skip: Tuple[str, ...] = (),
-                   tail: bool = True) -> Tuple[struct.Struct, Tuple[str, ...]]:
+def _record_struct(ctype: str, skip: tuple[str, ...] = (),
+                   tail: bool = True) -> tuple[struct.Struct, tuple[str, ...]]:
     """A whole record as one struct.Struct, members in declaration order.
 
     Packing a header in one call (and unpacking a reply the same way)
@@ -81,7 +82,7 @@ def _record_struct(ctype: str, skip: Tuple[str, ...] = (),
     return packed, tuple(names)
 
 
-def _expect(ctype: str, got: Tuple[str, ...], expected: Tuple[str, ...]) -> None:
+def _expect(ctype: str, got: tuple[str, ...], expected: tuple[str, ...]) -> None:
     # Code packs and unpacks these values by position.
     if got != expected:  # pragma: no cover - a header we do not know
         raise ImportError(f"unexpected {ctype} layout: {got}")
@@ -134,18 +135,18 @@ class ListedDevice(NamedTuple):
     minor: int
     # None when the kernel does not report it (event numbers: DM 4.37,
     # uuids: 4.45 and only when asked).  "" means the device has no uuid.
-    event_nr: Optional[int]
-    uuid: Optional[str]
+    event_nr: int | None
+    uuid: str | None
 
 
 class TargetVersion(NamedTuple):
     """A loaded target type and its version (DM_LIST_VERSIONS)."""
 
     name: str
-    version: Tuple[int, int, int]
+    version: tuple[int, int, int]
 
 
-def _cstr(data: bytes, offset: int) -> Tuple[str, int]:
+def _cstr(data: bytes, offset: int) -> tuple[str, int]:
     """The NUL-terminated string at offset, and the offset just past its NUL."""
     end = data.index(b"\0", offset)
     return data[offset:end].decode("utf-8", "surrogateescape"), end + 1
@@ -190,21 +191,21 @@ def _specs(data: bytes, count: int, kind: type) -> list:
     return result
 
 
-def decode_table(data: bytes, count: int) -> List[Target]:
+def decode_table(data: bytes, count: int) -> list[Target]:
     return _specs(data, count, Target)
 
 
-def decode_status(data: bytes, count: int) -> List[TargetStatus]:
+def decode_status(data: bytes, count: int) -> list[TargetStatus]:
     return _specs(data, count, TargetStatus)
 
 
-def decode_name_list(data: bytes, has_event_nr: bool = True) -> List[ListedDevice]:
+def decode_name_list(data: bytes, has_event_nr: bool = True) -> list[ListedDevice]:
     """Decode a DM_LIST_DEVICES reply; ``dev == 0`` in the first record means none.
 
     The loop is written out (no helper calls per record): it runs once per
     device, thousands of times on a busy host.
     """
-    devices: List[ListedDevice] = []
+    devices: list[ListedDevice] = []
     if len(data) < _NAME_LIST_NAME:
         # No devices: the kernel writes dev=0 but counts no bytes for it.
         return devices
@@ -218,8 +219,8 @@ def decode_name_list(data: bytes, has_event_nr: bool = True) -> List[ListedDevic
         start = offset + _NAME_LIST_NAME
         end = index(b"\0", start)
         name = data[start:end].decode("utf-8", "surrogateescape")
-        event_nr: Optional[int] = None
-        uuid: Optional[str] = None
+        event_nr: int | None = None
+        uuid: str | None = None
         if has_event_nr:
             tail = (end + ALIGN) & mask  # past the NUL, 8-aligned
             if tail + 8 <= size and (nxt == 0 or tail + 8 <= offset + nxt):
@@ -237,7 +238,7 @@ def decode_name_list(data: bytes, has_event_nr: bool = True) -> List[ListedDevic
         offset += nxt
 
 
-def decode_versions(data: bytes) -> List[TargetVersion]:
+def decode_versions(data: bytes) -> list[TargetVersion]:
     """Decode a DM_LIST_VERSIONS / DM_GET_TARGET_VERSION reply."""
     result = []
     offset = 0
@@ -252,7 +253,7 @@ def decode_versions(data: bytes) -> List[TargetVersion]:
     return result
 
 
-def decode_deps(data: bytes) -> List[Tuple[int, int]]:
+def decode_deps(data: bytes) -> list[tuple[int, int]]:
     """Decode a DM_TABLE_DEPS reply into (major, minor) pairs."""
     count = _DEPS_COUNT(data, _DEPS_COUNT_AT)[0]
     if _DEPS_DEV + 8 * count > len(data):

@@ -7,10 +7,15 @@ parsing.  ``Table.parse(str(table)) == table`` for every valid table.
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union, overload
+from collections.abc import Iterable, Iterator, Sequence
 
 from pydevmapper import validate
+from pydevmapper._namedtuple import NamedTuple
 from pydevmapper.errors import ValidationError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from typing import overload
 
 
 class Target(NamedTuple):
@@ -52,7 +57,7 @@ class TableSyntaxError(ValidationError):
         self.lineno = lineno
 
 
-def parse_targets(text: str, *, dmsetup: bool = False) -> List[Target]:
+def parse_targets(text: str, *, dmsetup: bool = False) -> list[Target]:
     """The targets of dmsetup table text, checked for syntax only.
 
     Blank lines and lines starting with ``#`` are skipped.  Lines end at
@@ -96,7 +101,7 @@ _C_SPACE = " \t\n\v\f\r"
 _ULLONG_MAX = (1 << 64) - 1
 
 
-def _scan_dmsetup_line(line: str) -> Optional[Tuple[int, int, str, str]]:
+def _scan_dmsetup_line(line: str) -> tuple[int, int, str, str] | None:
     """``sscanf(line, "%llu %llu %s %n")`` as glibc runs it, or None if it
     converts fewer than three fields.
 
@@ -146,7 +151,7 @@ class Table(Sequence[Target]):
 
     __slots__ = ("_targets",)
 
-    def __init__(self, targets: Iterable[Union[Target, Tuple[int, int, str, str]]]) -> None:
+    def __init__(self, targets: Iterable[Target | tuple[int, int, str, str]]) -> None:
         # The kernel splits parameters at whitespace, so edge blanks carry
         # nothing; dropping them keeps parse(format(t)) == t.
         items = tuple(_normalised(t if isinstance(t, Target) else Target(*t)) for t in targets)
@@ -196,10 +201,11 @@ class Table(Sequence[Target]):
     def __repr__(self) -> str:
         return f"Table({list(self._targets)!r})"
 
-    @overload
-    def __getitem__(self, index: int) -> Target: ...
-    @overload
-    def __getitem__(self, index: slice) -> Tuple[Target, ...]: ...
+    if TYPE_CHECKING:  # typing's overload, for type checkers only
+        @overload
+        def __getitem__(self, index: int) -> Target: ...
+        @overload
+        def __getitem__(self, index: slice) -> tuple[Target, ...]: ...
 
     def __getitem__(self, index):
         return self._targets[index]
@@ -219,7 +225,7 @@ class Table(Sequence[Target]):
         return hash(self._targets)
 
 
-def as_table(table: Union["Table", str, Iterable[Target]]) -> Table:
+def as_table(table: "Table" | str | Iterable[Target]) -> Table:
     """Accept a Table, dmsetup table text, or an iterable of targets."""
     if isinstance(table, Table):
         return table

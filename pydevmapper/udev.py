@@ -35,10 +35,9 @@ import errno as _errno
 import os
 import signal
 import time
-from contextlib import contextmanager
-from typing import Iterator, List, NamedTuple, Optional
 
 from pydevmapper._dm import ffi, lib
+from pydevmapper._namedtuple import NamedTuple
 from pydevmapper.errors import DMError
 
 COOKIE_MAGIC = 0x0D4D  # libdevmapper.h DM_COOKIE_MAGIC
@@ -70,7 +69,7 @@ class UdevTimeoutError(DMError):
     ``cookie`` is the value that was sent to the kernel.
     """
 
-    def __init__(self, command: str, device: Optional[str], cookie: int,
+    def __init__(self, command: str, device: str | None, cookie: int,
                  timeout: float) -> None:
         super().__init__(
             _errno.ETIMEDOUT, command, device, None,
@@ -93,8 +92,8 @@ class UdevCookieError(DMError):
     counting on it failed), else None.
     """
 
-    def __init__(self, errno: int, command: str, device: Optional[str], cookie: int,
-                 semid: Optional[int], detail: str) -> None:
+    def __init__(self, errno: int, command: str, device: str | None, cookie: int,
+                 semid: int | None, detail: str) -> None:
         super().__init__(errno, command, device, None, detail)
         self.cookie = cookie
         self.semid = semid
@@ -141,25 +140,28 @@ _UNBLOCKABLE = {signal.SIGKILL, signal.SIGSTOP, signal.SIGSEGV, signal.SIGBUS,
 _BLOCKED = signal.valid_signals() - _UNBLOCKABLE
 
 
-@contextmanager
-def _signals_deferred() -> Iterator[None]:
+class _SignalsDeferred:
     """Hold signals off while a semaphore id and its owner are not yet linked.
 
     Python raises KeyboardInterrupt between bytecodes; blocked, SIGINT waits
     until the unblocking call (which runs pending handlers itself), by when
-    the owner already knows the id and its ``finally`` removes it.
+    the owner already knows the id and its ``finally`` removes it.  (A class,
+    not a contextlib generator: contextlib is not imported at start-up.)
     """
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, _BLOCKED)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    __slots__ = ("_old",)
+
+    def __enter__(self) -> None:
+        self._old = signal.pthread_sigmask(signal.SIG_BLOCK, _BLOCKED)
+
+    def __exit__(self, *exc: object) -> None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, self._old)
 
 
 # -- semaphores ----------------------------------------------------------------
 
 def _semop(semid: int, op: int, flags: int = 0,
-           timeout: Optional[float] = None) -> int:
+           timeout: float | None = None) -> int:
     """One semop on semaphore 0; returns 0 or the errno."""
     sb = ffi.new("struct sembuf *")
     sb.sem_num = 0
@@ -201,7 +203,8 @@ def _rmid(semid: int) -> None:
 class Cookie:
     """One udev cookie: a semaphore counting our unprocessed uevents.
 
-    Use through ``cookie()``, which guarantees the semaphore is removed.
+    Use as ``with cookie(flags) as ck:``: the semaphore is made on entry
+    and removed on leaving the block, always.
     """
 
     __slots__ = ("flags", "base", "semid")
@@ -209,7 +212,7 @@ class Cookie:
     def __init__(self, flags: int = PRIMARY_SOURCE) -> None:
         self.flags = flags & 0xFFFF
         self.base = 0
-        self.semid: Optional[int] = None
+        self.semid: int | None = None
 
     @property
     def key(self) -> int:
@@ -222,7 +225,7 @@ class Cookie:
         return self.flags << FLAGS_SHIFT | self.base
 
     def _create(self) -> None:
-        with _signals_deferred():
+        with _SignalsDeferred():
             while True:
                 base = int.from_bytes(os.urandom(2), "little")
                 if not base:
@@ -252,7 +255,7 @@ class Cookie:
     def pending(self) -> int:
         return _getval(self.semid) if self.semid is not None else 0
 
-    def wait(self, timeout: float, command: str, device: Optional[str]) -> None:
+    def wait(self, timeout: float, command: str, device: str | None) -> None:
         """Block until udev released the cookie; UdevTimeoutError after ``timeout``."""
         if self.semid is None:
             return
@@ -269,28 +272,36 @@ class Cookie:
             if err != _errno.EINTR:  # EINTR: Python runs the handler at the loop's next step
                 raise _os_error(err, "waiting on a udev cookie")
 
+    def __enter__(self) -> Cookie:
+        try:
+            self._create()
+        except BaseException:
+            self._destroy_surely()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._destroy_surely()
+
+    def _destroy_surely(self) -> None:
+        try:
+            self.destroy()
+        finally:
+            if self.semid is not None:  # a second signal hit before destroy() ran
+                self.destroy()
+
     def destroy(self) -> None:
         semid = self.semid
         if semid is None:
             return
-        with _signals_deferred():
+        with _SignalsDeferred():
             _rmid(semid)
             self.semid = None
 
 
-@contextmanager
-def cookie(flags: int = PRIMARY_SOURCE) -> Iterator[Cookie]:
-    """A new cookie whose semaphore is removed on leaving the block, always."""
-    ck = Cookie(flags)
-    try:
-        ck._create()
-        yield ck
-    finally:
-        try:
-            ck.destroy()
-        finally:
-            if ck.semid is not None:  # a second signal hit before destroy() ran
-                ck.destroy()
+def cookie(flags: int = PRIMARY_SOURCE) -> Cookie:
+    """A new cookie for a ``with`` block, whose semaphore is removed on leaving it."""
+    return Cookie(flags)
 
 
 # -- for tools: what dmsetup's udev* commands do ------------------------------
@@ -309,7 +320,7 @@ def decode_flags(value: int) -> int:
     return (value & FLAGS_MASK) >> FLAGS_SHIFT
 
 
-def list_cookies() -> List[CookieInfo]:
+def list_cookies() -> list[CookieInfo]:
     """Every semaphore with a cookie key, from /proc/sysvipc/sem."""
     found = []
     with open("/proc/sysvipc/sem") as f:
@@ -364,7 +375,7 @@ def create_cookie(flags: int = 0) -> int:
     return ck.value
 
 
-def _cookie_semid(key: int, command: str, device: Optional[str]) -> int:
+def _cookie_semid(key: int, command: str, device: str | None) -> int:
     semid = lib.semget(ffi.cast("int", key), 1, 0)
     if semid < 0:
         err = ffi.errno
@@ -373,7 +384,7 @@ def _cookie_semid(key: int, command: str, device: Optional[str]) -> int:
     return semid
 
 
-def add_to_cookie(value: int, command: str = "udev cookie", device: Optional[str] = None) -> None:
+def add_to_cookie(value: int, command: str = "udev cookie", device: str | None = None) -> None:
     """Count one more expected uevent on an existing cookie (before the ioctl).
 
     Raises UdevCookieError (``semid`` None: no such semaphore or no access).
@@ -435,7 +446,7 @@ class Transaction:
         """What goes under the flags in ``dm_ioctl.event_nr``."""
         return self.key & ~FLAGS_MASK & 0xFFFFFFFF
 
-    def check(self, command: str, device: Optional[str] = None) -> None:
+    def check(self, command: str, device: str | None = None) -> None:
         """UdevCookieError unless the key has the magic prefix and names a
         semaphore (before a series of commands that will join)."""
         if self.key >> FLAGS_SHIFT != COOKIE_MAGIC:
@@ -443,7 +454,7 @@ class Transaction:
                                   f"{self.key:#x} is not a udev cookie key (prefix {COOKIE_MAGIC:#x})")
         _cookie_semid(self.key, command, device)
 
-    def join(self, command: str, device: Optional[str] = None) -> None:
+    def join(self, command: str, device: str | None = None) -> None:
         """Count one more uevent, before the ioctl; UdevCookieError as ``check``."""
         self.check(command, device)
         add_to_cookie(self.key, command, device)
@@ -470,7 +481,7 @@ class Transaction:
         self.release()
 
 
-def complete_all(min_age: float = 0.0) -> List[int]:
+def complete_all(min_age: float = 0.0) -> list[int]:
     """``dmsetup udevcomplete_all [age_in_minutes]``: remove cookies whose
     last change is at least ``min_age`` seconds old; returns their keys."""
     now = time.time()

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import List, Optional
 
 __all__ = ["main"]
 
 
-def main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     from pydevmapper.cli import options
     from pydevmapper.cli.session import Failed, Session
 
@@ -45,7 +44,7 @@ def _err(text: str) -> None:
     sys.stderr.flush()
 
 
-def _check_switches(s) -> Optional[str]:
+def _check_switches(s) -> str | None:
     if bool(s.has("major")) != bool(s.has("minor")):
         return "Please specify both major number and minor number."
     if s.has("table") and s.has("notable"):
@@ -57,7 +56,7 @@ def _check_switches(s) -> Optional[str]:
     return None
 
 
-def _run(s, args: List[str]) -> int:
+def _run(s, args: list[str]) -> int:
     from pydevmapper.cli import commands, texts
     from pydevmapper.cli.session import Failed
 
@@ -170,7 +169,7 @@ def _report_uses(opts, section: str) -> bool:
         f.section == section and f.id in selected for f in report.FIELDS)
 
 
-def _repeat(s, cmd, args: List[str], multiple: bool) -> None:
+def _repeat(s, cmd, args: list[str], multiple: bool) -> None:
     """One call per device argument, stopping at the first failure."""
     if not cmd.repeatable or len(args) <= 1:
         cmd.fn(s, args, multiple)

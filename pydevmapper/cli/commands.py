@@ -9,13 +9,14 @@ query_commands (read them), udev_commands, name_commands.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, NamedTuple, Union
+from collections.abc import Callable
 
+from pydevmapper._namedtuple import NamedTuple
 from pydevmapper.cli.session import Failed, Session
 
 
 class Command(NamedTuple):
-    target: Union[str, Callable]  # "module.function" under pydevmapper.cli, imported on use
+    target: str | Callable  # "module.function" under pydevmapper.cli, imported on use
     min_args: int
     max_args: int  # -1: any
     repeatable: int  # 0 no, 1 one device per argument, 2 and -S works
@@ -30,7 +31,7 @@ class Command(NamedTuple):
         return getattr(__import__(f"pydevmapper.cli.{module}", fromlist=[name]), name)
 
 
-def help_(s: Session, args: List[str], multiple: bool) -> None:
+def help_(s: Session, args: list[str], multiple: bool) -> None:
     from pydevmapper.cli import texts
 
     s.error(texts.USAGE)
@@ -39,13 +40,13 @@ def help_(s: Session, args: List[str], multiple: bool) -> None:
 
 
 def not_implemented(name: str):
-    def run(s: Session, args: List[str], multiple: bool) -> None:
+    def run(s: Session, args: list[str], multiple: bool) -> None:
         s.error(f"pydmsetup: {name} is not implemented")
         raise Failed()
     return run
 
 
-COMMANDS: Dict[str, Command] = {
+COMMANDS: dict[str, Command] = {
     "help": Command(help_, 0, 0, 0),
     "create": Command("device_commands.create", 0, 2, 0),
     "remove": Command("device_commands.remove", 0, -1, 2),

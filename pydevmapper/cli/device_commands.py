@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import errno
 import sys
-from typing import List, Optional
 
 from pydevmapper.cli.session import Failed, Session, atoi
 
 
 # -- tables ------------------------------------------------------------------
 
-def _read_table(s: Session, file: Optional[str]):
+def _read_table(s: Session, file: str | None):
     """Targets from --table, a file or stdin, parsed as dmsetup's _parse_line does."""
     from pydevmapper.table import TableSyntaxError, parse_targets
 
@@ -41,7 +40,7 @@ def _read_table(s: Session, file: Optional[str]):
         raise Failed() from None
 
 
-def _table_of(s: Session, targets, device, devno: Optional[str] = None):
+def _table_of(s: Session, targets, device, devno: str | None = None):
     from pydevmapper.errors import ValidationError
     from pydevmapper.table import Table
 
@@ -54,7 +53,7 @@ def _table_of(s: Session, targets, device, devno: Optional[str] = None):
 
 # -- create, load, remove ------------------------------------------------------
 
-def create(s: Session, args: List[str], multiple: bool) -> None:
+def create(s: Session, args: list[str], multiple: bool) -> None:
     if s.has("concise"):
         if len(args) > 1:
             s.error("dmsetup create --concise takes at most one argument")
@@ -70,7 +69,7 @@ def create(s: Session, args: List[str], multiple: bool) -> None:
                 bool(s.has("readonly")), targets)
 
 
-def _create_one(s: Session, name: str, uuid: Optional[str], minor: Optional[int],
+def _create_one(s: Session, name: str, uuid: str | None, minor: int | None,
                 readonly: bool, targets) -> None:
     from pydevmapper.device import DevNo
 
@@ -106,7 +105,7 @@ def _quietly(fn, *args, **kwargs) -> None:
         pass
 
 
-def _concise_specs(s: Session, text: Optional[str]):
+def _concise_specs(s: Session, text: str | None):
     """``name,uuid,minor,flags,table[,table...]`` entries separated by ';'."""
     from pydevmapper.table import Target
 
@@ -115,7 +114,7 @@ def _concise_specs(s: Session, text: Optional[str]):
         raise Failed()
     if text is None:
         text = sys.stdin.read()
-    devices: List[List[str]] = []
+    devices: list[list[str]] = []
     fields = [""]
     i = 0
     while i < len(text):
@@ -163,7 +162,7 @@ def _concise_specs(s: Session, text: Optional[str]):
     return specs
 
 
-def load(s: Session, args: List[str], multiple: bool) -> None:
+def load(s: Session, args: list[str], multiple: bool) -> None:
     if s.has("notable"):
         s.error("--notable only available when creating new device.")
         raise Failed()
@@ -185,7 +184,7 @@ def load(s: Session, args: List[str], multiple: bool) -> None:
         s.write(s.long_info(info))
 
 
-def remove(s: Session, args: List[str], multiple: bool) -> None:
+def remove(s: Session, args: list[str], multiple: bool) -> None:
     device = s.device(args[0] if args else None)
     if s.has("force") and args:
         if s.udev_cookie():  # udev may see the error table come and go
@@ -199,7 +198,7 @@ def remove(s: Session, args: List[str], multiple: bool) -> None:
            deferred=bool(s.has("deferred")), retry=retry)
 
 
-def remove_all(s: Session, args: List[str], multiple: bool) -> None:
+def remove_all(s: Session, args: list[str], multiple: bool) -> None:
     ctl = s.control
     s.call("remove_all", None, ctl.remove_all, deferred=bool(s.has("deferred")))
     if not s.has("force"):
@@ -242,7 +241,7 @@ def _wipe(s: Session, device, force: bool) -> None:
         raise
 
 
-def wipe_table(s: Session, args: List[str], multiple: bool) -> None:
+def wipe_table(s: Session, args: list[str], multiple: bool) -> None:
     if not args or not args[0]:
         s.error("No device specified.")
         raise Failed()
@@ -252,7 +251,7 @@ def wipe_table(s: Session, args: List[str], multiple: bool) -> None:
 # -- suspend, resume, clear, wait, rename, message -----------------------------
 
 def _simple(task: str, method: str, pass_flags: bool):
-    def run(s: Session, args: List[str], multiple: bool) -> None:
+    def run(s: Session, args: list[str], multiple: bool) -> None:
         device = s.device(args[0] if args else None)
         kwargs = {}
         if pass_flags:
@@ -268,7 +267,7 @@ resume = _simple("resume", "resume", True)
 clear = _simple("clear", "clear", False)
 
 
-def wait(s: Session, args: List[str], multiple: bool) -> None:
+def wait(s: Session, args: list[str], multiple: bool) -> None:
     name = None
     if not s.has("uuid") and not s.has("major"):
         if not args:
@@ -282,7 +281,7 @@ def wait(s: Session, args: List[str], multiple: bool) -> None:
         s.write(s.long_info(info))
 
 
-def rename(s: Session, args: List[str], multiple: bool) -> None:
+def rename(s: Session, args: list[str], multiple: bool) -> None:
     device = s.device(args[0] if len(args) == 2 else None)
     ctl = s.control
     if s.has("setuuid"):
@@ -291,7 +290,7 @@ def rename(s: Session, args: List[str], multiple: bool) -> None:
         s.call("rename", device, ctl.rename, device, args[-1])
 
 
-def message(s: Session, args: List[str], multiple: bool) -> None:
+def message(s: Session, args: list[str], multiple: bool) -> None:
     if s.has("uuid") or s.has("major"):
         device = s.device(None)
     else:
@@ -308,7 +307,7 @@ def message(s: Session, args: List[str], multiple: bool) -> None:
         s.write(reply if reply.endswith("\n") else reply + "\n")
 
 
-def setgeometry(s: Session, args: List[str], multiple: bool) -> None:
+def setgeometry(s: Session, args: list[str], multiple: bool) -> None:
     if s.has("uuid") or s.has("major"):
         device = s.device(None)
     else:

@@ -23,7 +23,7 @@ JSON object followed by a newline.
 
 from __future__ import annotations
 
-from typing import Iterable, List, Optional
+from collections.abc import Iterable
 
 from pydevmapper.cli.keys import hide_keys
 
@@ -34,7 +34,7 @@ def dump(doc: dict) -> str:
     return json.dumps(doc, indent=2, sort_keys=False) + "\n"
 
 
-def version(library: str, driver: Optional[str]) -> str:
+def version(library: str, driver: str | None) -> str:
     return dump({"library": library, "driver": driver})
 
 
@@ -51,7 +51,7 @@ def _device(dev) -> dict:
     return {"name": dev.name, "uuid": dev.uuid, "major": dev.major, "minor": dev.minor}
 
 
-def info(dev, read_ahead: Optional[int]) -> dict:
+def info(dev, read_ahead: int | None) -> dict:
     doc = _device(dev)
     doc.update(open_count=dev.open_count, event_nr=dev.event_nr,
                target_count=dev.target_count, read_ahead=read_ahead,
@@ -67,7 +67,7 @@ def deps(dev, used: Iterable) -> dict:
     return doc
 
 
-def targets_of(dev, lines: List[tuple], cmd: str, showkeys: bool = False) -> dict:
+def targets_of(dev, lines: list[tuple], cmd: str, showkeys: bool = False) -> dict:
     """One device of ``table``/``status``: ``lines`` are (start, length, type,
     params-or-status); table keys are zeroed unless ``showkeys``."""
     doc = _device(dev)
@@ -77,5 +77,5 @@ def targets_of(dev, lines: List[tuple], cmd: str, showkeys: bool = False) -> dic
     return doc
 
 
-def devices(rows: List[dict]) -> str:
+def devices(rows: list[dict]) -> str:
     return dump({"devices": rows})

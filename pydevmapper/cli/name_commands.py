@@ -6,18 +6,16 @@ the calling convention.
 
 from __future__ import annotations
 
-from typing import List
-
 from pydevmapper.cli import names
 from pydevmapper.cli.query_commands import for_all
 from pydevmapper.cli.session import Failed, Session
 
 
-def splitname(s: Session, args: List[str], multiple: bool) -> None:
+def splitname(s: Session, args: list[str], multiple: bool) -> None:
     s.report_rows.append(names.split_name(args[0], args[1] if len(args) == 2 else "LVM"))
 
 
-def mangle(s: Session, args: List[str], multiple: bool) -> None:
+def mangle(s: Session, args: list[str], multiple: bool) -> None:
     if not args and not s.has("uuid") and not s.has("major"):
         return for_all(s, mangle, [])
     device = s.device(args[0] if args else None)

@@ -7,14 +7,12 @@ every byte outside udev's safe set as ``\\xNN`` (libdm's "hex" mode).
 
 from __future__ import annotations
 
-from typing import List, Tuple
-
 _SAFE = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#+-.:=@_")
 
 
-def _unquote(text: str) -> Tuple[str, str]:
+def _unquote(text: str) -> tuple[str, str]:
     """The first component (with '--' unescaped) and the rest after its '-'."""
-    out: List[str] = []
+    out: list[str] = []
     i = 0
     while i < len(text):
         ch = text[i]
@@ -27,7 +25,7 @@ def _unquote(text: str) -> Tuple[str, str]:
     return "".join(out), ""
 
 
-def split_lvm_name(name: str) -> Tuple[str, str, str]:
+def split_lvm_name(name: str) -> tuple[str, str, str]:
     vg, rest = _unquote(name)
     lv, rest = _unquote(rest)
     layer, _ = _unquote(rest)

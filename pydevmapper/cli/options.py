@@ -8,14 +8,14 @@ the same way, so this is a small getopt of our own.
 
 from __future__ import annotations
 
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from pydevmapper._namedtuple import NamedTuple
 
 SHORT_OPTIONS = "cCfG:hj:m:M:no:O:rS:u:U:vy"
 
 # dmsetup's long options in its own table order: the order matters, it is
 # the order glibc lists the candidates of an ambiguous abbreviation in.
 # (name, takes an argument)
-LONG_OPTIONS: Tuple[Tuple[str, bool], ...] = (
+LONG_OPTIONS: tuple[tuple[str, bool], ...] = (
     ("readonly", False), ("alias", True), ("alldevices", False),
     ("allprograms", False), ("allregions", False), ("area", False),
     ("areas", True), ("areasize", True), ("bounds", True), ("checks", False),
@@ -40,7 +40,7 @@ LONG_OPTIONS: Tuple[Tuple[str, bool], ...] = (
     ("version", False), ("yes", False), ("addnodeonresume", False),
     ("addnodeoncreate", False), ("json", False),
 )
-_TAKES_ARG: Dict[str, bool] = dict(LONG_OPTIONS)
+_TAKES_ARG: dict[str, bool] = dict(LONG_OPTIONS)
 
 # Short options and the long option each is an alias of.
 SHORT_TO_LONG = {
@@ -59,12 +59,12 @@ class UsageError(Exception):
 
 class Parsed(NamedTuple):
     # long option name -> how often given; and its last argument
-    counts: Dict[str, int]
-    values: Dict[str, str]
-    args: List[str]  # the command and its arguments, in order
+    counts: dict[str, int]
+    values: dict[str, str]
+    args: list[str]  # the command and its arguments, in order
 
 
-def _match_long(prog: str, word: str) -> Tuple[str, Optional[str]]:
+def _match_long(prog: str, word: str) -> tuple[str, str | None]:
     body = word[2:]
     name, eq, value = body.partition("=")
     if name in _TAKES_ARG:
@@ -78,13 +78,13 @@ def _match_long(prog: str, word: str) -> Tuple[str, Optional[str]]:
     return candidates[0], (value if eq else None)
 
 
-def parse(prog: str, argv: List[str]) -> Parsed:
+def parse(prog: str, argv: list[str]) -> Parsed:
     """Parse argv (without the program name) the way dmsetup's getopt does."""
-    counts: Dict[str, int] = {}
-    values: Dict[str, str] = {}
-    args: List[str] = []
+    counts: dict[str, int] = {}
+    values: dict[str, str] = {}
+    args: list[str] = []
 
-    def seen(name: str, value: Optional[str] = None) -> None:
+    def seen(name: str, value: str | None = None) -> None:
         counts[name] = counts.get(name, 0) + 1
         if value is not None:
             values[name] = value

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import Dict, List, Optional
 
 from pydevmapper.cli import jsonout, names
 from pydevmapper.cli.keys import hide_keys as _hide_keys
@@ -19,7 +18,7 @@ from pydevmapper.cli.session import (EMULATED_LIBRARY, Failed, Session, kernel_n
 
 # -- listing ---------------------------------------------------------------------
 
-def for_all(s: Session, fn, args: List[str], silent: bool = False) -> None:
+def for_all(s: Session, fn, args: list[str], silent: bool = False) -> None:
     """Run fn for every device (dmsetup's _process_all); any failure fails the lot."""
     devices = s.call("names", None, s.control.list_devices, uuids=False)
     if not devices:
@@ -49,7 +48,7 @@ def _dev_label(s: Session, major: int, minor: int, comma: bool) -> str:
     return f"({major}, {minor})" if comma else f"({major}:{minor})"
 
 
-def read_output_options(s: Session) -> Optional[str]:
+def read_output_options(s: Session) -> str | None:
     """-o outside a -c report, or --tree, read before the command runs
     (dmsetup's _process_options): tree options with --tree, else
     devno|devname|blkdevname.  Each word may be abbreviated; an empty one
@@ -75,7 +74,7 @@ def read_output_options(s: Session) -> Optional[str]:
     return None
 
 
-def ls(s: Session, args: List[str], multiple: bool) -> None:
+def ls(s: Session, args: list[str], multiple: bool) -> None:
     if s.has("json"):
         s.write(jsonout.ls(s.control.list_devices()))
         return
@@ -111,7 +110,7 @@ def _ls_tree(s: Session) -> None:
     s.write(drawing.decode("utf-8", "surrogateescape"))
 
 
-def info(s: Session, args: List[str], multiple: bool) -> None:
+def info(s: Session, args: list[str], multiple: bool) -> None:
     if not args and not s.has("uuid") and not s.has("major"):
         return for_all(s, info, [])
     dev = s.info(s.device(args[0] if args else None))
@@ -125,14 +124,14 @@ def info(s: Session, args: List[str], multiple: bool) -> None:
         s.write(s.long_info(dev))
 
 
-def info_row(s: Session, dev) -> Optional[Dict[str, object]]:
+def info_row(s: Session, dev) -> dict[str, object] | None:
     """The -c report's row for a device; None when its statistics are asked
     for and it has no stats regions (dmsetup then reports nothing for it)."""
     if s.needs_stats:
         _refuse_stats_regions(s, dev)
         return None
     subsystem = names.uuid_prefix(dev.uuid)
-    row: Dict[str, object] = {
+    row: dict[str, object] = {
         "name": dev.name, "mangled_name": names.mangle(dev.name),
         "unmangled_name": names.unmangle(dev.name), "uuid": dev.uuid,
         "mangled_uuid": names.mangle(dev.uuid), "unmangled_uuid": names.unmangle(dev.uuid),
@@ -175,7 +174,7 @@ def _refuse_stats_regions(s: Session, dev) -> None:
         raise Failed()
 
 
-def _tree_fields(s: Session, devno) -> Dict[str, object]:
+def _tree_fields(s: Session, devno) -> dict[str, object]:
     """devs_used, device_ref_count, names_using_dev, devnos_using_dev."""
     graph = device_graph(s)
     if devno not in graph:
@@ -191,7 +190,7 @@ def _tree_fields(s: Session, devno) -> Dict[str, object]:
     }
 
 
-def deps(s: Session, args: List[str], multiple: bool) -> None:
+def deps(s: Session, args: list[str], multiple: bool) -> None:
     if not args and not s.has("uuid") and not s.has("major"):
         return for_all(s, deps, [])
     device = s.device(args[0] if args else None)
@@ -210,7 +209,7 @@ def deps(s: Session, args: List[str], multiple: bool) -> None:
         s.write("\n")
 
 
-def status(s: Session, args: List[str], multiple: bool) -> None:
+def status(s: Session, args: list[str], multiple: bool) -> None:
     if not args and not s.has("uuid") and not s.has("major"):
         return for_all(s, status, [])
     _status_one(s, args[0] if args else None, s.current, multiple)
@@ -220,7 +219,7 @@ def _quote_concise(text: str) -> str:
     return "".join("\\" + c if c in ",;\\" else c for c in text)
 
 
-def _status_one(s: Session, name: Optional[str], cmd: str, multiple: bool) -> None:
+def _status_one(s: Session, name: str | None, cmd: str, multiple: bool) -> None:
     """table/status/ls --target for one device (dmsetup's _status)."""
     device = s.device(name)
     ctl = s.control
@@ -299,7 +298,7 @@ def _exec_on(s: Session, name: str) -> None:
         pass  # dmsetup's child exits 127 without a word
 
 
-def targets(s: Session, args: List[str], multiple: bool) -> None:
+def targets(s: Session, args: list[str], multiple: bool) -> None:
     found = s.call("versions", None, s.control.targets)
     if s.has("json"):
         s.write(jsonout.targets(found))
@@ -308,7 +307,7 @@ def targets(s: Session, args: List[str], multiple: bool) -> None:
         s.write(f"{t.name:<16} v{t.version[0]}.{t.version[1]}.{t.version[2]}\n")
 
 
-def target_version(s: Session, args: List[str], multiple: bool) -> None:
+def target_version(s: Session, args: list[str], multiple: bool) -> None:
     from pydevmapper.errors import DMError
 
     try:
@@ -318,7 +317,7 @@ def target_version(s: Session, args: List[str], multiple: bool) -> None:
     s.write(f"{t.name:<16} v{t.version[0]}.{t.version[1]}.{t.version[2]}\n")
 
 
-def version(s: Session, args: List[str], multiple: bool) -> None:
+def version(s: Session, args: list[str], multiple: bool) -> None:
     from pydevmapper import __version__
 
     library = f"{EMULATED_LIBRARY} pydevmapper {__version__}"

@@ -10,8 +10,9 @@ unaligned ``:``-separated output, ``--nameprefixes`` printing ``DM_FIELD='v'``,
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
 
+from pydevmapper._namedtuple import NamedTuple
 from pydevmapper.cli import texts
 
 STR, NUM = "str", "num"
@@ -26,7 +27,7 @@ class Field(NamedTuple):
 
 
 # dmsetup's fields, in its order.
-FIELDS: Tuple[Field, ...] = (
+FIELDS: tuple[Field, ...] = (
     Field("name", "Name", 16, STR, "name_"),
     Field("mangled_name", "MangledName", 16, STR, "name_"),
     Field("unmangled_name", "UnmangledName", 16, STR, "name_"),
@@ -126,7 +127,7 @@ class HelpShown(Exception):
     """``-o help``: the field list was printed; dmsetup then exits 0."""
 
 
-def _lookup(word: str, prefix: str) -> Optional[Field]:
+def _lookup(word: str, prefix: str) -> Field | None:
     canon = word.replace("_", "").lower()
     if canon in _CANON:
         return _CANON[canon]
@@ -136,8 +137,8 @@ def _lookup(word: str, prefix: str) -> Optional[Field]:
     return None
 
 
-def parse_fields(spec: str, prefix: str, err: Callable[[str], None]) -> List[Field]:
-    chosen: List[Field] = []
+def parse_fields(spec: str, prefix: str, err: Callable[[str], None]) -> list[Field]:
+    chosen: list[Field] = []
     for word in spec.split(","):
         if not word:
             continue  # consecutive commas are allowed
@@ -159,7 +160,7 @@ def parse_fields(spec: str, prefix: str, err: Callable[[str], None]) -> List[Fie
     return chosen
 
 
-def parse_sort(spec: str, prefix: str) -> List[Tuple[Field, bool]]:
+def parse_sort(spec: str, prefix: str) -> list[tuple[Field, bool]]:
     keys = []
     for word in spec.split(","):
         if not word:
@@ -174,9 +175,9 @@ def parse_sort(spec: str, prefix: str) -> List[Tuple[Field, bool]]:
 
 
 class Options(NamedTuple):
-    fields: List[Field]
-    sort: List[Tuple[Field, bool]]
-    selection: Optional[Callable[[Dict[str, object]], bool]]
+    fields: list[Field]
+    sort: list[tuple[Field, bool]]
+    selection: Callable[[dict[str, object]], bool] | None
     headings: bool
     aligned: bool
     separator: str
@@ -185,7 +186,7 @@ class Options(NamedTuple):
     rows: bool
 
 
-def format_report(opts: Options, rows: Sequence[Dict[str, object]]) -> str:
+def format_report(opts: Options, rows: Sequence[dict[str, object]]) -> str:
     """The report text for these rows (empty when there are none)."""
     if any(f.id == "selected" for f in opts.fields):
         if getattr(opts.selection, "help_only", False):

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Callable, Dict, FrozenSet, List, Optional, Tuple
+from collections.abc import Callable
 
 from pydevmapper.cli import texts
 from pydevmapper.cli.report import FIELDS, ReportError
@@ -53,7 +53,7 @@ _UNITS = "hHrRbBsSkmgtpeKMGTPE"
 _SYNTAX = "Selection syntax error at '{}'.\nUse 'help' for selection to get more help.\n"
 
 
-def _field_help_lines() -> List[Tuple[str, str]]:
+def _field_help_lines() -> list[tuple[str, str]]:
     """(field id, help line) for every field dmsetup knows, in help order."""
     out = []
     for line in texts.FIELD_HELP.splitlines():
@@ -77,7 +77,7 @@ def typed_field_help() -> str:
     return "".join(lines)
 
 
-def _field_type(field_id: str) -> Optional[str]:
+def _field_type(field_id: str) -> str | None:
     implicit = dict(_IMPLICIT)
     if field_id in implicit:
         return implicit[field_id]
@@ -93,13 +93,13 @@ class _Failed(Exception):
 class Selection:
     """A parsed -S: call it with a report row to know whether it is kept."""
 
-    def __init__(self, test: Optional[Callable[[Dict[str, object]], bool]],
-                 fields: Tuple[str, ...], help_only: bool = False) -> None:
+    def __init__(self, test: Callable[[dict[str, object]], bool] | None,
+                 fields: tuple[str, ...], help_only: bool = False) -> None:
         self._test = test
         self.fields = fields  # field ids the selection reads, in order of first use
         self.help_only = help_only  # `-S help`: nothing is reported
 
-    def __call__(self, row: Dict[str, object]) -> bool:
+    def __call__(self, row: dict[str, object]) -> bool:
         if self.help_only:
             return False
         return self._test is None or self._test(row)
@@ -133,7 +133,7 @@ def _skip_space(text: str, pos: int) -> int:
     return pos
 
 
-def _tok_op(text: str, pos: int, ops) -> Tuple[Optional[str], int]:
+def _tok_op(text: str, pos: int, ops) -> tuple[str | None, int]:
     """The first of ``ops`` after any spaces at ``pos``, and where it ends."""
     pos = _skip_space(text, pos)
     for op in ops:
@@ -142,7 +142,7 @@ def _tok_op(text: str, pos: int, ops) -> Tuple[Optional[str], int]:
     return None, pos
 
 
-_Test = Callable[[Dict[str, object]], bool]
+_Test = Callable[[dict[str, object]], bool]
 
 
 class _Node:
@@ -151,33 +151,33 @@ class _Node:
     def __init__(self, test: _Test) -> None:
         self.test, self.negated = test, False
 
-    def __call__(self, row: Dict[str, object]) -> bool:
+    def __call__(self, row: dict[str, object]) -> bool:
         return self.test(row) != self.negated
 
 
 class _Parser:
     def __init__(self, text: str, prefix: str, err: Callable[[str], None]) -> None:
         self.text, self.prefix, self.err = text, prefix, err
-        self.used: List[str] = []  # in order of first use, like libdm's hidden fields
+        self.used: list[str] = []  # in order of first use, like libdm's hidden fields
 
     def _use(self, field_id: str) -> None:
         if field_id not in self.used:
             self.used.append(field_id)
 
-    def fail(self, message: str, term_start: Optional[int] = None) -> None:
+    def fail(self, message: str, term_start: int | None = None) -> None:
         if term_start is not None:
             message += _SYNTAX.format(self.text[term_start:])
         self.err(message)
         raise _Failed()
 
-    def or_ex(self, pos: int) -> Tuple[_Node, int]:
+    def or_ex(self, pos: int) -> tuple[_Node, int]:
         return self._joined(pos, self.and_ex, _OR, any)
 
-    def and_ex(self, pos: int) -> Tuple[_Node, int]:
+    def and_ex(self, pos: int) -> tuple[_Node, int]:
         return self._joined(pos, self.ex, _AND, all)
 
-    def _joined(self, pos: int, part: Callable[[int], Tuple[_Node, int]], ops: Tuple[str, ...],
-                combine: Callable) -> Tuple[_Node, int]:
+    def _joined(self, pos: int, part: Callable[[int], tuple[_Node, int]], ops: tuple[str, ...],
+                combine: Callable) -> tuple[_Node, int]:
         """``part (op part)*``; one part stays itself, as libdm keeps the node."""
         parts = []
         while True:
@@ -189,7 +189,7 @@ class _Parser:
             pos = after
         return (parts[0] if len(parts) == 1 else _Node(lambda r: combine(p(r) for p in parts))), pos
 
-    def ex(self, pos: int) -> Tuple[_Node, int]:
+    def ex(self, pos: int) -> tuple[_Node, int]:
         text = self.text
         op, after = _tok_op(text, pos, ("!", "("))
         if op == "!":
@@ -210,7 +210,7 @@ class _Parser:
             return test, after
         return self.item(_skip_space(text, pos))
 
-    def _lookup(self, name: str, start: int) -> Optional[Tuple[str, Optional[str]]]:
+    def _lookup(self, name: str, start: int) -> tuple[str, str | None] | None:
         canon = ""
         for i, ch in enumerate(name):
             if ch == "_":
@@ -228,7 +228,7 @@ class _Parser:
                 return field_id, kind
         return None
 
-    def item(self, start: int) -> Tuple[_Node, int]:
+    def item(self, start: int) -> tuple[_Node, int]:
         text = self.text
         end = start
         while end < len(text) and (text[end].isalnum() and text[end].isascii() or text[end] in "_-"):
@@ -271,7 +271,7 @@ class _Parser:
         compare = _NUMERIC[op]
         return _Node(lambda r: compare(_number(r, field_id), number)), _skip_space(text, pos)
 
-    def _string_value(self, pos: int, failed: str, start: int) -> Tuple[str, int]:
+    def _string_value(self, pos: int, failed: str, start: int) -> tuple[str, int]:
         text = self.text
         quote = text[pos] if pos < len(text) and text[pos] in "\"'" else ""
         if quote:
@@ -284,7 +284,7 @@ class _Parser:
             end += 1
         return text[pos:end], end
 
-    def _regex_value(self, field_id: str, pos: int, start: int) -> Tuple[str, int]:
+    def _regex_value(self, field_id: str, pos: int, start: int) -> tuple[str, int]:
         text = self.text
         pos = _skip_space(text, pos)
         if pos >= len(text):
@@ -298,7 +298,7 @@ class _Parser:
                       start)
         return text[pos + 1:end], end + 1
 
-    def _number_value(self, field_id: str, kind: str, pos: int, start: int) -> Tuple[float, int]:
+    def _number_value(self, field_id: str, kind: str, pos: int, start: int) -> tuple[float, int]:
         text = self.text
         end, dot = pos, False
         while end < len(text) and (text[end].isdigit() and text[end].isascii() or text[end] == "." and not dot):
@@ -337,11 +337,11 @@ def _unit_factor(unit: str) -> int:
     return base ** ("kmgtpe".index(unit.lower()) + 1)
 
 
-def _text(row: Dict[str, object], field_id: str) -> str:
+def _text(row: dict[str, object], field_id: str) -> str:
     return "1" if field_id == "selected" else str(row[field_id])
 
 
-def _number(row: Dict[str, object], field_id: str) -> int:
+def _number(row: dict[str, object], field_id: str) -> int:
     if field_id == "selected":
         return 1  # every row counts as selected while it is being tested
     return int(row[field_id]) & _U64  # libdm keeps int32 values as uint64 sort keys
@@ -366,7 +366,7 @@ class _Rx:
     def __init__(self, source: bytes, err: Callable[[str], None]) -> None:
         self.src, self.err, self.pos = source, err, 0
         self.type: object = None
-        self.charset: FrozenSet[int] = frozenset()
+        self.charset: frozenset[int] = frozenset()
         self.next_token()
 
     def next_token(self) -> None:
@@ -423,7 +423,7 @@ class _Rx:
             special = {ord("^"): _HAT, ord("$"): _DOLLAR}.get(ch, ch)
             self.type, self.pos, self.charset = 0, ptr + 1, frozenset({special})
 
-    def term(self) -> Optional[str]:
+    def term(self) -> str | None:
         if self.type == 0:
             chars = self.charset
             self.next_token()
@@ -440,7 +440,7 @@ class _Rx:
             return None if inner is None else f"(?:{inner})"
         return None
 
-    def closure_term(self) -> Optional[str]:
+    def closure_term(self) -> str | None:
         node = self.term()
         if node is None:
             return None
@@ -449,7 +449,7 @@ class _Rx:
             self.next_token()
         return node
 
-    def cat_term(self) -> Optional[str]:
+    def cat_term(self) -> str | None:
         left = self.closure_term()
         if left is None:
             return None
@@ -458,7 +458,7 @@ class _Rx:
         right = self.cat_term()
         return left if right is None else left + right
 
-    def or_term(self) -> Optional[str]:
+    def or_term(self) -> str | None:
         left = self.cat_term()
         if left is None or self.type != "|":
             return left
@@ -473,7 +473,7 @@ class _Rx:
 _ESCAPES = {ord("n"): ord("\n"), ord("r"): ord("\r"), ord("t"): ord("\t")}
 
 
-def _char_class(chars: FrozenSet[int]) -> str:
+def _char_class(chars: frozenset[int]) -> str:
     if not chars:
         return "(?!)"
     return "[" + "".join(f"\\x{c:02x}" for c in sorted(chars)) + "]"

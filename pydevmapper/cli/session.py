@@ -11,8 +11,8 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from typing import TYPE_CHECKING, Dict, List, Optional
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:  # imported lazily: start-up time matters to scripts
     from pydevmapper.control import Control
     from pydevmapper.device import DeviceInfo
@@ -27,20 +27,20 @@ class Failed(Exception):
 
 
 class Session:
-    def __init__(self, prog: str, counts: Dict[str, int], values: Dict[str, str]) -> None:
+    def __init__(self, prog: str, counts: dict[str, int], values: dict[str, str]) -> None:
         self.prog = prog
         self.counts = counts
         self.values = values
-        self.out: List[str] = []
-        self._control: Optional["Control"] = None
-        self._cookie: Optional[int] = None
+        self.out: list[str] = []
+        self._control: "Control" | None = None
+        self._cookie: int | None = None
         self.concise_started = False
 
     # -- switches ------------------------------------------------------------
     def has(self, name: str) -> int:
         return self.counts.get(name, 0)
 
-    def value(self, name: str) -> Optional[str]:
+    def value(self, name: str) -> str | None:
         return self.values.get(name)
 
     # -- output ----------------------------------------------------------------
@@ -86,7 +86,7 @@ class Session:
                 raise Failed() from None
         return self._control
 
-    def udev_sync_wanted(self) -> Optional[bool]:
+    def udev_sync_wanted(self) -> bool | None:
         """How the control node syncs with udev, as dmsetup decides it.
 
         ``--noudevsync`` or ``$DM_DISABLE_UDEV``: never (the library makes
@@ -153,7 +153,7 @@ class Session:
             self._control = None
 
     # -- how a command names its device -----------------------------------------
-    def device(self, name: Optional[str]):  # -> DeviceId
+    def device(self, name: str | None):  # -> DeviceId
         """The device a command addresses: a name, else -u, else -j/-m."""
         from pydevmapper.device import DevNo, Uuid
 
@@ -167,7 +167,7 @@ class Session:
         raise Failed()
 
     def ioctl_failed(self, task: str, device, exc: BaseException,
-                     devno: Optional[str] = None, uuid: str = "") -> Failed:
+                     devno: str | None = None, uuid: str = "") -> Failed:
         """Print libdm's line for a failed ioctl; returns Failed to raise."""
         from pydevmapper.device import DevNo, Uuid
 
@@ -183,7 +183,7 @@ class Session:
         self.error(f"device-mapper: {task} ioctl on {where} failed: {os.strerror(err)}")
         return Failed()
 
-    def call(self, task: str, device, fn, *args, devno: Optional[str] = None,
+    def call(self, task: str, device, fn, *args, devno: str | None = None,
              absent: bool = False, sent_uuid: str = "", **kwargs):
         """Run an API call; a failure is printed the libdm way and raised as Failed.
 
@@ -257,7 +257,7 @@ def _where(device) -> str:
     return str(device)
 
 
-def read_ahead(major: int, minor: int) -> Optional[int]:
+def read_ahead(major: int, minor: int) -> int | None:
     """Read-ahead in sectors, from sysfs as libdm reads it; None if unreadable."""
     try:
         with open(f"/sys/dev/block/{major}:{minor}/bdi/read_ahead_kb", "rb") as f:
@@ -267,7 +267,7 @@ def read_ahead(major: int, minor: int) -> Optional[int]:
     return _atoi(text.decode("ascii", "replace")) * 2
 
 
-def kernel_name(major: int, minor: int) -> Optional[str]:
+def kernel_name(major: int, minor: int) -> str | None:
     """The block device's kernel name (dm-0, loop3), from sysfs."""
     try:
         return os.path.basename(os.readlink(f"/sys/dev/block/{major}:{minor}"))
@@ -275,7 +275,7 @@ def kernel_name(major: int, minor: int) -> Optional[str]:
         return None
 
 
-def mapped_name(major: int, minor: int) -> Optional[str]:
+def mapped_name(major: int, minor: int) -> str | None:
     """A dm device's name, or a plain block device's kernel name."""
     try:
         with open(f"/sys/dev/block/{major}:{minor}/dm/name") as f:
@@ -284,7 +284,7 @@ def mapped_name(major: int, minor: int) -> Optional[str]:
         return kernel_name(major, minor)
 
 
-def _atoi(text: Optional[str]) -> int:
+def _atoi(text: str | None) -> int:
     """C's atoi: leading blanks, optional sign, digits; anything else stops it."""
     s = (text or "").lstrip(" \t\n\r\v\f")
     end = 1 if s[:1] in "+-" else 0

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Callable, List, NamedTuple, Optional
+from collections.abc import Callable
 
+from pydevmapper._namedtuple import NamedTuple
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from pydevmapper.deptree import DeviceGraph, DevNo
 
@@ -62,11 +65,11 @@ class BadOption(ValueError):
     """The rest of the option string from the word not understood."""
 
 
-def abbreviated_words(text: str, choices) -> List[str]:
+def abbreviated_words(text: str, choices) -> list[str]:
     """dmsetup's -o word matching: each comma-separated word is the first
     choice it begins (so an empty word is the first choice); a trailing comma
     ends the list.  An unknown word raises BadOption with the rest of text."""
-    found: List[str] = []
+    found: list[str] = []
     start = 0
     while start < len(text):
         end = text.find(",", start)
@@ -80,7 +83,7 @@ def abbreviated_words(text: str, choices) -> List[str]:
     return found
 
 
-def parse_options(text: Optional[str], utf8: bool) -> TreeOptions:
+def parse_options(text: str | None, utf8: bool) -> TreeOptions:
     """``-o`` for ``--tree``; ``utf8``: whether the locale's codeset is UTF-8."""
     opts = TreeOptions(UTF if utf8 else ASCII)
     for word in abbreviated_words(text or "", _WORDS):
@@ -168,7 +171,7 @@ _MAX_DEPTH = 100
 
 
 def render(graph: DeviceGraph, opts: TreeOptions, width: int,
-           kernel_name: Callable[[int, int], Optional[str]]) -> bytes:
+           kernel_name: Callable[[int, int], str | None]) -> bytes:
     """The whole tree as dmsetup prints it."""
     p = _Printer(width, opts.truncate)
     sym = opts.symbols
@@ -191,7 +194,7 @@ def render(graph: DeviceGraph, opts: TreeOptions, width: int,
         info = node.info
         if info is None:
             return
-        shown: List[bytes] = []
+        shown: list[bytes] = []
         if opts.active:
             shown.append(b"SUSPENDED" if info.suspended else b"ACTIVE")
         if opts.rw:
@@ -232,7 +235,7 @@ def render(graph: DeviceGraph, opts: TreeOptions, width: int,
         if not compact or not has_children:
             p.newline()
 
-    def walk(children: List[DevNo], depth: int) -> None:
+    def walk(children: list[DevNo], depth: int) -> None:
         for i, child in enumerate(children):
             below = graph.children(child, opts.inverted)
             show(child, depth, i == len(children) - 1, bool(below))

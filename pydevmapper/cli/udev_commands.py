@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import List
 
 from pydevmapper.cli import udev_cookies
 from pydevmapper.cli.session import Failed, Session
 
 
-def mknodes(s: Session, args: List[str], multiple: bool) -> None:
+def mknodes(s: Session, args: list[str], multiple: bool) -> None:
     # As libdm's DM_DEVICE_MKNODES: /dev/mapper made to match the kernel
     # (udev's correct symlinks are left alone), or just the one device's entry.
     if args or s.has("uuid") or s.has("major"):
@@ -34,11 +33,11 @@ def _cookie(s: Session, text: str) -> int:
     return value
 
 
-def udevflags(s: Session, args: List[str], multiple: bool) -> None:
+def udevflags(s: Session, args: list[str], multiple: bool) -> None:
     s.write(udev_cookies.flag_lines(_cookie(s, args[0])))
 
 
-def udevcomplete(s: Session, args: List[str], multiple: bool) -> None:
+def udevcomplete(s: Session, args: list[str], multiple: bool) -> None:
     from pydevmapper import udev
 
     cookie = _cookie(s, args[0])
@@ -58,7 +57,7 @@ def udevcomplete(s: Session, args: List[str], multiple: bool) -> None:
         raise Failed() from None
 
 
-def udevcookies(s: Session, args: List[str], multiple: bool) -> None:
+def udevcookies(s: Session, args: list[str], multiple: bool) -> None:
     from pydevmapper import udev
 
     s.write(udev_cookies.cookies_table(udev.list_cookies()))
@@ -86,7 +85,7 @@ def _yes_no(prompt: str) -> str:
     return ret
 
 
-def udevcomplete_all(s: Session, args: List[str], multiple: bool) -> None:
+def udevcomplete_all(s: Session, args: list[str], multiple: bool) -> None:
     from pydevmapper import udev
 
     age = 0
@@ -107,7 +106,7 @@ def udevcomplete_all(s: Session, args: List[str], multiple: bool) -> None:
     s.write(udev_cookies.complete_all_summary(len(removed), len(seen - set(removed))))
 
 
-def udevcreatecookie(s: Session, args: List[str], multiple: bool) -> None:
+def udevcreatecookie(s: Session, args: list[str], multiple: bool) -> None:
     from pydevmapper import udev
 
     if not s.cookies_supported():
@@ -120,7 +119,7 @@ def udevcreatecookie(s: Session, args: List[str], multiple: bool) -> None:
     s.write(udev_cookies.created_cookie(value))
 
 
-def udevreleasecookie(s: Session, args: List[str], multiple: bool) -> None:
+def udevreleasecookie(s: Session, args: list[str], multiple: bool) -> None:
     from pydevmapper import udev
 
     cookie = _cookie(s, args[0]) if args else s.udev_cookie()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno as _errno
 import os
 import time
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 from pydevmapper import udev
 
@@ -29,7 +29,7 @@ _FLAG_NAMES = {
 MAGIC_TEXT = f"{udev.COOKIE_MAGIC} (0x{udev.COOKIE_MAGIC:x})"
 
 
-def parse_cookie(text: str) -> Optional[int]:
+def parse_cookie(text: str) -> int | None:
     """strtoul(text, 0) as dmsetup checks it; None if invalid or zero."""
     s = text.lstrip(" \t\n\r\v\f")
     if not s.isascii():
@@ -51,7 +51,7 @@ def parse_cookie(text: str) -> Optional[int]:
     return value
 
 
-def parse_age(text: str) -> Optional[int]:
+def parse_age(text: str) -> int | None:
     """sscanf("%u") as udevcomplete_all reads its age: leading digits count."""
     s = text.lstrip(" \t\n\r\v\f")
     s = s[:len(s) - len(s.lstrip("0123456789+-"))]
@@ -137,7 +137,7 @@ def bad_prefix(cookie: int) -> str:
             f"value {cookie} (0x{cookie:x}). Incorrect cookie prefix.")
 
 
-def complete_failed(key: int, semid: Optional[int], err: int) -> str:
+def complete_failed(key: int, semid: int | None, err: int) -> str:
     """udevcomplete: the semaphore exists but could not be decremented."""
     why = "incorrect semaphore state" if err == _errno.EAGAIN else os.strerror(err)
     return (f"semid {semid}: semop failed for cookie 0x{key:x}: {why}\n"
@@ -145,7 +145,7 @@ def complete_failed(key: int, semid: Optional[int], err: int) -> str:
             f"identified by cookie value {key} (0x{key:x})")
 
 
-def join_failed(cookie: int, semid: Optional[int], err: int) -> str:
+def join_failed(cookie: int, semid: int | None, err: int) -> str:
     """A device command could not join the --udevcookie transaction
     (libdm's dm_task_set_cookie; nothing was sent)."""
     if cookie >> udev.FLAGS_SHIFT != udev.COOKIE_MAGIC:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from typing import Optional
 
 # Set by the guest runner: the root tier must run, so "unavailable" is a failure.
 REQUIRE_ENV = "PYDM_REQUIRE_KERNEL"
@@ -21,7 +20,7 @@ def ensure_dm_loaded() -> None:
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def kernel_unavailable_reason() -> Optional[str]:
+def kernel_unavailable_reason() -> str | None:
     """None when root tests can run here; otherwise why not."""
     if os.geteuid() != 0:
         return "needs root (device-mapper requires CAP_SYS_ADMIN)"

@@ -8,7 +8,7 @@ import re
 import secrets
 import shutil
 import tempfile
-from typing import Callable, Iterator, List, Optional
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -27,7 +27,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", _BASIC_MARKER)
 
 
-def _unavailable() -> Optional[str]:
+def _unavailable() -> str | None:
     if _state["reason"] == "unchecked":
         _state["reason"] = kernel.kernel_unavailable_reason()
     return _state["reason"]
@@ -95,7 +95,7 @@ def make_loop() -> Iterator[Callable[..., "object"]]:
     """Factory: ``make_loop(size_mib=64)`` attaches a loop device over a sparse file."""
     from pydevmapper import loopdev
 
-    made: List[loopdev.LoopDevice] = []
+    made: list[loopdev.LoopDevice] = []
 
     def factory(size_mib: int = 64, **kwargs: bool) -> loopdev.LoopDevice:
         fd, path = tempfile.mkstemp(dir=_loop_dir(), suffix=".img")
@@ -134,7 +134,7 @@ def make_device(dm_control, dm_prefix: str):
     made = []
     names = (f"{dm_prefix}dev{next(_counter)}" for _ in itertools.count())
 
-    def factory(table, name: Optional[str] = None, **kwargs):
+    def factory(table, name: str | None = None, **kwargs):
         dev = dm_control.create_device(name or next(names), table, **kwargs)
         made.append(dev)
         return dev

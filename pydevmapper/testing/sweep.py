@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import os
-from typing import List
 
 from pydevmapper.control import Control
 from pydevmapper.errors import DMError
 from pydevmapper.loopdev import LoopDevice, backing_file_of
 
 
-def leftover_devices(ctl: Control, prefix: str) -> List[str]:
+def leftover_devices(ctl: Control, prefix: str) -> list[str]:
     return [d.name for d in ctl.list_devices(uuids=False) if d.name.startswith(prefix)]
 
 
-def remove_devices(ctl: Control, names: List[str]) -> List[str]:
+def remove_devices(ctl: Control, names: list[str]) -> list[str]:
     """Remove the named devices (stacked ones first); returns those that stayed."""
     remaining = list(names)
     # A device may sit on top of another of ours: retry in rounds.
@@ -35,7 +34,7 @@ def remove_devices(ctl: Control, names: List[str]) -> List[str]:
     return remaining
 
 
-def leftover_loops(backing_dir: str) -> List[str]:
+def leftover_loops(backing_dir: str) -> list[str]:
     """Loop devices whose backing file lies under backing_dir."""
     found = []
     try:
@@ -51,7 +50,7 @@ def leftover_loops(backing_dir: str) -> List[str]:
     return found
 
 
-def detach_loops(paths: List[str]) -> List[str]:
+def detach_loops(paths: list[str]) -> list[str]:
     stuck = []
     for path in paths:
         try:

@@ -33,8 +33,11 @@ finally:
 print(sorted(sys.modules))
 """
 
-# Never needed to print versions, list or inspect devices.
-HEAVY = {"json", "asyncio", "pyroute2", "subprocess", "pathlib", "urllib", "tempfile", "shutil"}
+# Never needed to print versions, list or inspect devices.  typing, re,
+# contextlib and importlib (with warnings) were a third of the start-up's
+# imports: annotations are never evaluated, records come from _namedtuple.
+HEAVY = {"json", "asyncio", "pyroute2", "subprocess", "pathlib", "urllib", "tempfile", "shutil",
+         "typing", "re", "contextlib", "importlib", "warnings"}
 # pydmsetup's own modules that only other commands or options need.
 OTHER_COMMANDS = {"pydevmapper.cli.device_commands", "pydevmapper.cli.udev_commands",
                   "pydevmapper.cli.name_commands", "pydevmapper.cli.selection",
