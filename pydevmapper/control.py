@@ -239,7 +239,7 @@ class Control:
             cursor.close()
             self._local.cursor = None
 
-    def __enter__(self) -> "Control":
+    def __enter__(self) -> Control:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -796,7 +796,7 @@ class Control:
 
     def create_device(self, name: str, table: Table | str, *,
                       uuid: str | None = None, readonly: bool = False,
-                      devno: DevNo | None = None) -> "Device":
+                      devno: DevNo | None = None) -> Device:
         """Create, load and resume in one call; nothing is left if a step fails.
 
         Returns a ``Device``; ``with ctl.create_device(...) as dev:`` removes
@@ -837,7 +837,7 @@ class Control:
             _quietly(self.resume, device)
             raise
 
-    def device(self, device: DeviceId) -> "Device":
+    def device(self, device: DeviceId) -> Device:
         """A handle on an existing device (addressed by its number from now on)."""
         return Device(self, self.info(device).devno, owned=False)
 
@@ -936,7 +936,7 @@ class Device:
     def cancel_deferred_remove(self) -> None:
         self.control.cancel_deferred_remove(self.devno)
 
-    def __enter__(self) -> "Device":
+    def __enter__(self) -> Device:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -87,7 +87,7 @@ class DeviceGraph:
         return [] if devno in self.bottom else list(node.uses)
 
 
-def dependency_graph(ctl: "Control") -> DeviceGraph:
+def dependency_graph(ctl: Control) -> DeviceGraph:
     """Every mapped device and what it uses, from the kernel, now.
 
     Two ioctls per mapped device (status and deps).  A device removed while

@@ -120,7 +120,7 @@ class watch:
             self._watcher.close()
             self._watcher = None
 
-    def __enter__(self) -> "watch":
+    def __enter__(self) -> watch:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -175,7 +175,7 @@ class async_watch:
             self._watcher.close()
             self._watcher = None
 
-    async def __aenter__(self) -> "async_watch":
+    async def __aenter__(self) -> async_watch:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

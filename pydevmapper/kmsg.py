@@ -61,7 +61,7 @@ class KmsgCursor:
             os.close(self._fd)
             self._fd = None
 
-    def __enter__(self) -> "KmsgCursor":
+    def __enter__(self) -> KmsgCursor:
         return self
 
     def __exit__(self, *exc: object) -> None:

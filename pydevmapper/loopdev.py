@@ -45,7 +45,7 @@ class LoopDevice:
         finally:
             os.close(fd)
 
-    def __enter__(self) -> "LoopDevice":
+    def __enter__(self) -> LoopDevice:
         return self
 
     def __exit__(self, *exc: object) -> None:

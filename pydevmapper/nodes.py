@@ -17,7 +17,6 @@ out can open it meanwhile.
 from __future__ import annotations
 
 import errno
-import grp
 import os
 import stat
 
@@ -31,6 +30,8 @@ NODE_UID = 0  # DM_DEVICE_UID
 
 
 def _disk_gid() -> int:
+    import grp  # only when a node is made (see NodeDir.gid)
+
     try:
         return grp.getgrnam("disk").gr_gid
     except KeyError:
@@ -60,8 +61,17 @@ class NodeDir:
         self.dev_dir = dev_dir
         self.path = os.path.join(dev_dir, "mapper")
         self.uid = uid
-        self.gid = _disk_gid() if gid is None else gid
+        self._gid = gid
         self.mode = mode
+
+    @property
+    def gid(self) -> int:
+        """The nodes' group: "disk", looked up when the first node is made.
+        getgrnam reads /etc/group through NSS, which commands that make no
+        node (version, info, ls, table, ...) should not pay for."""
+        if self._gid is None:
+            self._gid = _disk_gid()
+        return self._gid
 
     # The directory is opened per call: it may be created (udevd, devtmpfs)
     # or replaced after a Control was opened, and holding it open would pin

@@ -170,19 +170,19 @@ class Table(Sequence[Target]):
         self._targets = items
 
     @classmethod
-    def _from_kernel(cls, targets: Iterable[Target]) -> "Table":
+    def _from_kernel(cls, targets: Iterable[Target]) -> Table:
         """A table as the kernel reports it: already valid, so not re-checked."""
         table = cls.__new__(cls)
         table._targets = tuple(_normalised(t) for t in targets)
         return table
 
     @classmethod
-    def single(cls, length: int, type: str, params: str = "") -> "Table":
+    def single(cls, length: int, type: str, params: str = "") -> Table:
         """A one-target table: ``Table.single(2048, "linear", "7:0 0")``."""
         return cls([Target(0, length, type, params)])
 
     @classmethod
-    def parse(cls, text: str) -> "Table":
+    def parse(cls, text: str) -> Table:
         """Parse dmsetup table text (the output of ``dmsetup table``)."""
         return cls(parse_targets(text))
 
@@ -225,7 +225,7 @@ class Table(Sequence[Target]):
         return hash(self._targets)
 
 
-def as_table(table: "Table" | str | Iterable[Target]) -> Table:
+def as_table(table: Table | str | Iterable[Target]) -> Table:
     """Accept a Table, dmsetup table text, or an iterable of targets."""
     if isinstance(table, Table):
         return table

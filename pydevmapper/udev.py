@@ -435,7 +435,7 @@ class Transaction:
         self.key = key
 
     @classmethod
-    def create(cls) -> "Transaction":
+    def create(cls) -> Transaction:
         return cls(COOKIE_MAGIC << FLAGS_SHIFT | create_cookie(0))
 
     def __repr__(self) -> str:
@@ -474,7 +474,7 @@ class Transaction:
         """``dmsetup udevreleasecookie``: see ``release_cookie``."""
         release_cookie(self.key, timeout)
 
-    def __enter__(self) -> "Transaction":
+    def __enter__(self) -> Transaction:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -32,7 +32,7 @@ class Session:
         self.counts = counts
         self.values = values
         self.out: list[str] = []
-        self._control: "Control" | None = None
+        self._control: Control | None = None
         self._cookie: int | None = None
         self.concise_started = False
 
@@ -64,7 +64,7 @@ class Session:
 
     # -- the kernel ------------------------------------------------------------
     @property
-    def control(self) -> "Control":
+    def control(self) -> Control:
         if self._control is None:
             from pydevmapper.control import Control, default_dev_dir
             from pydevmapper.errors import DMError
@@ -216,12 +216,12 @@ class Session:
             self.error(str(exc))
             raise Failed() from None
 
-    def info(self, device) -> "DeviceInfo":
+    def info(self, device) -> DeviceInfo:
         return self.call("info", device, self.control.info, device,
                          inactive=bool(self.has("inactive")), absent=True)
 
     # -- long info ---------------------------------------------------------------
-    def long_info(self, info: "DeviceInfo") -> str:
+    def long_info(self, info: DeviceInfo) -> str:
         state = "SUSPENDED" if info.suspended else "ACTIVE"
         if info.read_only:
             state += " (READ-ONLY)"

@@ -91,7 +91,7 @@ def _loop_dir() -> str:
 
 
 @pytest.fixture
-def make_loop() -> Iterator[Callable[..., "object"]]:
+def make_loop() -> Iterator[Callable[..., object]]:
     """Factory: ``make_loop(size_mib=64)`` attaches a loop device over a sparse file."""
     from pydevmapper import loopdev
 

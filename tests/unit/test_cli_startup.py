@@ -36,8 +36,9 @@ print(sorted(sys.modules))
 # Never needed to print versions, list or inspect devices.  typing, re,
 # contextlib and importlib (with warnings) were a third of the start-up's
 # imports: annotations are never evaluated, records come from _namedtuple.
+# grp (the nodes' group, through NSS) only when a node is made.
 HEAVY = {"json", "asyncio", "pyroute2", "subprocess", "pathlib", "urllib", "tempfile", "shutil",
-         "typing", "re", "contextlib", "importlib", "warnings"}
+         "typing", "re", "contextlib", "importlib", "warnings", "grp"}
 # pydmsetup's own modules that only other commands or options need.
 OTHER_COMMANDS = {"pydevmapper.cli.device_commands", "pydevmapper.cli.udev_commands",
                   "pydevmapper.cli.name_commands", "pydevmapper.cli.selection",
