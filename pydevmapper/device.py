@@ -32,7 +32,7 @@ class DevNo(NamedTuple):
         return f"{self.major}:{self.minor}"
 
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from typing import Union
 

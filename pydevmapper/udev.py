@@ -152,7 +152,16 @@ class _SignalsDeferred:
     __slots__ = ("_old",)
 
     def __enter__(self) -> None:
-        self._old = signal.pthread_sigmask(signal.SIG_BLOCK, _BLOCKED)
+        # The mask as it is, first: pthread_sigmask runs pending Python
+        # signal handlers after changing the mask, so a KeyboardInterrupt
+        # can come out of the blocking call with the signals left blocked.
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+        try:
+            signal.pthread_sigmask(signal.SIG_BLOCK, _BLOCKED)
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+            raise
+        self._old = old
 
     def __exit__(self, *exc: object) -> None:
         signal.pthread_sigmask(signal.SIG_SETMASK, self._old)

@@ -115,3 +115,23 @@ def test_release_cookie_times_out_and_still_removes():
     udev.add_to_cookie(value)  # a uevent nobody will complete
     with pytest.raises(udev.UdevTimeoutError):
         udev.release_cookie(value, timeout=0.05)
+
+
+def test_a_signal_handled_while_blocking_leaves_the_mask_as_it_was(monkeypatch):
+    # pthread_sigmask runs pending Python handlers after changing the mask:
+    # an interrupt raised there must not leave this thread's signals blocked.
+    real = signal.pthread_sigmask
+    before = real(signal.SIG_BLOCK, ())
+
+    def interrupted(how, mask):
+        previous = real(how, mask)
+        if how == signal.SIG_BLOCK and mask:
+            raise KeyboardInterrupt
+        return previous
+
+    monkeypatch.setattr(udev.signal, "pthread_sigmask", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        with udev.cookie():
+            pass
+    monkeypatch.undo()
+    assert real(signal.SIG_BLOCK, ()) == before
