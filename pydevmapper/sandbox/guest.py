@@ -225,11 +225,20 @@ R={q(str(rwdir))}
 exec >"$R/guest.log" 2>&1 </dev/null
 echo "kernel $(uname -r) uptime $(cut -d' ' -f1 /proc/uptime)"
 udevd_pids() {{
-    # builtin read, not cat: every fork costs ~10 ms under TCG
+    # builtin read, not cat: every fork costs ~10 ms under TCG.  A killed
+    # udevd stays a zombie until its parent reaps it: not running, skipped.
     for p in /proc/[0-9]*; do
-        c=; read -r c 2>/dev/null <"$p/comm"
-        case "$c" in systemd-udevd|udevd) echo "${{p#/proc/}}";; esac
+        st=; read -r st 2>/dev/null <"$p/stat"
+        case "$st" in
+            *") Z "*) ;;
+            *"(systemd-udevd) "*|*"(udevd) "*) echo "${{p#/proc/}}";;
+        esac
     done
+}}
+udevd_gone_within() {{  # tenths of a second
+    i=0
+    while [ -n "$(udevd_pids)" ] && [ $i -lt "$1" ]; do sleep 0.1; i=$((i+1)); done
+    [ -z "$(udevd_pids)" ]
 }}
 if [ {want_udev} = 1 ]; then
     if [ -z "$(udevd_pids)" ]; then
@@ -243,9 +252,9 @@ else
     # creates /dev/mapper/<name> links or reacts to uevents.
     if [ -n "$(udevd_pids)" ]; then
         udevadm control --exit 2>/dev/null || kill $(udevd_pids)
-        i=0
-        while [ -n "$(udevd_pids)" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
-        [ -n "$(udevd_pids)" ] && kill -9 $(udevd_pids)
+        # Under slow emulation udevd can take longer than this to finish its
+        # workers; then it is killed, and that too takes a moment.
+        udevd_gone_within 100 || {{ kill -9 $(udevd_pids) 2>/dev/null; udevd_gone_within 50; }}
     fi
     if [ -n "$(udevd_pids)" ]; then
         echo "PYDM: could not stop udevd"
