@@ -777,7 +777,7 @@ class Control:
             raise DMError(errno.ENOBUFS, TARGET_MSG.name, describe(device), None,
                           f"the target's answer does not fit a {reply_size}-byte buffer")
         if reply.flags & _DATA_OUT:
-            return reply.data.partition(b"\0")[0].decode("utf-8", "surrogateescape")
+            return _text(reply.data)
         return None
 
     def set_geometry(self, device: DeviceId, cylinders: int, heads: int,

@@ -295,16 +295,13 @@ class _FloorCookie:
     TIMEOUT_S = 30
 
     def __init__(self) -> None:
-        while True:
-            self.base = int.from_bytes(os.urandom(2), "little") or 1
-            key = udev.COOKIE_MAGIC << udev.FLAGS_SHIFT | self.base
-            self.semid = lib.semget(ffi.cast("int", key), 1,
-                                    0o600 | lib.IPC_CREAT | lib.IPC_EXCL)
-            if self.semid >= 0:
-                break
-            if ffi.errno != errno.EEXIST:
-                raise OSError(ffi.errno, "semget for the floor's udev cookie")
+        # Made by the library (untimed), at 1: the creator's reference,
+        # dropped here, since the floor counts each uevent itself.
+        self.base = udev.create_cookie() & 0xFFFF
+        key = udev.COOKIE_MAGIC << udev.FLAGS_SHIFT | self.base
+        self.semid = lib.semget(ffi.cast("int", key), 1, 0)
         self._up, self._down, self._zero = (self._op(n) for n in (1, -1, 0))
+        lib.semop(self.semid, self._down, 1)
         self._timeout = ffi.new("struct timespec *", {"tv_sec": self.TIMEOUT_S, "tv_nsec": 0})
 
     @staticmethod
@@ -329,7 +326,7 @@ class _FloorCookie:
                                f"within {self.TIMEOUT_S} s")
 
     def remove(self) -> None:
-        lib.semctl(self.semid, 0, lib.IPC_RMID)
+        udev.remove_cookie(self.base)
 
 
 # Reply fields the floor reads, at the binding's offsets.
