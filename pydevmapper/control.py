@@ -146,16 +146,13 @@ class _Reply(NamedTuple):
     raw_uuid: bytes
     data: bytes  # the data area: from data_start to data_size
 
-    @property
-    def name(self) -> str:
-        return _text(self.raw_name)
-
     def info(self) -> DeviceInfo:
         # tuple.__new__: the namedtuple's own __new__ is a Python frame,
-        # which costs microseconds per call under emulation.
+        # which costs microseconds per call under emulation; for the same
+        # reason the two names are decoded here, as _text does.
         return _new_tuple(DeviceInfo, (
-            _text(self.raw_name),
-            _text(self.raw_uuid),
+            self.raw_name.partition(b"\0")[0].decode("utf-8", "surrogateescape"),
+            self.raw_uuid.partition(b"\0")[0].decode("utf-8", "surrogateescape"),
             os.major(self.dev),
             os.minor(self.dev),
             self.open_count,
@@ -265,6 +262,7 @@ class Control:
         target_count: int = 0,
         min_size: int = 0,
         retry_full: bool = True,
+        cursor: kmsg.KmsgCursor | None = None,
     ) -> _Reply:
         """Issue one command; returns the reply or raises a typed DMError.
 
@@ -273,7 +271,10 @@ class Control:
         three; LIST_DEVICES and GET_TARGET_VERSION put other things there).
         ``min_size`` asks for at least that much buffer from the start;
         ``retry_full=False`` returns a reply with DM_BUFFER_FULL_FLAG as is
-        (for commands that must not run twice).
+        (for commands that must not run twice).  ``cursor``: a kernel-log
+        cursor the caller placed before an earlier step of the same
+        operation (see ``create_device``); else one is placed here for
+        commands whose failures the kernel explains only in its log.
         """
         if cmd.gated:
             if not cmd.in_headers:
@@ -290,7 +291,8 @@ class Control:
             size = max(request_size, self._size_hint.get(cmd.name, _INITIAL_REPLY_SIZE))
         else:
             size = request_size
-        cursor = self._kmsg_cursor() if cmd.logs_reason else None
+        if cursor is None and cmd.logs_reason:
+            cursor = self._kmsg_cursor()
         local = self._local
         while True:
             # One attribute for the buffer, its view and its size: each
@@ -379,10 +381,13 @@ class Control:
         here, whose semaphore never outlives this call.
         """
         flags = udev.PRIMARY_SOURCE
-        if not (self.udev_sync and self.udev_rules):
+        sync = self.udev_sync
+        if not (sync and self.udev_rules):
             flags |= udev.DISABLE_DM_RULES | udev.DISABLE_SUBSYSTEM_RULES
-        if not self.udev_sync:
+        if not sync:
+            # _ioctl checks the address before anything is sent.
             return self._ioctl(cmd, device, event_nr=flags << udev.FLAGS_SHIFT, **kwargs)
+        check_id(device)  # before a cookie is made or a transaction joined
         tx = self.udev_transaction
         if tx is not None:
             if self._udev_manages_nodes():
@@ -515,7 +520,7 @@ class Control:
     def create(self, name: str, *, uuid: str | None = None,
                devno: DevNo | None = None) -> DeviceInfo:
         """DM_DEV_CREATE: a device with no table (see ``create_device``)."""
-        info = self._create(name, uuid, devno)
+        info = self._create(name, uuid, devno).info()
         if self._real and not self._udev_manages_nodes():
             # As libdevmapper without udev; with udev the node comes at the
             # first resume (the kernel has no disk, so no uevent, before).
@@ -526,7 +531,8 @@ class Control:
                 raise
         return info
 
-    def _create(self, name: str, uuid: str | None, devno: DevNo | None) -> DeviceInfo:
+    def _create(self, name: str, uuid: str | None, devno: DevNo | None,
+                cursor: kmsg.KmsgCursor | None = None) -> _Reply:
         raw = validate.device_name(name)
         flags = 0
         uuid_raw = validate.device_uuid(uuid) if uuid is not None else b""
@@ -536,7 +542,7 @@ class Control:
             flags |= lib.DM_PERSISTENT_DEV_FLAG
             dev = os.makedev(devno.major, devno.minor)
         return self._ioctl(DEV_CREATE, name=raw, uuid=uuid_raw, dev=dev,
-                           flags=flags).info()
+                           flags=flags, cursor=cursor)
 
     def _udev_manages_nodes(self) -> bool:
         return self.udev_sync and self.udev_rules and self._dev_dir_is_udevs
@@ -560,7 +566,7 @@ class Control:
         with noflush and nolockfs so queued I/O fails instead of hanging
         (``dmsetup remove --force``); holders then see errors and can close.
         """
-        check_id(device)
+        # Each path below checks the address before anything is sent.
         flags = 0
         if deferred:
             self._require(_DEFERRED_REMOVE, "deferred remove")
@@ -574,7 +580,7 @@ class Control:
                 reply = self._uevent_ioctl(DEV_REMOVE, device, flags=flags)
                 if self._library_nodes() and not reply.flags & lib.DM_DEFERRED_REMOVE:
                     # The kernel writes in the name of the device it found.
-                    name = reply.name or (device if type(device) is str else None)
+                    name = _text(reply.raw_name) or (device if type(device) is str else None)
                     if name:
                         self.nodes.remove(name)
                 return
@@ -655,7 +661,7 @@ class Control:
         The device's /dev/mapper entry exists on return (see ``Control``;
         in a udev transaction, once it is released).
         """
-        check_id(device)
+        # _uevent_ioctl checks the address before anything is sent.
         flags = 0
         if noflush:
             flags |= lib.DM_NOFLUSH_FLAG
@@ -695,13 +701,17 @@ class Control:
     def load(self, device: DeviceId, table: Table | str, *,
              readonly: bool = False) -> DeviceInfo:
         """DM_TABLE_LOAD into the inactive slot; ``resume()`` makes it live."""
-        check_id(device)
-        tbl = as_table(table)
+        # The table is checked here, the address by _ioctl: both before
+        # anything is sent.
+        return self._load(device, as_table(table), readonly).info()
+
+    def _load(self, device: DeviceId, tbl: Table, readonly: bool,
+              cursor: kmsg.KmsgCursor | None = None) -> _Reply:
         flags = lib.DM_SECURE_DATA_FLAG  # tables may hold keys: let the kernel wipe its copy
         if readonly:
             flags |= lib.DM_READONLY_FLAG
         return self._ioctl(TABLE_LOAD, device, flags=flags, target_count=len(tbl),
-                           payload=records.encode_targets(tbl)).info()
+                           payload=records.encode_targets(tbl), cursor=cursor)
 
     def clear(self, device: DeviceId) -> DeviceInfo:
         """DM_TABLE_CLEAR: drop the inactive table."""
@@ -806,16 +816,27 @@ class Control:
         if self.udev_transaction is not None and self.udev_sync:
             # Else the resume could not join it, nor the clean-up's remove.
             self.udev_transaction.check(DEV_CREATE.name, name)
+        # The steps are create, load and resume, as the public methods do
+        # them, but with one kernel-log cursor placed before the first (a
+        # failed step reads what was logged since, an earlier step's
+        # warnings about the device included) and without decoding replies
+        # that would be thrown away: between these ioctls each system call
+        # and each decode costs tens of microseconds under emulation.
+        cursor = self._kmsg_cursor()
         # No node yet: the resume below makes it (or udev does), so the
         # directory is touched once, not at create and again at resume.
-        info = self._create(name, uuid, devno)
+        dev = self._create(name, uuid, devno, cursor).dev
+        created = _new_tuple(DevNo, (os.major(dev), os.minor(dev)))
         try:
-            self.load(info.devno, tbl, readonly=readonly)
-            self.resume(info.devno)
+            self._load(created, tbl, readonly, cursor)
+            self._uevent_ioctl(DEV_SUSPEND, created, cursor=cursor)
+            if self._library_nodes():
+                # The name the kernel took: it stores names as given.
+                self.nodes.ensure(name, created)
         except BaseException:
-            _remove_quietly(self, info.devno)
+            _remove_quietly(self, created)
             raise
-        return Device(self, info.devno, owned=True)
+        return Device(self, created, owned=True)
 
     def reload(self, device: DeviceId, table: Table | str, *,
                readonly: bool = False, noflush: bool = False,

@@ -66,6 +66,8 @@ def check_id(device: object) -> DeviceId:
     return device  # type: ignore[return-value]
 
 
+_new_tuple = tuple.__new__
+
 # The kernel's dev_t holds a 12-bit major and a 20-bit minor (MINORBITS,
 # kernel-internal); it would silently truncate larger numbers.
 _DEV_LIMITS = (1 << 12, 1 << 20)
@@ -112,7 +114,9 @@ class DeviceInfo(NamedTuple):
 
     @property
     def devno(self) -> DevNo:
-        return DevNo(self.major, self.minor)
+        # Not DevNo(...): the namedtuple's __new__ is one more Python frame,
+        # and a create or remove reads this between its ioctls.
+        return _new_tuple(DevNo, (self.major, self.minor))
 
     @property
     def suspended(self) -> bool:

@@ -27,6 +27,7 @@ from pydevmapper.errors import ValidationError
 
 NODE_MODE = 0o600  # libdevmapper's DM_DEVICE_MODE
 NODE_UID = 0  # DM_DEVICE_UID
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _disk_gid() -> int:
@@ -38,10 +39,10 @@ def _disk_gid() -> int:
         return 6  # DM_DEVICE_GID: "disk" on most distributions
 
 
-def check_node_name(name: str) -> str:
-    """A name that is a single, harmless entry of the mapper directory."""
-    validate.device_name(name)  # no '/', NUL, '.', '..', 'control', not empty
-    return name
+# Raises unless a name is a single, harmless entry of the mapper directory:
+# not empty, no '/' or NUL, not '.', '..' or 'control'.  The check itself,
+# not a wrapper around it: a resume and a remove each run it between ioctls.
+check_node_name = validate.device_name
 
 
 class NodeError(OSError):
@@ -76,22 +77,19 @@ class NodeDir:
     # The directory is opened per call: it may be created (udevd, devtmpfs)
     # or replaced after a Control was opened, and holding it open would pin
     # a stale one.
-    def _open(self) -> int:
-        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    def _in_dir(self, fn, *args):  # type: ignore[no-untyped-def]
+        """``fn(*args, fd)`` with the directory open (made if missing).  One
+        plain function, not a contextlib generator: this runs between the
+        ioctls of every create and remove, where each extra layer of Python
+        costs tens of microseconds under emulation."""
         try:
-            return os.open(self.path, flags)
+            fd = os.open(self.path, _DIR_FLAGS)
         except FileNotFoundError:
             try:
                 os.mkdir(self.path, 0o755)
             except FileExistsError:
                 pass
-            return os.open(self.path, flags)
-
-    def _in_dir(self, fn, *args):  # type: ignore[no-untyped-def]
-        """``fn(*args, fd)`` with the directory open.  A plain call, not a
-        contextlib generator: this runs between the ioctls of every create
-        and remove, where each extra layer of Python costs under emulation."""
-        fd = self._open()
+            fd = os.open(self.path, _DIR_FLAGS)
         try:
             return fn(*args, fd)
         finally:

@@ -688,6 +688,31 @@ def test_create_device_rolls_back_when_resume_fails(kernel, ctl):
     assert kernel.commands()[-1] == "DM_DEV_REMOVE"
 
 
+def test_create_device_places_the_kernel_log_cursor_once(kernel, ctl, monkeypatch):
+    kernel.handlers["DM_DEV_CREATE"] = device_reply("vol", 253, 5)
+    ctl.load(DevNo(253, 5), "0 8 zero")  # the thread's cursor now exists
+    placed = []
+    monkeypatch.setattr(FakeCursor, "to_end", lambda self: placed.append(len(kernel.calls)))
+    ctl.create_device("vol", "0 8 zero")
+    # Before the create; the load and resume that follow read from there.
+    assert placed == [1]
+    ctl.load(DevNo(253, 5), "0 8 zero")
+    assert placed == [1, 4]  # a command on its own places it again
+
+
+def test_create_device_resume_failure_carries_kernel_log(kernel, ctl, monkeypatch):
+    kernel.handlers["DM_DEV_CREATE"] = device_reply("vol", 253, 5)
+    kernel.handlers["DM_DEV_SUSPEND"] = fail(errno.EINVAL)
+    monkeypatch.setattr(FakeCursor, "lines", [
+        "device-mapper: table: 253:9: linear: Device lookup failed",  # another device
+        "device-mapper: table: 253:5: zero: preresume failed, error = -22",
+    ])
+    with pytest.raises(DMError) as info:
+        ctl.create_device("vol", "0 8 zero")
+    assert info.value.kernel_message == "device-mapper: table: 253:5: zero: preresume failed, error = -22"
+    assert kernel.commands()[-1] == "DM_DEV_REMOVE"
+
+
 def test_create_device_rollback_survives_failing_cleanup(kernel, ctl):
     kernel.handlers["DM_DEV_CREATE"] = device_reply("vol", 253, 5)
     kernel.handlers["DM_TABLE_LOAD"] = fail(errno.EINVAL)
