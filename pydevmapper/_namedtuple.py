@@ -44,3 +44,10 @@ else:
 
     class NamedTuple(metaclass=_NamedTupleMeta):
         _root = True
+
+
+# ``build(Cls, (field, ...))``: a record of any of these classes from fields
+# already in hand, without the namedtuple's own ``__new__`` - a Python
+# function, so a frame per record, which the hot paths (every ioctl reply,
+# every listed device and target) do not pay.
+build = tuple.__new__

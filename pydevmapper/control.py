@@ -22,7 +22,7 @@ import time
 
 from pydevmapper import kmsg, records, udev, validate
 from pydevmapper._dm import HEADER_SIZE, ffi, lib
-from pydevmapper._namedtuple import NamedTuple
+from pydevmapper._namedtuple import NamedTuple, build
 from pydevmapper.device import DeviceInfo, DevNo, Uuid, address, check_id, describe
 from pydevmapper.errors import (
     DeviceBusyError,
@@ -118,7 +118,6 @@ _STATUS_TABLE = lib.DM_STATUS_TABLE_FLAG
 _DATA_OUT = lib.DM_DATA_OUT_FLAG
 
 
-_new_tuple = tuple.__new__
 _NO_BUFFER = (None, None, 0)  # a thread's (buffer, view, size) before its first call
 
 
@@ -147,12 +146,9 @@ class _Reply(NamedTuple):
     data: bytes  # the data area: from data_start to data_size
 
     def info(self) -> DeviceInfo:
-        # tuple.__new__: the namedtuple's own __new__ is a Python frame,
-        # which costs microseconds per call under emulation; for the same
-        # reason the two names are decoded here, as _text does.
-        return _new_tuple(DeviceInfo, (
-            self.raw_name.partition(b"\0")[0].decode("utf-8", "surrogateescape"),
-            self.raw_uuid.partition(b"\0")[0].decode("utf-8", "surrogateescape"),
+        return build(DeviceInfo, (
+            _text(self.raw_name),
+            _text(self.raw_uuid),
             os.major(self.dev),
             os.minor(self.dev),
             self.open_count,
@@ -325,7 +321,7 @@ class Control:
                 self._size_hint[cmd.name] = size
                 continue
             end = min(data_size, size)
-            return _new_tuple(_Reply, (
+            return build(_Reply, (
                 (v0, v1, v2), r_flags, r_event, r_open, r_targets, r_dev, r_name, r_uuid,
                 view[data_start:end] if end > data_start else b"",
             ))
@@ -566,7 +562,9 @@ class Control:
         with noflush and nolockfs so queued I/O fails instead of hanging
         (``dmsetup remove --force``); holders then see errors and can close.
         """
-        # Each path below checks the address before anything is sent.
+        # The address is checked before any command acts on the device: by
+        # _wipe_table's first query or by _uevent_ioctl (only the interface
+        # version, asked once per Control, may be queried first).
         flags = 0
         if deferred:
             self._require(_DEFERRED_REMOVE, "deferred remove")
@@ -826,7 +824,7 @@ class Control:
         # No node yet: the resume below makes it (or udev does), so the
         # directory is touched once, not at create and again at resume.
         dev = self._create(name, uuid, devno, cursor).dev
-        created = _new_tuple(DevNo, (os.major(dev), os.minor(dev)))
+        created = build(DevNo, (os.major(dev), os.minor(dev)))
         try:
             self._load(created, tbl, readonly, cursor)
             self._uevent_ioctl(DEV_SUSPEND, created, cursor=cursor)

@@ -6,7 +6,7 @@ import functools
 import os
 
 from pydevmapper import validate
-from pydevmapper._namedtuple import NamedTuple
+from pydevmapper._namedtuple import NamedTuple, build
 from pydevmapper.flags import DMFlag
 
 
@@ -66,8 +66,6 @@ def check_id(device: object) -> DeviceId:
     return device  # type: ignore[return-value]
 
 
-_new_tuple = tuple.__new__
-
 # The kernel's dev_t holds a 12-bit major and a 20-bit minor (MINORBITS,
 # kernel-internal); it would silently truncate larger numbers.
 _DEV_LIMITS = (1 << 12, 1 << 20)
@@ -114,9 +112,9 @@ class DeviceInfo(NamedTuple):
 
     @property
     def devno(self) -> DevNo:
-        # Not DevNo(...): the namedtuple's __new__ is one more Python frame,
-        # and a create or remove reads this between its ioctls.
-        return _new_tuple(DevNo, (self.major, self.minor))
+        # Not DevNo(...): create() and resume() read this between an ioctl
+        # and the node they make (see _namedtuple.build).
+        return build(DevNo, (self.major, self.minor))
 
     @property
     def suspended(self) -> bool:

@@ -16,7 +16,7 @@ import struct
 from collections.abc import Callable, Sequence
 
 from pydevmapper._dm import ffi, lib
-from pydevmapper._namedtuple import NamedTuple
+from pydevmapper._namedtuple import NamedTuple, build
 from pydevmapper.flags import NAME_LIST_HAS_UUID
 from pydevmapper.table import Target, TargetStatus
 
@@ -119,10 +119,6 @@ if _MSG_SECTOR.size != lib.PYDM_OFFSETOF_MSG_MESSAGE:  # pragma: no cover
     raise ImportError("struct dm_target_msg: the message does not follow the sector")
 
 
-# Builds a namedtuple without its Python-level __new__ (a frame per record).
-_new_tuple = tuple.__new__
-
-
 def align(n: int) -> int:
     return (n + ALIGN - 1) & ~(ALIGN - 1)
 
@@ -177,7 +173,7 @@ def _specs(data: bytes, count: int, kind: type) -> list:
     result = []
     offset = 0
     size = len(data)
-    index, new = data.index, _new_tuple
+    index, new = data.index, build
     for _ in range(count):
         if offset + SPEC_SIZE > size:
             raise ValueError(f"target spec at offset {offset} runs past the reply")
@@ -210,7 +206,7 @@ def decode_name_list(data: bytes, has_event_nr: bool = True) -> list[ListedDevic
         # No devices: the kernel writes dev=0 but counts no bytes for it.
         return devices
     append = devices.append
-    index, size, mask, new = data.index, len(data), ~(ALIGN - 1), _new_tuple
+    index, size, mask, new = data.index, len(data), ~(ALIGN - 1), build
     offset = 0
     while True:
         dev, nxt = _NL_HEAD_UNPACK(data, offset)

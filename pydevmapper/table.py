@@ -10,18 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 
 from pydevmapper import validate
-from pydevmapper._namedtuple import NamedTuple
+from pydevmapper._namedtuple import NamedTuple, build
 from pydevmapper.errors import ValidationError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from typing import overload
-
-
-# A namedtuple's own __new__ is a Python function; records built from
-# fields already in hand skip it (each Python frame between the ioctls of a
-# create costs tens of microseconds under emulation).
-_new_tuple = tuple.__new__
 
 
 class Target(NamedTuple):
@@ -97,7 +91,7 @@ def parse_targets(text: str, *, dmsetup: bool = False) -> list[Target]:
                     raise TableSyntaxError(lineno, line, f"{what} {word!r} is not a non-negative integer")
             start, length, ttype = int(words[0]), int(words[1]), words[2]
             params = words[3] if len(words) == 4 else ""
-        targets.append(_new_tuple(Target, (start, length, ttype, params)))
+        targets.append(build(Target, (start, length, ttype, params)))
     return targets
 
 
@@ -151,7 +145,7 @@ def _normalised(target: Target) -> Target:
     if isinstance(params, str):
         stripped = params.strip(" \t")
         if stripped != params:
-            return _new_tuple(Target, (target.start, target.length, target.type, stripped))
+            return build(Target, (target.start, target.length, target.type, stripped))
     return target
 
 
@@ -238,12 +232,11 @@ class Table(Sequence[Target]):
 
 def as_table(table: Table | str | Iterable[Target]) -> Table:
     """Accept a Table, dmsetup table text, or an iterable of targets."""
-    # Exact types first: isinstance() against Table, an abc.Sequence,
+    # The exact type first: isinstance() against Table, an abc.Sequence,
     # runs ABCMeta's Python __instancecheck__.
-    kind = type(table)
-    if kind is Table:
+    if type(table) is Table:
         return table
-    if kind is str or isinstance(table, str):
+    if isinstance(table, str):
         return Table.parse(table)
     if isinstance(table, Table):
         return table
