@@ -20,7 +20,7 @@ import stat
 import threading
 import time
 
-from pydevmapper import kmsg, records, udev, validate
+from pydevmapper import kmsg, readahead, records, udev, validate
 from pydevmapper._dm import HEADER_SIZE, ffi, lib
 from pydevmapper._namedtuple import NamedTuple, build
 from pydevmapper.device import DeviceInfo, DevNo, Uuid, address, check_id, describe
@@ -34,7 +34,7 @@ from pydevmapper.errors import (
     error_for,
 )
 from pydevmapper.flags import STATE_FLAGS, DMFlag
-from pydevmapper.nodes import NodeDir, Reconciled
+from pydevmapper.nodes import NODE_MODE, NODE_UID, NodeDir, Reconciled
 from pydevmapper.records import ListedDevice, TargetVersion
 from pydevmapper.table import Table, TargetStatus, as_table
 
@@ -175,8 +175,10 @@ class Control:
     ``udev_timeout`` seconds for udev to release it (``udev.UdevTimeoutError``
     if it never does), because udev owns /dev/mapper while it runs.  After
     that, and always without udev, the library checks the entry and makes,
-    renames or removes a block node itself (mode 0600, root:disk) - the
-    fallback libdevmapper has too, e.g. for a ``dev_dir`` udev does not manage.
+    renames or removes a block node itself - the fallback libdevmapper has
+    too, e.g. for a ``dev_dir`` udev does not manage.  Those nodes are
+    ``node_uid``:``node_gid`` (default root:disk) with ``node_mode`` (0660),
+    dmsetup's ``-U``/``-G``/``-M``; an entry udev made is left as udev made it.
     ``dev_dir`` defaults to ``$DM_DEV_DIR`` or /dev.
 
     ``udev_transaction`` (a ``udev.Transaction``; used only with udev sync):
@@ -192,8 +194,11 @@ class Control:
                  dev_dir: str | None = None,
                  udev_timeout: float = udev.DEFAULT_TIMEOUT,
                  udev_transaction: udev.Transaction | None = None,
-                 udev_rules: bool = True) -> None:
+                 udev_rules: bool = True, node_uid: int = NODE_UID,
+                 node_gid: int | None = None, node_mode: int = NODE_MODE) -> None:
         self.dev_dir = dev_dir or default_dev_dir()
+        # First: bad owner or mode arguments raise before a descriptor exists.
+        self.nodes = NodeDir(self.dev_dir, uid=node_uid, gid=node_gid, mode=node_mode)
         # udev populates /dev only; resolved once, not per create or remove.
         self._dev_dir_is_udevs = os.path.realpath(self.dev_dir) == "/dev"
         self.path = path or os.path.join(self.dev_dir, "mapper", "control")
@@ -215,7 +220,6 @@ class Control:
         # Only a real control node gets nodes, and cookies unless asked for
         # explicitly: the unit tier puts a regular file in its place.
         self._real = stat.S_ISCHR(os.fstat(self._fd).st_mode)
-        self.nodes = NodeDir(self.dev_dir)
         self._udev_sync = udev_sync if self._real or udev_sync is not None else False
         self.udev_timeout = udev_timeout
         self.udev_transaction = udev_transaction
@@ -514,10 +518,14 @@ class Control:
     # -- one device ---------------------------------------------------------
 
     def create(self, name: str, *, uuid: str | None = None,
-               devno: DevNo | None = None) -> DeviceInfo:
-        """DM_DEV_CREATE: a device with no table (see ``create_device``)."""
+               devno: DevNo | None = None, node: bool = True) -> DeviceInfo:
+        """DM_DEV_CREATE: a device with no table (see ``create_device``).
+
+        ``node=False``: no /dev/mapper entry until the first resume (dmsetup
+        makes it there unless given ``--addnodeoncreate``).
+        """
         info = self._create(name, uuid, devno).info()
-        if self._real and not self._udev_manages_nodes():
+        if node and self._real and not self._udev_manages_nodes():
             # As libdevmapper without udev; with udev the node comes at the
             # first resume (the kernel has no disk, so no uevent, before).
             try:
@@ -800,6 +808,31 @@ class Control:
         text = f"{cylinders} {heads} {sectors} {start}".encode()
         self._ioctl(DEV_SET_GEOMETRY, device, payload=records.encode_cstring(text))
 
+    # -- read-ahead (sysfs, not an ioctl) -------------------------------------
+
+    def read_ahead(self, device: DeviceId) -> int:
+        """The device's read-ahead in 512-byte sectors (always even: the
+        kernel keeps KiB)."""
+        return readahead.read(self._devno_for(device), describe(device))
+
+    def set_read_ahead(self, device: DeviceId, sectors: int, *,
+                       minimum: bool = False) -> int:
+        """Set the device's read-ahead (rounded up to whole KiB); returns the
+        read-ahead now in effect.  ``minimum``: only ever raise it (dmsetup's
+        ``--readahead +N``).  The kernel may set its own default again
+        when a resume makes a new table live, so set it after the resume,
+        as dmsetup does."""
+        readahead.check_sectors(sectors)
+        return readahead.write(self._devno_for(device), sectors, minimum=minimum,
+                               device=describe(device))
+
+    def _devno_for(self, device: DeviceId) -> DevNo:
+        """The device's number: as given, or asked of the kernel."""
+        check_id(device)
+        if isinstance(device, tuple):
+            return DevNo(*device)
+        return self.info(device).devno
+
     # -- several commands -------------------------------------------------------
 
     def create_device(self, name: str, table: Table | str, *,
@@ -951,6 +984,14 @@ class Device:
                force: bool = False) -> None:
         self.control.remove(self.devno, deferred=deferred, retry=retry, force=force)
         self._owned = False
+
+    @property
+    def read_ahead(self) -> int:
+        """Read-ahead in 512-byte sectors."""
+        return self.control.read_ahead(self.devno)
+
+    def set_read_ahead(self, sectors: int, *, minimum: bool = False) -> int:
+        return self.control.set_read_ahead(self.devno, sectors, minimum=minimum)
 
     def cancel_deferred_remove(self) -> None:
         self.control.cancel_deferred_remove(self.devno)

@@ -25,7 +25,10 @@ from pydevmapper._namedtuple import NamedTuple
 from pydevmapper.device import DevNo
 from pydevmapper.errors import ValidationError
 
-NODE_MODE = 0o600  # libdevmapper's DM_DEVICE_MODE
+# As udev makes block nodes (root:disk 0660), so an entry looks the same
+# whoever made it; Debian builds libdevmapper with this DM_DEVICE_MODE too
+# (upstream's default is 0600).
+NODE_MODE = 0o660
 NODE_UID = 0  # DM_DEVICE_UID
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -45,6 +48,13 @@ def _disk_gid() -> int:
 check_node_name = validate.device_name
 
 
+def _id(value: object, what: str) -> int:
+    # uid_t and gid_t are 32 bits; (uid_t)-1 would mean "leave as is" to chown.
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 0xFFFFFFFF:
+        raise ValidationError(f"{what} must be an int from 0 to {0xFFFFFFFF - 1}, not {value!r}")
+    return value
+
+
 class NodeError(OSError):
     """A node could not be made or removed (the entry is not ours to touch, ...)."""
 
@@ -61,8 +71,10 @@ class NodeDir:
                  gid: int | None = None, mode: int = NODE_MODE) -> None:
         self.dev_dir = dev_dir
         self.path = os.path.join(dev_dir, "mapper")
-        self.uid = uid
-        self._gid = gid
+        self.uid = _id(uid, "node owner (uid)")
+        self._gid = None if gid is None else _id(gid, "node group (gid)")
+        if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o7777:
+            raise ValidationError(f"node mode must be an int from 0 to 0o7777, not {mode!r}")
         self.mode = mode
 
     @property

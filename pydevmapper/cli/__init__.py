@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     except options.UsageError as exc:
         _err(f"{exc}\nCouldn't process command line.\n")
         return 1
-    s = Session(prog, parsed.counts, parsed.values)
+    s = Session(prog, parsed.counts, parsed.values, parsed.given)
     try:
         return _run(s, parsed.args)
     except Failed:
@@ -51,8 +51,6 @@ def _check_switches(s) -> str | None:
         return "--table and --notable are incompatible."
     if s.has("addnodeonresume") and s.has("addnodeoncreate"):
         return "--addnodeonresume and --addnodeoncreate are incompatible."
-    if s.has("manglename") and (s.value("manglename") or "").lower() not in ("none", "auto", "hex"):
-        return "Unknown name mangling mode."
     return None
 
 
@@ -92,6 +90,8 @@ def _run(s, args: list[str]) -> int:
             _err(f"{problem}\nCouldn't process command line.\n")
             return 1
     s.current = name
+    if s.has("noudevsync"):
+        s.udev_bypass_warning()  # dmsetup turns sync off, so asks, before the command
     s.report_rows = []
     s.json_rows = []
     s.needs_deps = False

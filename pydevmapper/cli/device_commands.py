@@ -80,9 +80,10 @@ def _create_one(s: Session, name: str, uuid: str | None, minor: int | None,
     ctl = s.control
     if targets:
         s.check_transaction(name)
-    # libdm names the uuid it sent when a create fails
+    # libdm names the uuid it sent when a create fails, and makes the node
+    # at the resume unless given --addnodeoncreate
     info = s.call("create", name, ctl.create, name, uuid=uuid, devno=devno,
-                  sent_uuid=uuid or "")
+                  node=bool(s.has("addnodeoncreate")), sent_uuid=uuid or "")
     if targets:
         label = str(info.devno)
         table = _table_of(s, targets, name, label)
@@ -92,6 +93,7 @@ def _create_one(s: Session, name: str, uuid: str | None, minor: int | None,
         except Failed:
             _quietly(ctl.remove, info.devno, retry=5.0)
             raise
+        s.set_read_ahead(info.devno)
     if s.has("verbose"):
         s.write(s.long_info(s.info(info.devno)))
 
@@ -257,6 +259,11 @@ def _simple(task: str, method: str, pass_flags: bool):
         if pass_flags:
             kwargs = {"noflush": bool(s.has("noflush")), "nolockfs": bool(s.has("nolockfs"))}
         info = s.call(task, device, getattr(s.control, method), device, **kwargs)
+        if method == "resume" and type(device) is str and s.read_ahead_request():
+            # libdevmapper sets read-ahead after a resume of a device it was
+            # given by name; by uuid or number it has no name and skips it.
+            # (No info: udev was late, and the resume itself went through.)
+            s.set_read_ahead((info or s.info(device)).devno)
         if s.has("verbose"):
             s.write(s.long_info(info or s.info(device)))
     return run

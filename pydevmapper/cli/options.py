@@ -8,6 +8,9 @@ the same way, so this is a small getopt of our own.
 
 from __future__ import annotations
 
+import errno
+import os
+
 from pydevmapper._namedtuple import NamedTuple
 
 SHORT_OPTIONS = "cCfG:hj:m:M:no:O:rS:u:U:vy"
@@ -54,7 +57,8 @@ _SHORT_TAKES_ARG = {c: SHORT_OPTIONS[i + 1:i + 2] == ":"
 
 
 class UsageError(Exception):
-    """getopt's complaint, already worded as glibc words it."""
+    """getopt's complaint, already worded as glibc words it (or, for a
+    switch's value, as dmsetup words it)."""
 
 
 class Parsed(NamedTuple):
@@ -62,6 +66,95 @@ class Parsed(NamedTuple):
     counts: dict[str, int]
     values: dict[str, str]
     args: list[str]  # the command and its arguments, in order
+    given: dict[str, list[str]]  # every argument of each option, in order
+
+
+# -- switch values, read as dmsetup's C reads them ----------------------------
+
+_C_SPACE = " \t\n\v\f\r"
+_LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def strtol(text: str, base: int = 10) -> tuple[int, str, bool]:
+    """glibc's strtol for base 8 or 10: (value, unread rest, overflowed).
+
+    Leading blanks and one sign are taken; no digits reads nothing (value 0,
+    rest the whole text); an overflow saturates at LONG_MIN/LONG_MAX (ERANGE).
+    """
+    digits = "01234567" if base == 8 else "0123456789"
+    s = text.lstrip(_C_SPACE)
+    sign = s[:1] if s[:1] in "+-" else ""
+    end = len(sign)
+    while end < len(s) and s[end] in digits:
+        end += 1
+    if end == len(sign):
+        return 0, text, False
+    value = int(s[len(sign):end], base) * (-1 if sign == "-" else 1)
+    if value > _LONG_MAX:
+        return _LONG_MAX, s[end:], True
+    if value < _LONG_MIN:
+        return _LONG_MIN, s[end:], True
+    return value, s[end:], False
+
+
+def to_int(value: int) -> int:
+    """C's conversion of a long to int (gcc: modulo 2**32)."""
+    return (value + (1 << 31)) % (1 << 32) - (1 << 31)
+
+
+def atoi(text: str) -> int:
+    """glibc's atoi: ``(int) strtol(text, NULL, 10)``."""
+    return to_int(strtol(text)[0])
+
+
+READ_AHEAD_AUTO = -1  # libdevmapper's DM_READ_AHEAD_AUTO (UINT32_MAX) as an int
+
+
+def read_ahead_value(text: str) -> int:
+    """--readahead's argument as dmsetup takes it: sectors, or READ_AHEAD_AUTO."""
+    if text.lower() == "auto":
+        return READ_AHEAD_AUTO
+    if text.lower() == "none":
+        return 0
+    return atoi(text)
+
+
+def read_ahead_minimum(given: list[str]) -> bool:
+    """``+N`` asks for at least N.  dmsetup never clears the flag, so one
+    ``+`` among several --readahead switches counts (auto/none set none)."""
+    return any(v.lower() not in ("auto", "none") and v.lstrip(_C_SPACE)[:1] == "+"
+               for v in given)
+
+
+def _check_mode(text: str) -> str | None:
+    value, rest, erange = strtol(text, 8)
+    value = to_int(value)
+    if erange or rest or not value:
+        return f"Invalid argument for --mode: {text}. {os.strerror(errno.ERANGE) if erange else ''}"
+    if not 0 < value <= 0o7777:
+        # dmsetup takes any int and fails later, when mknod refuses the
+        # mode; nothing past the permission bits can work, so refuse it now.
+        return f"Invalid argument for --mode: {text}. "
+    return None
+
+
+def _check_read_ahead(text: str) -> str | None:
+    value = read_ahead_value(text)
+    if value < READ_AHEAD_AUTO:
+        return f"Negative read ahead value ({value}) is not understood."
+    return None
+
+
+# dmsetup checks these values as getopt hands them over, so the first bad
+# one on the command line is the one reported (before any later getopt error).
+VALUE_CHECKS = {
+    "count": lambda v: "Count must be zero or greater." if atoi(v) < 0 else None,
+    "interval": lambda v: "Interval must be a positive integer." if atoi(v) <= 0 else None,
+    "manglename": lambda v: (None if v.lower() in ("none", "auto", "hex")
+                             else "Unknown name mangling mode."),
+    "mode": _check_mode,
+    "readahead": _check_read_ahead,
+}
 
 
 def _match_long(prog: str, word: str) -> tuple[str, str | None]:
@@ -82,12 +175,18 @@ def parse(prog: str, argv: list[str]) -> Parsed:
     """Parse argv (without the program name) the way dmsetup's getopt does."""
     counts: dict[str, int] = {}
     values: dict[str, str] = {}
+    given: dict[str, list[str]] = {}
     args: list[str] = []
 
     def seen(name: str, value: str | None = None) -> None:
         counts[name] = counts.get(name, 0) + 1
         if value is not None:
             values[name] = value
+            given.setdefault(name, []).append(value)
+            check = VALUE_CHECKS.get(name)
+            problem = check(value) if check is not None else None
+            if problem:
+                raise UsageError(problem)
 
     i = 0
     while i < len(argv):
@@ -127,4 +226,4 @@ def parse(prog: str, argv: list[str]) -> Parsed:
                 seen(SHORT_TO_LONG[ch])
         else:
             args.append(word)  # permuted: options may follow
-    return Parsed(counts, values, args)
+    return Parsed(counts, values, args, given)

@@ -27,14 +27,18 @@ class Failed(Exception):
 
 
 class Session:
-    def __init__(self, prog: str, counts: dict[str, int], values: dict[str, str]) -> None:
+    def __init__(self, prog: str, counts: dict[str, int], values: dict[str, str],
+                 given: dict[str, list[str]] | None = None) -> None:
         self.prog = prog
         self.counts = counts
         self.values = values
+        self.given = given if given is not None else {k: [v] for k, v in values.items()}
         self.out: list[str] = []
         self._control: Control | None = None
         self._cookie: int | None = None
+        self._bypass_said = False
         self.concise_started = False
+        self.current: str | None = None  # the command, once chosen
 
     # -- switches ------------------------------------------------------------
     def has(self, name: str) -> int:
@@ -75,7 +79,8 @@ class Session:
             try:
                 self._control = Control(udev_sync=self.udev_sync_wanted(),
                                         udev_transaction=Transaction(cookie) if cookie else None,
-                                        udev_rules=not self.has("noudevrules"))
+                                        udev_rules=not self.has("noudevrules"),
+                                        **self._node_owner())
             except DMError as exc:
                 path = os.path.join(default_dev_dir(), "mapper", "control")
                 self.error(f"{path}: open failed: {os.strerror(exc.errno)}")
@@ -86,6 +91,65 @@ class Session:
                 raise Failed() from None
         return self._control
 
+    def _node_owner(self) -> dict[str, int]:
+        """-U, -G and -M, for the nodes a create makes.  dmsetup gives them
+        to its create (and the resume that follows it) only: a lone resume,
+        rename or mknodes makes nodes root:disk 0660 whatever was passed."""
+        if self.current != "create":
+            return {}
+        from pydevmapper.cli.options import atoi, strtol, to_int
+
+        owner = {}
+        for switch, key in (("uid", "node_uid"), ("gid", "node_gid")):
+            if self.has(switch):
+                # uid_t/gid_t are unsigned: C turns -5 into 2**32 - 5, and
+                # chown leaves an id of (uid_t)-1 as it is: the creator's, root.
+                value = atoi(self.value(switch) or "") % (1 << 32)
+                owner[key] = 0 if value == 0xFFFFFFFF else value
+        if self.has("mode"):  # checked when the switches were read
+            owner["node_mode"] = to_int(strtol(self.value("mode") or "", 8)[0])
+        return owner
+
+    def read_ahead_request(self) -> tuple[int, bool] | None:
+        """--readahead as (sectors, minimum), or None: leave the kernel's."""
+        from pydevmapper.cli.options import READ_AHEAD_AUTO, read_ahead_minimum, read_ahead_value
+
+        if not self.has("readahead"):
+            return None
+        sectors = read_ahead_value(self.value("readahead") or "")
+        if sectors == READ_AHEAD_AUTO:
+            return None
+        return sectors, read_ahead_minimum(self.given.get("readahead", []))
+
+    def set_read_ahead(self, devno) -> None:
+        """After a resume, as libdevmapper does; like it, a failure is said
+        and does not fail the command (the device is up)."""
+        from pydevmapper.errors import DMError
+
+        request = self.read_ahead_request()
+        if request is None:
+            return
+        sectors, minimum = request
+        try:
+            self.control.set_read_ahead(devno, sectors, minimum=minimum)
+        except DMError as exc:
+            path = f"/sys/dev/block/{devno.major}:{devno.minor}/bdi/read_ahead_kb"
+            self.error(f"{path}: write failed: {exc.strerror}")
+
+    def udev_bypass_warning(self) -> None:
+        """libdevmapper's warning, once, the first time it asks whether to
+        sync with udev (with --noudevsync, before any command; else at the
+        first command that raises a uevent): $DM_DISABLE_UDEV (set, even
+        empty) overrides a running udev.  "Running" as libudev tells it:
+        udevd's control socket exists."""
+        if self._bypass_said:
+            return
+        self._bypass_said = True
+        if "DM_DISABLE_UDEV" in os.environ and os.path.exists("/run/udev/control"):
+            self.error("Udev is running and DM_DISABLE_UDEV environment variable is set. "
+                       "Bypassing udev, device-mapper library will manage device nodes "
+                       "in device directory.")
+
     def udev_sync_wanted(self) -> bool | None:
         """How the control node syncs with udev, as dmsetup decides it.
 
@@ -94,7 +158,7 @@ class Session:
         cookie whenever udevd runs with the notify rules.  ``--verifyudev``
         needs nothing more: the API always checks the node after the wait.
         """
-        if self.has("noudevsync") or os.environ.get("DM_DISABLE_UDEV"):
+        if self.has("noudevsync") or "DM_DISABLE_UDEV" in os.environ:
             return False
         return None
 
@@ -136,7 +200,8 @@ class Session:
         """
         from pydevmapper import udev
 
-        if os.environ.get("DM_DISABLE_UDEV"):
+        self.udev_bypass_warning()
+        if "DM_DISABLE_UDEV" in os.environ:
             return False
         try:
             version = self.control.version()
@@ -193,6 +258,8 @@ class Session:
         from pydevmapper.errors import DeviceNotFoundError, DMError, ValidationError
         from pydevmapper.udev import UdevCookieError, UdevTimeoutError
 
+        if task in _UEVENT_TASKS:
+            self.udev_bypass_warning()
         try:
             return fn(*args, **kwargs)
         except UdevTimeoutError as exc:
@@ -247,6 +314,10 @@ class Session:
         return "\n".join(lines) + "\n\n"
 
 
+# The tasks dmsetup gives a udev cookie (create: for the resume that follows).
+_UEVENT_TASKS = frozenset({"create", "resume", "remove", "rename"})
+
+
 def _where(device) -> str:
     from pydevmapper.device import DevNo, Uuid
 
@@ -258,13 +329,15 @@ def _where(device) -> str:
 
 
 def read_ahead(major: int, minor: int) -> int | None:
-    """Read-ahead in sectors, from sysfs as libdm reads it; None if unreadable."""
+    """Read-ahead in sectors; None if unreadable (dmsetup then prints no line)."""
+    from pydevmapper import readahead
+    from pydevmapper.device import DevNo
+    from pydevmapper.errors import DMError
+
     try:
-        with open(f"/sys/dev/block/{major}:{minor}/bdi/read_ahead_kb", "rb") as f:
-            text = f.read(23)
-    except OSError:
+        return readahead.read(DevNo(major, minor))
+    except DMError:
         return None
-    return _atoi(text.decode("ascii", "replace")) * 2
 
 
 def kernel_name(major: int, minor: int) -> str | None:

@@ -42,6 +42,15 @@ CASES = [
     ["udevreleasecookie"], ["udevreleasecookie", "abc"], ["udevreleasecookie", "0"],
     ["--udevcookie", "abc", "udevreleasecookie"], ["udevcreatecookie", "x"],
     ["udevflags", "0x0d4d0001 "], ["udevflags", "08"], ["udevflags", "0x"],
+    # switch values dmsetup checks as getopt hands them over, first bad one first
+    ["-M", "abc", "ls"], ["-M", "0", "ls"], ["-M", "0x10", "ls"], ["--mode=8", "ls"],
+    ["-M", "99999999999999999999999", "ls"], ["-M", "40000000000", "ls"], ["-M", " 0640", "ls"],
+    ["-M", "", "ls"], ["--count", "-1", "ls"], ["--count", "x", "ls"], ["--interval", "0", "ls"],
+    ["--interval", "x", "ls"], ["--manglename", "x", "-M", "abc", "ls"],
+    ["-M", "abc", "--manglename", "x", "ls"], ["-M", "abc", "--bogus", "ls"],
+    ["--bogus", "-M", "abc", "ls"], ["--readahead", "-5", "ls"], ["--readahead", "-1", "ls"],
+    ["--readahead", "4294967294", "ls"], ["--readahead", "+-3", "ls"], ["--readahead", "NONE", "ls"],
+    ["-U", "abc", "-G", "-5", "ls"],
 ]
 
 

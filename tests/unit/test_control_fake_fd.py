@@ -785,3 +785,22 @@ def test_reload_invalid_table_sends_nothing(kernel, ctl):
     with pytest.raises(ValidationError):
         ctl.reload("vol", "0 8 zero\n4 8 zero")
     assert kernel.calls == []
+
+
+# -- read-ahead: checked before anything is asked --------------------------------
+
+@pytest.mark.parametrize("sectors", [-1, 1 << 32, (1 << 32) - 1, True, 8.0, "8", None])
+def test_bad_read_ahead_sends_nothing(kernel, ctl, sectors):
+    with pytest.raises(ValidationError):
+        ctl.set_read_ahead("vol", sectors)
+    with pytest.raises(ValidationError):
+        ctl.set_read_ahead(DevNo(253, 0), sectors)
+    assert kernel.calls == []
+
+
+def test_read_ahead_of_a_bad_address_sends_nothing(kernel, ctl):
+    with pytest.raises(ValidationError):
+        ctl.read_ahead("a/b")
+    with pytest.raises(ValidationError):
+        ctl.set_read_ahead(DevNo(1 << 12, 0), 256)
+    assert kernel.calls == []

@@ -42,12 +42,12 @@ def snapshot(root):
 
 
 @needs_mknod
-def test_ensure_makes_block_node_0600_root_disk(nodes):
+def test_ensure_makes_block_node_0660_root_disk(nodes):
     assert nodes.ensure("vol", A) is True
     st = os.lstat(os.path.join(nodes.path, "vol"))
     assert stat.S_ISBLK(st.st_mode)
     assert (os.major(st.st_rdev), os.minor(st.st_rdev)) == A
-    assert stat.S_IMODE(st.st_mode) == 0o600
+    assert stat.S_IMODE(st.st_mode) == 0o660
     assert st.st_uid == 0 and st.st_gid == nodes.gid
     assert nodes.lookup("vol") == A
     # Idempotent, and no temporary entries are left behind.
@@ -62,7 +62,7 @@ def test_ensure_ignores_umask(nodes):
         nodes.ensure("vol", A)
     finally:
         os.umask(old)
-    assert stat.S_IMODE(os.lstat(os.path.join(nodes.path, "vol")).st_mode) == 0o600
+    assert stat.S_IMODE(os.lstat(os.path.join(nodes.path, "vol")).st_mode) == 0o660
 
 
 @needs_mknod
