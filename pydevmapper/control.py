@@ -819,10 +819,8 @@ class Control:
                        minimum: bool = False) -> int:
         """Set the device's read-ahead (rounded up to whole KiB); returns the
         read-ahead now in effect.  ``minimum``: only ever raise it (dmsetup's
-        ``--readahead +N``).  The kernel may set its own default again
-        when a resume makes a new table live, so set it after the resume,
-        as dmsetup does."""
-        readahead.check_sectors(sectors)
+        ``--readahead +N``)."""
+        readahead.check_sectors(sectors)  # before the info ioctl that finds the number
         return readahead.write(self._devno_for(device), sectors, minimum=minimum,
                                device=describe(device))
 
@@ -991,6 +989,7 @@ class Device:
         return self.control.read_ahead(self.devno)
 
     def set_read_ahead(self, sectors: int, *, minimum: bool = False) -> int:
+        """See ``Control.set_read_ahead``."""
         return self.control.set_read_ahead(self.devno, sectors, minimum=minimum)
 
     def cancel_deferred_remove(self) -> None:

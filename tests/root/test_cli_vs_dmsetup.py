@@ -557,7 +557,6 @@ def test_tree_ascii_in_the_c_locale(stack):
         assert (py.returncode, py.stdout, py.stderr) == (dm.returncode, dm.stdout, dm.stderr)
 
 
-
 # -- -U/-G/-M and --readahead: what each tool leaves behind -----------------------
 
 def _node_and_read_ahead(dm_control, name):
