@@ -813,18 +813,18 @@ class Control:
     def read_ahead(self, device: DeviceId) -> int:
         """The device's read-ahead in 512-byte sectors (always even: the
         kernel keeps KiB)."""
-        return readahead.read(self._devno_for(device), describe(device))
+        return readahead.read(self._resolved_devno(device), describe(device))
 
     def set_read_ahead(self, device: DeviceId, sectors: int, *,
                        minimum: bool = False) -> int:
-        """Set the device's read-ahead (rounded up to whole KiB); returns the
-        read-ahead now in effect.  ``minimum``: only ever raise it (dmsetup's
-        ``--readahead +N``)."""
+        """Set the device's read-ahead; returns the read-ahead now in effect,
+        which the kernel may have rounded (see ``pydevmapper.readahead``).
+        ``minimum``: only ever raise it (dmsetup's ``--readahead +N``)."""
         readahead.check_sectors(sectors)  # before the info ioctl that finds the number
-        return readahead.write(self._devno_for(device), sectors, minimum=minimum,
+        return readahead.write(self._resolved_devno(device), sectors, minimum=minimum,
                                device=describe(device))
 
-    def _devno_for(self, device: DeviceId) -> DevNo:
+    def _resolved_devno(self, device: DeviceId) -> DevNo:
         """The device's number: as given, or asked of the kernel."""
         check_id(device)
         if isinstance(device, tuple):

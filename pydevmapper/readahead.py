@@ -3,8 +3,9 @@
 Read and set through sysfs (``/sys/dev/block/<major>:<minor>/bdi/read_ahead_kb``),
 as libdevmapper does when it knows the device number: no node has to exist
 and no device is opened (opening one can block, e.g. a full thin pool).
-sysfs counts KiB, so an odd number of sectors is rounded up, and what is
-read back is always even.
+sysfs takes KiB, so an odd number of sectors is rounded up; the kernel may
+keep a coarser unit still (whole pages), so a write returns what it reads
+back, the read-ahead in effect.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ MAX_SECTORS = (1 << 32) - 2
 COMMAND = "read-ahead"  # names the operation in errors (it is no DM ioctl)
 
 
-def _path(devno: DevNo) -> str:
+def sysfs_path(devno: DevNo) -> str:
     return f"/sys/dev/block/{devno.major}:{devno.minor}/bdi/read_ahead_kb"
 
 
@@ -37,7 +38,7 @@ def check_sectors(sectors: object) -> int:
 def read(devno: DevNo, device: str | None = None) -> int:
     """The read-ahead of ``devno`` in sectors.  ``device`` names it in errors."""
     try:
-        with open(_path(devno), "rb") as f:
+        with open(sysfs_path(devno), "rb") as f:
             text = f.read(64)
     except OSError as exc:
         raise _error(exc, device or str(devno)) from None
@@ -45,12 +46,13 @@ def read(devno: DevNo, device: str | None = None) -> int:
         return int(text) * 2
     except ValueError:
         raise DMError(errno.EIO, COMMAND, device or str(devno), None,
-                      f"{_path(devno)} holds {text!r}, not a number") from None
+                      f"{sysfs_path(devno)} holds {text!r}, not a number") from None
 
 
 def write(devno: DevNo, sectors: int, *, minimum: bool = False,
           device: str | None = None) -> int:
-    """Set the read-ahead of ``devno``; returns the read-ahead now in effect.
+    """Set the read-ahead of ``devno``; returns the read-ahead now in effect
+    (read back: see the module's docstring).
 
     ``minimum``: only raise it, never lower it (dmsetup's ``--readahead +N``).
     """
@@ -61,7 +63,7 @@ def write(devno: DevNo, sectors: int, *, minimum: bool = False,
         if current >= sectors:
             return current
     try:
-        with open(_path(devno), "wb", buffering=0) as f:
+        with open(sysfs_path(devno), "wb", buffering=0) as f:
             f.write(str((sectors + 1) // 2).encode())
     except OSError as exc:
         raise _error(exc, label) from None

@@ -93,7 +93,9 @@ def _create_one(s: Session, name: str, uuid: str | None, minor: int | None,
         except Failed:
             _quietly(ctl.remove, info.devno, retry=5.0)
             raise
-        s.set_read_ahead(info.devno)
+        request = s.read_ahead_request()
+        if request:
+            s.set_read_ahead(info.devno, request)
     if s.has("verbose"):
         s.write(s.long_info(s.info(info.devno)))
 
@@ -259,11 +261,12 @@ def _simple(task: str, method: str, pass_flags: bool):
         if pass_flags:
             kwargs = {"noflush": bool(s.has("noflush")), "nolockfs": bool(s.has("nolockfs"))}
         info = s.call(task, device, getattr(s.control, method), device, **kwargs)
-        if method == "resume" and type(device) is str and s.read_ahead_request():
-            # libdevmapper sets read-ahead after a resume of a device it was
-            # given by name; by uuid or number it has no name and skips it.
-            # (No info: udev was late, and the resume itself went through.)
-            s.set_read_ahead((info or s.info(device)).devno)
+        # libdevmapper sets read-ahead after a resume of a device it was
+        # given by name; by uuid or number it has no name and skips it.
+        request = s.read_ahead_request() if method == "resume" and type(device) is str else None
+        if request:
+            # No info: udev was late, and the resume itself went through.
+            s.set_read_ahead((info or s.info(device)).devno, request)
         if s.has("verbose"):
             s.write(s.long_info(info or s.info(device)))
     return run

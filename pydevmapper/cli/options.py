@@ -126,9 +126,14 @@ def read_ahead_minimum(given: list[str]) -> bool:
                for v in given)
 
 
+def mode_value(text: str) -> int:
+    """-M's argument as dmsetup reads it: ``(int) strtol(text, &end, 8)``."""
+    return to_int(strtol(text, 8)[0])
+
+
 def _check_mode(text: str) -> str | None:
-    value, rest, erange = strtol(text, 8)
-    value = to_int(value)
+    _, rest, erange = strtol(text, 8)
+    value = mode_value(text)
     if erange or rest or not value:
         return f"Invalid argument for --mode: {text}. {os.strerror(errno.ERANGE) if erange else ''}"
     if not 0 < value <= 0o7777:
@@ -174,14 +179,12 @@ def _match_long(prog: str, word: str) -> tuple[str, str | None]:
 def parse(prog: str, argv: list[str]) -> Parsed:
     """Parse argv (without the program name) the way dmsetup's getopt does."""
     counts: dict[str, int] = {}
-    values: dict[str, str] = {}
     given: dict[str, list[str]] = {}
     args: list[str] = []
 
     def seen(name: str, value: str | None = None) -> None:
         counts[name] = counts.get(name, 0) + 1
         if value is not None:
-            values[name] = value
             given.setdefault(name, []).append(value)
             check = VALUE_CHECKS.get(name)
             problem = check(value) if check is not None else None
@@ -226,4 +229,4 @@ def parse(prog: str, argv: list[str]) -> Parsed:
                 seen(SHORT_TO_LONG[ch])
         else:
             args.append(word)  # permuted: options may follow
-    return Parsed(counts, values, args, given)
+    return Parsed(counts, {name: every[-1] for name, every in given.items()}, args, given)

@@ -97,7 +97,7 @@ class Session:
         rename or mknodes makes nodes root:disk 0660 whatever was passed."""
         if self.current != "create":
             return {}
-        from pydevmapper.cli.options import atoi, strtol, to_int
+        from pydevmapper.cli.options import atoi, mode_value
 
         owner = {}
         for switch, key in (("uid", "node_uid"), ("gid", "node_gid")):
@@ -107,7 +107,7 @@ class Session:
                 value = atoi(self.value(switch) or "") % (1 << 32)
                 owner[key] = 0 if value == 0xFFFFFFFF else value
         if self.has("mode"):  # checked when the switches were read
-            owner["node_mode"] = to_int(strtol(self.value("mode") or "", 8)[0])
+            owner["node_mode"] = mode_value(self.value("mode") or "")
         return owner
 
     def read_ahead_request(self) -> tuple[int, bool] | None:
@@ -121,20 +121,18 @@ class Session:
             return None
         return sectors, read_ahead_minimum(self.given.get("readahead", []))
 
-    def set_read_ahead(self, devno) -> None:
-        """After a resume, as libdevmapper does; like it, a failure is said
-        and does not fail the command (the device is up)."""
+    def set_read_ahead(self, devno, request: tuple[int, bool]) -> None:
+        """``read_ahead_request()``'s answer, after a resume, as libdevmapper
+        does; like it, a failure is said and does not fail the command (the
+        device is up)."""
+        from pydevmapper import readahead
         from pydevmapper.errors import DMError
 
-        request = self.read_ahead_request()
-        if request is None:
-            return
         sectors, minimum = request
         try:
             self.control.set_read_ahead(devno, sectors, minimum=minimum)
         except DMError as exc:
-            path = f"/sys/dev/block/{devno.major}:{devno.minor}/bdi/read_ahead_kb"
-            self.error(f"{path}: write failed: {exc.strerror}")
+            self.error(f"{readahead.sysfs_path(devno)}: write failed: {exc.strerror}")
 
     def udev_bypass_warning(self) -> None:
         """libdevmapper's warning, once, the first time it asks whether to

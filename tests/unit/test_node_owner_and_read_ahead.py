@@ -101,7 +101,7 @@ def test_modes_mknod_would_refuse_are_refused_when_read(mode):
 def test_read_ahead_rounds_up_to_whole_kib(tmp_path, monkeypatch):
     sysfs = tmp_path / "read_ahead_kb"
     sysfs.write_text("128\n")
-    monkeypatch.setattr(readahead, "_path", lambda devno: str(sysfs))
+    monkeypatch.setattr(readahead, "sysfs_path", lambda devno: str(sysfs))
     assert readahead.read(DevNo(253, 0)) == 256
     assert readahead.write(DevNo(253, 0), 7) == 8
     assert sysfs.read_text() == "4"
@@ -114,7 +114,7 @@ def test_read_ahead_rounds_up_to_whole_kib(tmp_path, monkeypatch):
 def test_read_ahead_of_a_missing_device_is_device_not_found(tmp_path, monkeypatch):
     from pydevmapper.errors import DeviceNotFoundError
 
-    monkeypatch.setattr(readahead, "_path", lambda devno: os.fspath(tmp_path / "none"))
+    monkeypatch.setattr(readahead, "sysfs_path", lambda devno: os.fspath(tmp_path / "none"))
     with pytest.raises(DeviceNotFoundError) as info:
         readahead.read(DevNo(253, 9), "vol")
     assert (info.value.command, info.value.device) == ("read-ahead", "vol")
