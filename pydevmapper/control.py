@@ -308,7 +308,7 @@ class Control:
                          flags, event_nr, dev, name, uuid)
             if payload:
                 view[HEADER_SIZE:request_size] = payload
-            result = lib.ioctl(self._fd, cmd.request, buf)
+            result = lib.pydm_dm_ioctl(self._fd, cmd.request, buf)
             if payload and flags & _SECURE_DATA:
                 # Tables may hold keys: don't leave them in a reused buffer.
                 view[HEADER_SIZE:request_size] = bytes(request_size - HEADER_SIZE)

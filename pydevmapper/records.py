@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from itertools import repeat
 
 from pydevmapper._dm import ffi, lib
 from pydevmapper._namedtuple import NamedTuple, build
-from pydevmapper.flags import NAME_LIST_HAS_UUID
 from pydevmapper.table import Target, TargetStatus
 
 ALIGN = 8
@@ -98,19 +98,17 @@ _expect("struct dm_target_spec", _fields,
         ("sector_start", "length", "status", "next", "target_type"))
 _SPEC_UNPACK = _SPEC.unpack_from
 
-# dev and next in one call: the name starts in the struct's tail padding.
-_NL_HEAD, _fields = _record_struct("struct dm_name_list", tail=False)
-_expect("struct dm_name_list", _fields, ("dev", "next"))
-_NL_HEAD_UNPACK = _NL_HEAD.unpack_from
 _VER_NEXT, _VER_NEXT_AT = _reader("struct dm_target_versions", "next")
 _VER_VERSION, _VER_VERSION_AT = _reader("struct dm_target_versions", "version")
 _DEPS_COUNT, _DEPS_COUNT_AT = _reader("struct dm_target_deps", "count")
-# After each name-list entry's name, at the next 8-byte boundary: __u32
-# event_nr, __u32 flags (a layout the header documents in a comment only).
-_U32_PAIR = struct.Struct("=2I").unpack_from
 _U64 = struct.Struct("=Q")
 SPEC_SIZE: int = ffi.sizeof("struct dm_target_spec")
-_NAME_LIST_NAME: int = lib.PYDM_OFFSETOF_NAME_LIST_NAME
+# What pydm_name_list_columns found after a listed device's name.
+_HAS_EVENT_NR: int = lib.PYDM_LISTED_EVENT_NR
+_HAS_UUID: int = lib.PYDM_LISTED_UUID
+# Its output arrays are filled before they are read: no need to zero them.
+_raw_new = ffi.new_allocator(should_clear_after_alloc=False)
+_unpack = ffi.unpack
 _VERSIONS_NAME: int = lib.PYDM_OFFSETOF_VERSIONS_NAME
 _DEPS_DEV: int = lib.PYDM_OFFSETOF_DEPS_DEV
 _MSG_SECTOR, _fields = _record_struct("struct dm_target_msg")
@@ -198,40 +196,53 @@ def decode_status(data: bytes, count: int) -> list[TargetStatus]:
 def decode_name_list(data: bytes, has_event_nr: bool = True) -> list[ListedDevice]:
     """Decode a DM_LIST_DEVICES reply; ``dev == 0`` in the first record means none.
 
-    The loop is written out (no helper calls per record): it runs once per
-    device, thousands of times on a busy host.
+    The binding's ``pydm_name_list_columns`` walks the records in C and
+    hands back columns; the records are then built by C-level passes (a
+    decode and split per text, one ``map``), with no bytecode run per
+    device: listing thousands of devices is a common call, and a Python
+    loop cost about 15 us a device under emulation.  ``has_event_nr``:
+    the kernel may write event numbers and uuids (interface 4.37+).
     """
-    devices: list[ListedDevice] = []
-    if len(data) < _NAME_LIST_NAME:
-        # No devices: the kernel writes dev=0 but counts no bytes for it.
-        return devices
-    append = devices.append
-    index, size, mask, new = data.index, len(data), ~(ALIGN - 1), build
-    offset = 0
-    while True:
-        dev, nxt = _NL_HEAD_UNPACK(data, offset)
-        if not devices and dev == 0:
-            return devices
-        start = offset + _NAME_LIST_NAME
-        end = index(b"\0", start)
-        name = data[start:end].decode("utf-8", "surrogateescape")
-        event_nr: int | None = None
-        uuid: str | None = None
-        if has_event_nr:
-            tail = (end + ALIGN) & mask  # past the NUL, 8-aligned
-            if tail + 8 <= size and (nxt == 0 or tail + 8 <= offset + nxt):
-                event_nr, list_flags = _U32_PAIR(data, tail)
-                if list_flags & NAME_LIST_HAS_UUID:
-                    uuid_end = index(b"\0", tail + 8)
-                    uuid = data[tail + 8:uuid_end].decode("utf-8", "surrogateescape")
-                elif list_flags:  # DOESNT_HAVE_UUID: asked, and there is none
-                    uuid = ""
-        # glibc's major()/minor(), inline.
-        append(new(ListedDevice, (name, ((dev >> 8) & 0xFFF) | ((dev >> 32) & 0xFFFFF000),
-                                  (dev & 0xFF) | ((dev >> 12) & 0xFFFFFF00), event_nr, uuid)))
-        if nxt == 0:
-            return devices
-        offset += nxt
+    size = len(data)
+    # A record is at least 16 bytes (12 of header, a name, 8-aligned) but
+    # the last, which may end at its name's NUL.
+    capacity = size // 16 + 1
+    majors = _raw_new("uint32_t[]", capacity)
+    minors = _raw_new("uint32_t[]", capacity)
+    event_nrs = _raw_new("uint32_t[]", capacity)
+    present = _raw_new("uint8_t[]", capacity)
+    names = _raw_new("char[]", size + 1)
+    uuids = _raw_new("char[]", size + 1)
+    totals = _raw_new("size_t[4]")
+    count = lib.pydm_name_list_columns(data, size, has_event_nr, capacity, majors, minors,
+                                       event_nrs, present, names, uuids, totals)
+    if count <= 0:
+        if count < 0:
+            raise ValueError("DM_LIST_DEVICES reply: a record runs past the data")
+        return []
+    names_len, uuids_len, with_event_nr, with_uuid = totals
+    return list(map(build, repeat(ListedDevice, count), zip(
+        _texts(names, names_len), _unpack(majors, count), _unpack(minors, count),
+        _optional(count, with_event_nr, present, _HAS_EVENT_NR, lambda: _unpack(event_nrs, count)),
+        _optional(count, with_uuid, present, _HAS_UUID, lambda: _texts(uuids, uuids_len)))))
+
+
+def _optional(count: int, having: int, present, bit: int,  # type: ignore[no-untyped-def]
+              values: Callable[[], list]) -> Iterable:
+    """An optional column: all there, all absent (an older kernel, or uuids
+    not asked for), or, in a reply no kernel sends, a mix sorted out per
+    device."""
+    if having == count:
+        return values()
+    if having == 0:
+        return repeat(None, count)
+    return [v if p & bit else None for v, p in zip(values(), _unpack(present, count))]
+
+
+def _texts(buffer, length: int) -> list[str]:  # type: ignore[no-untyped-def]
+    """NUL-terminated strings laid end to end, as a list of str."""
+    # Without the last NUL, split gives exactly one entry per string.
+    return _unpack(buffer, length - 1).decode("utf-8", "surrogateescape").split("\0")
 
 
 def decode_versions(data: bytes) -> list[TargetVersion]:

@@ -6,7 +6,7 @@ growth and failures.  What the real kernel does with a request is the root
 tier's business.
 
 ``Control(path=<regular file>)`` only opens the file; ``pydevmapper.control.lib``
-is replaced by a proxy whose ``ioctl`` is the fake and whose other attributes
+is replaced by a proxy whose ``pydm_dm_ioctl`` is the fake and whose other attributes
 are the real compiled binding's.
 """
 
@@ -149,7 +149,7 @@ class FakeCursor:
 
 class LibProxy:
     def __init__(self, ioctl) -> None:
-        self.ioctl = ioctl
+        self.pydm_dm_ioctl = ioctl
 
     def __getattr__(self, name):
         return getattr(real_lib, name)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pydevmapper import records
 from pydevmapper._dm import HEADER_SIZE, ffi, lib
@@ -72,12 +74,12 @@ def name_list_reply(devices, *, with_tail: bool = True) -> bytes:
     """
     records_out = []
     for name, major, minor, event_nr, uuid_flags, uuid in devices:
-        body = name.encode() + b"\0"
+        body = name.encode("utf-8", "surrogateescape") + b"\0"
         rec = NAME_LIST_HEAD.pack(huge_encode_dev(major, minor), 0) + body
         if with_tail:
             rec = pad8(rec) + struct.pack("<II", event_nr, uuid_flags)
             if uuid_flags & 1:
-                rec += uuid.encode() + b"\0"
+                rec += uuid.encode("utf-8", "surrogateescape") + b"\0"
         records_out.append(pad8(rec))
     out = b""
     for i, rec in enumerate(records_out):
@@ -388,6 +390,75 @@ def test_decode_name_list_has_event_nr_false_ignores_present_tail():
 def test_decode_name_list_big_minor():
     data = name_list_reply([("vol", 253, 0xABCDE, 1, 0, "")])
     assert records.decode_name_list(data)[0][1:3] == (253, 0xABCDE)
+
+
+def _text_of(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
+NAME_BYTES = st.binary(min_size=1, max_size=127).filter(lambda b: b"\0" not in b)
+UUID_BYTES = st.binary(max_size=128).filter(lambda b: b"\0" not in b)
+LISTED = st.tuples(NAME_BYTES, st.integers(0, 0xFFF), st.integers(0, 0xFFFFF),
+                   st.integers(0, 2**32 - 1), st.sampled_from([0, 1, 2]), UUID_BYTES)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(LISTED, max_size=40), st.booleans())
+def test_decode_name_list_any_names_uuids_and_tails(devices, with_tail):
+    # Any bytes but NUL, valid UTF-8 or not; every mix of uuid flags; the
+    # 4.37+ tail written or not.  The kernel's dev=0 "no devices" marker
+    # only counts in the first record, so a device 0:0 first is left out.
+    if devices and devices[0][1:3] == (0, 0):
+        devices = devices[1:]
+    rows = [(_text_of(n), major, minor, ev, fl, _text_of(u)) for n, major, minor, ev, fl, u in devices]
+    data = name_list_reply(rows, with_tail=with_tail) if rows else NAME_LIST_HEAD.pack(0, 0)
+    expected = []
+    for name, major, minor, ev, fl, uuid in rows:
+        if not with_tail:
+            expected.append(ListedDevice(name, major, minor, None, None))
+        else:
+            expected.append(ListedDevice(name, major, minor, ev,
+                                         uuid if fl == 1 else "" if fl == 2 else None))
+    assert records.decode_name_list(data, has_event_nr=True) == expected
+    assert records.decode_name_list(data, has_event_nr=False) == [
+        ListedDevice(d.name, d.major, d.minor, None, None) for d in expected]
+
+
+def test_decode_name_list_tail_on_some_records_only():
+    # No kernel mixes them, but the decoder must not shift columns if one did.
+    first = name_list_reply([("a", 253, 0, 7, 1, "uuid-a")])
+    second = name_list_reply([("b", 253, 1, 0, 0, "")], with_tail=False)
+    data = NAME_LIST_HEAD.pack(huge_encode_dev(253, 0), len(first)) + first[12:] + second
+    assert records.decode_name_list(data) == [
+        ListedDevice("a", 253, 0, 7, "uuid-a"), ListedDevice("b", 253, 1, None, None)]
+
+
+def test_decode_name_list_thousands_of_devices():
+    rows = [(f"dev-{i}", 253, i, i * 3, 1 + i % 2, f"U-{i}" if i % 2 == 0 else "")
+            for i in range(5000)]
+    decoded = records.decode_name_list(name_list_reply(rows))
+    assert decoded == [ListedDevice(n, ma, mi, ev, u) for n, ma, mi, ev, _, u in rows]
+
+
+@pytest.mark.parametrize("damage", ["name without NUL", "next past the end",
+                                    "uuid without NUL", "records overlapping"])
+def test_decode_name_list_malformed_reply_raises(damage):
+    data = bytearray(name_list_reply([("aaaa", 253, 0, 1, 1, "uuid-a"), ("b", 253, 1, 2, 0, "")]))
+    first_next = struct.unpack_from("<I", data, 8)[0]
+    if damage == "name without NUL":
+        data = data[:12] + b"x" * 4
+    elif damage == "next past the end":
+        struct.pack_into("<I", data, 8, len(data) + 8)
+    elif damage == "uuid without NUL":
+        # "aaaa\0" ends at 17, so event_nr and flags sit at 24 and the uuid
+        # at 32: keep only the first record, cut after "uui".
+        assert first_next == 40
+        struct.pack_into("<I", data, 8, 0)
+        data = data[:35]
+    else:  # every record's next is 1: each starts inside the one before
+        data = bytearray(NAME_LIST_HEAD.pack(huge_encode_dev(253, 0), 1) + b"\x01" * 200 + b"\0")
+    with pytest.raises(ValueError, match="DM_LIST_DEVICES"):
+        records.decode_name_list(bytes(data))
 
 
 # -- DM_LIST_VERSIONS output ------------------------------------------------------
