@@ -245,8 +245,8 @@ ffibuilder.set_source(
        NUL-terminated to the `names` and `uuids` texts.  Python then builds
        the list with a few C-level passes (one decode and split per text,
        one map over the columns) instead of a loop of bytecode per record,
-       which cost about 15 us a device under emulation: listing 5000
-       devices is what `dmsetup ls` and udev-heavy hosts do.
+       which cost about 15 us a device under emulation; hosts with
+       thousands of devices list them all the time.
 
        `present[i]` says which optional parts device i had: the event
        number (DM 4.37+) and uuid information (4.45+, when asked; a device

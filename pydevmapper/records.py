@@ -211,8 +211,8 @@ def decode_name_list(data: bytes, has_event_nr: bool = True) -> list[ListedDevic
     minors = _raw_new("uint32_t[]", capacity)
     event_nrs = _raw_new("uint32_t[]", capacity)
     present = _raw_new("uint8_t[]", capacity)
-    names = _raw_new("char[]", size + 1)
-    uuids = _raw_new("char[]", size + 1)
+    names = _raw_new("char[]", size)
+    uuids = _raw_new("char[]", size)
     totals = _raw_new("size_t[4]")
     count = lib.pydm_name_list_columns(data, size, has_event_nr, capacity, majors, minors,
                                        event_nrs, present, names, uuids, totals)
