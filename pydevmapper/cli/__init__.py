@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     except options.UsageError as exc:
         _err(f"{exc}\nCouldn't process command line.\n")
         return 1
-    s = Session(prog, parsed.counts, parsed.values, parsed.given)
+    s = Session(prog, parsed)
     try:
         return _run(s, parsed.args)
     except Failed:

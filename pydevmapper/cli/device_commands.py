@@ -264,11 +264,13 @@ def _simple(task: str, method: str, pass_flags: bool):
         # libdevmapper sets read-ahead after a resume of a device it was
         # given by name; by uuid or number it has no name and skips it.
         request = s.read_ahead_request() if method == "resume" and type(device) is str else None
+        if info is None and (request or s.has("verbose")):
+            # udev was late, and the command itself went through: ask once.
+            info = s.info(device)
         if request:
-            # No info: udev was late, and the resume itself went through.
-            s.set_read_ahead((info or s.info(device)).devno, request)
+            s.set_read_ahead(info.devno, request)
         if s.has("verbose"):
-            s.write(s.long_info(info or s.info(device)))
+            s.write(s.long_info(info))
     return run
 
 

@@ -14,6 +14,7 @@ import sys
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:  # imported lazily: start-up time matters to scripts
+    from pydevmapper.cli.options import Parsed
     from pydevmapper.control import Control
     from pydevmapper.device import DeviceInfo
 
@@ -27,12 +28,11 @@ class Failed(Exception):
 
 
 class Session:
-    def __init__(self, prog: str, counts: dict[str, int], values: dict[str, str],
-                 given: dict[str, list[str]] | None = None) -> None:
+    def __init__(self, prog: str, parsed: Parsed) -> None:
         self.prog = prog
-        self.counts = counts
-        self.values = values
-        self.given = given if given is not None else {k: [v] for k, v in values.items()}
+        self.counts = parsed.counts
+        self.values = parsed.values  # each switch's last value
+        self.given = parsed.given  # all of them, for the few that accumulate
         self.out: list[str] = []
         self._control: Control | None = None
         self._cookie: int | None = None

@@ -38,7 +38,7 @@ def fake_control(monkeypatch):
 
 def session(*argv):
     parsed = options.parse("dmsetup", list(argv))
-    return Session("dmsetup", parsed.counts, parsed.values)
+    return Session("dmsetup", parsed)
 
 
 @pytest.mark.parametrize("argv, wanted", [

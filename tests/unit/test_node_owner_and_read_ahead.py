@@ -62,7 +62,7 @@ def test_read_ahead_minimum_is_sticky_as_in_dmsetup(given, minimum):
 
 def _session(argv, command):
     parsed = options.parse("dmsetup", argv)
-    s = Session("dmsetup", parsed.counts, parsed.values, parsed.given)
+    s = Session("dmsetup", parsed)
     s.current = command
     return s
 
