@@ -4,13 +4,13 @@
  * for pydevmapper's benchmarks.  One control fd and one reused buffer; no
  * libdevmapper, no udev synchronisation.
  *
- *   dm_ioctl_floor version N
- *   dm_ioctl_floor list N
- *   dm_ioctl_floor info NAME N
- *   dm_ioctl_floor table NAME N
- *   dm_ioctl_floor status NAME N
- *   dm_ioctl_floor lifecycle NAME TABLE_LINE N
- *   dm_ioctl_floor message NAME MSG N
+ *   dm_ioctl_floor [-s BYTES] version N
+ *   dm_ioctl_floor [-s BYTES] list N
+ *   dm_ioctl_floor [-s BYTES] info NAME N
+ *   dm_ioctl_floor [-s BYTES] table NAME N
+ *   dm_ioctl_floor [-s BYTES] status NAME N
+ *   dm_ioctl_floor [-s BYTES] lifecycle NAME TABLE_LINE N
+ *   dm_ioctl_floor [-s BYTES] message NAME MSG N
  *
  * Prints a JSON list of N per-iteration wall times in seconds
  * (CLOCK_MONOTONIC) on stdout; errors go to stderr with exit status 1.
@@ -19,6 +19,12 @@
  * N times: what pydevmapper and libdevmapper do without udev sync, with the
  * same udev flags and the same retry while a udev worker holds the device.
  * message sends MSG to the target at sector 0.
+ *
+ * -s BYTES sets the buffer (header included; default 8 KiB) that every
+ * request declares as data_size.  The kernel copies that much in for each
+ * command that takes parameters, so the benchmark passes the size
+ * pydevmapper settled on for the same reply: the same ioctls.  A reply
+ * that does not fit still doubles the buffer.
  *
  * Build: make -C csrc floor
  */
@@ -40,6 +46,8 @@
 #define CONTROL_PATH "/dev/mapper/control"
 /* As pydevmapper's first buffer: up to 8 KiB the kernel's copy is a slab allocation. */
 #define INITIAL_BUFFER_SIZE (8 * 1024)
+/* As pydevmapper's largest (_MAX_BUFFER_SIZE). */
+#define MAX_BUFFER_SIZE (256UL * 1024 * 1024)
 
 /*
  * udev flags from libdevmapper.h (userspace convention, not kernel ABI):
@@ -292,7 +300,7 @@ static void check_name(const char *name)
 
 static void usage(void)
 {
-	fputs("usage: dm_ioctl_floor version N | list N | info NAME N |\n"
+	fputs("usage: dm_ioctl_floor [-s BYTES] version N | list N | info NAME N |\n"
 	      "       table NAME N | status NAME N |\n"
 	      "       lifecycle NAME TABLE_LINE N | message NAME MSG N\n",
 	      stderr);
@@ -306,10 +314,18 @@ int main(int argc, char **argv)
 {
 	const char *name = NULL, *msg = NULL;
 	struct table_line line = { 0 };
-	unsigned long n, i;
+	unsigned long n, i, size = INITIAL_BUFFER_SIZE;
 	double *times;
 	enum op op;
 
+	if (argc >= 3 && !strcmp(argv[1], "-s")) {
+		size = parse_count(argv[2], "buffer size");
+		if (size < sizeof(*buf) || size > MAX_BUFFER_SIZE)
+			die("buffer size %lu is not between %zu and %lu", size,
+			    sizeof(*buf), MAX_BUFFER_SIZE);
+		argc -= 2;
+		argv += 2;
+	}
 	if (argc < 3)
 		usage();
 
@@ -341,7 +357,7 @@ int main(int argc, char **argv)
 	times = calloc(n ? n : 1, sizeof(*times));
 	if (!times)
 		die("out of memory");
-	grow_buffer(INITIAL_BUFFER_SIZE);
+	grow_buffer(size);
 
 	control_fd = open(CONTROL_PATH, O_RDWR | O_CLOEXEC);
 	if (control_fd < 0)

@@ -178,7 +178,7 @@ class Table(Sequence[Target]):
     def _from_kernel(cls, targets: Iterable[Target]) -> Table:
         """A table as the kernel reports it: already valid, so not re-checked."""
         table = cls.__new__(cls)
-        table._targets = tuple(_normalised(t) for t in targets)
+        table._targets = tuple(map(_normalised, targets))
         return table
 
     @classmethod

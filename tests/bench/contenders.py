@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import pydevmapper as dm
 from pydevmapper import control as _control
@@ -48,6 +48,14 @@ class Spec:
         self.message = message
         self.lifecycle_name = lifecycle_name
         self.lifecycle_table = lifecycle_table  # one linear target over the loop device
+        # Per operation: the reply buffer (header included) the api settled
+        # on for it, which the floors send too: the kernel copies in the
+        # whole buffer, so another size would be another ioctl's cost.
+        # Unset: the api's first size, 8 KiB.
+        self.reply_size: Dict[str, int] = {}
+
+    def reply_buffer(self, op: str) -> int:
+        return self.reply_size.get(op, _control._INITIAL_REPLY_SIZE)
 
 
 Op = Callable[[], object]
@@ -139,7 +147,8 @@ class CFloor:
     def measure(self, op: str, spec: Spec, n: int, warmup: int) -> List[float]:
         if not self.path.exists():
             raise Unavailable(f"{self.path} is not built (make -C csrc floor)")
-        argv = [str(self.path), *self.argv(op, spec), str(n + warmup)]
+        argv = [str(self.path), "-s", str(spec.reply_buffer(op)), *self.argv(op, spec),
+                str(n + warmup)]
         res = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True)
         if res.returncode != 0:
             raise Unavailable(f"exit {res.returncode}: {_last_line(res.stderr)}")
@@ -166,7 +175,6 @@ class PyFloor:
     """
 
     name = "pyfloor"
-    REPLY_SIZE = 8 * 1024  # the api's and the C floor's reply buffer
 
     def __init__(self, control_path: str = "/dev/mapper/control") -> None:
         self.fd = os.open(control_path, os.O_RDWR | os.O_CLOEXEC)
@@ -203,12 +211,13 @@ class PyFloor:
             return self._caller(c.DEV_STATUS, HEADER_SIZE, name=spec.linear)
         if op in ("table", "status"):
             flags = lib.DM_STATUS_TABLE_FLAG if op == "table" else 0
-            return self._caller(c.TABLE_STATUS, self.REPLY_SIZE, name=spec.linear, flags=flags)
+            return self._caller(c.TABLE_STATUS, spec.reply_buffer(op), name=spec.linear,
+                                flags=flags)
         if op == "message":
-            return self._caller(c.TARGET_MSG, self.REPLY_SIZE, name=_need_basic(spec),
+            return self._caller(c.TARGET_MSG, spec.reply_buffer(op), name=_need_basic(spec),
                                 payload=records.encode_message(0, spec.message.encode()))
         if op.startswith("list_"):
-            size = self.REPLY_SIZE
+            size = spec.reply_buffer(op)
             while True:  # sized once, untimed, as a caller that knows N would
                 call = self._caller(c.LIST_DEVICES, size)
                 if not _REPLY_FLAGS(call(), _REPLY_FLAGS_AT)[0] & lib.DM_BUFFER_FULL_FLAG:

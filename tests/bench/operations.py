@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import cProfile
 import io
-import math
 import os
 import pstats
 import re
@@ -255,6 +254,8 @@ class Run:
             self.notes += fx.notes
             spec = fx.spec
             for op in SINGLE_OPS:
+                if op in ("table", "status"):
+                    self.settle(op, ctl, api.op(op, spec), "DM_TABLE_STATUS", spec)
                 self.measure(op, everyone, spec)
             if self.profile:
                 self.profiles["info"] = profile(lambda: ctl.info(spec.linear), 300)
@@ -277,6 +278,7 @@ class Run:
                 if have != n:
                     self.notes.append(f"list_{n}: the kernel listed {have} devices")
                 op = report.list_op(n)
+                self.settle(op, ctl, lambda: ctl.list_devices(uuids=False), "DM_LIST_DEVICES", spec)
                 self.measure(op, everyone, spec, on_api=lambda fn, op=op: self._count_retries(ctl, fn, op))
                 if self.profile and n == self.list_sizes[-1]:
                     self.profiles[op] = profile(lambda: ctl.list_devices(uuids=False), 20)
@@ -290,14 +292,29 @@ class Run:
             log(f"removed {len(made)} listing devices in {time.monotonic() - t0:.1f}s")
 
     def _count_retries(self, ctl: dm.Control, fn: Callable[[], object], op: str) -> None:
-        """Call once (the first call may grow the buffer), then count growths
-        over the next calls from the size the binding remembers."""
+        """Call once (the first call may grow the buffer), then count the
+        replies that did not fit over the next calls."""
         fn()
-        before = ctl._size_hint.get("DM_LIST_DEVICES", 16 * 1024)
+        before = ctl._buffer_retries
         for _ in range(5):
             fn()
-        after = ctl._size_hint.get("DM_LIST_DEVICES", 16 * 1024)
-        self.list_retries[op[len("list_"):]] = int(round(math.log2(after / before)))
+        self.list_retries[op[len("list_"):]] = ctl._buffer_retries - before
+
+    def settle(self, op: str, ctl: dm.Control, fn: Callable[[], object], command: str,
+               spec: cn.Spec) -> None:
+        """Call the api's ``fn`` (untimed) until the reply buffer it sends for
+        ``command`` stops changing; the floors then send that size too."""
+        size, same = None, 0
+        for _ in range(300):
+            fn()
+            now = ctl._size_hint[command]
+            same = same + 1 if now == size else 0
+            size = now
+            if same == 3:
+                break
+        assert size is not None
+        spec.reply_size[op] = size
+        self.notes.append(f"{op}: {size}-byte reply buffer (the api's, settled; the floors send it too)")
 
 
 def settle_udev() -> None:

@@ -116,6 +116,18 @@ def test_pyfloor_asks_about_the_same_device_as_the_api(spec, pyfloor, dm_control
     assert spec.lifecycle_table.split(None, 3)[3].encode() in bytes(reply)
 
 
+def test_floors_send_the_reply_buffer_the_api_settled_on(spec, pyfloor):
+    spec.reply_size["table"] = 1024
+    reply = pyfloor.op("table", spec)()
+    assert len(reply) == 1024
+    assert spec.lifecycle_table.split(None, 3)[3].encode() in bytes(reply)
+    floor = cn.CFloor()
+    if floor.path.exists():  # test_c_floor_runs_every_operation says when it is not
+        # Below the reply's size the C floor grows its buffer as the api does.
+        spec.reply_size["table"] = 320
+        assert len(floor.measure("table", spec, 2, warmup=0)) == 2
+
+
 def test_pyfloor_lists_every_device(spec, pyfloor, dm_control):
     reply = pyfloor.op("list_10", spec)()
     data_start = records.HEADER.unpack_from(reply)[4]

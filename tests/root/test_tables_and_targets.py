@@ -134,3 +134,30 @@ def test_ima_measurement(make_device, dm_control):
     dev = make_device("0 64 zero")
     measured = dm_control.ima_measurement(dev.devno)
     assert [m.type for m in measured] == ["zero"]
+
+
+def test_reply_buffer_follows_the_replies_and_large_tables_still_come_whole(make_device):
+    """The buffer sent for DM_TABLE_STATUS shrinks to what small tables use
+    (the kernel copies the whole of it in on every call); a table larger
+    than that, read next, makes the kernel answer DM_BUFFER_FULL_FLAG and
+    comes back whole on a larger buffer."""
+    small = make_device("0 8 zero")
+    big_table = dm.Table([dm.Target(i * 8, 8, "linear" if i % 2 else "zero",
+                                    f"{small.devno} 0" if i % 2 else "")
+                          for i in range(300)])
+    big = make_device(big_table)
+    with dm.Control(udev_sync=False) as ctl:
+        for _ in range(60):
+            assert ctl.table(small.devno) == dm.Table.parse("0 8 zero")
+        assert ctl._size_hint["DM_TABLE_STATUS"] == 1024
+        assert ctl._buffer_retries == 0
+        assert ctl.table(big.devno) == big_table
+        assert ctl._buffer_retries >= 1
+        status = ctl.status(big.devno)
+        assert [(s.start, s.type) for s in status] == [(t.start, t.type) for t in big_table]
+        retries = ctl._buffer_retries
+        # Small tables in between cost the large one no further retry.
+        for _ in range(3):
+            assert ctl.status(small.devno)[0].type == "zero"
+            assert ctl.table(big.devno) == big_table
+        assert ctl._buffer_retries == retries

@@ -396,6 +396,89 @@ def test_table_and_status_decoding(kernel, ctl):
     assert kernel.calls[2].flags & DMFlag.QUERY_INACTIVE_TABLE
 
 
+def table_handler(rows):
+    def handler(call, hdr, buf):
+        hdr.flags = DMFlag.ACTIVE_PRESENT
+        hdr.target_count = len(rows)
+        put_data(hdr, buf, status_data(rows))
+    return handler
+
+
+def test_reply_buffer_shrinks_to_what_replies_use(kernel, ctl):
+    # The kernel copies in the whole buffer: small replies need not pay
+    # for 8 KiB each time.  Every call still gets its whole table.
+    rows = [(0, 8, "linear", "7:0 0")]
+    kernel.handlers["DM_TABLE_STATUS"] = table_handler(rows)
+    for _ in range(60):
+        assert ctl.table("vol") == Table([Target(*rows[0])])
+    sizes = [c.data_size for c in kernel.of("DM_TABLE_STATUS")]
+    assert sizes[0] == 8192
+    assert all(a >= b for a, b in zip(sizes, sizes[1:]))  # never grows back unasked
+    assert sizes[-1] == control._MIN_REPLY_SIZE  # and no lower
+    assert ctl._buffer_retries == 0
+
+
+def test_reply_buffer_keeps_a_quarter_over_the_reply(kernel, ctl):
+    rows = [(i * 8, 8, "linear", f"7:0 {i * 8} " + "p" * 60) for i in range(100)]
+    used = 312 + len(status_data(rows))
+    assert used > 8192  # one retry for the first call
+    kernel.handlers["DM_TABLE_STATUS"] = table_handler(rows)
+    for _ in range(60):
+        assert len(ctl.status("vol")) == 100
+    sizes = [c.data_size for c in kernel.of("DM_TABLE_STATUS")]
+    assert sizes[:2] == [8192, 16384]
+    assert ctl._buffer_retries == 1
+    assert used + used // 4 - 8 <= sizes[-1] < used + used // 4 + 8
+
+
+def test_a_larger_reply_after_small_ones_is_asked_for_again(kernel, ctl):
+    small = [(0, 8, "zero", "")]
+    big = [(i * 8, 8, "linear", f"7:0 {i * 8} " + "p" * 100) for i in range(40)]
+    kernel.handlers["DM_TABLE_STATUS"] = table_handler(small)
+    for _ in range(60):
+        ctl.table("small")
+    kernel.handlers["DM_TABLE_STATUS"] = table_handler(big)
+    kernel.calls.clear()
+    assert list(ctl.table("big")) == [Target(*row) for row in big]
+    sizes = [c.data_size for c in kernel.of("DM_TABLE_STATUS")]
+    assert sizes == [1024, 2048, 4096, 8192]
+    assert ctl._buffer_retries == 3
+    # A few small tables in between cost the large one no retry.
+    kernel.calls.clear()
+    for _ in range(3):
+        kernel.handlers["DM_TABLE_STATUS"] = table_handler(small)
+        ctl.table("small")
+        kernel.handlers["DM_TABLE_STATUS"] = table_handler(big)
+        assert len(ctl.table("big")) == 40
+    assert ctl._buffer_retries == 3
+
+
+def test_reply_buffer_stays_when_the_kernel_leaves_data_size_as_sent(kernel, ctl):
+    def handler(call, hdr, buf):
+        hdr.flags = DMFlag.ACTIVE_PRESENT
+        hdr.target_count = 1
+        ffi.memmove(buf + hdr.data_start, status_data([(0, 8, "zero", "")]), 48)
+    kernel.handlers["DM_TABLE_STATUS"] = handler
+    for _ in range(10):
+        assert len(ctl.table("vol")) == 1
+    assert {c.data_size for c in kernel.of("DM_TABLE_STATUS")} == {8192}
+
+
+def test_message_buffer_is_the_reply_size_every_time(kernel, ctl):
+    # A message is never asked again, so its buffer is not learnt.
+    kernel.handlers["DM_TARGET_MSG"] = lambda c, hdr, buf: put_data(hdr, buf, b"ok\0")
+    for _ in range(20):
+        ctl.message("vol", 0, "stats")
+    assert {c.data_size for c in kernel.of("DM_TARGET_MSG")} == {8192}
+
+
+def test_next_size_rule():
+    assert control._next_size(8192, 353) == 8192 - (8192 - 441) // 8
+    assert control._next_size(1100, 353) == control._MIN_REPLY_SIZE
+    assert control._next_size(4096, 4000) == 5000  # room for a quarter more
+    assert control._next_size(4096, 4096) == 4096  # all used, or data_size left as sent
+
+
 def test_table_without_live_table_is_none(kernel, ctl):
     assert ctl.table("vol") is None
     assert ctl.status("vol") == []
@@ -461,9 +544,12 @@ def test_list_devices_grows_buffer_then_remembers_size(kernel, ctl):
     assert devices[0] == ListedDevice(names[0], 253, 0, 0, "uuid-0")
     assert devices[999] == ListedDevice(names[999], 253, 999, 999, "uuid-999")
 
+    used = 312 + len(data)
     kernel.calls.clear()
     assert ctl.list_devices() == devices
-    assert [c.data_size for c in kernel.of("DM_LIST_DEVICES")] == [131072]  # no retries
+    # No retries: a quarter over what the last listing used.
+    assert [c.data_size for c in kernel.of("DM_LIST_DEVICES")] == [used + used // 4]
+    assert ctl._buffer_retries == 4
 
 
 def test_size_hint_is_per_command(kernel, ctl):
