@@ -317,7 +317,8 @@ class Control:
 
         request_size = HEADER_SIZE + len(payload)
         # Whether this call's reply sizes the next one: not when the caller
-        # chose the size (messages).
+        # chose the size (messages), nor when a reply that did not fit is
+        # returned as it is (its data_size is not what it needed).
         learn = False
         if min_size:
             size = max(request_size, min_size)
@@ -325,7 +326,7 @@ class Control:
             size = self._size_hint.get(cmd.name, _INITIAL_REPLY_SIZE)
             if size < request_size:
                 size = request_size
-            learn = True
+            learn = retry_full
         else:
             size = request_size
         if cursor is None and cmd.logs_reason:

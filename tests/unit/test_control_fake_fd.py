@@ -472,6 +472,15 @@ def test_message_buffer_is_the_reply_size_every_time(kernel, ctl):
     assert {c.data_size for c in kernel.of("DM_TARGET_MSG")} == {8192}
 
 
+def test_a_reply_returned_full_does_not_size_the_next(kernel, ctl):
+    def full(call, hdr, buf):
+        hdr.flags |= FULL
+        hdr.data_size = 400  # what the kernel had written when it ran out
+    kernel.handlers["DM_TABLE_STATUS"] = full
+    ctl._ioctl(control.TABLE_STATUS, "vol", retry_full=False)
+    assert "DM_TABLE_STATUS" not in ctl._size_hint
+
+
 def test_next_size_rule():
     assert control._next_size(8192, 353) == 8192 - (8192 - 441) // 8
     assert control._next_size(1100, 353) == control._MIN_REPLY_SIZE
