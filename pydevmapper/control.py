@@ -101,8 +101,8 @@ _IMA = (4, 45, 0)
 # The kernel allocates data_size bytes and copies them all in on every call
 # that takes parameters (DM_DEV_STATUS and the other header-only commands
 # do not): up to 8 KiB that is a slab allocation (KMALLOC_MAX_CACHE_SIZE);
-# above, pages, or vmalloc when memory is fragmented.  Under TCG a
-# DM_TABLE_STATUS costs 14 us with a 312-byte buffer, 16 us with 1 KiB,
+# above, pages, or vmalloc when memory is fragmented.  Timed from Python
+# under TCG, a DM_TABLE_STATUS costs 14 us with a 312-byte buffer, 16 us with 1 KiB,
 # 35 us with 8 KiB and 60 us with 16 KiB, whatever the reply.  So the first
 # call of a command sends 8 KiB (tables, statuses and most messages fit),
 # and later ones send what the replies have been using (see _next_size).
