@@ -42,6 +42,17 @@ def pyfloor():
 
 
 @pytest.fixture
+def c_floor():
+    floor = cn.CFloor()
+    if not floor.path.exists():
+        reason = f"{floor.path} is not built (make -C csrc floor)"
+        if kernel.require_kernel():
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return floor
+
+
+@pytest.fixture
 def libdm():
     try:
         return cn.LibDm()
@@ -116,20 +127,14 @@ def test_pyfloor_asks_about_the_same_device_as_the_api(spec, pyfloor, dm_control
     assert spec.lifecycle_table.split(None, 3)[3].encode() in bytes(reply)
 
 
-def test_floors_send_the_reply_buffer_the_api_settled_on(spec, pyfloor):
+def test_floors_send_the_reply_buffer_the_api_settled_on(spec, pyfloor, c_floor):
     spec.reply_size["table"] = 1024
     reply = pyfloor.op("table", spec)()
     assert len(reply) == 1024
     assert spec.lifecycle_table.split(None, 3)[3].encode() in bytes(reply)
-    floor = cn.CFloor()
-    if not floor.path.exists():
-        reason = f"{floor.path} is not built (make -C csrc floor)"
-        if kernel.require_kernel():
-            pytest.fail(reason)
-        pytest.skip(reason)
     # Below the reply's size the C floor grows its buffer as the api does.
     spec.reply_size["table"] = 320
-    assert len(floor.measure("table", spec, 2, warmup=0)) == 2
+    assert len(c_floor.measure("table", spec, 2, warmup=0)) == 2
 
 
 def test_pyfloor_lists_every_device(spec, pyfloor, dm_control):
@@ -139,15 +144,9 @@ def test_pyfloor_lists_every_device(spec, pyfloor, dm_control):
     assert {d.name for d in dm_control.list_devices(uuids=False)} <= listed
 
 
-def test_c_floor_runs_every_operation(spec):
-    floor = cn.CFloor()
-    if not floor.path.exists():
-        reason = f"{floor.path} is not built (make -C csrc floor)"
-        if kernel.require_kernel():
-            pytest.fail(reason)
-        pytest.skip(reason)
+def test_c_floor_runs_every_operation(spec, c_floor):
     for op in (*SINGLE, "lifecycle_nosync"):
-        times = floor.measure(op, spec, 3, warmup=1)
+        times = c_floor.measure(op, spec, 3, warmup=1)
         assert len(times) == 3 and all(t > 0 for t in times)
     with dm.Control(udev_sync=False) as ctl:
         assert not ctl.exists(spec.lifecycle_name)
