@@ -119,6 +119,14 @@ def find_vng() -> str:
     return require_tool("vng")
 
 
+def _vng_env(vng: str) -> dict[str, str]:
+    """The host environment with vng's own directory first on PATH: vng
+    starts ``virtme-run`` by name through a shell, and a venv that was not
+    activated (as scripts/setup-host.sh leaves it) is not on PATH."""
+    path = os.environ.get("PATH", "/usr/bin:/bin")
+    return dict(os.environ, PATH=os.pathsep.join([os.path.dirname(vng), path]))
+
+
 def check_host(*, udev: bool) -> None:
     """Fail early, naming every missing tool and how to install it."""
     missing = []
@@ -398,7 +406,8 @@ def run_in_guest(
         start = time.monotonic()
         with open(console_path, "wb") as console:
             proc = subprocess.Popen(
-                vng_argv, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, start_new_session=True
+                vng_argv, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
+                start_new_session=True, env=_vng_env(vng_argv[0]),
             )
             tail.start()
             timed_out = False
