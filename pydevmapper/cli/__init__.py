@@ -34,9 +34,23 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         return _run(s, parsed.args)
     except Failed:
         return 1
+    except KeyboardInterrupt:
+        # Ctrl-C (a repeating report runs until it): end as dmsetup does,
+        # killed by SIGINT, so the shell sees it; no traceback.
+        _die_of_sigint(s)
+        raise
     finally:
         s.flush()
         s.close()
+
+
+def _die_of_sigint(s) -> None:
+    import signal
+
+    s.flush()
+    s.close()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
 
 
 def _err(text: str) -> None:
@@ -55,7 +69,7 @@ def _check_switches(s) -> str | None:
 
 
 def _run(s, args: list[str]) -> int:
-    from pydevmapper.cli import commands, texts
+    from pydevmapper.cli import commands, options, texts
     from pydevmapper.cli.session import Failed
 
     problem = _check_switches(s)
@@ -92,8 +106,6 @@ def _run(s, args: list[str]) -> int:
     s.current = name
     if s.has("noudevsync"):
         s.udev_bypass_warning()  # dmsetup turns sync off, so asks, before the command
-    s.report_rows = []
-    s.json_rows = []
     s.needs_deps = False
     s.needs_tree, s.graph, s.needs_stats = False, None, False
 
@@ -138,6 +150,40 @@ def _run(s, args: list[str]) -> int:
 
     multiple = bool(run_cmd.repeatable and len(args) != 1
                     and (args or (not s.has("uuid") and not s.has("major"))))
+    # --count/--interval: the whole command again, as dmsetup repeats it:
+    # a -c report waits for the next tick of a fixed-rate interval timer
+    # (default 1 s) between runs and heads every run's rows; other output
+    # comes again at once.  --interval without --count, or --count 0: until
+    # interrupted.
+    count = s.has("count") and options.atoi(s.value("count") or "")
+    runs = count if count else (None if s.has("count") or s.has("interval") else 1)
+    ticks = None
+    if runs != 1:
+        ticks = _Ticks(options.atoi(s.value("interval") or "") if s.has("interval") else 1)
+    widths: list[int] = []  # libdm's column widths only ever grow over a report's runs
+    done = 0
+    while True:
+        ok = _run_once(s, run_cmd, selected_cmd, args, multiple, opts, widths)
+        done += 1
+        last = not ok or done == runs
+        if opts is not None and not last and ticks is not None:
+            s.write("\n")
+            s.flush()
+            missed = ticks.wait()
+            if missed:
+                s.error(f"WARNING: Try increasing --interval ({missed} missed timer events).")
+        if last:
+            return 0 if ok or forced_ok else 1
+        s.flush()
+
+
+def _run_once(s, run_cmd, selected_cmd, args: list[str], multiple: bool, opts,
+              widths: list[int]) -> bool:
+    """One run of the command and its output; False if it failed."""
+    from pydevmapper.cli.session import Failed
+
+    s.report_rows = []
+    s.json_rows = []
     ok = True
     try:
         if selected_cmd is not None:
@@ -152,11 +198,36 @@ def _run(s, args: list[str]) -> int:
     if opts is not None and selected_cmd is None:
         from pydevmapper.cli import report
 
-        s.write(report.format_report(opts, s.report_rows))
-    if s.has("json") and s.json_rows or (s.has("json") and name in ("info", "deps", "status", "table")):
+        s.write(report.format_report(opts, s.report_rows, widths))
+    if s.has("json") and s.json_rows or (s.has("json") and s.current in ("info", "deps", "status", "table")):
         from pydevmapper.cli import jsonout as j
         s.write(j.devices(s.json_rows))
-    return 0 if ok or forced_ok else 1
+    return ok
+
+
+class _Ticks:
+    """dmsetup's interval timer: a periodic CLOCK_MONOTONIC timer armed
+    before the first run, so a run's own time does not push the next one
+    back; ticks that passed while a run was still going are reported as
+    missed, and the next run starts at once."""
+
+    def __init__(self, seconds: int) -> None:
+        import time
+
+        self._clock, self._sleep = time.monotonic, time.sleep
+        self.seconds = seconds
+        self.next = self._clock() + seconds
+
+    def wait(self) -> int:
+        """Sleep until the next tick; returns how many ticks were missed."""
+        now = self._clock()
+        if now < self.next:
+            self._sleep(self.next - now)
+            expired = 1
+        else:
+            expired = 1 + int((now - self.next) // self.seconds)
+        self.next += expired * self.seconds
+        return expired - 1
 
 
 def _report_uses(opts, section: str) -> bool:

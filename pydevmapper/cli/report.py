@@ -186,8 +186,14 @@ class Options(NamedTuple):
     rows: bool
 
 
-def format_report(opts: Options, rows: Sequence[dict[str, object]]) -> str:
-    """The report text for these rows (empty when there are none)."""
+def format_report(opts: Options, rows: Sequence[dict[str, object]],
+                  widths_so_far: list[int] | None = None) -> str:
+    """The report text for these rows (empty when there are none).
+
+    ``widths_so_far``: the columns' widths from earlier runs of a repeated
+    report, updated here; libdm widens a column for a longer value and
+    never narrows it again while the report lives.
+    """
     if any(f.id == "selected" for f in opts.fields):
         if getattr(opts.selection, "help_only", False):
             return ""  # `-S help` reports nothing
@@ -200,6 +206,10 @@ def format_report(opts: Options, rows: Sequence[dict[str, object]]) -> str:
         kept.sort(key=lambda r, f=field: r[f.id], reverse=descending)
     cells = [[str(r[f.id]) for f in opts.fields] for r in kept]
     widths = [max([f.width] + [len(row[i]) for row in cells]) for i, f in enumerate(opts.fields)]
+    if widths_so_far is not None:
+        if widths_so_far:
+            widths = [max(pair) for pair in zip(widths, widths_so_far)]
+        widths_so_far[:] = widths
 
     def show(i: int, text: str) -> str:
         field = opts.fields[i]

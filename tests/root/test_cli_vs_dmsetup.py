@@ -135,6 +135,11 @@ READ_CASES = [
     ["status", "nonexistent-pydmt"], ["status", "--target", "linear", "{l}"],
     ["targets"], ["target-version", "zero", "linear"], ["target-version", "nosuchtarget"],
     ["mangle", "{z}"], ["mknodes", "{z}"], ["wait", "{z}", "5"],
+    # --count/--interval: a report again after each tick, other output again at once
+    ["info", "-c", "--count", "2", "--interval", "1", "{z}", "{l}"],
+    ["info", "-c", "--count", "2", "-S", "name={z}", "-o", "name,events"],
+    ["info", "--count", "2", "{z}"], ["status", "--count", "2", "{z}", "{l}"],
+    ["table", "--concise", "--count", "2", "{z}", "{l}"], ["info", "-c", "--count", "3", "nonexistent-pydmt"],
 ]
 
 

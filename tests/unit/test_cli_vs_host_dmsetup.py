@@ -51,6 +51,13 @@ CASES = [
     ["--bogus", "-M", "abc", "ls"], ["--readahead", "-5", "ls"], ["--readahead", "-1", "ls"],
     ["--readahead", "4294967294", "ls"], ["--readahead", "+-3", "ls"], ["--readahead", "NONE", "ls"],
     ["-U", "abc", "-G", "-5", "ls"],
+    # --count/--interval: a report again, headed, after each tick; other output again at once
+    ["splitname", "vg-lv", "--count", "3", "--interval", "1"],
+    ["splitname", "vg-lv", "--count", "2", "--noheadings"], ["splitname", "--rows", "vg-lv", "--count", "2"],
+    ["splitname", "vg-lv", "--count", "1"], ["splitname", "a-b", "-S", "vg_name=x", "--count", "2"],
+    ["splitname", "a-b", "-S", "vg_name=a", "--count", "2", "-o", "vg_name,selected"],
+    ["splitname", "a-b", "-o", "help", "--count", "2"], ["udevflags", "0x10", "--count", "2"],
+    ["splitname", "a-b", "--count", "2", "--interval", "1", "-o", "lv_name", "--nameprefixes"],
 ]
 
 
