@@ -472,22 +472,23 @@ class LibDm:
         self.lib.dm_task_destroy(dmt)
         return out
 
-    def lifecycle(self, name: str, table: str) -> None:
+    def lifecycle(self, name: str, table: str, udev_flags: int) -> None:
         """As ``dmsetup create NAME --table T`` then ``dmsetup remove NAME``:
-        create with a table (libdm creates, loads and resumes), a cookie, and
-        dm_udev_wait (which also makes or removes the node)."""
+        create with a table (libdm creates, loads and resumes), a cookie
+        carrying ``udev_flags``, and dm_udev_wait (which also makes or
+        removes the node)."""
         start, length, ttype, params = table.split(None, 3)
         cookie = ctypes.c_uint32(0)
         dmt = self._task(DM_DEVICE_CREATE, name)
         self.lib.dm_task_add_target(dmt, int(start), int(length), ttype.encode(), params.encode())
-        self.lib.dm_task_set_cookie(dmt, ctypes.byref(cookie), 0)
+        self.lib.dm_task_set_cookie(dmt, ctypes.byref(cookie), udev_flags)
         self._run(dmt, "create")
         self.lib.dm_task_destroy(dmt)
         self.lib.dm_udev_wait(cookie.value)
         cookie.value = 0
         dmt = self._task(DM_DEVICE_REMOVE, name)
         self.lib.dm_task_retry_remove(dmt)
-        self.lib.dm_task_set_cookie(dmt, ctypes.byref(cookie), 0)
+        self.lib.dm_task_set_cookie(dmt, ctypes.byref(cookie), udev_flags)
         self._run(dmt, "remove")
         self.lib.dm_task_destroy(dmt)
         self.lib.dm_udev_wait(cookie.value)
@@ -511,7 +512,14 @@ class LibDm:
                 raise Unavailable("udev sync needs udevd running and 95-dm-notify.rules")
             # A process-wide libdm setting, so set it for each operation.
             self.lib.dm_udev_set_sync_support(1 if op == "lifecycle_udev" else 0)
-            return lambda: self.lifecycle(spec.lifecycle_name, spec.lifecycle_table)
+            # Without sync, udev's DM and subsystem rules are told to keep
+            # off, as the api and the floors tell them: libdm makes the node.
+            # (A cookie set with sync off and no flags would leave the rules
+            # on, as `dmsetup --noudevsync` does: udev then makes and
+            # removes /dev/mapper links of its own behind libdm's back, late,
+            # racing the next contender's node.)
+            flags = 0 if op == "lifecycle_udev" else udev.DISABLE_DM_RULES | udev.DISABLE_SUBSYSTEM_RULES
+            return lambda: self.lifecycle(spec.lifecycle_name, spec.lifecycle_table, flags)
         raise Unavailable(f"no such operation {op}")
 
 

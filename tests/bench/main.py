@@ -57,7 +57,7 @@ def run_here(a: argparse.Namespace) -> Dict[str, Any]:
         # by the guest's time limit still reports what it measured.
         if a.here:
             doc = report.document(platform.release(), "partial run", r.raw,
-                                  list_retries=r.list_retries, notes=r.notes)
+                                  list_retries=r.list_retries, notes=r.notes, cpu=r.cpu)
             print(BEGIN, json.dumps(doc), END, sep="\n", flush=True)
 
     run = operations.Run(scale=0.2 if a.quick else 1.0, list_sizes=sizes, profile=a.profile,
@@ -65,7 +65,7 @@ def run_here(a: argparse.Namespace) -> Dict[str, Any]:
     meta = run.run()
     startup = operations.startup(run.raw, n=2)
     return report.document(platform.release(), meta["mode"], run.raw, list_retries=run.list_retries,
-                           startup=startup, notes=run.notes, profiles=run.profiles)
+                           startup=startup, notes=run.notes, profiles=run.profiles, cpu=run.cpu)
 
 
 def run_in_guest(a: argparse.Namespace) -> Dict[str, Any]:

@@ -69,6 +69,62 @@ def log(msg: str) -> None:
     print(f"bench: {msg}", file=sys.stderr, flush=True)
 
 
+class Timed(NamedTuple):
+    """One contender's share of an interleaved run."""
+
+    wall: List[float]  # seconds per call (perf_counter)
+    cpu: List[float]  # seconds of this process's CPU per call (process_time)
+    failure: Optional[BaseException]  # what stopped it, if anything did
+
+
+def time_interleaved(fns: Dict[str, Callable[[], object]], b: Budget,
+                     after_failure: Callable[[], None] = lambda: None) -> Dict[str, Timed]:
+    """Time several contenders' calls taking turns, call by call.
+
+    Each iteration calls every contender once, the order rotated by one
+    each time, so a drift of the guest's speed (udev's backlog, RCU, the
+    host) lands on all of them alike instead of on whoever ran in the
+    slower minute.  ``b`` is one contender's budget; the time budget grows
+    with the number of contenders.  Besides the wall time, each call's CPU
+    time in this process is kept (``time.process_time``: the kernel's work
+    for the ioctls made in this process is included, sleeping is not),
+    which shows what the caller's own code costs with far less noise.
+
+    A contender whose call raises ``Unavailable`` or ``OSError`` drops out
+    with what it timed so far; ``after_failure`` then cleans up after it.
+    """
+    names = list(fns)
+    out = {name: Timed([], [], None) for name in names}
+
+    def call(name: str) -> bool:
+        try:
+            fns[name]()
+        except (cn.Unavailable, OSError) as exc:
+            out[name] = out[name]._replace(failure=exc)
+            after_failure()
+            return False
+        return True
+
+    for _ in range(b.warmup):
+        names = [name for name in names if call(name)]
+    clock, cpu_clock = time.perf_counter, time.process_time
+    start = clock()
+    i = 0
+    while names and i < b.max_n and (i < b.min_n or clock() - start < b.seconds * len(fns)):
+        k = i % len(names)
+        for name in [*names[k:], *names[:k]]:
+            c0 = cpu_clock()
+            t0 = clock()
+            if not call(name):
+                continue
+            t1 = clock()
+            out[name].cpu.append(cpu_clock() - c0)
+            out[name].wall.append(t1 - t0)
+        names = [name for name in names if out[name].failure is None]
+        i += 1
+    return out
+
+
 def time_calls(fn: Callable[[], object], b: Budget) -> List[float]:
     for _ in range(b.warmup):
         fn()
@@ -155,6 +211,8 @@ class Run:
         self.list_sizes = list_sizes
         self.profile = profile
         self.raw: report.Raw = {}
+        # Lifecycles of the in-process contenders: CPU seconds per call.
+        self.cpu: Dict[str, Dict[str, List[float]]] = {}
         self.list_retries: Dict[str, int] = {}
         self.notes: List[str] = []
         self.profiles: Dict[str, str] = {}
@@ -168,11 +226,13 @@ class Run:
         contender's budget split across them and the order rotated: they
         take minutes, over which the guest's speed drifts (udev backlog,
         RCU), and one block per contender would hand the drift to whoever
-        ran last.  The other operations take a second or so per contender
-        and run in one block each: chopped into rounds, each chunk starts
-        with the caches full of the other contenders' work, which costs a
-        Python caller's larger working set more than a C library's and is
-        not what a loop of calls sees."""
+        ran last.  Within a round the in-process contenders (api, pyfloor,
+        libdm) take turns call by call (``time_interleaved``), and their CPU
+        time per lifecycle is kept too.  The other operations take a second
+        or so per contender and run in one block each: chopped into rounds
+        or turns, each chunk starts with the caches full of the other
+        contenders' work, which costs a Python caller's larger working set
+        more than a C library's and is not what a loop of calls sees."""
         lifecycle = op.startswith("lifecycle")
         rounds = LIFECYCLE_ROUNDS if lifecycle else 1
         row: Dict[str, Any] = {}
@@ -183,11 +243,19 @@ class Run:
             settle_udev()
         for r in range(rounds):
             k = r % len(contenders)
-            for c in [*contenders[k:], *contenders[:k]]:
+            order = [*contenders[k:], *contenders[:k]]
+            together = [c for c in order if lifecycle and _in_process(c)]
+            for c in order:
                 if isinstance(row.get(c.name), report.Unavailable):
                     continue
+                if c in together[1:]:
+                    continue  # ran in turns with together[0]
                 if lifecycle:
                     settle_udev()
+                    _cleanup_lifecycle(spec)  # what udev did late, too
+                if c in together:
+                    self._turns(op, together, spec, r, rounds, row)
+                    continue
                 try:
                     samples = self._samples(c, op, spec, r, rounds, row,
                                             on_api if r == 0 else None)
@@ -207,6 +275,34 @@ class Run:
         self.raw[op] = row
         if self.progress is not None:
             self.progress(self)
+
+    def _turns(self, op: str, together: Sequence[Any], spec: cn.Spec, r: int, rounds: int,
+               row: Dict[str, Any]) -> None:
+        """One round of a lifecycle for the in-process contenders, in turns."""
+        fns: Dict[str, Callable[[], object]] = {}
+        for c in together:
+            if isinstance(row.get(c.name), report.Unavailable):
+                continue
+            try:
+                fns[c.name] = c.op(op, spec)
+            except cn.Unavailable as exc:
+                row[c.name] = report.Unavailable(str(exc))
+                log(f"{op} {c.name}: unavailable: {exc}")
+        if not fns:
+            return
+        b = self.budget(IN_PROCESS_LIFECYCLE)
+        try:
+            timed = time_interleaved(fns, b.share(r, rounds), lambda: _cleanup_lifecycle(spec))
+        finally:
+            _cleanup_lifecycle(spec)
+        cpu = self.cpu.setdefault(op, {})
+        for name, t in timed.items():
+            if t.failure is not None:
+                row[name] = report.Unavailable(str(t.failure))
+                log(f"{op} {name}: unavailable: {t.failure}")
+                continue
+            row.setdefault(name, []).extend(t.wall)
+            cpu.setdefault(name, []).extend(t.cpu)
 
     def _samples(self, c: Any, op: str, spec: cn.Spec, r: int, rounds: int,
                  row: Dict[str, Any], on_api: Optional[Callable[[Callable[[], object]], None]]) -> List[float]:
@@ -317,6 +413,11 @@ class Run:
         self.notes.append(f"{op}: {size}-byte reply buffer (the api's, settled; the floors send it too)")
 
 
+def _in_process(c: Any) -> bool:
+    """A contender called in this process (api, pyfloor, libdm)."""
+    return not isinstance(c, (cn.CFloor, cn.Command))
+
+
 def settle_udev() -> None:
     """Let udevd finish the previous contender's uevents first: under TCG a
     backlog from the no-sync lifecycles lasts minutes, competes for the CPU
@@ -327,9 +428,11 @@ def settle_udev() -> None:
 
 
 def _cleanup_lifecycle(spec: cn.Spec) -> None:
+    """No lifecycle device, and no /dev/mapper entry left for it."""
     with dm.Control(udev_sync=False) as ctl:
         if ctl.exists(spec.lifecycle_name):
             ctl.remove(spec.lifecycle_name, retry=5.0)
+        ctl.sync_node(spec.lifecycle_name)
 
 
 def profile(fn: Callable[[], object], n: int) -> str:

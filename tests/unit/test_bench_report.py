@@ -120,3 +120,52 @@ def test_table_lists_every_contender_and_marks_targets():
     assert "MISSED info: api <= 1.3x C: 2.00x" in text
     assert "MET    list_100: api <= 1.3x C: 1.00x" in text
     assert "listing: median cost per device" in text
+
+
+def test_cpu_time_per_call_is_summarized_checked_and_shown():
+    raw = {"lifecycle_nosync": {"api": [0.044, 0.046, 0.045], "libdm": [0.040, 0.041, 0.042]}}
+    cpu = {"lifecycle_nosync": {"api": [0.003, 0.002, 0.004], "libdm": [0.0015]}}
+    doc = report.document("6.1.0-test", "udevd running", raw, cpu=cpu)
+    row = doc["results"]["lifecycle_nosync"]
+    assert row["api"]["cpu_median_s"] == 0.003 and row["libdm"]["cpu_median_s"] == 0.0015
+    check = {t["target"]: t for t in doc["targets"]}["lifecycle_nosync: api no slower than libdm"]
+    assert check["met"] is False
+    assert check["detail"] == "1.10x libdm (CPU in the calling process: 3 ms against 1.5 ms, 2.00x)"
+    text = report.format_table(doc)
+    section = text[text.index("CPU time of the calling process"):].splitlines()
+    assert section[1].split() == ["lifecycle_nosync", "api", "3", "ms"]
+    assert section[2].split() == ["libdm", "1.5", "ms"]
+    # Without CPU samples nothing of it appears.
+    assert "cpu_median_s" not in report.summarize({"info": {"api": [1.0]}})["info"]["api"]
+    assert "CPU time" not in report.format_table(report.document("k", "m", {"info": {"api": [1.0]}}))
+
+
+def test_interleaved_turns_rotate_and_a_failure_drops_only_its_contender():
+    from tests.bench import contenders as cn
+    from tests.bench.operations import Budget, time_interleaved
+
+    calls = []
+    cleanups = []
+
+    def fn(name, fail_at=None):
+        def call():
+            calls.append(name)
+            if fail_at is not None and calls.count(name) == fail_at:
+                raise cn.Unavailable(f"{name} broke")
+        return call
+
+    fns = {"api": fn("api"), "libdm": fn("libdm", fail_at=4), "pyfloor": fn("pyfloor")}
+    out = time_interleaved(fns, Budget(warmup=1, min_n=4, max_n=4, seconds=0.0),
+                           after_failure=lambda: cleanups.append(len(calls)))
+    # A warm-up turn, then turns rotated by one each; libdm's fourth call
+    # (its third timed one) fails, so it drops out with two samples.
+    assert calls == ["api", "libdm", "pyfloor",
+                     "api", "libdm", "pyfloor",
+                     "libdm", "pyfloor", "api",
+                     "pyfloor", "api", "libdm",
+                     "pyfloor", "api"]
+    assert cleanups == [12]
+    assert len(out["api"].wall) == len(out["api"].cpu) == 4
+    assert len(out["pyfloor"].wall) == 4 and out["pyfloor"].failure is None
+    assert len(out["libdm"].wall) == 2 and str(out["libdm"].failure) == "libdm broke"
+    assert all(t >= 0 for t in out["api"].wall + out["api"].cpu)
