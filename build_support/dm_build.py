@@ -162,6 +162,18 @@ ffibuilder.cdef(
     #define SEM_INFO ...
     #define SEM_STAT ...
 
+    /* The signal mask around making and removing a cookie semaphore (see
+       udev._SignalsDeferred): Python's signal.pthread_sigmask turns every
+       signal of the mask it returns into a Signals enum, about 60 of them
+       a call with most signals blocked, and under emulation that cost
+       milliseconds per command. */
+    typedef struct { ...; } sigset_t;
+    int pthread_sigmask(int how, const sigset_t *set, sigset_t *oldset);
+    int sigfillset(sigset_t *set);
+    int sigdelset(sigset_t *set, int signum);
+    #define SIG_BLOCK ...
+    #define SIG_SETMASK ...
+
     /* block device geometry, as DM_DEV_SET_GEOMETRY sets it */
     struct hd_geometry { unsigned char heads; unsigned char sectors;
                          unsigned short cylinders; unsigned long start; ...; };
@@ -190,9 +202,11 @@ ffibuilder.set_source(
     #include <linux/hdreg.h>
     #include <sys/ipc.h>
     #include <sys/sem.h>
+    #include <signal.h>
+    #include <pthread.h>
     #include <time.h>
 
-    static const int PYDM_BINDING_ABI = 3;
+    static const int PYDM_BINDING_ABI = 4;
     static const size_t PYDM_OFFSETOF_DEPS_DEV = offsetof(struct dm_target_deps, dev);
     static const size_t PYDM_OFFSETOF_NAME_LIST_NAME = offsetof(struct dm_name_list, name);
     static const size_t PYDM_OFFSETOF_VERSIONS_NAME = offsetof(struct dm_target_versions, name);

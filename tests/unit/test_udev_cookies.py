@@ -118,20 +118,34 @@ def test_release_cookie_times_out_and_still_removes():
 
 
 def test_a_signal_handled_while_blocking_leaves_the_mask_as_it_was(monkeypatch):
-    # pthread_sigmask runs pending Python handlers after changing the mask:
-    # an interrupt raised there must not leave this thread's signals blocked.
-    real = signal.pthread_sigmask
-    before = real(signal.SIG_BLOCK, ())
+    # A SIGINT that came just before the mask was set is raised as
+    # KeyboardInterrupt when the blocking call returns: it must not leave
+    # this thread's signals blocked.
+    real = udev.lib
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, ())
 
-    def interrupted(how, mask):
-        previous = real(how, mask)
-        if how == signal.SIG_BLOCK and mask:
-            raise KeyboardInterrupt
-        return previous
+    class InterruptedAsTheBlockReturns:
+        def __getattr__(self, name):
+            return getattr(real, name)
 
-    monkeypatch.setattr(udev.signal, "pthread_sigmask", interrupted)
+        def pthread_sigmask(self, how, new, old):
+            err = real.pthread_sigmask(how, new, old)
+            if how == real.SIG_BLOCK and new != udev.ffi.NULL:
+                raise KeyboardInterrupt
+            return err
+
+    monkeypatch.setattr(udev, "lib", InterruptedAsTheBlockReturns())
     with pytest.raises(KeyboardInterrupt):
         with udev.cookie():
             pass
     monkeypatch.undo()
-    assert real(signal.SIG_BLOCK, ()) == before
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, ()) == before
+
+
+def test_signals_are_held_off_while_a_cookie_is_made_but_faults_are_not():
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+    with udev._SignalsDeferred():
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+    assert signal.SIGINT in held and signal.SIGTERM in held and signal.SIGUSR1 in held
+    assert not held & {signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL}
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, ()) == before
