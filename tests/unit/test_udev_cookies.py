@@ -97,6 +97,20 @@ def test_udev_running_is_false_for_a_missing_socket(tmp_path):
     assert udev.udev_running(str(tmp_path / "control")) is False
 
 
+def test_udev_running_sees_a_listener_even_with_its_queue_full(tmp_path):
+    import socket
+
+    path = str(tmp_path / "control")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as listener:
+        listener.bind(path)
+        # Bound but not listening: a socket file left by a stopped udevd.
+        assert udev.udev_running(path) is False
+        listener.listen(0)  # as udevd listens; it accepts between events
+        assert [udev.udev_running(path) for _ in range(4)] == [True] * 4
+    # Closed: the file stays, nobody listens.
+    assert udev.udev_running(path) is False
+
+
 def test_persistent_cookie_libdm_counting():
     value = udev.create_cookie(udev.PRIMARY_SOURCE)
     try:
