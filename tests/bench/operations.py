@@ -244,7 +244,8 @@ class Run:
         for r in range(rounds):
             k = r % len(contenders)
             order = [*contenders[k:], *contenders[:k]]
-            together = [c for c in order if lifecycle and _in_process(c)]
+            together = [c for c in order if lifecycle and _in_process(c)
+                        and not isinstance(row.get(c.name), report.Unavailable)]
             for c in order:
                 if isinstance(row.get(c.name), report.Unavailable):
                     continue

@@ -169,3 +169,37 @@ def test_interleaved_turns_rotate_and_a_failure_drops_only_its_contender():
     assert len(out["pyfloor"].wall) == 4 and out["pyfloor"].failure is None
     assert len(out["libdm"].wall) == 2 and str(out["libdm"].failure) == "libdm broke"
     assert all(t >= 0 for t in out["api"].wall + out["api"].cpu)
+
+
+def test_every_round_of_turns_runs_whoever_is_available(monkeypatch):
+    from tests.bench import contenders as cn
+    from tests.bench import operations
+    from tests.bench.operations import Timed
+
+    class Fake:
+        def __init__(self, name, available=True):
+            self.name, self.available = name, available
+
+        def op(self, op, spec):
+            if not self.available:
+                raise cn.Unavailable(f"{self.name} cannot")
+            return lambda: None
+
+    turns = []
+
+    def time_interleaved(fns, b, after_failure):
+        turns.append(sorted(fns))
+        return {name: Timed([0.04], [0.01], None) for name in fns}
+
+    monkeypatch.setattr(operations, "time_interleaved", time_interleaved)
+    monkeypatch.setattr(operations, "settle_udev", lambda: None)
+    monkeypatch.setattr(operations, "_cleanup_lifecycle", lambda spec: None)
+    run = operations.Run()
+    # "gone" is unavailable and comes first in rounds 0 and 3: the others
+    # must still take their turns in all four rounds.
+    run.measure("lifecycle_nosync", [Fake("gone", available=False), Fake("api"), Fake("libdm")],
+                spec=None)
+    assert turns == [["api", "libdm"]] * 4
+    assert run.raw["lifecycle_nosync"]["gone"] == report.Unavailable("gone cannot")
+    assert run.raw["lifecycle_nosync"]["api"] == [0.04] * 4
+    assert run.cpu["lifecycle_nosync"]["libdm"] == [0.01] * 4
