@@ -164,7 +164,7 @@ ffibuilder.cdef(
 
     /* The signal mask around making and removing a cookie semaphore (see
        udev._SignalsDeferred): Python's signal.pthread_sigmask turns every
-       signal of the mask it returns into a Signals enum, about 60 of them
+       signal of the mask it returns into a Signals enum, about 56 of them
        a call with most signals blocked, and under emulation that cost
        milliseconds per command. */
     typedef struct { ...; } sigset_t;

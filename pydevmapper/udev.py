@@ -157,7 +157,7 @@ class _SignalsDeferred:
     its ``finally`` removes it.  (A class, not a contextlib generator:
     contextlib is not imported at start-up.)  The mask is set through the
     binding, not ``signal.pthread_sigmask``, which converts each signal of
-    the mask it returns into an enum member: about 60 per call with this
+    the mask it returns into an enum member: about 56 per call with this
     mask, milliseconds per cookie under emulation.
     """
 

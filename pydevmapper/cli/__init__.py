@@ -35,22 +35,17 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     except Failed:
         return 1
     except KeyboardInterrupt:
-        # Ctrl-C (a repeating report runs until it): end as dmsetup does,
-        # killed by SIGINT, so the shell sees it; no traceback.
-        _die_of_sigint(s)
-        raise
+        pass  # below, once the output is out
     finally:
         s.flush()
         s.close()
-
-
-def _die_of_sigint(s) -> None:
+    # Ctrl-C (a repeating report runs until it): end as dmsetup does,
+    # killed by SIGINT, so the shell sees it; no traceback.
     import signal
 
-    s.flush()
-    s.close()
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGINT)
+    return 130  # 128 + SIGINT, should the signal not end us
 
 
 def _err(text: str) -> None:

@@ -241,33 +241,12 @@ class Run:
             # udevd may still be working through uevents (the fixture's, or
             # an "add" for each listing device): before the timing, not during.
             settle_udev()
-        for r in range(rounds):
-            k = r % len(contenders)
-            order = [*contenders[k:], *contenders[:k]]
-            together = [c for c in order if lifecycle and _in_process(c)
-                        and not isinstance(row.get(c.name), report.Unavailable)]
-            for c in order:
-                if isinstance(row.get(c.name), report.Unavailable):
-                    continue
-                if c in together[1:]:
-                    continue  # ran in turns with together[0]
-                if lifecycle:
-                    settle_udev()
-                    _cleanup_lifecycle(spec)  # what udev did late, too
-                if c in together:
-                    self._turns(op, together, spec, r, rounds, row)
-                    continue
-                try:
-                    samples = self._samples(c, op, spec, r, rounds, row,
-                                            on_api if r == 0 else None)
-                except (cn.Unavailable, OSError) as exc:
-                    row[c.name] = report.Unavailable(str(exc))
-                    log(f"{op} {c.name}: unavailable: {exc}")
-                    continue
-                finally:
-                    if lifecycle:
-                        _cleanup_lifecycle(spec)
-                row.setdefault(c.name, []).extend(samples)
+        try:
+            for r in range(rounds):
+                self._round(op, contenders, spec, r, rounds, row, on_api if r == 0 else None)
+        finally:
+            if lifecycle:
+                _cleanup_lifecycle(spec)  # the last contender's, however it ended
         for name, samples in row.items():
             if isinstance(samples, list):
                 log(f"{op:<16} {name:<10} median {report.fmt_seconds(sorted(samples)[len(samples) // 2]):>10} "
@@ -277,13 +256,38 @@ class Run:
         if self.progress is not None:
             self.progress(self)
 
+    def _round(self, op: str, contenders: Sequence[Any], spec: cn.Spec, r: int, rounds: int,
+               row: Dict[str, Any], on_api: Optional[Callable[[Callable[[], object]], None]]) -> None:
+        """Round ``r``: every available contender, the order rotated by ``r``.
+        Before each lifecycle contender udev settles and whatever the one
+        before left (or udev did late) is cleaned up."""
+        lifecycle = op.startswith("lifecycle")
+        k = r % len(contenders)
+        order = [c for c in [*contenders[k:], *contenders[:k]]
+                 if not isinstance(row.get(c.name), report.Unavailable)]
+        together = [c for c in order if lifecycle and _in_process(c)]
+        for c in order:
+            if c in together[1:]:
+                continue  # ran in turns with together[0]
+            if lifecycle:
+                settle_udev()
+                _cleanup_lifecycle(spec)
+            if c in together:
+                self._turns(op, together, spec, r, rounds, row)
+                continue
+            try:
+                samples = self._samples(c, op, spec, r, rounds, row, on_api)
+            except (cn.Unavailable, OSError) as exc:
+                row[c.name] = report.Unavailable(str(exc))
+                log(f"{op} {c.name}: unavailable: {exc}")
+                continue
+            row.setdefault(c.name, []).extend(samples)
+
     def _turns(self, op: str, together: Sequence[Any], spec: cn.Spec, r: int, rounds: int,
                row: Dict[str, Any]) -> None:
         """One round of a lifecycle for the in-process contenders, in turns."""
         fns: Dict[str, Callable[[], object]] = {}
         for c in together:
-            if isinstance(row.get(c.name), report.Unavailable):
-                continue
             try:
                 fns[c.name] = c.op(op, spec)
             except cn.Unavailable as exc:
@@ -292,10 +296,7 @@ class Run:
         if not fns:
             return
         b = self.budget(IN_PROCESS_LIFECYCLE)
-        try:
-            timed = time_interleaved(fns, b.share(r, rounds), lambda: _cleanup_lifecycle(spec))
-        finally:
-            _cleanup_lifecycle(spec)
+        timed = time_interleaved(fns, b.share(r, rounds), lambda: _cleanup_lifecycle(spec))
         cpu = self.cpu.setdefault(op, {})
         for name, t in timed.items():
             if t.failure is not None:
