@@ -162,17 +162,13 @@ ffibuilder.cdef(
     #define SEM_INFO ...
     #define SEM_STAT ...
 
-    /* The signal mask around making and removing a cookie semaphore (see
-       udev._SignalsDeferred): Python's signal.pthread_sigmask turns every
-       signal of the mask it returns into a Signals enum, about 56 of them
-       a call with most signals blocked, and under emulation that cost
-       milliseconds per command. */
-    typedef struct { ...; } sigset_t;
-    int pthread_sigmask(int how, const sigset_t *set, sigset_t *oldset);
-    int sigfillset(sigset_t *set);
-    int sigdelset(sigset_t *set, int signum);
-    #define SIG_BLOCK ...
-    #define SIG_SETMASK ...
+    /* A udev cookie's semaphore made and removed in one call each, and
+       one semop (see udev.Cookie and the C source below): no Python runs
+       while a semaphore exists that its owner does not know of yet, so
+       no signal mask is needed around it. */
+    int pydm_cookie_create(int *ids);
+    int pydm_cookie_remove(int *ids);
+    int pydm_semop(int semid, int op, int flags, long long timeout_ns);
 
     /* block device geometry, as DM_DEV_SET_GEOMETRY sets it */
     struct hd_geometry { unsigned char heads; unsigned char sectors;
@@ -202,11 +198,11 @@ ffibuilder.set_source(
     #include <linux/hdreg.h>
     #include <sys/ipc.h>
     #include <sys/sem.h>
-    #include <signal.h>
-    #include <pthread.h>
+    #include <errno.h>
+    #include <sys/random.h>
     #include <time.h>
 
-    static const int PYDM_BINDING_ABI = 4;
+    static const int PYDM_BINDING_ABI = 5;
     static const size_t PYDM_OFFSETOF_DEPS_DEV = offsetof(struct dm_target_deps, dev);
     static const size_t PYDM_OFFSETOF_NAME_LIST_NAME = offsetof(struct dm_name_list, name);
     static const size_t PYDM_OFFSETOF_VERSIONS_NAME = offsetof(struct dm_target_versions, name);
@@ -356,6 +352,77 @@ ffibuilder.set_source(
         totals[2] = with_event_nr;
         totals[3] = with_uuid;
         return (long)count;
+    }
+
+    /* udev cookies (libdevmapper's layout: key 0x0D4D << 16 | base).
+       pydm_cookie_create makes a semaphore under a random non-zero base
+       whose key is free and raises it to 1 for the one uevent expected;
+       ids[0] and ids[1] get its id and base only once it exists, and
+       nothing is left on failure.  pydm_cookie_remove removes the
+       semaphore in ids[0], if any, and marks ids empty first, so a second
+       call does nothing.  Both return 0 or an errno.  Python reads ids
+       after the call: a KeyboardInterrupt raised just after still finds
+       the id there for the clean-up. */
+    #define PYDM_COOKIE_MAGIC 0x0D4D
+
+    static int pydm_cookie_create(int *ids)
+    {
+        int semid, err;
+        uint16_t base;
+        struct sembuf up = { 0, 1, 0 };
+
+        for (;;) {
+            if (getrandom(&base, sizeof(base), 0) != sizeof(base)) {
+                if (errno == EINTR)
+                    continue;
+                return errno;
+            }
+            if (!base)
+                continue;
+            semid = semget((key_t)(PYDM_COOKIE_MAGIC << 16 | base), 1,
+                           0600 | IPC_CREAT | IPC_EXCL);
+            if (semid >= 0)
+                break;
+            if (errno != EEXIST)  /* EEXIST: another cookie has that base */
+                return errno;
+        }
+        /* A fresh semaphore starts at 0 (no SETVAL: semctl's union
+           argument is variadic); raising it never blocks. */
+        if (semop(semid, &up, 1) < 0) {
+            err = errno;
+            semctl(semid, 0, IPC_RMID);
+            return err;
+        }
+        ids[1] = base;
+        ids[0] = semid;
+        return 0;
+    }
+
+    static int pydm_cookie_remove(int *ids)
+    {
+        int semid = ids[0];
+
+        if (semid < 0)
+            return 0;
+        ids[0] = -1;
+        if (semctl(semid, 0, IPC_RMID) < 0 && errno != EINVAL && errno != EIDRM)
+            return errno;
+        return 0;
+    }
+
+    /* One semop on semaphore 0, bounded by timeout_ns when it is not
+       negative.  0 or the errno (EINTR included: Python runs its signal
+       handlers, then calls again). */
+    static int pydm_semop(int semid, int op, int flags, long long timeout_ns)
+    {
+        struct sembuf sb = { 0, (short)op, (short)flags };
+        struct timespec ts;
+
+        if (timeout_ns < 0)
+            return semop(semid, &sb, 1) < 0 ? errno : 0;
+        ts.tv_sec = timeout_ns / 1000000000;
+        ts.tv_nsec = timeout_ns % 1000000000;
+        return semtimedop(semid, &sb, 1, &ts) < 0 ? errno : 0;
     }
     """,
 )

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-import signal
 import time
 
 from pydevmapper._dm import ffi, lib
@@ -137,72 +136,12 @@ def sync_available() -> bool:
     return udev_running() and notify_rules_installed()
 
 
-# -- signal-safe sections ----------------------------------------------------
-
-# Faults must stay deliverable; everything else may wait a few microseconds.
-_UNBLOCKABLE = (signal.SIGKILL, signal.SIGSTOP, signal.SIGSEGV, signal.SIGBUS,
-                signal.SIGFPE, signal.SIGILL)
-_BLOCKED = ffi.new("sigset_t *")
-lib.sigfillset(_BLOCKED)
-for _sig in _UNBLOCKABLE:
-    lib.sigdelset(_BLOCKED, _sig)
-del _sig
-
-
-class _SignalsDeferred:
-    """Hold signals off while a semaphore id and its owner are not yet linked.
-
-    Python raises KeyboardInterrupt between bytecodes; blocked, SIGINT waits
-    until the mask is restored, by when the owner already knows the id and
-    its ``finally`` removes it.  (A class, not a contextlib generator:
-    contextlib is not imported at start-up.)  The mask is set through the
-    binding, not ``signal.pthread_sigmask``, which converts each signal of
-    the mask it returns into an enum member: about 56 per call with this
-    mask, milliseconds per cookie under emulation.
-    """
-
-    __slots__ = ("_old",)
-
-    def __enter__(self) -> None:
-        # The mask as it is, first, so a KeyboardInterrupt for a signal that
-        # came just before the block (raised as the blocking call returns)
-        # restores exactly it.
-        old = ffi.new("sigset_t *")
-        _check_mask(lib.pthread_sigmask(lib.SIG_BLOCK, ffi.NULL, old))
-        try:
-            _check_mask(lib.pthread_sigmask(lib.SIG_BLOCK, _BLOCKED, ffi.NULL))
-        except BaseException:
-            lib.pthread_sigmask(lib.SIG_SETMASK, old, ffi.NULL)
-            raise
-        self._old = old
-
-    def __exit__(self, *exc: object) -> None:
-        _check_mask(lib.pthread_sigmask(lib.SIG_SETMASK, self._old, ffi.NULL))
-
-
-def _check_mask(err: int) -> None:
-    # pthread_sigmask returns the error number; it fails only on a bad ``how``.
-    if err:
-        raise _os_error(err, "pthread_sigmask")
-
-
 # -- semaphores ----------------------------------------------------------------
 
 def _semop(semid: int, op: int, flags: int = 0,
            timeout: float | None = None) -> int:
     """One semop on semaphore 0; returns 0 or the errno."""
-    sb = ffi.new("struct sembuf *")
-    sb.sem_num = 0
-    sb.sem_op = op
-    sb.sem_flg = flags
-    if timeout is None:
-        rc = lib.semop(semid, sb, 1)
-    else:
-        ts = ffi.new("struct timespec *")
-        ts.tv_sec = int(timeout)
-        ts.tv_nsec = int((timeout - int(timeout)) * 1e9)
-        rc = lib.semtimedop(semid, sb, 1, ts)
-    return ffi.errno if rc < 0 else 0
+    return lib.pydm_semop(semid, op, flags, -1 if timeout is None else int(timeout * 1e9))
 
 
 def _os_error(err: int, what: str) -> OSError:
@@ -232,99 +171,97 @@ class Cookie:
     """One udev cookie: a semaphore counting our unprocessed uevents.
 
     Use as ``with cookie(flags) as ck:``: the semaphore is made on entry
-    and removed on leaving the block, always.
+    and removed on leaving the block, always.  The binding makes and
+    removes it in one call each, writing its id into ``_ids`` as it comes
+    into being: a KeyboardInterrupt raised at any bytecode after finds it
+    there, and no signal needs holding off meanwhile.
     """
 
-    __slots__ = ("flags", "base", "semid")
+    __slots__ = ("flags", "_ids")
 
     def __init__(self, flags: int = PRIMARY_SOURCE) -> None:
         self.flags = flags & 0xFFFF
-        self.base = 0
-        self.semid: int | None = None
+        self._ids = ffi.new("int[2]", [-1, 0])  # semaphore id (-1: none), base
+
+    @property
+    def semid(self) -> int | None:
+        semid = self._ids[0]
+        return None if semid < 0 else semid
+
+    @property
+    def base(self) -> int:
+        return self._ids[1]
 
     @property
     def key(self) -> int:
         """The semaphore key, as `dmsetup udevcookies` shows it."""
-        return COOKIE_MAGIC << FLAGS_SHIFT | self.base
+        return COOKIE_MAGIC << FLAGS_SHIFT | self._ids[1]
 
     @property
     def value(self) -> int:
         """What goes into ``dm_ioctl.event_nr``: flags over the base."""
-        return self.flags << FLAGS_SHIFT | self.base
+        return self.flags << FLAGS_SHIFT | self._ids[1]
 
     def _create(self) -> None:
-        with _SignalsDeferred():
-            while True:
-                base = int.from_bytes(os.urandom(2), "little")
-                if not base:
-                    continue
-                key = COOKIE_MAGIC << FLAGS_SHIFT | base
-                # A fresh semaphore starts at 0; raise it to 1 for our one
-                # expected uevent (no SETVAL: semctl's union argument is
-                # variadic and ABI-fragile through cffi).
-                semid = lib.semget(ffi.cast("int", key), 1, 0o600 | lib.IPC_CREAT | lib.IPC_EXCL)
-                if semid >= 0:
-                    break
-                err = ffi.errno
-                if err != _errno.EEXIST:  # EEXIST: another cookie has that base
-                    raise _os_error(err, "creating a udev cookie semaphore"
-                                    + (" (see /proc/sys/kernel/sem)" if err == _errno.ENOSPC else ""))
-            self.semid = semid
-            self.base = base
-            err = _semop(semid, 1)
-            if err:
-                raise _os_error(err, "initialising a udev cookie semaphore")
+        # A fresh random base whose key is free, at 1 for our one uevent.
+        err = lib.pydm_cookie_create(self._ids)
+        if err:
+            raise _os_error(err, "creating a udev cookie semaphore"
+                            + (" (see /proc/sys/kernel/sem)" if err == _errno.ENOSPC else ""))
+
+    def _adopt(self, base: int) -> None:
+        """Take over the existing semaphore of ``base`` (removed on leaving)."""
+        self._ids[0] = _semget(COOKIE_MAGIC << FLAGS_SHIFT | base, 0)
+        self._ids[1] = base
 
     def uevent_not_generated(self) -> None:
         """The command raised no uevent (nothing to wait for): drop our count."""
-        if self.semid is not None:
-            _semop(self.semid, -1, lib.IPC_NOWAIT)
+        if self._ids[0] >= 0:
+            _semop(self._ids[0], -1, lib.IPC_NOWAIT)
 
     def pending(self) -> int:
-        return _getval(self.semid) if self.semid is not None else 0
+        return _getval(self._ids[0]) if self._ids[0] >= 0 else 0
 
     def wait(self, timeout: float, command: str, device: str | None) -> None:
         """Block until udev released the cookie; UdevTimeoutError after ``timeout``."""
-        if self.semid is None:
+        semid = self._ids[0]
+        if semid < 0:
             return
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise UdevTimeoutError(command, device, self.value, timeout)
-            err = _semop(self.semid, 0, timeout=left)  # wait for zero
+        # The clock is read again only after a signal cut the wait short.
+        started = time.monotonic()
+        left = timeout
+        while left > 0:
+            err = _semop(semid, 0, timeout=left)  # wait for zero
             if err in (0, _errno.EIDRM, _errno.EINVAL):
                 return  # released (or someone ran `dmsetup udevcomplete_all`)
             if err == _errno.EAGAIN:
-                raise UdevTimeoutError(command, device, self.value, timeout)
+                break
             if err != _errno.EINTR:  # EINTR: Python runs the handler at the loop's next step
                 raise _os_error(err, "waiting on a udev cookie")
+            left = timeout - (time.monotonic() - started)
+        raise UdevTimeoutError(command, device, self.value, timeout)
 
     def __enter__(self) -> Cookie:
         try:
             self._create()
         except BaseException:
-            self._destroy_surely()
+            self.destroy()
             raise
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._destroy_surely()
-
-    def _destroy_surely(self) -> None:
-        try:
-            self.destroy()
-        finally:
-            if self.semid is not None:  # a second signal hit before destroy() ran
-                self.destroy()
+        self.destroy()
 
     def destroy(self) -> None:
-        semid = self.semid
-        if semid is None:
-            return
-        with _SignalsDeferred():
-            _rmid(semid)
-            self.semid = None
+        """Remove the semaphore, if any (and again if a signal cut this short)."""
+        try:
+            err = lib.pydm_cookie_remove(self._ids)
+        finally:
+            # A no-op after the call above; the removal itself if a
+            # KeyboardInterrupt came between this method's entry and it.
+            lib.pydm_cookie_remove(self._ids)
+        if err:
+            raise _os_error(err, "semctl(IPC_RMID) on a udev cookie semaphore")
 
 
 def cookie(flags: int = PRIMARY_SOURCE) -> Cookie:
@@ -429,12 +366,10 @@ def release_cookie(value: int, timeout: float = DEFAULT_TIMEOUT) -> None:
     """``dmsetup udevreleasecookie``: drop the creator's reference, wait for
     udev to complete every counted uevent, then remove the semaphore (always,
     also on timeout: UdevTimeoutError)."""
-    key = COOKIE_MAGIC << FLAGS_SHIFT | (value & 0xFFFF)
     ck = Cookie(decode_flags(value))
-    ck.base = value & 0xFFFF
-    ck.semid = _semget(key, 0)
+    ck._adopt(value & 0xFFFF)
     try:
-        _semop(ck.semid, -1, lib.IPC_NOWAIT)
+        _semop(ck._ids[0], -1, lib.IPC_NOWAIT)
         ck.wait(timeout, "udevreleasecookie", None)
     finally:
         ck.destroy()

@@ -131,35 +131,46 @@ def test_release_cookie_times_out_and_still_removes():
         udev.release_cookie(value, timeout=0.05)
 
 
-def test_a_signal_handled_while_blocking_leaves_the_mask_as_it_was(monkeypatch):
-    # A SIGINT that came just before the mask was set is raised as
-    # KeyboardInterrupt when the blocking call returns: it must not leave
-    # this thread's signals blocked.
-    real = udev.lib
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+class InterruptAfter:
+    """The binding, but a KeyboardInterrupt is raised as ``name`` returns:
+    where a signal that arrived during the call surfaces in Python."""
 
-    class InterruptedAsTheBlockReturns:
-        def __getattr__(self, name):
-            return getattr(real, name)
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.calls = 0
 
-        def pthread_sigmask(self, how, new, old):
-            err = real.pthread_sigmask(how, new, old)
-            if how == real.SIG_BLOCK and new != udev.ffi.NULL:
-                raise KeyboardInterrupt
-            return err
+    def __getattr__(self, attr):
+        real = getattr(REAL_LIB, attr)
+        if attr != self.name:
+            return real
 
-    monkeypatch.setattr(udev, "lib", InterruptedAsTheBlockReturns())
+        def interrupted(*args):
+            self.calls += 1
+            real(*args)
+            raise KeyboardInterrupt
+        return interrupted
+
+
+REAL_LIB = udev.lib
+
+
+def test_an_interrupt_as_the_semaphore_is_made_leaves_nothing(monkeypatch):
+    # The no_leak fixture checks that the semaphore made is removed.
+    monkeypatch.setattr(udev, "lib", InterruptAfter("pydm_cookie_create"))
     with pytest.raises(KeyboardInterrupt):
         with udev.cookie():
-            pass
-    monkeypatch.undo()
-    assert signal.pthread_sigmask(signal.SIG_BLOCK, ()) == before
+            pytest.fail("the block must not run")
+    assert udev.lib.calls == 1
 
 
-def test_signals_are_held_off_while_a_cookie_is_made_but_faults_are_not():
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, ())
-    with udev._SignalsDeferred():
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, ())
-    assert signal.SIGINT in held and signal.SIGTERM in held and signal.SIGUSR1 in held
-    assert not held & {signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL}
-    assert signal.pthread_sigmask(signal.SIG_BLOCK, ()) == before
+def test_an_interrupt_as_the_semaphore_is_removed_removes_it_once(monkeypatch):
+    ck = udev.cookie()
+    ck.__enter__()
+    key = ck.key
+    assert key in cookie_keys()
+    monkeypatch.setattr(udev, "lib", InterruptAfter("pydm_cookie_remove"))
+    with pytest.raises(KeyboardInterrupt):
+        ck.__exit__(None, None, None)
+    # The first call removed it; the second, in destroy's finally, found nothing.
+    assert udev.lib.calls == 2
+    assert ck.semid is None and key not in cookie_keys()
