@@ -152,23 +152,22 @@ def _run(s, args: list[str]) -> int:
     # interrupted.
     count = s.has("count") and options.atoi(s.value("count") or "")
     runs = count if count else (None if s.has("count") or s.has("interval") else 1)
-    ticks = None
-    if runs != 1:
+    ticks = None  # only a report waits between runs
+    if runs != 1 and opts is not None:
         ticks = _Ticks(options.atoi(s.value("interval") or "") if s.has("interval") else 1)
     widths: list[int] = []  # libdm's column widths only ever grow over a report's runs
     done = 0
     while True:
         ok = _run_once(s, run_cmd, selected_cmd, args, multiple, opts, widths)
         done += 1
-        last = not ok or done == runs
-        if opts is not None and not last and ticks is not None:
+        if not ok or done == runs:
+            return 0 if ok or forced_ok else 1
+        if ticks is not None:
             s.write("\n")
             s.flush()
             missed = ticks.wait()
             if missed:
                 s.error(f"WARNING: Try increasing --interval ({missed} missed timer events).")
-        if last:
-            return 0 if ok or forced_ok else 1
         s.flush()
 
 
