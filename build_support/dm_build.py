@@ -111,6 +111,8 @@ ffibuilder.cdef(
     /* The device-mapper ioctl, not variadic: cffi calls a variadic
        function through libffi, preparing the call at every call. */
     int pydm_dm_ioctl(int fd, unsigned long request, void *buffer);
+    /* Zeroes buffer[start:end]. */
+    void pydm_zero(char *buffer, size_t start, size_t end);
 
     /* A DM_LIST_DEVICES reply split into columns (see the C source below). */
     #define PYDM_LISTED_EVENT_NR ...
@@ -202,7 +204,7 @@ ffibuilder.set_source(
     #include <sys/random.h>
     #include <time.h>
 
-    static const int PYDM_BINDING_ABI = 5;
+    static const int PYDM_BINDING_ABI = 6;
     static const size_t PYDM_OFFSETOF_DEPS_DEV = offsetof(struct dm_target_deps, dev);
     static const size_t PYDM_OFFSETOF_NAME_LIST_NAME = offsetof(struct dm_name_list, name);
     static const size_t PYDM_OFFSETOF_VERSIONS_NAME = offsetof(struct dm_target_versions, name);
@@ -248,6 +250,14 @@ ffibuilder.set_source(
     static int pydm_dm_ioctl(int fd, unsigned long request, void *buffer)
     {
         return ioctl(fd, request, buffer);
+    }
+
+    /* A function, not memset itself: Python would need cdata pointer
+       arithmetic (an object per call) to name the start. */
+    static void pydm_zero(char *buffer, size_t start, size_t end)
+    {
+        if (end > start)
+            memset(buffer + start, 0, end - start);
     }
 
     /* Splits a DM_LIST_DEVICES data area into columns: each device's

@@ -114,6 +114,7 @@ _MAX_BUFFER_SIZE = 256 * 1024 * 1024
 
 _pack_header = records.HEADER.pack_into
 _unpack_header = records.HEADER.unpack_from
+_zero = lib.pydm_zero
 _BUFFER_FULL = lib.DM_BUFFER_FULL_FLAG
 _SECURE_DATA = lib.DM_SECURE_DATA_FLAG
 # Flags are plain ints (lib.DM_*) everywhere in this module: every | or &
@@ -346,10 +347,15 @@ class Control:
                          flags, event_nr, dev, name, uuid)
             if payload:
                 view[HEADER_SIZE:request_size] = payload
+            if size > request_size:
+                # The kernel copies the whole buffer in, and a target whose
+                # status writes nothing hands back what it found there: only
+                # zeros may be found, never an earlier reply.
+                _zero(buf, request_size, size)
             result = lib.pydm_dm_ioctl(self._fd, cmd.request, buf)
             if payload and flags & _SECURE_DATA:
                 # Tables may hold keys: don't leave them in a reused buffer.
-                view[HEADER_SIZE:request_size] = bytes(request_size - HEADER_SIZE)
+                _zero(buf, HEADER_SIZE, request_size)
             if result < 0:
                 # cffi saved errno when ioctl() returned, per thread.
                 raise self._failure(ffi.errno, cmd, device, name, cursor)

@@ -687,3 +687,53 @@ def test_dm_disable_udev_warning(dm_control, dm_name, monkeypatch, value, comman
         assert outcome["py"] == outcome["dm"]
     finally:
         _gone(dm_control, dm_name)
+
+
+# Replies hold only what the kernel wrote in that call: a target whose
+# status writes nothing (unstriped, zero, error) read after one with a long
+# line (striped, basic_target) reads empty, through the API and pydmsetup,
+# in either order, one device per call or all in one command.
+
+@pytest.fixture
+def status_lengths(make_loop, make_device, basic_target, dm_control):
+    from pydevmapper import kmod
+
+    unstriped_loaded = kmod.is_loaded("dm_unstriped")
+    l1, l2 = make_loop(16), make_loop(16)
+    striped = make_device(f"0 16384 striped 2 8 {l1.devno_str} 0 {l2.devno_str} 0")
+    devices = [
+        striped,
+        make_device(f"0 8192 unstriped 2 8 1 {striped.devno} 0"),
+        make_device("0 2048 zero"),
+        make_device(f"0 1024 linear {l1.devno_str} 0\n1024 1024 zero\n2048 1024 error"),
+        make_device("0 1024 error"),
+        make_device(f"0 4096 basic_target {l2.devno_str} 2048"),
+    ]
+    with open(f"/dev/dm-{devices[-1].devno.minor}", "rb") as f:
+        f.read(4096)  # basic_target's counters get digits
+    yield [d.name for d in devices]
+    for dev in reversed(devices):
+        dm_control.remove(dev.devno, retry=30.0)
+    if not unstriped_loaded and kmod.is_loaded("dm_unstriped"):
+        kmod.unload_module("dm_unstriped")
+
+
+def _dmsetup_lines(command, name):
+    out = subprocess.run(["dmsetup", command, name], capture_output=True, check=True,
+                         timeout=60).stdout.decode()
+    return [tuple(line.split(" ", 3)) for line in out.splitlines()]
+
+
+@pytest.mark.needs_basic_target
+@pytest.mark.parametrize("order", ["long first", "short first"])
+def test_short_replies_after_long_ones(status_lengths, dm_control, order):
+    names = status_lengths if order == "long first" else status_lengths[::-1]
+    for command in ("status", "table"):
+        for name in names:
+            targets = getattr(dm_control, command)(name)
+            api = [(str(t[0]), str(t[1]), t[2], t[3]) for t in targets]
+            # dmsetup prints a blank after the type even with no parameters.
+            assert api == [(s, n, t, p) for s, n, t, p in _dmsetup_lines(command, name)], name
+        same([command, *names])
+        same([command])
+        same([command, "--target", "unstriped"])

@@ -899,3 +899,75 @@ def test_read_ahead_of_a_bad_address_sends_nothing(kernel, ctl):
     with pytest.raises(ValidationError):
         ctl.set_read_ahead(DevNo(1 << 12, 0), 256)
     assert kernel.calls == []
+
+
+# -- replies hold only what the kernel wrote in this call ----------------------------
+
+MARK = b"\xa5"  # fills the reused buffer before each call; never a valid record byte here
+
+
+def mark_thread_buffer(ctl) -> None:
+    """Fill this thread's reused ioctl buffer as an earlier reply might have."""
+    ctl.version()  # the buffer exists from the first call on
+    _buf, view, size = ctl._local.buffer
+    # Strings of an earlier reply: marker bytes, each run NUL-terminated.
+    view[:] = (MARK * 63 + b"\0") * (size // 64)
+
+
+def silent_targets(types):
+    """DM_TABLE_STATUS as the kernel's retrieve_status() answers it for
+    targets whose status method writes nothing: it writes each spec, then
+    takes the text to be whatever the buffer holds up to the first NUL."""
+    def handler(call, hdr, buf):
+        data = ffi.buffer(buf, hdr.data_size)
+        at = hdr.data_start
+        for i, ttype in enumerate(types):
+            text_at = at + 40
+            length = bytes(data[text_at:hdr.data_size]).find(b"\0")
+            if length < 0:  # the kernel's strlen would run off the end
+                hdr.flags |= FULL
+                return
+            nxt = len(pad8(b"\0" * (text_at + length + 1 - hdr.data_start)))
+            data[at:text_at] = struct.pack("<QQiI16s", i * 8, 8, 0, nxt, ttype.encode())
+            at = hdr.data_start + nxt
+        hdr.flags = DMFlag.ACTIVE_PRESENT
+        hdr.target_count = len(types)
+        hdr.data_size = at
+    return handler
+
+
+@pytest.mark.parametrize("read", ["status", "table"])
+def test_a_silent_target_reads_empty_not_the_last_reply(kernel, ctl, read):
+    # pydmsetup status S U printed S's status line for U (an unstriped target).
+    kernel.handlers["DM_TABLE_STATUS"] = silent_targets(["unstriped", "error"])
+    mark_thread_buffer(ctl)
+    got = getattr(ctl, read)("vol")
+    assert [(t.type, t[3]) for t in got] == [("unstriped", ""), ("error", "")]
+
+
+def test_no_marker_byte_reaches_a_decoded_reply(kernel, ctl):
+    # Every reading command, the buffer pre-filled before each: the
+    # kernel's records are complete except the silent targets' texts.
+    devs = [(7, 0), (253, 3)]
+    kernel.handlers.update({
+        "DM_TABLE_STATUS": silent_targets(["zero", "unstriped"]),
+        "DM_TABLE_DEPS": lambda c, hdr, buf: put_data(
+            hdr, buf, struct.pack("<II", 2, 0)
+            + b"".join(struct.pack("<Q", huge_encode_dev(*d)) for d in devs)),
+        "DM_LIST_VERSIONS": lambda c, hdr, buf: put_data(
+            hdr, buf, pad8(struct.pack("<I3I", 0, 1, 4, 0) + b"linear\0")),
+        "DM_LIST_DEVICES": lambda c, hdr, buf: put_data(
+            hdr, buf, struct.pack("<QI", huge_encode_dev(253, 3), 0) + b"vol\0"),
+        "DM_TARGET_MSG": lambda c, hdr, buf: (
+            setattr(hdr, "flags", hdr.flags | DMFlag.DATA_OUT), put_data(hdr, buf, b"ok\0"))[0],
+        "DM_DEV_STATUS": device_reply(),
+    })
+    reads = [
+        lambda: ctl.status("vol"), lambda: ctl.table("vol"), lambda: ctl.deps("vol"),
+        lambda: ctl.targets(), lambda: ctl.list_devices(), lambda: ctl.message("vol", 0, "m"),
+        lambda: ctl.info("vol"),
+    ]
+    for read in reads:
+        mark_thread_buffer(ctl)
+        result = repr(read())
+        assert "\\udca5" not in result and "\\xa5" not in result and "165" not in result, result
