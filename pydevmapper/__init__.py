@@ -18,11 +18,11 @@ __version__ = "0.1.0"
 
 # public name -> defining module
 _EXPORTS = {
-    "Control": "control", "Device": "control", "default_dev_dir": "control",
+    "Control": "control", "Device": "device", "default_dev_dir": "control",
     "Table": "table", "Target": "table", "TargetStatus": "table",
     "TableSyntaxError": "table", "parse_targets": "table",
-    "DeviceInfo": "device", "DevNo": "device", "Name": "device", "Uuid": "device",
-    "ListedDevice": "records", "TargetVersion": "records",
+    "DeviceInfo": "types", "DevNo": "types", "Name": "types", "Uuid": "types",
+    "ListedDevice": "types", "TargetVersion": "types",
     "DMFlag": "flags",
     "dependency_graph": "deptree", "DeviceGraph": "deptree", "DeviceNode": "deptree",
     "DMError": "errors", "DeviceNotFoundError": "errors", "DeviceBusyError": "errors",
@@ -60,13 +60,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from pydevmapper.api import (create_device, default_control, info, list_devices,
                                  message, reload, remove, status, table, targets, version)
-    from pydevmapper.control import Control, Device, default_dev_dir
+    from pydevmapper.control import Control, default_dev_dir
+    from pydevmapper.device import Device
     from pydevmapper.deptree import DeviceGraph, DeviceNode, dependency_graph
-    from pydevmapper.device import DeviceInfo, DevNo, Name, Uuid
+    from pydevmapper.types import DeviceInfo, DevNo, ListedDevice, Name, TargetVersion, Uuid
     from pydevmapper.errors import (DeviceBusyError, DeviceExistsError,
                                     DeviceMapperUnavailableError, DeviceNotFoundError,
                                     DMError, DMPermissionError, InvalidTableError,
                                     UnsupportedError, ValidationError)
     from pydevmapper.flags import DMFlag
-    from pydevmapper.records import ListedDevice, TargetVersion
     from pydevmapper.table import Table, TableSyntaxError, Target, TargetStatus, parse_targets

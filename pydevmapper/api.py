@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import threading
 
-from pydevmapper.control import Control, Device
-from pydevmapper.device import DeviceInfo
-from pydevmapper.records import ListedDevice, TargetVersion
+from pydevmapper.control import Control
+from pydevmapper.device import Device
+from pydevmapper.types import DeviceInfo
+from pydevmapper.types import ListedDevice, TargetVersion
 from pydevmapper.table import Table, TargetStatus
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
-    from pydevmapper.device import DeviceId
+    from pydevmapper.types import DeviceId
 
 _lock = threading.Lock()
 _control: Control | None = None
@@ -52,8 +53,9 @@ def reload(device: DeviceId, table: Table | str, **kwargs) -> DeviceInfo:  # typ
     return default_control().reload(device, table, **kwargs)
 
 
-def remove(device: DeviceId, *, deferred: bool = False) -> None:
-    default_control().remove(device, deferred=deferred)
+def remove(device: DeviceId, *, deferred: bool = False, retry: float = 0.0,
+           force: bool = False) -> None:
+    default_control().remove(device, deferred=deferred, retry=retry, force=force)
 
 
 def table(device: DeviceId, *, inactive: bool = False) -> Table | None:
@@ -68,5 +70,6 @@ def targets() -> list[TargetVersion]:
     return default_control().targets()
 
 
-def message(device: DeviceId, message: str, sector: int = 0) -> str | None:
+def message(device: DeviceId, sector: int, message: str) -> str | None:
+    """Arguments in ``Control.message``'s order."""
     return default_control().message(device, sector, message)

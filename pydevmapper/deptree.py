@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pydevmapper.device import DeviceInfo, DevNo
+from pydevmapper.types import DeviceInfo, DevNo
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:

@@ -1,144 +1,106 @@
-"""How a device is addressed, and what the kernel says about it."""
+"""A handle on one device."""
 
 from __future__ import annotations
 
-import functools
-import os
-
-from pydevmapper import validate
-from pydevmapper._namedtuple import NamedTuple, build
-from pydevmapper.flags import DMFlag
-
-
-class Name(str):
-    """Address a device by name (a plain ``str`` means the same)."""
-
-    __slots__ = ()
-
-
-class Uuid(str):
-    """Address a device by uuid: ``Uuid("LVM-...")``."""
-
-    __slots__ = ()
-
-
-class DevNo(NamedTuple):
-    """Address a device by its block device number."""
-
-    major: int
-    minor: int
-
-    def __str__(self) -> str:
-        return f"{self.major}:{self.minor}"
-
-
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
-    from typing import Union
-
-    DeviceId = Union[str, Name, Uuid, DevNo]  # what every ``device`` argument takes
-
-
-def __getattr__(name: str) -> object:
-    # DeviceId serves annotations, which the library never evaluates:
-    # built on first use, so importing this module does not import typing
-    # (see _namedtuple for why that matters).
-    if name == "DeviceId":
-        from typing import Union
-
-        value = globals()["DeviceId"] = Union[str, Name, Uuid, DevNo]
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from pydevmapper.control import Control
+    from pydevmapper.table import Table, TargetStatus
+    from pydevmapper.types import DeviceInfo, DevNo
 
 
-def describe(device: DeviceId) -> str:
-    """How errors name the device: ``name``, ``uuid:<uuid>`` or ``maj:min``."""
-    if isinstance(device, Uuid):
-        return f"uuid:{device}"
-    if isinstance(device, tuple) and len(device) == 2:
-        return f"{device[0]}:{device[1]}"
-    return str(device)
+class Device:
+    """A handle on one device, addressed by its device number.
 
+    The number stays valid across renames; it could be reused only after the
+    device is removed.  As a context manager, a handle that ``create_device``
+    returned removes its device on exit.
+    """
 
-def check_id(device: object) -> DeviceId:
-    """Validate a device address without sending anything."""
-    address(device)
-    return device  # type: ignore[return-value]
+    __slots__ = ("control", "devno", "_owned")
 
+    def __init__(self, control: Control, devno: DevNo, *, owned: bool = False) -> None:
+        self.control = control
+        self.devno = devno
+        self._owned = owned
 
-# The kernel's dev_t holds a 12-bit major and a 20-bit minor (MINORBITS,
-# kernel-internal); it would silently truncate larger numbers.
-_DEV_LIMITS = (1 << 12, 1 << 20)
-
-
-def address(device: object) -> tuple[bytes, bytes, int]:
-    """Validate a device address; the (name, uuid, dev) it puts in a request header."""
-    kind = type(device)
-    if kind is str or kind is Name or kind is Uuid:
-        return _string_address(device)
-    if isinstance(device, tuple) and len(device) == 2:
-        for part, limit in zip(device, _DEV_LIMITS):
-            if isinstance(part, bool) or not isinstance(part, int) or not 0 <= part < limit:
-                raise validate.ValidationError(f"bad device number {device!r}")
-        return b"", b"", os.makedev(device[0], device[1])
-    if isinstance(device, str):  # another str subclass: not worth a cache entry
-        return _string_address.__wrapped__(device)
-    raise validate.ValidationError(
-        f"address a device by name (str), Uuid(...) or DevNo(major, minor), not {device!r}"
-    )
-
-
-@functools.lru_cache(maxsize=1024, typed=True)
-def _string_address(device: str) -> tuple[bytes, bytes, int]:
-    # Cached: a script addresses the same few devices again and again, and
-    # checking a name costs more than the ioctl path around it.  typed=True
-    # keeps Uuid("x") and the name "x" apart; a failed check caches nothing.
-    if isinstance(device, Uuid):
-        return b"", validate.device_uuid(device), 0
-    return validate.device_name(device), b"", 0
-
-
-class DeviceInfo(NamedTuple):
-    """A device's state as DM_DEV_STATUS (and most commands) report it."""
-
-    name: str
-    uuid: str  # "" when the device has none
-    major: int
-    minor: int
-    open_count: int
-    event_nr: int
-    target_count: int
-    flags: DMFlag
+    def __repr__(self) -> str:
+        return f"<Device {self.devno}>"
 
     @property
-    def devno(self) -> DevNo:
-        # Not DevNo(...): create() and resume() read this between an ioctl
-        # and the node they make (see _namedtuple.build).
-        return build(DevNo, (self.major, self.minor))
+    def name(self) -> str:
+        return self.info().name
 
     @property
-    def suspended(self) -> bool:
-        return bool(self.flags & DMFlag.SUSPEND)
+    def path(self) -> str:
+        """``<dev_dir>/mapper/<name>`` (``$DM_DEV_DIR`` or /dev unless the Control says else)."""
+        return self.control.node_path(self.name)
+
+    def info(self, *, inactive: bool = False) -> DeviceInfo:
+        return self.control.info(self.devno, inactive=inactive)
+
+    def table(self, *, inactive: bool = False) -> Table | None:
+        return self.control.table(self.devno, inactive=inactive)
+
+    def status(self, *, inactive: bool = False, noflush: bool = False) -> list[TargetStatus]:
+        return self.control.status(self.devno, inactive=inactive, noflush=noflush)
+
+    def deps(self, *, inactive: bool = False) -> list[DevNo]:
+        return self.control.deps(self.devno, inactive=inactive)
+
+    def load(self, table: Table | str, *, readonly: bool = False) -> DeviceInfo:
+        return self.control.load(self.devno, table, readonly=readonly)
+
+    def reload(self, table: Table | str, **kwargs: bool) -> DeviceInfo:
+        return self.control.reload(self.devno, table, **kwargs)
+
+    def suspend(self, **kwargs: bool) -> DeviceInfo:
+        return self.control.suspend(self.devno, **kwargs)
+
+    def resume(self, **kwargs: bool) -> DeviceInfo:
+        return self.control.resume(self.devno, **kwargs)
+
+    def message(self, message: str, sector: int = 0) -> str | None:
+        return self.control.message(self.devno, sector, message)
+
+    def rename(self, new_name: str) -> DeviceInfo:
+        return self.control.rename(self.devno, new_name)
+
+    def wait(self, event_nr: int | None = None) -> DeviceInfo:
+        return self.control.wait(self.devno, event_nr)
+
+    def wipe_table(self) -> DeviceInfo:
+        return self.control.wipe_table(self.devno)
+
+    def remove(self, *, deferred: bool = False, retry: float = 0.0,
+               force: bool = False) -> None:
+        self.control.remove(self.devno, deferred=deferred, retry=retry, force=force)
+        self._owned = False
 
     @property
-    def read_only(self) -> bool:
-        return bool(self.flags & DMFlag.READONLY)
+    def read_ahead(self) -> int:
+        """Read-ahead in 512-byte sectors."""
+        return self.control.read_ahead(self.devno)
 
-    @property
-    def live_table(self) -> bool:
-        """A table is active."""
-        return bool(self.flags & DMFlag.ACTIVE_PRESENT)
+    def set_read_ahead(self, sectors: int, *, minimum: bool = False) -> int:
+        """See ``Control.set_read_ahead``."""
+        return self.control.set_read_ahead(self.devno, sectors, minimum=minimum)
 
-    @property
-    def inactive_table(self) -> bool:
-        """A table is loaded and waits for a resume."""
-        return bool(self.flags & DMFlag.INACTIVE_PRESENT)
+    def cancel_deferred_remove(self) -> None:
+        self.control.cancel_deferred_remove(self.devno)
 
-    @property
-    def deferred_remove(self) -> bool:
-        """Marked to vanish on last close."""
-        return bool(self.flags & DMFlag.DEFERRED_REMOVE)
+    def __enter__(self) -> Device:
+        return self
 
-    @property
-    def internally_suspended(self) -> bool:
-        return bool(self.flags & DMFlag.INTERNAL_SUSPEND)
+    def __exit__(self, *exc: object) -> None:
+        if self._owned:
+            self._owned = False
+            # Clean-up: an error here must not hide the one leaving the block.
+            try:
+                self.control.clear(self.devno)
+            except OSError:
+                pass
+            try:
+                self.control.remove(self.devno, retry=5.0)
+            except OSError:
+                pass

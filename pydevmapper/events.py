@@ -26,8 +26,9 @@ import time
 from collections.abc import AsyncIterator, Iterator
 
 from pydevmapper._namedtuple import NamedTuple
-from pydevmapper.control import _LIST_EVENT_NR, Control
-from pydevmapper.device import DevNo
+from pydevmapper.channel import LIST_EVENT_NR
+from pydevmapper.control import Control
+from pydevmapper.types import DevNo
 from pydevmapper.errors import UnsupportedError
 
 
@@ -49,7 +50,7 @@ class _Watcher:
         self.ctl = Control(path, udev_sync=False)
         self.prefix = name_prefix
         try:
-            if not self.ctl.supports(_LIST_EVENT_NR):
+            if not self.ctl.supports(LIST_EVENT_NR):
                 raise UnsupportedError(errno.ENOTSUP, "DM_LIST_DEVICES", None, None,
                                        "event numbers in the device list need interface 4.37")
             self.ctl.arm_poll()

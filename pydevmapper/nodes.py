@@ -22,7 +22,7 @@ import stat
 
 from pydevmapper import validate
 from pydevmapper._namedtuple import NamedTuple
-from pydevmapper.device import DevNo
+from pydevmapper.types import DevNo
 from pydevmapper.errors import ValidationError
 
 # As udev makes block nodes (root:disk 0660), so an entry looks the same

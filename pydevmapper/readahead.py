@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import errno
 
-from pydevmapper.device import DevNo
+from pydevmapper.types import DevNo
 from pydevmapper.errors import DeviceNotFoundError, DMError, ValidationError, error_for
 
 # libdevmapper keeps read-ahead in a uint32_t and reserves UINT32_MAX for

@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterable, Sequence
 from itertools import repeat
 
 from pydevmapper._dm import ffi, lib
-from pydevmapper._namedtuple import NamedTuple, build
+from pydevmapper._namedtuple import build
 from pydevmapper.table import Target, TargetStatus
+from pydevmapper.types import ListedDevice, TargetVersion
 
 ALIGN = 8
 _INT_CODES = {1: "b", 2: "h", 4: "i", 8: "q"}
@@ -119,25 +120,6 @@ if _MSG_SECTOR.size != lib.PYDM_OFFSETOF_MSG_MESSAGE:  # pragma: no cover
 
 def align(n: int) -> int:
     return (n + ALIGN - 1) & ~(ALIGN - 1)
-
-
-class ListedDevice(NamedTuple):
-    """One entry of DM_LIST_DEVICES."""
-
-    name: str
-    major: int
-    minor: int
-    # None when the kernel does not report it (event numbers: DM 4.37,
-    # uuids: 4.45 and only when asked).  "" means the device has no uuid.
-    event_nr: int | None
-    uuid: str | None
-
-
-class TargetVersion(NamedTuple):
-    """A loaded target type and its version (DM_LIST_VERSIONS)."""
-
-    name: str
-    version: tuple[int, int, int]
 
 
 def _cstr(data: bytes, offset: int) -> tuple[str, int]:

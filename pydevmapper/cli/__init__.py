@@ -248,7 +248,7 @@ def _run_selected(s, cmd, opts) -> None:
     from pydevmapper.cli.query_commands import info_row
     from pydevmapper.cli.session import Failed
 
-    devices = s.call("names", None, s.control.list_devices, uuids=False)
+    devices = s.call("names", None, lambda: s.control.list_devices(uuids=False))
     if not devices:
         s.write("No devices found\n")
         return
@@ -292,6 +292,10 @@ def _report_options(s, name: str):
     prefixes = bool(s.has("nameprefixes"))
     if prefixes:
         aligned = False
-    selection = report.parse_selection(s.value("select") or "", prefix, err) if s.has("select") else None
+    selection = None
+    if s.has("select"):
+        from pydevmapper.cli import selection as select
+
+        selection = select.parse(s.value("select") or "", prefix, err)
     return report.Options(fields, sort, selection, headings, aligned, separator,
                           prefixes, not s.has("unquoted"), bool(s.has("rows")))

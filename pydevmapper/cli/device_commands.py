@@ -17,8 +17,6 @@ from pydevmapper.cli.session import Failed, Session, atoi
 
 def _read_table(s: Session, file: str | None):
     """Targets from --table, a file or stdin, parsed as dmsetup's _parse_line does."""
-    from pydevmapper.table import TableSyntaxError, parse_targets
-
     text = s.value("table")
     label = ""
     if text is None:
@@ -33,6 +31,12 @@ def _read_table(s: Session, file: str | None):
         else:
             text = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
             label = "on stdin"
+    return _parse_table(s, text, label)
+
+
+def _parse_table(s: Session, text: str, label: str):
+    from pydevmapper.table import TableSyntaxError, parse_targets
+
     try:
         return parse_targets(text, dmsetup=True)
     except TableSyntaxError as exc:
@@ -40,59 +44,68 @@ def _read_table(s: Session, file: str | None):
         raise Failed() from None
 
 
-def _table_of(s: Session, targets, device, devno: str | None = None):
-    from pydevmapper.errors import ValidationError
-    from pydevmapper.table import Table
-
-    try:
-        return Table(targets)
-    except ValidationError:
-        # dmsetup leaves such tables to the kernel, which refuses them.
-        raise s.ioctl_failed("reload", device, OSError(errno.EINVAL, ""), devno) from None
-
-
 # -- create, load, remove ------------------------------------------------------
+
+# libdm runs a create with a table as three ioctls and names each in its
+# failure line: (task, names the device number, names the uuid sent).
+_CREATE_STEPS = {"DM_DEV_CREATE": ("create", False, True),
+                 "DM_TABLE_LOAD": ("reload", True, False),
+                 "DM_DEV_SUSPEND": ("resume", False, False)}
+
 
 def create(s: Session, args: list[str], multiple: bool) -> None:
     if s.has("concise"):
         if len(args) > 1:
             s.error("dmsetup create --concise takes at most one argument")
             raise Failed()
-        for spec in _concise_specs(s, args[0] if args else None):
-            _create_one(s, *spec)
+        if s.has("table") or s.has("minor") or s.has("uuid") or s.has("notable") or s.has("inactive"):
+            s.error("--concise is incompatible with --[no]table, --minor, --uuid and --inactive.")
+            raise Failed()
+        text = args[0] if args else sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
+        for name, uuid, minor, readonly, table in concise_devices(s, text):
+            _create_one(s, name, uuid, minor, readonly, _parse_table(s, table, ""))
         return
     if not args:
         s.error("Please provide a name for the new device.")
         raise Failed()
     targets = None if s.has("notable") else _read_table(s, args[1] if len(args) == 2 else None)
-    _create_one(s, args[0], s.value("uuid") if s.has("uuid") else None, None,
+    _create_one(s, args[0], s.value("uuid") if s.has("uuid") else None,
+                atoi(s.value("minor")) if s.has("minor") else None,
                 bool(s.has("readonly")), targets)
 
 
 def _create_one(s: Session, name: str, uuid: str | None, minor: int | None,
                 readonly: bool, targets) -> None:
-    from pydevmapper.device import DevNo
+    from pydevmapper import operations
+    from pydevmapper.errors import ValidationError
+    from pydevmapper.table import Table
+    from pydevmapper.types import DevNo
 
     devno = None
-    if minor is not None or s.has("major"):
-        devno = DevNo(atoi(s.value("major")) if s.has("major") else 253,
-                      minor if minor is not None else atoi(s.value("minor")))
+    if minor is not None:
+        devno = DevNo(atoi(s.value("major")) if s.has("major") else dm_major(), minor)
     ctl = s.control
+    node = bool(s.has("addnodeoncreate"))
+    table = None
     if targets:
         s.check_transaction(name)
-    # libdm names the uuid it sent when a create fails, and makes the node
-    # at the resume unless given --addnodeoncreate
-    info = s.call("create", name, ctl.create, name, uuid=uuid, devno=devno,
-                  node=bool(s.has("addnodeoncreate")), sent_uuid=uuid or "")
-    if targets:
-        label = str(info.devno)
-        table = _table_of(s, targets, name, label)
         try:
-            s.call("reload", name, ctl.load, info.devno, table, readonly=readonly, devno=label)
-            info = s.call("resume", name, ctl.resume, info.devno) or info
-        except Failed:
-            _quietly(ctl.remove, info.devno, retry=5.0)
-            raise
+            table = Table(targets)
+        except ValidationError:
+            # dmsetup leaves such tables to the kernel, which refuses them
+            # once the device exists: create it, say so, remove it.
+            info = s.call("create", name, lambda: ctl.create(name, uuid=uuid, devno=devno, node=node),
+                          sent_uuid=uuid or "")
+            failed = s.ioctl_failed("reload", name, OSError(errno.EINVAL, ""), str(info.devno))
+            operations.remove_quietly(ctl, info.devno)
+            raise failed from None
+    if table is None:
+        info = s.call("create", name, lambda: ctl.create(name, uuid=uuid, devno=devno, node=node),
+                      sent_uuid=uuid or "")
+    else:
+        info = s.call(_CREATE_STEPS, name, lambda: operations.create_device(
+            ctl, name, table, uuid=uuid, readonly=readonly, devno=devno,
+            node_on_create=node).info(), sent_uuid=uuid or "")
         request = s.read_ahead_request()
         if request:
             s.set_read_ahead(info.devno, request)
@@ -100,73 +113,90 @@ def _create_one(s: Session, name: str, uuid: str | None, minor: int | None,
         s.write(s.long_info(s.info(info.devno)))
 
 
-def _quietly(fn, *args, **kwargs) -> None:
-    from pydevmapper.errors import DMError
-
+def dm_major() -> int:
+    """device-mapper's block major, as libdm reads it from /proc/devices (253 if unreadable)."""
     try:
-        fn(*args, **kwargs)
-    except DMError:
+        with open("/proc/devices") as f:
+            for line in f:
+                number, _, name = line.strip().partition(" ")
+                if name == "device-mapper":
+                    return int(number)
+    except (OSError, ValueError):
         pass
+    return 253
 
 
-def _concise_specs(s: Session, text: str | None):
-    """``name,uuid,minor,flags,table[,table...]`` entries separated by ';'."""
-    from pydevmapper.table import Target
+def concise_devices(s: Session, text: str):
+    """dmsetup's ``--concise`` walk: ``name,uuid,minor,flags,table[,table...]``
+    entries separated by ';', a backslash quoting the next character.
 
-    if s.has("table") or s.has("minor") or s.has("uuid") or s.has("notable") or s.has("inactive"):
-        s.error("--concise is incompatible with --[no]table, --minor, --uuid and --inactive.")
-        raise Failed()
-    if text is None:
-        text = sys.stdin.read()
-    devices: list[list[str]] = []
-    fields = [""]
-    i = 0
-    while i < len(text):
+    Yields (name, uuid, minor, readonly, table text) for each device as its
+    end is reached, so devices before a bad entry are created, as dmsetup
+    creates them; a bad entry prints dmsetup's lines and raises Failed.
+    """
+    fields: list = ["", None, None, None, None]
+    f = 0
+    cur: list[str] = []
+    i, n = 0, len(text)
+
+    def fail(*lines: str) -> Failed:
+        shown = [x if x is not None else "(null)" for x in fields[:f] + ["".join(cur)] + fields[f + 1:]]
+        for line in lines:
+            s.error(line)
+        s.error(f"Parsed {f + 1} fields: name: {shown[0]} uuid: {shown[1]} minor: {shown[2]} "
+                f"flags: {shown[3]} table: {shown[4]}")
+        return Failed()
+
+    def skip_blanks(i: int) -> int:
+        while i < n and text[i] in C_SPACE:
+            i += 1
+        return i
+
+    while i < n:
         ch = text[i]
         if ch == "\\":
             i += 1
-            if i >= len(text):
-                s.error("Backslash must be followed by another character at end of string.")
-                raise Failed()
-            fields[-1] += text[i]
-        elif ch == "," and len(fields) < 5:
-            fields.append("")
+            if i >= n:
+                raise fail("Backslash must be followed by another character at end of string.")
+            cur.append(text[i])
             i += 1
-            while i < len(text) and text[i].isspace():
-                i += 1
-            continue
+        elif ch == "," and f < 4:
+            fields[f] = "".join(cur)
+            cur = []
+            f += 1
+            fields[f] = ""
+            i = skip_blanks(i + 1)
         elif ch == ",":
-            fields[-1] += "\n"
-        elif ch == ";":
-            devices.append(fields)
-            fields = [""]
+            cur.append("\n")  # a comma in the table field ends a table line
             i += 1
-            while i < len(text) and text[i].isspace():
-                i += 1
-            continue
+        elif ch == ";" or i + 1 == n:
+            if ch != ";":
+                cur.append(ch)
+            i += 1
+            if f != 4:
+                raise fail("Five comma-separated fields are required for each device")
+            fields[f] = "".join(cur)
+            name, uuid, minor, flags, table = fields
+            if flags not in ("", "ro", "rw"):
+                s.error(f"Invalid flags parameter '{flags}' must be 'ro' or 'rw' or empty.")
+                raise Failed()
+            yield name, uuid or None, atoi(minor) if minor else None, flags == "ro", table
+            fields, f, cur = ["", None, None, None, None], 0, []
+            i = skip_blanks(i)
         else:
-            fields[-1] += ch
-        i += 1
-    if fields != [""]:
-        devices.append(fields)
-    specs = []
-    for f in devices:
-        if len(f) != 5:
-            s.error("Five comma-separated fields are required for each device")
-            raise Failed()
-        if f[3] not in ("", "ro", "rw"):
-            s.error(f"Invalid flags parameter '{f[3]}' must be 'ro' or 'rw' or empty.")
-            raise Failed()
-        targets = []
-        for line in f[4].split("\n"):
-            w = line.split(None, 3)
-            if len(w) >= 3:
-                targets.append(Target(int(w[0]), int(w[1]), w[2], w[3] if len(w) > 3 else ""))
-        specs.append((f[0], f[1] or None, atoi(f[2]) if f[2] else None, f[3] == "ro", targets))
-    return specs
+            cur.append(ch)
+            i += 1
+    if cur or f:
+        raise fail("Incomplete entry: five comma-separated fields are required for each device")
+
+
+C_SPACE = " \t\n\v\f\r"  # C's isspace in the C locale
 
 
 def load(s: Session, args: list[str], multiple: bool) -> None:
+    from pydevmapper.errors import ValidationError
+    from pydevmapper.table import Table
+
     if s.has("notable"):
         s.error("--notable only available when creating new device.")
         raise Failed()
@@ -181,75 +211,62 @@ def load(s: Session, args: list[str], multiple: bool) -> None:
         raise Failed()
     device = s.device(name)
     targets = _read_table(s, args[0] if args else None)
-    table = _table_of(s, targets, device)
-    info = s.call("reload", device, s.control.load, device, table,
-                  readonly=bool(s.has("readonly")))
+    try:
+        table = Table(targets)
+    except ValidationError:
+        # dmsetup leaves such tables to the kernel, which refuses them.
+        raise s.ioctl_failed("reload", device, OSError(errno.EINVAL, "")) from None
+    info = s.call("reload", device, lambda: s.control.load(
+        device, table, readonly=bool(s.has("readonly"))))
     if s.has("verbose"):
         s.write(s.long_info(info))
 
 
+# A wipe's failed step, as libdm names it: (task, device number, uuid sent).
+_WIPE_STEPS = {"DM_TABLE_LOAD": ("reload", False, False),
+               "DM_DEV_SUSPEND": ("resume", False, False)}
+
+
+def _wipe_failed(s: Session, device):
+    """dmsetup reports a failed wipe of remove --force and remove_all --force, and goes on."""
+    return lambda exc: s.failure(_WIPE_STEPS, device, exc)
+
+
 def remove(s: Session, args: list[str], multiple: bool) -> None:
+    from pydevmapper import operations
+
     device = s.device(args[0] if args else None)
-    if s.has("force") and args:
-        if s.udev_cookie():  # udev may see the error table come and go
-            s.error("WARNING: Use of cookie and --force is not compatible.")
-        try:
-            _wipe(s, device, force=True)
-        except Failed:
-            pass
-    retry = 5.0 if s.has("retry") else 0.0
-    s.call("remove", device, s.control.remove, device,
-           deferred=bool(s.has("deferred")), retry=retry)
+    force = bool(s.has("force") and args)
+    if force and s.udev_cookie():  # udev may see the error table come and go
+        s.error("WARNING: Use of cookie and --force is not compatible.")
+    ctl = s.control
+    s.call("remove", device, lambda: operations.remove(
+        ctl, device, deferred=bool(s.has("deferred")), retry=5.0 if s.has("retry") else 0.0,
+        force=force, on_wipe_error=_wipe_failed(s, device)))
 
 
 def remove_all(s: Session, args: list[str], multiple: bool) -> None:
+    from pydevmapper import operations
+
     ctl = s.control
-    s.call("remove_all", None, ctl.remove_all, deferred=bool(s.has("deferred")))
-    if not s.has("force"):
-        return
-    left = ctl.list_devices(uuids=False)
-    if not left:
-        return
-    for dev in left:
-        try:
-            _wipe(s, dev.name, force=True)
-        except Failed:
-            pass
-    _quietly(ctl.remove_all)
-    left = ctl.list_devices(uuids=False)
+    left = s.call("remove_all", None, lambda: operations.remove_all(
+        ctl, deferred=bool(s.has("deferred")), force=bool(s.has("force")),
+        on_wipe_error=lambda exc: s.failure(_WIPE_STEPS, exc.device, exc)))
     if left:
         s.error(f"Unable to remove {len(left)} device(s).")
 
 
-def _wipe(s: Session, device, force: bool) -> None:
-    """Load an error table of the same size and resume it (wipe_table, remove -f)."""
-    from pydevmapper.table import Table
-
-    ctl = s.control
-    tbl = None
-    try:
-        tbl = ctl.table(device)
-    except Exception:  # dmsetup sizes a missing table as 0 and lets the kernel say no
-        pass
-    size = tbl.size if tbl else 0
-    if size == 0:
-        raise s.ioctl_failed("reload", device, OSError(errno.EINVAL, ""))
-    s.call("reload", device, ctl.load, device, Table.single(size, "error"),
-           readonly=bool(s.has("readonly")))
-    flush = force or s.has("noflush")
-    lockfs = force or s.has("nolockfs")
-    try:
-        s.call("resume", device, ctl.resume, device, noflush=bool(flush), nolockfs=bool(lockfs))
-    except Failed:
-        _quietly(ctl.clear, device)
-        raise
-
-
 def wipe_table(s: Session, args: list[str], multiple: bool) -> None:
+    from pydevmapper import operations
+
     if not args or not args[0]:
         s.error("No device specified.")
         raise Failed()
-    _wipe(s, args[0], force=bool(s.has("force")))
+    device, force = args[0], bool(s.has("force"))
+    ctl = s.control
+    s.call(_WIPE_STEPS, device, lambda: operations.wipe_table(
+        ctl, device, noflush=force or bool(s.has("noflush")),
+        nolockfs=force or bool(s.has("nolockfs")), readonly=bool(s.has("readonly"))))
 
 
 # -- suspend, resume, clear, wait, rename, message -----------------------------
@@ -260,7 +277,7 @@ def _simple(task: str, method: str, pass_flags: bool):
         kwargs = {}
         if pass_flags:
             kwargs = {"noflush": bool(s.has("noflush")), "nolockfs": bool(s.has("nolockfs"))}
-        info = s.call(task, device, getattr(s.control, method), device, **kwargs)
+        info = s.call(task, device, lambda: getattr(s.control, method)(device, **kwargs))
         # libdevmapper sets read-ahead after a resume of a device it was
         # given by name; by uuid or number it has no name and skips it.
         request = s.read_ahead_request() if method == "resume" and type(device) is str else None
@@ -288,7 +305,7 @@ def wait(s: Session, args: list[str], multiple: bool) -> None:
         name, args = args[0], args[1:]
     device = s.device(name)
     event_nr = atoi(args[-1]) if args else 0
-    info = s.call("waitevent", device, s.control.wait, device, event_nr)
+    info = s.call("waitevent", device, lambda: s.control.wait(device, event_nr))
     if s.has("verbose"):
         s.write(s.long_info(info))
 
@@ -297,9 +314,9 @@ def rename(s: Session, args: list[str], multiple: bool) -> None:
     device = s.device(args[0] if len(args) == 2 else None)
     ctl = s.control
     if s.has("setuuid"):
-        s.call("rename", device, ctl.set_uuid, device, args[-1])
+        s.call("rename", device, lambda: ctl.set_uuid(device, args[-1]))
     else:
-        s.call("rename", device, ctl.rename, device, args[-1])
+        s.call("rename", device, lambda: ctl.rename(device, args[-1]))
 
 
 def message(s: Session, args: list[str], multiple: bool) -> None:
@@ -314,7 +331,7 @@ def message(s: Session, args: list[str], multiple: bool) -> None:
     sector = int(text)
     if len(args) < 2:
         s.error("No message supplied.")
-    reply = s.call("message", device, s.control.message, device, sector, " ".join(args[1:]))
+    reply = s.call("message", device, lambda: s.control.message(device, sector, " ".join(args[1:])))
     if reply:
         s.write(reply if reply.endswith("\n") else reply + "\n")
 
@@ -325,4 +342,5 @@ def setgeometry(s: Session, args: list[str], multiple: bool) -> None:
     else:
         device, args = s.device(args[0]), args[1:]
     cyl, heads, sectors, start = (atoi(a) for a in args[:4])
-    s.call("setgeometry", device, s.control.set_geometry, device, cyl, heads, sectors, start)
+    s.call("setgeometry", device, lambda: s.control.set_geometry(
+        device, cyl, heads, sectors, start))

@@ -40,4 +40,4 @@ def mangle(s: Session, args: list[str], multiple: bool) -> None:
         s.write(f"{name}: {uuid}: name {'and UUID ' if dev.uuid else ''}already in correct form\n")
         return
     s.write(f"{name}: renaming to {new_name}\n")
-    s.call("rename", device, s.control.rename, device, new_name)
+    s.call("rename", device, lambda: s.control.rename(device, new_name))

@@ -20,7 +20,7 @@ from pydevmapper.cli.session import (EMULATED_LIBRARY, Failed, Session, kernel_n
 
 def for_all(s: Session, fn, args: list[str], silent: bool = False) -> None:
     """Run fn for every device (dmsetup's _process_all); any failure fails the lot."""
-    devices = s.call("names", None, s.control.list_devices, uuids=False)
+    devices = s.call("names", None, lambda: s.control.list_devices(uuids=False))
     if not devices:
         if not silent and not s.has("json"):  # --json: an empty list, nothing else
             s.write("No devices found\n")
@@ -84,7 +84,7 @@ def ls(s: Session, args: list[str], multiple: bool) -> None:
     if s.has("tree"):
         _ls_tree(s)
         return
-    devices = s.call("names", None, s.control.list_devices, uuids=False)
+    devices = s.call("names", None, lambda: s.control.list_devices(uuids=False))
     if not devices:
         s.write("No devices found\n")
     for dev in devices:
@@ -96,7 +96,7 @@ def device_graph(s: Session):
     from pydevmapper.deptree import dependency_graph
 
     if s.graph is None:
-        s.graph = s.call("names", None, dependency_graph, s.control)
+        s.graph = s.call("names", None, lambda: dependency_graph(s.control))
         if not len(s.graph):
             s.write("No devices found\n")
     return s.graph
@@ -149,8 +149,8 @@ def info_row(s: Session, dev) -> dict[str, object] | None:
     }
     row.update(names.split_name(dev.name, subsystem))
     if s.needs_deps:
-        deps = s.call("deps", dev.devno, s.control.deps, dev.devno,
-                      inactive=bool(s.has("inactive")))
+        deps = s.call("deps", dev.devno, lambda: s.control.deps(
+            dev.devno, inactive=bool(s.has("inactive"))))
         row["device_count"] = len(deps)
         row["devnos_used"] = ",".join(f"{d.major}:{d.minor}" for d in deps)
         row["blkdevs_used"] = ",".join(kernel_name(*d) or "" for d in deps)
@@ -194,7 +194,7 @@ def deps(s: Session, args: list[str], multiple: bool) -> None:
     if not args and not s.has("uuid") and not s.has("major"):
         return for_all(s, deps, [])
     device = s.device(args[0] if args else None)
-    used = s.call("deps", device, s.control.deps, device, inactive=bool(s.has("inactive")))
+    used = s.call("deps", device, lambda: s.control.deps(device, inactive=bool(s.has("inactive"))))
     name = args[0] if args else None
     if s.has("json"):
         dev = s.info(device)
@@ -225,11 +225,11 @@ def _status_one(s: Session, name: str | None, cmd: str, multiple: bool) -> None:
     ctl = s.control
     inactive = bool(s.has("inactive"))
     if cmd == "table":
-        tbl = s.call("table", device, ctl.table, device, inactive=inactive)
+        tbl = s.call("table", device, lambda: ctl.table(device, inactive=inactive))
         lines = [(t.start, t.length, t.type, t.params) for t in (tbl or [])]
     else:
-        lines = [tuple(t) for t in s.call("status", device, ctl.status, device, inactive=inactive,
-                                           noflush=bool(s.has("noflush")), absent=True)]
+        lines = [tuple(t) for t in s.call("status", device, lambda: ctl.status(
+            device, inactive=inactive, noflush=bool(s.has("noflush"))), absent=True)]
     dev = s.info(device)
     label = name if name is not None else dev.name
     if s.has("json"):
@@ -289,7 +289,7 @@ def _exec_on(s: Session, name: str) -> None:
             s.exec_argv = []
     if not s.exec_argv:
         raise Failed()
-    s.call("mknodes", name, s.control.sync_node, name, absent=True)
+    s.call("mknodes", name, lambda: s.control.sync_node(name), absent=True)
     if os.isatty(1):  # a C program's stdout is line-buffered only on a terminal
         s.flush()
     try:

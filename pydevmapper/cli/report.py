@@ -235,9 +235,3 @@ def format_report(opts: Options, rows: Sequence[dict[str, object]],
             lines.append(sep.join(show(i, text) for i, text in enumerate(row)))
     return "".join(line + "\n" for line in lines)
 
-
-def parse_selection(text: str, prefix: str, err: Callable[[str], None]):
-    """The -S selection: a callable keeping rows (see selection.py)."""
-    from pydevmapper.cli import selection
-
-    return selection.parse(text, prefix, err)

@@ -16,7 +16,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:  # imported lazily: start-up time matters to scripts
     from pydevmapper.cli.options import Parsed
     from pydevmapper.control import Control
-    from pydevmapper.device import DeviceInfo
+    from pydevmapper.types import DeviceInfo
 
 # dmsetup's own version, which pydmsetup emulates.  Error texts that quote
 # the library version quote this one so their bytes match.
@@ -80,6 +80,7 @@ class Session:
                 self._control = Control(udev_sync=self.udev_sync_wanted(),
                                         udev_transaction=Transaction(cookie) if cookie else None,
                                         udev_rules=not self.has("noudevrules"),
+                                        on_udev_timeout=self.udev_late,
                                         **self._node_owner())
             except DMError as exc:
                 path = os.path.join(default_dev_dir(), "mapper", "control")
@@ -185,9 +186,7 @@ class Session:
         """Before a create: fail, with nothing made, if its resume could not
         join the udev transaction (dmsetup sets the cookie before any ioctl)."""
         ctl = self.control
-        tx = ctl.udev_transaction
-        if tx is not None and ctl.udev_sync:
-            self.call("create", device, tx.check, "DM_DEV_CREATE", device)
+        self.call("create", device, lambda: ctl.check_create(device))
 
     def cookies_supported(self) -> bool:
         """libdm's dm_udev_get_sync_support() for the udev* commands.
@@ -218,7 +217,7 @@ class Session:
     # -- how a command names its device -----------------------------------------
     def device(self, name: str | None):  # -> DeviceId
         """The device a command addresses: a name, else -u, else -j/-m."""
-        from pydevmapper.device import DevNo, Uuid
+        from pydevmapper.types import DevNo, Uuid
 
         if name is not None:
             return name
@@ -232,7 +231,7 @@ class Session:
     def ioctl_failed(self, task: str, device, exc: BaseException,
                      devno: str | None = None, uuid: str = "") -> Failed:
         """Print libdm's line for a failed ioctl; returns Failed to raise."""
-        from pydevmapper.device import DevNo, Uuid
+        from pydevmapper.types import DevNo, Uuid
 
         name = ""
         if isinstance(device, Uuid):
@@ -246,46 +245,73 @@ class Session:
         self.error(f"device-mapper: {task} ioctl on {where} failed: {os.strerror(err)}")
         return Failed()
 
-    def call(self, task: str, device, fn, *args, devno: str | None = None,
-             absent: bool = False, sent_uuid: str = "", **kwargs):
-        """Run an API call; a failure is printed the libdm way and raised as Failed.
+    def call(self, task, device, fn, *, devno: str | None = None,
+             absent: bool = False, sent_uuid: str = ""):
+        """Run ``fn()`` (an API call, its arguments bound); a failure is
+        printed the libdm way and raised as Failed.
 
+        ``task``, ``device``, ``devno`` and ``sent_uuid``: how libdm names
+        the ioctl in its failure line.  For an operation of several
+        commands, ``task`` maps each command to libdm's (task, whether the
+        line names the device number, whether it names the uuid sent).
         ``absent``: libdm treats ENXIO of this task as "the device does not
         exist" rather than as a failed ioctl (info, status, mknodes).
         """
-        from pydevmapper.errors import DeviceNotFoundError, DMError, ValidationError
-        from pydevmapper.udev import UdevCookieError, UdevTimeoutError
+        from pydevmapper.errors import DMError, ValidationError
 
-        if task in _UEVENT_TASKS:
+        tasks = (task,) if isinstance(task, str) else [step[0] for step in task.values()]
+        if _UEVENT_TASKS.intersection(tasks):
             self.udev_bypass_warning()
         try:
-            return fn(*args, **kwargs)
-        except UdevTimeoutError as exc:
-            # The kernel command succeeded; only udev is late.  dmsetup
-            # ignores a failed udev wait (its exit status stays 0), so warn.
-            self.error(f"{self.prog}: warning: {task} on {_where(device)}: {exc.strerror}")
-            return None
-        except UdevCookieError as exc:
-            from pydevmapper.cli.udev_cookies import join_failed
-
-            self.error(join_failed(exc.cookie, exc.semid, exc.errno))
-            raise Failed() from None
-        except DeviceNotFoundError as exc:
-            if absent:
-                self.error("Device does not exist.")
-                raise Failed() from None
-            raise self.ioctl_failed(task, device, exc, devno, sent_uuid) from None
+            return fn()
         except DMError as exc:
-            raise self.ioctl_failed(task, device, exc, devno, sent_uuid) from None
+            raise self.failure(task, device, exc, devno=devno, absent=absent,
+                               sent_uuid=sent_uuid) from None
         except ValidationError as exc:
             self.error(str(exc))
             raise Failed() from None
 
+    def failure(self, task, device, exc, *, devno: str | None = None, absent: bool = False,
+                sent_uuid: str = "") -> Failed:
+        """Print libdm's lines for a failed API call (see ``call``); returns Failed to raise."""
+        from pydevmapper.errors import DeviceNotFoundError
+        from pydevmapper.udev import UdevCookieError
+
+        if isinstance(exc, UdevCookieError):
+            from pydevmapper.cli.udev_cookies import join_failed
+
+            self.error(join_failed(exc.cookie, exc.semid, exc.errno))
+            return Failed()
+        if absent and isinstance(exc, DeviceNotFoundError):
+            self.error("Device does not exist.")
+            return Failed()
+        if not isinstance(task, str):
+            task, with_devno, with_uuid = task[exc.command]
+            devno = exc.device if with_devno else None
+            sent_uuid = sent_uuid if with_uuid else ""
+        return self.ioctl_failed(task, device, exc, devno, sent_uuid)
+
+    def udev_late(self, exc) -> None:
+        """A udev wait that timed out: the kernel command succeeded and dmsetup
+        ignores a failed udev wait (its exit status stays 0), so warn only."""
+        task = _UEVENT_COMMANDS.get(exc.command, exc.command)
+        self.error(f"{self.prog}: warning: {task} on {exc.device}: {exc.strerror}")
+
     def info(self, device) -> DeviceInfo:
-        return self.call("info", device, self.control.info, device,
-                         inactive=bool(self.has("inactive")), absent=True)
+        return self.call("info", device, lambda: self.control.info(
+            device, inactive=bool(self.has("inactive"))), absent=True)
 
     # -- long info ---------------------------------------------------------------
+    def _node_read_ahead_failed(self, name: str) -> None:
+        """Without sysfs read-ahead (a device with no table has no disk yet)
+        libdm asks the /dev/mapper node instead, and says why it could not
+        open it (it never can then: absent, or no disk behind it)."""
+        path = self.control.node_path(name)
+        try:
+            os.close(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+        except OSError as exc:
+            self.error(f"{path}: open failed: {os.strerror(exc.errno)}")
+
     def long_info(self, info: DeviceInfo) -> str:
         state = "SUSPENDED" if info.suspended else "ACTIVE"
         if info.read_only:
@@ -294,7 +320,9 @@ class Session:
             state += " (DEFERRED REMOVE)"
         lines = [f"Name:              {info.name}", f"State:             {state}"]
         ahead = read_ahead(info.major, info.minor)
-        if ahead is not None:
+        if ahead is None:
+            self._node_read_ahead_failed(info.name)
+        else:
             lines.append(f"Read Ahead:        {ahead}")
         if not info.live_table and not info.inactive_table:
             lines.append("Tables present:    None")
@@ -314,22 +342,15 @@ class Session:
 
 # The tasks dmsetup gives a udev cookie (create: for the resume that follows).
 _UEVENT_TASKS = frozenset({"create", "resume", "remove", "rename"})
-
-
-def _where(device) -> str:
-    from pydevmapper.device import DevNo, Uuid
-
-    if isinstance(device, Uuid):
-        return f"uuid {device}"
-    if isinstance(device, DevNo):
-        return f"{device.major}:{device.minor}"
-    return str(device)
+# The commands that take one, by the task libdm names them.
+_UEVENT_COMMANDS = {"DM_DEV_SUSPEND": "resume", "DM_DEV_REMOVE": "remove",
+                    "DM_DEV_RENAME": "rename"}
 
 
 def read_ahead(major: int, minor: int) -> int | None:
     """Read-ahead in sectors; None if unreadable (dmsetup then prints no line)."""
     from pydevmapper import readahead
-    from pydevmapper.device import DevNo
+    from pydevmapper.types import DevNo
     from pydevmapper.errors import DMError
 
     try:

@@ -20,7 +20,7 @@ def mknodes(s: Session, args: list[str], multiple: bool) -> None:
     if args or s.has("uuid") or s.has("major"):
         info = s.info(s.device(args[0] if args else None))
         if info is not None:
-            s.call("mknodes", info.name, s.control.sync_node, info.name)
+            s.call("mknodes", info.name, lambda: s.control.sync_node(info.name))
     else:
         s.call("mknodes", None, s.control.sync_nodes)
 

@@ -1,6 +1,6 @@
 """Benchmarks: the pydevmapper API against the raw-C floor, libdevmapper and dmsetup.
 
-Started with ``python -m pydevmapper.bench [--json FILE]`` from a source
+Started with ``python -m tests.bench [--json FILE]`` from the top of a source
 checkout (it needs ``csrc/`` too).  It runs every contender on every
 operation in one kernel (booting a guest through ``pydevmapper.sandbox``
 when this host has no device-mapper) and prints the ratio table.
@@ -10,6 +10,6 @@ when this host has no device-mapper) and prints the ratio table.
 - ``report``: statistics, ratios, target checks, the table and the JSON;
 - ``main``: the command line, and the hop into a guest.
 
-It lives under tests/ because it runs dmsetup, the baseline it measures;
-the package holds only the entry point.
+It lives under tests/ because it runs dmsetup, the baseline it measures,
+and libdevmapper: the installed package does not depend on it.
 """

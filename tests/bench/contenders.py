@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import pydevmapper as dm
-from pydevmapper import control as _control
+from pydevmapper import channel as _channel
 from pydevmapper import records, udev
 from pydevmapper._dm import HEADER_SIZE, ffi, lib
 from pydevmapper.table import Table
@@ -55,7 +55,7 @@ class Spec:
         self.reply_size: Dict[str, int] = {}
 
     def reply_buffer(self, op: str) -> int:
-        return self.reply_size.get(op, _control._INITIAL_REPLY_SIZE)
+        return self.reply_size.get(op, _channel.INITIAL_REPLY_SIZE)
 
 
 Op = Callable[[], object]
@@ -96,7 +96,7 @@ class Api:
         if op == "version":
             # version() answers from a cache after the first call; time the
             # ioctl itself through the one path every command takes.
-            return lambda: ctl._ioctl(_control.VERSION)
+            return lambda: ctl.channel.call(_channel.VERSION)
         if op == "info":
             return lambda: ctl.info(spec.linear)
         if op == "table":
@@ -186,7 +186,7 @@ class PyFloor:
             self._cookie.remove()
             self._cookie = None
 
-    def _caller(self, cmd: "_control._Command", size: int, *, name: str = "", flags: int = 0,
+    def _caller(self, cmd: "_channel.Command", size: int, *, name: str = "", flags: int = 0,
                 event_nr: int = 0, payload: bytes = b"",
                 target_count: int = 0) -> Callable[[], bytearray]:
         """One call: the request (built here, once) copied in, the ioctl."""
@@ -204,7 +204,7 @@ class PyFloor:
         return call
 
     def op(self, op: str, spec: Spec) -> Op:
-        c = _control
+        c = _channel
         if op == "version":
             return self._caller(c.VERSION, HEADER_SIZE)
         if op == "info":
@@ -234,7 +234,7 @@ class PyFloor:
     def _lifecycle_calls(self, spec: Spec, event_nr: int) -> Tuple[Callable[[], bytearray], ...]:
         """Create, load, resume and remove of the lifecycle device, the last
         two carrying ``event_nr`` (udev flags, and a cookie when syncing)."""
-        c = _control
+        c = _channel
         name = spec.lifecycle_name
         table = Table.parse(spec.lifecycle_table)
         return (self._caller(c.DEV_CREATE, HEADER_SIZE, name=name),

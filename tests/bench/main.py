@@ -1,4 +1,4 @@
-"""python -m pydevmapper.bench [--json FILE] [--kernel 6.1|6.12] [--quick]
+"""python -m tests.bench [--json FILE] [--kernel 6.1|6.12] [--quick]
 
 Runs every operation for every contender (api, c, libdm, dmsetup,
 pydmsetup) in one kernel and prints the ratio table; ``--json`` also writes
@@ -28,7 +28,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pydevmapper.bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.splitlines()[0])
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.add_argument("--kernel", default="6.1", help="guest kernel series when a guest is needed (default 6.1)")
     p.add_argument("--quick", action="store_true", help="smoke run: small budgets, N = 10 and 100")
@@ -77,7 +77,7 @@ def run_in_guest(a: argparse.Namespace) -> Dict[str, Any]:
     # without this, every pydmsetup start would compile the package again.
     for tree in ("pydevmapper", os.path.join("tests", "bench")):
         compileall.compile_dir(os.path.join(REPO, tree), quiet=1)
-    inner: List[str] = [sys.executable, "-m", "pydevmapper.bench", "--here"]
+    inner: List[str] = [sys.executable, "-m", "tests.bench", "--here"]
     if a.quick:
         inner.append("--quick")
     if a.list_sizes:

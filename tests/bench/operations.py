@@ -393,10 +393,10 @@ class Run:
         """Call once (the first call may grow the buffer), then count the
         replies that did not fit over the next calls."""
         fn()
-        before = ctl._buffer_retries
+        before = ctl.channel.buffer_retries
         for _ in range(5):
             fn()
-        self.list_retries[op[len("list_"):]] = ctl._buffer_retries - before
+        self.list_retries[op[len("list_"):]] = ctl.channel.buffer_retries - before
 
     def settle(self, op: str, ctl: dm.Control, fn: Callable[[], object], command: str,
                spec: cn.Spec) -> None:
@@ -405,7 +405,7 @@ class Run:
         size, same = None, 0
         for _ in range(300):
             fn()
-            now = ctl._size_hint[command]
+            now = ctl.channel.size_hints[command]
             same = same + 1 if now == size else 0
             size = now
             if same == 3:

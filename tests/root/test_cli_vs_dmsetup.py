@@ -15,6 +15,8 @@ import sys
 
 import pytest
 
+from tests.root.helpers import NOBODY, forked_main, gone
+
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(shutil.which("dmsetup") is None, reason="needs dmsetup")]
 
@@ -22,65 +24,14 @@ PY = [sys.executable, "-c",
       "import sys; from pydevmapper.cli import main; sys.exit(main(prog='dmsetup'))"]
 
 
-NOBODY = 65534
-
 
 def _run(tool, args, stdin=b"", unprivileged=False):
     if tool == "py":
-        return _forked_main(["--noudevsync", *args], stdin, unprivileged)
+        return forked_main(["--noudevsync", *args], stdin, unprivileged)
     ids = dict(user=NOBODY, group=NOBODY, extra_groups=[]) if unprivileged else {}
     p = subprocess.run(["dmsetup", "--noudevsync", *args], input=stdin,
                        capture_output=True, timeout=60, **ids)
     return p.returncode, p.stdout, p.stderr
-
-
-def _forked_main(argv, stdin=b"", unprivileged=False):
-    """pydmsetup's main() in a forked child, on real descriptors 0, 1 and 2.
-
-    The bytes and exit status are what a separate process gives, without
-    starting an interpreter per call (seconds each under emulation).  Runs
-    that must prove the installed program itself use PY instead.
-    """
-    import io
-    import tempfile
-    import traceback
-
-    from pydevmapper.cli import main
-
-    with tempfile.TemporaryFile() as fin, tempfile.TemporaryFile() as fout, \
-            tempfile.TemporaryFile() as ferr:
-        fin.write(stdin)
-        fin.seek(0)
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - child
-            code = 1
-            try:
-                for fd, f in ((0, fin), (1, fout), (2, ferr)):
-                    os.dup2(f.fileno(), fd)
-                if unprivileged:
-                    os.setgroups([])
-                    os.setgid(NOBODY)
-                    os.setuid(NOBODY)
-                text = dict(encoding="utf-8", errors="surrogateescape", write_through=True)
-                sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)),
-                                             encoding="utf-8", errors="surrogateescape")
-                sys.stdout = io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, "w", closefd=False)), **text)
-                sys.stderr = io.TextIOWrapper(io.BufferedWriter(io.FileIO(2, "w", closefd=False)), **text)
-                try:
-                    code = main(list(argv), prog="dmsetup")
-                except SystemExit as exc:
-                    code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
-                except BaseException:
-                    traceback.print_exc()
-                    code = 1
-                sys.stdout.flush()
-                sys.stderr.flush()
-            finally:
-                os._exit(code if isinstance(code, int) else 1)
-        _, status = os.waitpid(pid, 0)
-        fout.seek(0)
-        ferr.seek(0)
-        return os.waitstatus_to_exitcode(status), fout.read(), ferr.read()
 
 
 def same(args, stdin=b"", reset=None, unprivileged=False):
@@ -105,14 +56,6 @@ def zero_dev(make_device):
 @pytest.fixture
 def linear_dev(make_device, loop_device):
     return make_device(f"0 4096 linear {loop_device.path} 0\n4096 4096 zero")
-
-
-def _gone(dm_control, name):
-    from pydevmapper.errors import DeviceNotFoundError
-    try:
-        dm_control.remove(name, retry=5.0)
-    except DeviceNotFoundError:
-        pass
 
 
 READ_CASES = [
@@ -205,7 +148,7 @@ def test_ls_forms(zero_dev, linear_dev):
 
 
 def test_create_remove_roundtrip(dm_control, dm_name, loop_device):
-    reset = lambda: _gone(dm_control, dm_name)  # noqa: E731
+    reset = lambda: gone(dm_control, dm_name)  # noqa: E731
     same(["create", dm_name, "--table", "0 100 zero"], reset=reset)
     same(["create", dm_name, "-u", "PYDMT-uuid-1", "-r", "--table", "0 100 zero"], reset=reset)
     same(["create", dm_name, "-v", "--table", "0 100 zero"], reset=reset)
@@ -223,11 +166,44 @@ def test_create_remove_roundtrip(dm_control, dm_name, loop_device):
     same(["create", dm_name], stdin=b"0 -8 zero\n", reset=reset)
     same(["create", dm_name], stdin=b"0 100 zero\n100\n", reset=reset)
     same(["create", "--concise", f"{dm_name},,,ro,0 100 zero,100 8 error"], reset=reset)
-    _gone(dm_control, dm_name)
+    gone(dm_control, dm_name)
+
+
+def test_create_with_a_device_number(dm_control, dm_name):
+    # -j/-m reach DM_DEV_CREATE (with a table, and with --notable, whose
+    # create is the whole command); -v prints the number the kernel gave.
+    from pydevmapper.cli.device_commands import dm_major
+
+    reset = lambda: gone(dm_control, dm_name)  # noqa: E731
+    major = dm_major()
+    for minor, extra in ((200, ["--notable"]), (201, ["--table", "0 8 zero"])):
+        same(["create", dm_name, "-j", str(major), "-m", str(minor), "-v", *extra], reset=reset)
+        assert dm_control.info(dm_name).devno == (major, minor)
+    same(["create", "--concise", f"{dm_name},,202,rw,0 8 zero"], reset=reset)
+    assert dm_control.info(dm_name).devno == (major, 202)
+    gone(dm_control, dm_name)
+
+
+CONCISE_CASES = [
+    "{n},,,rw,0 abc zero", "{n},,,rw,0 8 zero;{n}-b,,,ro,0 8 zero,8 x error",
+    "{n},,,rw,0 8 zero;{n}-b,,,rw,0 8 zero;", "{n},,,rw,0 8 zero; {n}-b,,,ro,0 4 zero,4 4 error",
+    "{n},uuid,x", "{n},,,xx,0 8 zero", "{n},,,rw,0 8 zero\\", "{n},,,", "{n},,,rw,0 8 zero;{n}-b",
+    "{n},,,rw,0 8 zero;;", "{n},,,rw,0 8 zero\\,8 8 error", "{n}, , ,rw,", ";", "",
+]
+
+
+@pytest.mark.parametrize("case", CONCISE_CASES)
+def test_create_concise(dm_control, dm_name, case):
+    def reset():
+        gone(dm_control, dm_name)
+        gone(dm_control, dm_name + "-b")
+
+    same(["create", "--concise", case.format(n=dm_name)], reset=reset)
+    reset()
 
 
 def test_failures_on_existing_state(dm_control, dm_name, zero_dev):
-    dup = lambda: (_gone(dm_control, dm_name))  # noqa: E731
+    dup = lambda: (gone(dm_control, dm_name))  # noqa: E731
     same(["create", zero_dev.name, "--table", "0 8 zero"])               # duplicate name
     same(["create", dm_name, "-u", "PYDMT-zero-uuid", "--table", "0 8 zero"], reset=dup)
     same(["remove", "nonexistent-pydmt"])
@@ -237,13 +213,13 @@ def test_failures_on_existing_state(dm_control, dm_name, zero_dev):
     same(["message", zero_dev.name, "0", "hello"])
     same(["message", zero_dev.name, "x", "hello"])
     same(["reload", zero_dev.name, "--table", "0 8 nosuchtarget"])
-    _gone(dm_control, dm_name)
+    gone(dm_control, dm_name)
 
 
 def test_state_changes(dm_control, dm_name):
     def fresh():
-        _gone(dm_control, dm_name)
-        _gone(dm_control, dm_name + "-new")
+        gone(dm_control, dm_name)
+        gone(dm_control, dm_name + "-new")
         dm_control.create_device(dm_name, "0 64 zero")
 
     for args in (["suspend", dm_name], ["suspend", "--nolockfs", "--noflush", dm_name],
@@ -256,8 +232,8 @@ def test_state_changes(dm_control, dm_name):
                  ["remove", dm_name], ["remove", "-f", dm_name], ["remove", "--retry", dm_name],
                  ["remove", "--deferred", dm_name], ["setgeometry", dm_name, "10", "4", "8", "0"]):
         same(args, reset=fresh)
-    _gone(dm_control, dm_name)
-    _gone(dm_control, dm_name + "-new")
+    gone(dm_control, dm_name)
+    gone(dm_control, dm_name + "-new")
 
 
 @pytest.mark.parametrize("args", [
@@ -283,7 +259,7 @@ def test_mknodes_restores_a_missing_entry(zero_dev):
 
 def test_busy_device(dm_control, dm_name):
     def fresh():
-        _gone(dm_control, dm_name)
+        gone(dm_control, dm_name)
         dm_control.create_device(dm_name, "0 64 zero")
 
     fresh()
@@ -295,7 +271,7 @@ def test_busy_device(dm_control, dm_name):
         same(["info", dm_name])
     finally:
         os.close(fd)
-    _gone(dm_control, dm_name)
+    gone(dm_control, dm_name)
 
 
 def test_udev_rule_calls(zero_dev):
@@ -411,7 +387,7 @@ def test_create_and_remove_wait_for_udev(dm_control, dm_name):
         assert not os.path.lexists(node)  # and removed it before remove returned
         assert not dm_control.exists(dm_name)
     finally:
-        _gone(dm_control, dm_name)
+        gone(dm_control, dm_name)
     assert cookies() <= before  # no cookie semaphore outlives a command
 
 
@@ -622,26 +598,26 @@ def test_create_node_owner_and_read_ahead(dm_control, dm_name, library_nodes, sw
     table = [] if "-n" in switches else ["--table", "0 64 zero"]
     try:
         got = _same_outcome(dm_control, ["create", dm_name, *switches, *table],
-                            lambda: _gone(dm_control, dm_name), dm_name)
+                            lambda: gone(dm_control, dm_name), dm_name)
         assert got is not None
         if expected is not None:
             assert got == expected
     finally:
-        _gone(dm_control, dm_name)
+        gone(dm_control, dm_name)
 
 
 def test_concise_create_node_owner_and_read_ahead(dm_control, dm_name, library_nodes):
     try:
         got = _same_outcome(dm_control, ["create", "--concise", f"{dm_name},,,rw,0 64 zero",
                                          "--readahead", "512", "-M", "600", "-G", "5"],
-                            lambda: _gone(dm_control, dm_name), dm_name)
+                            lambda: gone(dm_control, dm_name), dm_name)
         assert got == ((0o060000, 0o600, 0, 5), 512)
     finally:
-        _gone(dm_control, dm_name)
+        gone(dm_control, dm_name)
 
 
 def _fresh_suspended(dm_control, dm_name):
-    _gone(dm_control, dm_name)
+    gone(dm_control, dm_name)
     dm_control.create_device(dm_name, "0 64 zero", uuid="PYDMT-ra-uuid")
     dm_control.suspend(dm_name)
 
@@ -656,7 +632,7 @@ def test_resume_read_ahead(dm_control, dm_name, library_nodes, args):
         _same_outcome(dm_control, [a.format(n=dm_name) for a in args],
                       lambda: _fresh_suspended(dm_control, dm_name), dm_name)
     finally:
-        _gone(dm_control, dm_name)
+        gone(dm_control, dm_name)
 
 
 def test_resume_by_uuid_leaves_read_ahead(dm_control, dm_name, library_nodes):
@@ -669,7 +645,7 @@ def test_resume_by_uuid_leaves_read_ahead(dm_control, dm_name, library_nodes):
         assert not dm_control.info(dm_name).suspended
         assert _node_and_read_ahead(dm_control, dm_name) == before
     finally:
-        _gone(dm_control, dm_name)
+        gone(dm_control, dm_name)
 
 
 @pytest.mark.parametrize("value", ["1", ""])
@@ -686,7 +662,7 @@ def test_dm_disable_udev_warning(dm_control, dm_name, monkeypatch, value, comman
             outcome[tool] = (p.returncode, p.stdout, p.stderr)
         assert outcome["py"] == outcome["dm"]
     finally:
-        _gone(dm_control, dm_name)
+        gone(dm_control, dm_name)
 
 
 # Replies hold only what the kernel wrote in that call: a target whose

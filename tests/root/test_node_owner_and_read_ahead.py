@@ -14,7 +14,7 @@ import pytest
 
 from pydevmapper import readahead
 from pydevmapper.control import Control
-from pydevmapper.device import DevNo
+from pydevmapper.types import DevNo
 from pydevmapper.errors import DeviceNotFoundError
 
 pytestmark = pytest.mark.root

@@ -149,15 +149,15 @@ def test_reply_buffer_follows_the_replies_and_large_tables_still_come_whole(make
     with dm.Control(udev_sync=False) as ctl:
         for _ in range(60):
             assert ctl.table(small.devno) == dm.Table.parse("0 8 zero")
-        assert ctl._size_hint["DM_TABLE_STATUS"] == 1024
-        assert ctl._buffer_retries == 0
+        assert ctl.channel.size_hints["DM_TABLE_STATUS"] == 1024
+        assert ctl.channel.buffer_retries == 0
         assert ctl.table(big.devno) == big_table
-        assert ctl._buffer_retries >= 1
+        assert ctl.channel.buffer_retries >= 1
         status = ctl.status(big.devno)
         assert [(s.start, s.type) for s in status] == [(t.start, t.type) for t in big_table]
-        retries = ctl._buffer_retries
+        retries = ctl.channel.buffer_retries
         # Small tables in between cost the large one no further retry.
         for _ in range(3):
             assert ctl.status(small.devno)[0].type == "zero"
             assert ctl.table(big.devno) == big_table
-        assert ctl._buffer_retries == retries
+        assert ctl.channel.buffer_retries == retries

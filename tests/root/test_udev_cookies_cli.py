@@ -22,7 +22,7 @@ import pytest
 
 from pydevmapper import udev
 from pydevmapper.control import Control
-from tests.root.test_cli_vs_dmsetup import _forked_main, _gone
+from tests.root.helpers import forked_main, gone
 
 pytestmark = pytest.mark.root
 
@@ -37,7 +37,7 @@ def py(args, env=None):
     saved = {k: os.environ.get(k) for k in env or {}}
     os.environ.update(env or {})
     try:
-        return _forked_main(args)
+        return forked_main(args)
     finally:
         for k, v in saved.items():
             if v is None:
@@ -119,7 +119,7 @@ def test_create_and_remove_join_the_cookie_and_release_waits(dm_control, dm_name
         assert py(args, env=env) == (0, b"", b"")
         assert not os.path.lexists(node(dm_name))
     finally:
-        _gone(dm_control, dm_name)
+        gone(dm_control, dm_name)
 
 
 @needs_sync
@@ -136,8 +136,8 @@ def test_api_transaction_spans_commands(dm_control, dm_name):
             assert not os.path.lexists(node(dm_name))
             assert os.stat(node(dm_name + "-b")).st_rdev == os.makedev(*dev.devno)
         finally:
-            _gone(dm_control, dm_name)
-            _gone(dm_control, dm_name + "-b")
+            gone(dm_control, dm_name)
+            gone(dm_control, dm_name + "-b")
 
 
 # -- --noudevrules: the library makes the nodes, whatever udev does ---------------
@@ -155,8 +155,8 @@ def test_noudevrules_node_made_by_the_library(dm_control, dm_name, sync):
         assert py([*sync, "--noudevrules", "remove", dm_name + "-b"]) == (0, b"", b"")
         assert not os.path.lexists(node(dm_name + "-b"))
     finally:
-        _gone(dm_control, dm_name)
-        _gone(dm_control, dm_name + "-b")
+        gone(dm_control, dm_name)
+        gone(dm_control, dm_name + "-b")
 
 
 # -- byte for byte with dmsetup ---------------------------------------------------
@@ -194,11 +194,11 @@ def test_create_with_unusable_cookie_as_dmsetup(dm_control, dm_name, case):
     }[case]
     try:
         rc = _same([*args, "create", dm_name, "--table", ZERO], env,
-                   reset=lambda: _gone(dm_control, dm_name))[0]
+                   reset=lambda: gone(dm_control, dm_name))[0]
         # Nothing is made when the cookie can't be joined (with udev sync).
         assert dm_control.exists(dm_name) is (rc == 0)
     finally:
-        _gone(dm_control, dm_name)
+        gone(dm_control, dm_name)
 
 
 @needs_dmsetup
@@ -209,15 +209,15 @@ def test_device_commands_with_missing_cookie_as_dmsetup(dm_control, dm_name, com
     args = [a.format(n=dm_name) for a in command]
 
     def reset():
-        _gone(dm_control, dm_name + "-b")
+        gone(dm_control, dm_name + "-b")
         if not dm_control.exists(dm_name):
             dm_control.create_device(dm_name, ZERO)
 
     try:
         _same(["--udevcookie", f"{absent:#x}", args[0], dm_name, *args[1:]], reset=reset)
     finally:
-        _gone(dm_control, dm_name)
-        _gone(dm_control, dm_name + "-b")
+        gone(dm_control, dm_name)
+        gone(dm_control, dm_name + "-b")
 
 
 @needs_dmsetup
@@ -247,7 +247,7 @@ def test_force_remove_with_cookie_warns_as_dmsetup(dm_control, dm_name):
         release()
         assert not dm_control.exists(dm_name)
     finally:
-        _gone(dm_control, dm_name)
+        gone(dm_control, dm_name)
 
 
 @needs_dmsetup

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from pydevmapper.cli import jsonout
-from pydevmapper.device import DeviceInfo
+from pydevmapper.types import DeviceInfo
 from pydevmapper.flags import DMFlag
-from pydevmapper.records import ListedDevice, TargetVersion
+from pydevmapper.types import ListedDevice, TargetVersion
 
 
 def _info(**kw):
@@ -58,7 +58,7 @@ def test_info_fields_and_types():
 
 
 def test_deps():
-    from pydevmapper.device import DevNo
+    from pydevmapper.types import DevNo
 
     row = jsonout.deps(_info(), [DevNo(7, 0), DevNo(8, 16)])
     assert row == {"name": "vol", "uuid": "", "major": 253, "minor": 3,

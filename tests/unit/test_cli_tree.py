@@ -13,10 +13,10 @@ import pytest
 
 from pydevmapper.cli import tree
 from pydevmapper.deptree import DevNo, dependency_graph
-from pydevmapper.device import DeviceInfo
+from pydevmapper.types import DeviceInfo
 from pydevmapper.errors import DeviceNotFoundError
 from pydevmapper.flags import DMFlag
-from pydevmapper.records import ListedDevice
+from pydevmapper.types import ListedDevice
 
 
 class FakeControl:

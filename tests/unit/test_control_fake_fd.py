@@ -1,13 +1,7 @@
-"""Control's ioctl path against a fake kernel behind a regular file.
+"""Control's ioctl path against the fake kernel (fake_kernel.py).
 
-This is the one place a fake stands in for the kernel: it checks what
-``Control`` writes into the request buffer and how it reads replies, buffer
-growth and failures.  What the real kernel does with a request is the root
-tier's business.
-
-``Control(path=<regular file>)`` only opens the file; ``pydevmapper.control.lib``
-is replaced by a proxy whose ``pydm_dm_ioctl`` is the fake and whose other attributes
-are the real compiled binding's.
+It checks what ``Control`` writes into the request buffer and how it reads
+replies, buffer growth and failures.
 """
 
 from __future__ import annotations
@@ -15,14 +9,15 @@ from __future__ import annotations
 import errno
 import os
 import struct
-from typing import Callable, Dict, List, NamedTuple, Optional
 
 import pytest
+from fake_kernel import (FULL, FakeCursor, device_reply, fail, huge_encode_dev, pad8,
+                         put_data)
 
-from pydevmapper import control, records
-from pydevmapper._dm import HEADER_SIZE, ffi, lib as real_lib
+from pydevmapper import channel, records
+from pydevmapper._dm import HEADER_SIZE, ffi
 from pydevmapper.control import Control
-from pydevmapper.device import DevNo, Uuid
+from pydevmapper.types import DevNo, Uuid
 from pydevmapper.errors import (
     DeviceBusyError,
     DeviceExistsError,
@@ -34,143 +29,8 @@ from pydevmapper.errors import (
     ValidationError,
 )
 from pydevmapper.flags import DMFlag
-from pydevmapper.records import ListedDevice, TargetVersion
+from pydevmapper.types import ListedDevice, TargetVersion
 from pydevmapper.table import Table, Target, TargetStatus
-
-COMMANDS = [
-    "DM_VERSION", "DM_REMOVE_ALL", "DM_LIST_DEVICES", "DM_DEV_CREATE", "DM_DEV_REMOVE",
-    "DM_DEV_RENAME", "DM_DEV_SUSPEND", "DM_DEV_STATUS", "DM_DEV_WAIT", "DM_TABLE_LOAD",
-    "DM_TABLE_CLEAR", "DM_TABLE_DEPS", "DM_TABLE_STATUS", "DM_LIST_VERSIONS", "DM_TARGET_MSG",
-    "DM_DEV_SET_GEOMETRY", "DM_DEV_ARM_POLL", "DM_GET_TARGET_VERSION",
-]
-REQUEST_NAMES = {getattr(real_lib, name): name for name in COMMANDS}
-FULL = real_lib.DM_BUFFER_FULL_FLAG
-
-
-def huge_encode_dev(major: int, minor: int) -> int:
-    return (minor & 0xFF) | (major << 8) | ((minor & ~0xFF) << 12)
-
-
-def pad8(raw: bytes) -> bytes:
-    return raw + b"\0" * (-len(raw) % 8)
-
-
-class Call(NamedTuple):
-    """What the fake kernel saw in one request."""
-
-    command: str
-    version: tuple
-    data_size: int
-    data_start: int
-    flags: int
-    event_nr: int
-    target_count: int
-    dev: int
-    name: bytes
-    uuid: bytes
-    payload: bytes  # data_start .. data_size as sent
-
-
-Handler = Callable[[Call, "ffi.CData", "ffi.CData"], Optional[int]]
-
-
-class FakeKernel:
-    """Answers ioctls on the fake descriptor; per-command handlers, call log."""
-
-    def __init__(self) -> None:
-        self.version = (4, 47, 0)
-        self.calls: List[Call] = []
-        self.handlers: Dict[str, Handler] = {}
-
-    def ioctl(self, fd: int, request: int, buf) -> int:
-        command = REQUEST_NAMES[request]
-        hdr = ffi.cast("struct dm_ioctl *", buf)
-        size = hdr.data_size
-        call = Call(
-            command, tuple(hdr.version), size, hdr.data_start, hdr.flags, hdr.event_nr,
-            hdr.target_count, hdr.dev, ffi.string(hdr.name), ffi.string(hdr.uuid),
-            ffi.buffer(buf, size)[hdr.data_start:size],
-        )
-        self.calls.append(call)
-        hdr.version = self.version  # the kernel writes its own, even on failure
-        handler = self.handlers.get(command)
-        err = handler(call, hdr, buf) if handler else None
-        if err:
-            ffi.errno = err
-            return -1
-        return 0
-
-    def commands(self) -> List[str]:
-        return [c.command for c in self.calls]
-
-    def of(self, command: str) -> List[Call]:
-        return [c for c in self.calls if c.command == command]
-
-
-def put_data(hdr, buf, data: bytes) -> None:
-    """Write reply records as the kernel does, or flag the buffer as too small."""
-    if hdr.data_start + len(data) > hdr.data_size:
-        hdr.flags |= FULL
-        return
-    ffi.memmove(buf + hdr.data_start, data, len(data))
-    hdr.data_size = hdr.data_start + len(data)
-
-
-def fail(err: int) -> Handler:
-    return lambda call, hdr, buf: err
-
-
-def device_reply(name: str = "vol", major: int = 253, minor: int = 5,
-                 flags: int = 0, uuid: str = "") -> Handler:
-    def handler(call, hdr, buf):
-        hdr.name = name.encode()
-        hdr.uuid = uuid.encode()
-        hdr.dev = huge_encode_dev(major, minor)
-        hdr.flags = flags
-        hdr.open_count = 0
-        hdr.event_nr = 3
-    return handler
-
-
-class FakeCursor:
-    """Stands in for the /dev/kmsg cursor so the host's log never leaks in."""
-
-    lines: List[str] = []
-
-    def read_dm_lines(self):
-        return list(self.lines)
-
-    def to_end(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class LibProxy:
-    def __init__(self, ioctl) -> None:
-        self.pydm_dm_ioctl = ioctl
-
-    def __getattr__(self, name):
-        return getattr(real_lib, name)
-
-
-@pytest.fixture
-def kernel(monkeypatch) -> FakeKernel:
-    fake = FakeKernel()
-    monkeypatch.setattr(control, "lib", LibProxy(fake.ioctl))
-    monkeypatch.setattr(FakeCursor, "lines", [])
-    monkeypatch.setattr(control.kmsg, "KmsgCursor", FakeCursor)
-    return fake
-
-
-@pytest.fixture
-def ctl(kernel, tmp_path):
-    path = tmp_path / "control"
-    path.write_bytes(b"")
-    with Control(path=str(path)) as c:
-        yield c
-
 
 # -- the fake itself --------------------------------------------------------------
 
@@ -414,8 +274,8 @@ def test_reply_buffer_shrinks_to_what_replies_use(kernel, ctl):
     sizes = [c.data_size for c in kernel.of("DM_TABLE_STATUS")]
     assert sizes[0] == 8192
     assert all(a >= b for a, b in zip(sizes, sizes[1:]))  # never grows back unasked
-    assert sizes[-1] == control._MIN_REPLY_SIZE  # and no lower
-    assert ctl._buffer_retries == 0
+    assert sizes[-1] == channel.MIN_REPLY_SIZE  # and no lower
+    assert ctl.channel.buffer_retries == 0
 
 
 def test_reply_buffer_keeps_a_quarter_over_the_reply(kernel, ctl):
@@ -427,7 +287,7 @@ def test_reply_buffer_keeps_a_quarter_over_the_reply(kernel, ctl):
         assert len(ctl.status("vol")) == 100
     sizes = [c.data_size for c in kernel.of("DM_TABLE_STATUS")]
     assert sizes[:2] == [8192, 16384]
-    assert ctl._buffer_retries == 1
+    assert ctl.channel.buffer_retries == 1
     assert used + used // 4 - 8 <= sizes[-1] < used + used // 4 + 8
 
 
@@ -442,7 +302,7 @@ def test_a_larger_reply_after_small_ones_is_asked_for_again(kernel, ctl):
     assert list(ctl.table("big")) == [Target(*row) for row in big]
     sizes = [c.data_size for c in kernel.of("DM_TABLE_STATUS")]
     assert sizes == [1024, 2048, 4096, 8192]
-    assert ctl._buffer_retries == 3
+    assert ctl.channel.buffer_retries == 3
     # A few small tables in between cost the large one no retry.
     kernel.calls.clear()
     for _ in range(3):
@@ -450,7 +310,7 @@ def test_a_larger_reply_after_small_ones_is_asked_for_again(kernel, ctl):
         ctl.table("small")
         kernel.handlers["DM_TABLE_STATUS"] = table_handler(big)
         assert len(ctl.table("big")) == 40
-    assert ctl._buffer_retries == 3
+    assert ctl.channel.buffer_retries == 3
 
 
 def test_reply_buffer_stays_when_the_kernel_leaves_data_size_as_sent(kernel, ctl):
@@ -477,15 +337,15 @@ def test_a_reply_returned_full_does_not_size_the_next(kernel, ctl):
         hdr.flags |= FULL
         hdr.data_size = 400  # what the kernel had written when it ran out
     kernel.handlers["DM_TABLE_STATUS"] = full
-    ctl._ioctl(control.TABLE_STATUS, "vol", retry_full=False)
-    assert "DM_TABLE_STATUS" not in ctl._size_hint
+    ctl.channel.call(channel.TABLE_STATUS, "vol", retry_full=False)
+    assert "DM_TABLE_STATUS" not in ctl.channel.size_hints
 
 
 def test_next_size_rule():
-    assert control._next_size(8192, 353) == 8192 - (8192 - 441) // 8
-    assert control._next_size(1100, 353) == control._MIN_REPLY_SIZE
-    assert control._next_size(4096, 4000) == 5000  # room for a quarter more
-    assert control._next_size(4096, 4096) == 4096  # all used, or data_size left as sent
+    assert channel.next_size(8192, 353) == 8192 - (8192 - 441) // 8
+    assert channel.next_size(1100, 353) == channel.MIN_REPLY_SIZE
+    assert channel.next_size(4096, 4000) == 5000  # room for a quarter more
+    assert channel.next_size(4096, 4096) == 4096  # all used, or data_size left as sent
 
 
 def test_table_without_live_table_is_none(kernel, ctl):
@@ -558,7 +418,7 @@ def test_list_devices_grows_buffer_then_remembers_size(kernel, ctl):
     assert ctl.list_devices() == devices
     # No retries: a quarter over what the last listing used.
     assert [c.data_size for c in kernel.of("DM_LIST_DEVICES")] == [used + used // 4]
-    assert ctl._buffer_retries == 4
+    assert ctl.channel.buffer_retries == 4
 
 
 def test_size_hint_is_per_command(kernel, ctl):
@@ -597,7 +457,7 @@ def test_list_devices_overlong_prefix_raises_before_listing(kernel, ctl, kwargs,
 
 
 def test_buffer_growth_stops_at_the_limit(kernel, ctl, monkeypatch):
-    monkeypatch.setattr(control, "_MAX_BUFFER_SIZE", 64 * 1024)
+    monkeypatch.setattr(channel, "MAX_BUFFER_SIZE", 64 * 1024)
 
     def always_full(call, hdr, buf):
         hdr.flags |= FULL
@@ -909,7 +769,7 @@ MARK = b"\xa5"  # fills the reused buffer before each call; never a valid record
 def mark_thread_buffer(ctl) -> None:
     """Fill this thread's reused ioctl buffer as an earlier reply might have."""
     ctl.version()  # the buffer exists from the first call on
-    _buf, view, size = ctl._local.buffer
+    _buf, view, size = ctl.channel._local.buffer
     # Strings of an earlier reply: marker bytes, each run NUL-terminated.
     view[:] = (MARK * 63 + b"\0") * (size // 64)
 
@@ -971,3 +831,15 @@ def test_no_marker_byte_reaches_a_decoded_reply(kernel, ctl):
         mark_thread_buffer(ctl)
         result = repr(read())
         assert "\\udca5" not in result and "\\xa5" not in result and "165" not in result, result
+
+
+def test_module_functions_take_controls_argument_order(kernel, ctl, monkeypatch):
+    from pydevmapper import api
+
+    monkeypatch.setattr(api, "_control", ctl)
+    kernel.handlers["DM_TARGET_MSG"] = lambda c, hdr, buf: (
+        setattr(hdr, "flags", hdr.flags | DMFlag.DATA_OUT), put_data(hdr, buf, b"ok\0"))[0]
+    assert api.message("vol", 8, "stats") == "ok"
+    [sent] = kernel.of("DM_TARGET_MSG")
+    assert sent.payload[:8] == struct.pack("=Q", 8)
+    assert sent.payload[8:].rstrip(b"\0") == b"stats"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 
 import pytest
-from test_control_fake_fd import FakeKernel, device_reply, fail, kernel  # noqa: F401 (fixture)
+from fake_kernel import device_reply, fail
 
 from pydevmapper import udev
 from pydevmapper.control import Control

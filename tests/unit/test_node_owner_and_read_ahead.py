@@ -15,7 +15,7 @@ from pydevmapper import readahead
 from pydevmapper.cli import options
 from pydevmapper.cli.session import Session
 from pydevmapper.control import Control
-from pydevmapper.device import DevNo
+from pydevmapper.types import DevNo
 from pydevmapper.errors import ValidationError
 from pydevmapper.nodes import NodeDir
 

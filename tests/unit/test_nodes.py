@@ -11,7 +11,7 @@ import stat
 
 import pytest
 
-from pydevmapper.device import DevNo
+from pydevmapper.types import DevNo
 from pydevmapper.errors import ValidationError
 from pydevmapper.nodes import NodeDir, NodeError
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from pydevmapper import records
 from pydevmapper._dm import HEADER_SIZE, ffi, lib
-from pydevmapper.records import ListedDevice, TargetVersion
+from pydevmapper.types import ListedDevice, TargetVersion
 from pydevmapper.table import Target, TargetStatus
 
 # -- the independent layouts (little-endian x86_64, packed as the kernel lays them out)
@@ -179,7 +179,7 @@ def test_header_written_through_binding_unpacks_with_struct():
 
 
 def test_header_struct_packs_the_independent_layout():
-    # The one-call header codec that Control._ioctl uses, built from the
+    # The one-call header codec that Channel.call uses, built from the
     # compiler's offsets, against the hand-written layout above.
     buf = bytearray(b"\xff" * DM_IOCTL_SIZE)  # pack must zero padding and data[7]
     records.HEADER.pack_into(buf, 0, 4, 2, 1, 4096, 312, 3, -1, 0x8001, 77,

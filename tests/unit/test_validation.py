@@ -7,7 +7,7 @@ import os
 import pytest
 
 from pydevmapper import validate
-from pydevmapper.device import DevNo, Uuid, address, check_id
+from pydevmapper.types import DevNo, Uuid, address, check_id
 from pydevmapper.errors import ValidationError
 from pydevmapper.table import Table, TableSyntaxError, Target, as_table, parse_targets
 

@@ -1,0 +1,7 @@
+"""``python -m tests.bench`` from the repository's top directory."""
+
+import sys
+
+from tests.bench.main import main
+
+sys.exit(main())
