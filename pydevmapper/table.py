@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from pydevmapper import validate
 from pydevmapper._namedtuple import NamedTuple, build
+from pydevmapper.cparse import C_SPACE, strtoul
 from pydevmapper.errors import ValidationError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
@@ -73,7 +74,7 @@ def parse_targets(text: str, *, dmsetup: bool = False) -> list[Target]:
     """
     targets = []
     for lineno, line in enumerate(text.split("\n"), 1):
-        stripped = line.strip(_C_SPACE) if dmsetup else line.strip()
+        stripped = line.strip(C_SPACE) if dmsetup else line.strip()
         if not stripped or stripped.startswith("#"):
             continue
         if dmsetup:
@@ -96,9 +97,6 @@ def parse_targets(text: str, *, dmsetup: bool = False) -> list[Target]:
 
 
 _LINE_FORM = "expected '<start> <length> <type> [params]'"
-# C's isspace() in the C locale.
-_C_SPACE = " \t\n\v\f\r"
-_ULLONG_MAX = (1 << 64) - 1
 
 
 def _scan_dmsetup_line(line: str) -> tuple[int, int, str, str] | None:
@@ -108,35 +106,24 @@ def _scan_dmsetup_line(line: str) -> tuple[int, int, str, str] | None:
     So "+8" is 8, "-8" wraps to 2**64 - 8 (strtoull), an overflow saturates,
     and "10 5x zero" is start 10, length 5, type "x" (fields may touch).
     """
-    pos, n = 0, len(line)
-    numbers = []
-    for _ in range(2):
-        while pos < n and line[pos] in _C_SPACE:
-            pos += 1
-        digits_at = pos + 1 if pos < n and line[pos] in "+-" else pos
-        end = digits_at
-        while end < n and "0" <= line[end] <= "9":
-            end += 1
-        if end == digits_at:
-            return None
-        value = int(line[digits_at:end])
-        if value > _ULLONG_MAX:
-            value = _ULLONG_MAX  # ERANGE, whatever the sign
-        elif line[pos] == "-":
-            value = -value % (1 << 64)
-        numbers.append(value)
-        pos = end
-    while pos < n and line[pos] in _C_SPACE:
+    start, pos, _ = strtoul(line)
+    if not pos:
+        return None
+    length, end, _ = strtoul(line, 10, pos)
+    if end == pos:
+        return None
+    pos, n = end, len(line)
+    while pos < n and line[pos] in C_SPACE:
         pos += 1
     type_at = pos
-    while pos < n and line[pos] not in _C_SPACE:
+    while pos < n and line[pos] not in C_SPACE:
         pos += 1
     if pos == type_at:
         return None
     ttype = line[type_at:pos]
-    while pos < n and line[pos] in _C_SPACE:
+    while pos < n and line[pos] in C_SPACE:
         pos += 1
-    return numbers[0], numbers[1], ttype, line[pos:]
+    return start, length, ttype, line[pos:]
 
 
 def _normalised(target: Target) -> Target:

@@ -64,7 +64,8 @@ def _check_switches(s) -> str | None:
 
 
 def _run(s, args: list[str]) -> int:
-    from pydevmapper.cli import commands, options, texts
+    from pydevmapper.cli import commands, texts
+    from pydevmapper.cparse import atoi
     from pydevmapper.cli.session import Failed
 
     problem = _check_switches(s)
@@ -150,11 +151,11 @@ def _run(s, args: list[str]) -> int:
     # (default 1 s) between runs and heads every run's rows; other output
     # comes again at once.  --interval without --count, or --count 0: until
     # interrupted.
-    count = s.has("count") and options.atoi(s.value("count") or "")
+    count = s.has("count") and atoi(s.value("count") or "")
     runs = count if count else (None if s.has("count") or s.has("interval") else 1)
     ticks = None  # only a report waits between runs
     if runs != 1 and opts is not None:
-        ticks = _Ticks(options.atoi(s.value("interval") or "") if s.has("interval") else 1)
+        ticks = _Ticks(atoi(s.value("interval") or "") if s.has("interval") else 1)
     widths: list[int] = []  # libdm's column widths only ever grow over a report's runs
     done = 0
     while True:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import errno
 import sys
 
-from pydevmapper.cli.session import Failed, Session, atoi
+from pydevmapper.cli.session import Failed, Session
+from pydevmapper.cparse import C_SPACE, atoi
 
 
 # -- tables ------------------------------------------------------------------
@@ -189,8 +190,6 @@ def concise_devices(s: Session, text: str):
     if cur or f:
         raise fail("Incomplete entry: five comma-separated fields are required for each device")
 
-
-C_SPACE = " \t\n\v\f\r"  # C's isspace in the C locale
 
 
 def load(s: Session, args: list[str], multiple: bool) -> None:

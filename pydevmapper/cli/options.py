@@ -12,6 +12,7 @@ import errno
 import os
 
 from pydevmapper._namedtuple import NamedTuple
+from pydevmapper.cparse import C_SPACE, atoi, strtol, to_int
 
 SHORT_OPTIONS = "cCfG:hj:m:M:no:O:rS:u:U:vy"
 
@@ -71,42 +72,6 @@ class Parsed(NamedTuple):
 
 # -- switch values, read as dmsetup's C reads them ----------------------------
 
-_C_SPACE = " \t\n\v\f\r"
-_LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
-
-
-def strtol(text: str, base: int = 10) -> tuple[int, str, bool]:
-    """glibc's strtol for base 8 or 10: (value, unread rest, overflowed).
-
-    Leading blanks and one sign are taken; no digits reads nothing (value 0,
-    rest the whole text); an overflow saturates at LONG_MIN/LONG_MAX (ERANGE).
-    """
-    digits = "01234567" if base == 8 else "0123456789"
-    s = text.lstrip(_C_SPACE)
-    sign = s[:1] if s[:1] in "+-" else ""
-    end = len(sign)
-    while end < len(s) and s[end] in digits:
-        end += 1
-    if end == len(sign):
-        return 0, text, False
-    value = int(s[len(sign):end], base) * (-1 if sign == "-" else 1)
-    if value > _LONG_MAX:
-        return _LONG_MAX, s[end:], True
-    if value < _LONG_MIN:
-        return _LONG_MIN, s[end:], True
-    return value, s[end:], False
-
-
-def to_int(value: int) -> int:
-    """C's conversion of a long to int (gcc: modulo 2**32)."""
-    return (value + (1 << 31)) % (1 << 32) - (1 << 31)
-
-
-def atoi(text: str) -> int:
-    """glibc's atoi: ``(int) strtol(text, NULL, 10)``."""
-    return to_int(strtol(text)[0])
-
-
 READ_AHEAD_AUTO = -1  # libdevmapper's DM_READ_AHEAD_AUTO (UINT32_MAX) as an int
 
 
@@ -122,7 +87,7 @@ def read_ahead_value(text: str) -> int:
 def read_ahead_minimum(given: list[str]) -> bool:
     """``+N`` asks for at least N.  dmsetup never clears the flag, so one
     ``+`` among several --readahead switches counts (auto/none set none)."""
-    return any(v.lower() not in ("auto", "none") and v.lstrip(_C_SPACE)[:1] == "+"
+    return any(v.lower() not in ("auto", "none") and v.lstrip(C_SPACE)[:1] == "+"
                for v in given)
 
 

@@ -98,7 +98,8 @@ class Session:
         rename or mknodes makes nodes root:disk 0660 whatever was passed."""
         if self.current != "create":
             return {}
-        from pydevmapper.cli.options import atoi, mode_value
+        from pydevmapper.cli.options import mode_value
+        from pydevmapper.cparse import atoi
 
         owner = {}
         for switch, key in (("uid", "node_uid"), ("gid", "node_gid")):
@@ -217,6 +218,7 @@ class Session:
     # -- how a command names its device -----------------------------------------
     def device(self, name: str | None):  # -> DeviceId
         """The device a command addresses: a name, else -u, else -j/-m."""
+        from pydevmapper.cparse import atoi
         from pydevmapper.types import DevNo, Uuid
 
         if name is not None:
@@ -224,7 +226,7 @@ class Session:
         if self.has("uuid"):
             return Uuid(self.value("uuid") or "")
         if self.has("major") and self.has("minor"):
-            return DevNo(_atoi(self.value("major")), _atoi(self.value("minor")))
+            return DevNo(atoi(self.value("major")), atoi(self.value("minor")))
         self.error("No device specified.")
         raise Failed()
 
@@ -374,18 +376,3 @@ def mapped_name(major: int, minor: int) -> str | None:
             return f.read().rstrip("\n")
     except OSError:
         return kernel_name(major, minor)
-
-
-def _atoi(text: str | None) -> int:
-    """C's atoi: leading blanks, optional sign, digits; anything else stops it."""
-    s = (text or "").lstrip(" \t\n\r\v\f")
-    end = 1 if s[:1] in "+-" else 0
-    while end < len(s) and s[end].isdigit():
-        end += 1
-    try:
-        return int(s[:end])
-    except ValueError:
-        return 0
-
-
-atoi = _atoi

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable
 
 from pydevmapper import udev
+from pydevmapper.cparse import strtoul
 
 # dmsetup's names for the low 8 flag bits, by bit (udevflags); the high 8
 # belong to the subsystem and have no names.
@@ -30,41 +31,19 @@ MAGIC_TEXT = f"{udev.COOKIE_MAGIC} (0x{udev.COOKIE_MAGIC:x})"
 
 
 def parse_cookie(text: str) -> int | None:
-    """strtoul(text, 0) as dmsetup checks it; None if invalid or zero."""
-    s = text.lstrip(" \t\n\r\v\f")
-    if not s.isascii():
-        return None
-    sign = ""
-    if s[:1] and s[:1] in "+-":
-        sign, s = s[0], s[1:]
-    try:
-        if s[:2].lower() == "0x":
-            value = int(s[2:], 16) if s[2:] and s[2:].isalnum() else None
-        elif s.startswith("0") and len(s) > 1:
-            value = int(s[1:], 8) if s[1:].isdigit() else None
-        else:
-            value = int(s, 10) if s.isdigit() else None
-    except ValueError:
-        value = None
-    if value is None or value == 0 or value > 0xFFFFFFFF or sign == "-":
+    """``strtoul(text, &end, 0)`` as dmsetup checks a cookie: None unless
+    it read the whole text without overflow and got 1 to UINT32_MAX."""
+    value, end, erange = strtoul(text, 0)
+    if erange or end != len(text) or not value or value > 0xFFFFFFFF:
         return None
     return value
 
 
 def parse_age(text: str) -> int | None:
-    """sscanf("%u") as udevcomplete_all reads its age: leading digits count."""
-    s = text.lstrip(" \t\n\r\v\f")
-    s = s[:len(s) - len(s.lstrip("0123456789+-"))]
-    sign = ""
-    if s[:1] and s[:1] in "+-":
-        sign, s = s[0], s[1:]
-    end = 0
-    while end < len(s) and s[end].isdigit():
-        end += 1
-    if not end:
-        return None
-    value = int(s[:end]) & 0xFFFFFFFF
-    return (-value) & 0xFFFFFFFF if sign == "-" else value
+    """``sscanf(text, "%u")`` as udevcomplete_all reads its age: None if no
+    number starts the text; else strtoul's value as an unsigned int."""
+    value, end, _ = strtoul(text)
+    return value & 0xFFFFFFFF if end else None
 
 
 def flag_lines(cookie: int) -> str:

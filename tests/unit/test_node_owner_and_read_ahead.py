@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from pydevmapper import readahead
+from pydevmapper import cparse, readahead
 from pydevmapper.cli import options
 from pydevmapper.cli.session import Session
 from pydevmapper.control import Control
@@ -41,7 +41,7 @@ def test_node_dir_keeps_owner_and_mode():
     ("9" * 30, -1), ("-" + "9" * 30, 0),
 ])
 def test_atoi_is_glibcs(text, value):
-    assert options.atoi(text) == value
+    assert cparse.atoi(text) == value
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -49,7 +49,7 @@ def test_atoi_is_glibcs(text, value):
     ("8", (0, "8", False)), ("0x10", (0, "x10", False)), ("7" * 30, ((1 << 63) - 1, "", True)),
 ])
 def test_strtol_base_8(text, expected):
-    assert options.strtol(text, 8) == expected
+    assert cparse.strtol(text, 8) == expected
 
 
 @pytest.mark.parametrize("given, minimum", [
