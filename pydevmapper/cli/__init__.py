@@ -246,23 +246,13 @@ def _repeat(s, cmd, args: list[str], multiple: bool) -> None:
 
 def _run_selected(s, cmd, opts) -> None:
     """-S on a command other than info: run it on each device the selection keeps."""
-    from pydevmapper.cli.query_commands import info_row
-    from pydevmapper.cli.session import Failed
+    from pydevmapper.cli.query_commands import for_all, info_row
 
-    devices = s.call("names", None, lambda: s.control.list_devices(uuids=False))
-    if not devices:
-        s.write("No devices found\n")
-        return
-    failed = False
-    for dev in devices:
+    def keep(dev) -> bool:
         row = info_row(s, s.info(dev.name))
-        if row is not None and (opts.selection is None or opts.selection(row)):
-            try:
-                cmd.fn(s, [dev.name], True)
-            except Failed:
-                failed = True
-    if failed:
-        raise Failed()
+        return row is not None and (opts.selection is None or opts.selection(row))
+
+    for_all(s, cmd.fn, [], keep=keep)
 
 
 def _report_options(s, name: str):

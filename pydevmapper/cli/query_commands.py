@@ -18,8 +18,10 @@ from pydevmapper.cli.session import (EMULATED_LIBRARY, Failed, Session, kernel_n
 
 # -- listing ---------------------------------------------------------------------
 
-def for_all(s: Session, fn, args: list[str], silent: bool = False) -> None:
-    """Run fn for every device (dmsetup's _process_all); any failure fails the lot."""
+def for_all(s: Session, fn, args: list[str], silent: bool = False, keep=None) -> None:
+    """Run fn for every device (dmsetup's _process_all), or for those
+    ``keep(device)`` keeps (-S on a command other than info); any failure
+    fails the lot."""
     devices = s.call("names", None, lambda: s.control.list_devices(uuids=False))
     if not devices:
         if not silent and not s.has("json"):  # --json: an empty list, nothing else
@@ -27,6 +29,8 @@ def for_all(s: Session, fn, args: list[str], silent: bool = False) -> None:
         return
     failed = False
     for dev in devices:
+        if keep is not None and not keep(dev):
+            continue
         try:
             fn(s, [dev.name], True)
         except Failed:
