@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from typing import Dict, Tuple
+
+import pytest
 
 NOBODY = 65534  # the unprivileged user both tools run as in the permission cases
 
@@ -119,3 +122,16 @@ def gone(dm_control, name):
         dm_control.remove(name, retry=5.0)
     except DeviceNotFoundError:
         pass
+
+
+@pytest.fixture
+def dmsetup_installed() -> None:
+    """The comparisons need Debian's dmsetup: without it a test skips, or
+    fails when the tier must run (PYDM_REQUIRE_KERNEL=1)."""
+    if shutil.which("dmsetup") is None:
+        from pydevmapper.testing import kernel
+
+        if kernel.require_kernel():
+            pytest.fail(f"dmsetup is not installed ({kernel.REQUIRE_ENV} is set: this tier must run)",
+                        pytrace=False)
+        pytest.skip("needs dmsetup")

@@ -9,16 +9,15 @@ of the starting state, rebuilt between the two runs.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 
-from tests.root.helpers import NOBODY, forked_main, gone
+from tests.root.helpers import NOBODY, dmsetup_installed, forked_main, gone  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.root,
-              pytest.mark.skipif(shutil.which("dmsetup") is None, reason="needs dmsetup")]
+              pytest.mark.usefixtures("dmsetup_installed")]
 
 PY = [sys.executable, "-c",
       "import sys; from pydevmapper.cli import main; sys.exit(main(prog='dmsetup'))"]

@@ -13,7 +13,6 @@ ignore the cookie).
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import subprocess
 from contextlib import contextmanager
@@ -22,13 +21,13 @@ import pytest
 
 from pydevmapper import udev
 from pydevmapper.control import Control
-from tests.root.helpers import forked_main, gone
+from tests.root.helpers import dmsetup_installed, forked_main, gone  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.root
 
 SYNC = udev.sync_available()
 needs_sync = pytest.mark.skipif(not SYNC, reason="needs udevd with 95-dm-notify.rules (udev boot)")
-needs_dmsetup = pytest.mark.skipif(shutil.which("dmsetup") is None, reason="needs dmsetup")
+needs_dmsetup = pytest.mark.usefixtures("dmsetup_installed")
 ZERO = "0 2048 zero"
 
 
