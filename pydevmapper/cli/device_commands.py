@@ -89,12 +89,13 @@ def _create_one(s: Session, name: str, uuid: str | None, minor: int | None,
     node = bool(s.has("addnodeoncreate"))
     table = None
     if targets:
-        s.check_transaction(name)
         try:
             table = Table(targets)
         except ValidationError:
             # dmsetup leaves such tables to the kernel, which refuses them
             # once the device exists: create it, say so, remove it.
+            # (create_device checks the udev transaction itself.)
+            s.check_transaction(name)
             info = s.call("create", name, lambda: ctl.create(name, uuid=uuid, devno=devno, node=node),
                           sent_uuid=uuid or "")
             failed = s.ioctl_failed("reload", name, OSError(errno.EINVAL, ""), str(info.devno))
