@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_PRELOAD = ("dm-mod", "loop")
 EXIT_TIMEOUT = 124  # like timeout(1)
 EXIT_NO_STATUS = 125  # guest died / crashed before the command finished
+BOOT_ATTEMPTS = 3  # boots tried while the guest dies before the command starts
 
 
 @dataclass
@@ -50,6 +51,7 @@ class GuestResult:
     accel: str
     kernel: str
     notes: list[str] = field(default_factory=list)
+    started: bool = True  # False: the guest ended before the command began
 
 
 # --------------------------------------------------------------------------
@@ -366,7 +368,6 @@ def run_in_guest(
         raise SandboxError("no command given to run in the guest")
     check_host(udev=udev)
     env = dict(extra_env or {})
-    notes: list[str] = []
     if build:
         ko = build_module(kernel.kdir, kernel.version, log=log)
         if ko is not None:
@@ -374,7 +375,37 @@ def run_in_guest(
     compile_bytecode()
     busybox = static_busybox(log=log)
     accel = "kvm" if kvm_usable() else "tcg"
+    for attempt in range(1, BOOT_ATTEMPTS + 1):
+        result = _boot(argv, kernel, busybox, accel, udev=udev, timeout=timeout, memory=memory, cpus=cpus,
+                       preload=preload, env=env, cwd=cwd, sink=sink, vng_args=vng_args)
+        if result.started or attempt == BOOT_ATTEMPTS:
+            return result
+        # The command never ran, so this is no test result: a guest that
+        # dies while booting (seen once in CI, under TCG) is booted again.
+        log(f"sandbox: boot {attempt} of {BOOT_ATTEMPTS} failed before the command started; booting again")
+        for note in result.notes:
+            log(f"sandbox: {note}")
+    raise AssertionError("unreachable")
 
+
+def _boot(
+    argv: Sequence[str],
+    kernel: Kernel,
+    busybox: Path,
+    accel: str,
+    *,
+    udev: bool,
+    timeout: float,
+    memory: str,
+    cpus: int,
+    preload: Sequence[str],
+    env: dict[str, str],
+    cwd: str | None,
+    sink: BinaryIO | None,
+    vng_args: Sequence[str],
+) -> GuestResult:
+    """One guest boot running *argv*; GuestResult.started says whether it ran."""
+    notes: list[str] = []
     run_base = cache_dir() / "run"
     run_base.mkdir(parents=True, exist_ok=True)
     rwdir = Path(tempfile.mkdtemp(prefix="guest-", dir=run_base))
@@ -448,6 +479,7 @@ def run_in_guest(
             accel=accel,
             kernel=kernel.version,
             notes=notes,
+            started="\nstart uptime " in "\n" + guest_log,
         )
     finally:
         if proc is not None and proc.poll() is None:
