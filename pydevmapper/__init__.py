@@ -30,14 +30,20 @@ _EXPORTS = {
     "InvalidTableError": "errors", "UnsupportedError": "errors",
     "DeviceMapperUnavailableError": "errors", "ValidationError": "errors",
     "version": "api", "list_devices": "api", "info": "api", "create_device": "api",
-    "remove": "api", "table": "api", "status": "api", "targets": "api",
+    "remove": "api", "table": "api", "status": "api", "target_versions": "api",
     "message": "api", "reload": "api", "default_control": "api",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+# subpackages reachable as attributes: ``dm.targets.ThinPool``
+_SUBMODULES = {"targets"}
+
+__all__ = sorted(_EXPORTS) + sorted(_SUBMODULES) + ["__version__"]
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        __import__(f"pydevmapper.{name}")
+        return sys.modules[f"pydevmapper.{name}"]
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'pydevmapper' has no attribute {name!r}")
@@ -58,8 +64,9 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any
 
-    from pydevmapper.api import (create_device, default_control, info, list_devices,
-                                 message, reload, remove, status, table, targets, version)
+    from pydevmapper import targets
+    from pydevmapper.api import (create_device, default_control, info, list_devices, message,
+                                 reload, remove, status, table, target_versions, version)
     from pydevmapper.control import Control, default_dev_dir
     from pydevmapper.device import Device
     from pydevmapper.deptree import DeviceGraph, DeviceNode, dependency_graph

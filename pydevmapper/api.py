@@ -17,6 +17,7 @@ from pydevmapper.table import Table, TargetStatus
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
+    from pydevmapper.targets import Message
     from pydevmapper.types import DeviceId
 
 _lock = threading.Lock()
@@ -66,10 +67,12 @@ def status(device: DeviceId, *, inactive: bool = False) -> list[TargetStatus]:
     return default_control().status(device, inactive=inactive)
 
 
-def targets() -> list[TargetVersion]:
+def target_versions() -> list[TargetVersion]:
+    """The targets the kernel has loaded (``dmsetup targets``); the typed
+    targets themselves are the ``pydevmapper.targets`` module."""
     return default_control().targets()
 
 
-def message(device: DeviceId, sector: int, message: str) -> str | None:
+def message(device: DeviceId, sector: int, message: str | Message) -> str | None:
     """Arguments in ``Control.message``'s order."""
     return default_control().message(device, sector, message)

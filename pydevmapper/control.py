@@ -55,6 +55,7 @@ from pydevmapper.uevent_policy import UeventPolicy
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
+    from pydevmapper.targets import Message
     from pydevmapper.types import DeviceId
 
 _ACTIVE_PRESENT = lib.DM_ACTIVE_PRESENT_FLAG
@@ -455,7 +456,7 @@ class Control:
         count = reply.target_count if reply.flags & present and reply.data else 0
         return reply.data, count
 
-    def message(self, device: DeviceId, sector: int, message: str, *,
+    def message(self, device: DeviceId, sector: int, message: str | Message, *,
                 reply_size: int = INITIAL_REPLY_SIZE) -> str | None:
         """DM_TARGET_MSG to the target at ``sector``; returns its answer, if any.
 
@@ -469,11 +470,16 @@ class Control:
         """
         # The device address is checked by the channel, before anything is sent.
         validate.sector_count(sector, "message sector")
-        raw = validate.parameter_string(message, "message")
+        flags = 0
+        if not isinstance(message, str):  # a typed message (pydevmapper.targets)
+            if message.secure:
+                flags = lib.DM_SECURE_DATA_FLAG  # the kernel wipes its copy, the channel ours
+            message = message.text()
+        raw = validate.parameter_string(message, "message", secret=bool(flags))
         if not raw.strip():
             raise ValidationError("message must not be empty")
         payload = records.encode_message(sector, raw)
-        reply = self.channel.call(TARGET_MSG, device, payload=payload, retry_full=False,
+        reply = self.channel.call(TARGET_MSG, device, flags=flags, payload=payload, retry_full=False,
                                   min_size=max(reply_size, HEADER_SIZE + len(payload)))
         if reply.flags & lib.DM_BUFFER_FULL_FLAG:
             raise DMError(errno.ENOBUFS, TARGET_MSG.name, describe(device), None,

@@ -6,6 +6,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from pydevmapper.control import Control
     from pydevmapper.table import Table, TargetStatus
+    from pydevmapper.targets import Message
     from pydevmapper.types import DeviceInfo, DevNo
 
 
@@ -60,7 +61,7 @@ class Device:
     def resume(self, **kwargs: bool) -> DeviceInfo:
         return self.control.resume(self.devno, **kwargs)
 
-    def message(self, message: str, sector: int = 0) -> str | None:
+    def message(self, message: str | Message, sector: int = 0) -> str | None:
         return self.control.message(self.devno, sector, message)
 
     def rename(self, new_name: str) -> DeviceInfo:

@@ -18,6 +18,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from typing import overload
 
+    from pydevmapper.targets import Params, Status
+
 
 class Target(NamedTuple):
     """One table line. Sectors are 512 bytes."""
@@ -31,6 +33,10 @@ class Target(NamedTuple):
         head = f"{self.start} {self.length} {self.type}"
         return f"{head} {self.params}" if self.params else head
 
+    def __repr__(self) -> str:
+        params = "<may hold a key>" if self.type in validate.KEYED_TARGETS else repr(self.params)
+        return f"Target(start={self.start!r}, length={self.length!r}, type={self.type!r}, params={params})"
+
     def check(self) -> None:
         """Raise ValidationError unless the kernel could take this target."""
         validate.sector_count(self.start, "target start")
@@ -38,7 +44,14 @@ class Target(NamedTuple):
         if self.length == 0:
             raise ValidationError(f"target at sector {self.start} has zero length")
         validate.target_type(self.type)
-        validate.parameter_string(self.params)
+        validate.parameter_string(self.params, secret=self.type in validate.KEYED_TARGETS)
+
+    def parsed(self) -> Params:
+        """The typed parameters (``pydevmapper.targets``); ``Unknown`` for a
+        target type it does not know."""
+        from pydevmapper.targets import parse
+
+        return parse(self)
 
 
 class TargetStatus(NamedTuple):
@@ -48,6 +61,13 @@ class TargetStatus(NamedTuple):
     length: int
     type: str
     status: str
+
+    def parsed(self) -> Status:
+        """The typed status (``pydevmapper.targets``); ``UnknownStatus`` for a
+        target type it does not know."""
+        from pydevmapper.targets import parse_status
+
+        return parse_status(self)
 
 
 class TableSyntaxError(ValidationError):
@@ -169,8 +189,11 @@ class Table(Sequence[Target]):
         return table
 
     @classmethod
-    def single(cls, length: int, type: str, params: str = "") -> Table:
-        """A one-target table: ``Table.single(2048, "linear", "7:0 0")``."""
+    def single(cls, length: int, type: str | Params, params: str = "") -> Table:
+        """A one-target table: ``Table.single(2048, "linear", "7:0 0")`` or,
+        typed, ``Table.single(2048, targets.Linear("7:0"))``."""
+        if not isinstance(type, str):
+            return cls([type.target(0, length)])
         return cls([Target(0, length, type, params)])
 
     @classmethod

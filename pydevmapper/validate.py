@@ -91,11 +91,25 @@ def target_type(value: object) -> bytes:
     return raw
 
 
-def parameter_string(value: object, what: str = "target parameters") -> bytes:
-    """Parameters and messages: one line, no NUL (the kernel splits at both)."""
-    raw = _encode(value, what)
+def parameter_string(value: object, what: str = "target parameters", *, secret: bool = False) -> bytes:
+    """Parameters and messages: one line, no NUL (the kernel splits at both).
+
+    ``secret``: the text may hold key material, so errors do not quote it.
+    """
+    try:
+        raw = _encode(value, what)
+    except ValidationError:
+        if secret:
+            raise ValidationError(f"{what} are not valid UTF-8") from None
+        raise
+    shown = "" if secret else f" {value!r}"
     if b"\0" in raw:
-        raise ValidationError(f"{what} {value!r} contain a NUL byte")
+        raise ValidationError(f"{what}{shown} contain a NUL byte")
     if b"\n" in raw or b"\r" in raw:
-        raise ValidationError(f"{what} {value!r} contain a line break")
+        raise ValidationError(f"{what}{shown} contain a line break")
     return raw
+
+
+# Targets whose parameters may hold keys (crypt's key, integrity's
+# internal_hash/journal_crypt/journal_mac keys): never quoted or shown.
+KEYED_TARGETS = frozenset({"crypt", "integrity"})

@@ -17,8 +17,11 @@ JSON object followed by a newline.
   "deps": [{"major": int, "minor": int}]}]}``
 - ``table`` / ``status``: ``{"devices": [{"name", "uuid", "major",
   "minor", "targets": [{"start": int, "length": int, "type": str,
-  "params": str}]}]}`` (``params`` is the status line for ``status``;
-  table keys are hidden unless ``--showkeys``, as in the text output)
+  "params": str, "parsed": {...} | null}]}]}`` (``params`` is the status
+  line for ``status``; table keys are hidden unless ``--showkeys``, as in
+  the text output; ``parsed`` holds every field of the typed parameters or
+  status from ``pydevmapper.targets``, null for a target type it does not
+  know, with ``parse_error`` when the text does not parse)
 """
 
 from __future__ import annotations
@@ -72,9 +75,27 @@ def targets_of(dev, lines: list[tuple], cmd: str, showkeys: bool = False) -> dic
     params-or-status); table keys are zeroed unless ``showkeys``."""
     doc = _device(dev)
     doc["targets"] = [{"start": s, "length": n, "type": t,
-                       "params": hide_keys(t, p) if cmd == "table" and not showkeys else p}
+                       "params": hide_keys(t, p) if cmd == "table" and not showkeys else p,
+                       **_parsed(t, p, cmd, showkeys)}
                       for s, n, t, p in lines]
     return doc
+
+
+def _parsed(ttype: str, text: str, cmd: str, showkeys: bool) -> dict:
+    """``"parsed"``: every field of the typed parameters or status
+    (pydevmapper.targets), or null for a target it does not know; keys show
+    as "<secret>" unless ``showkeys``.  Text that does not parse gives null
+    and ``"parse_error"``."""
+    from pydevmapper import targets
+
+    cls = targets.params_class(ttype)
+    if cls is None:
+        return {"parsed": None}
+    try:
+        typed = cls.parse(text) if cmd == "table" else cls.Status.parse(text)
+    except targets.ParameterError as exc:
+        return {"parsed": None, "parse_error": str(exc)}
+    return {"parsed": typed.to_dict(reveal=showkeys)}
 
 
 def devices(rows: list[dict]) -> str:

@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"modprobe MOD in the guest first (repeatable; default: {' '.join(DEFAULT_PRELOAD)})")
     r.add_argument("--no-preload", action="store_true", help="load no modules before the command")
     r.add_argument("--env", action="append", default=[], metavar="K=V", help="extra environment for the command")
+    r.add_argument("--rwdir", action="append", default=[], metavar="DIR",
+                   help="a host directory the guest may write (the rest of the host is read-only there)")
     r.add_argument("-v", "--verbose", action="store_true", help="print the guest wrapper log and vng console")
     where = r.add_mutually_exclusive_group()
     where.add_argument("--native", dest="where", action="store_const", const="native",
@@ -77,7 +79,8 @@ def _cmd_run(a: argparse.Namespace) -> int:
     preload = () if a.no_preload else tuple(a.preload or DEFAULT_PRELOAD)
     res = run_in_guest(
         argv, kernel, udev=a.udev, timeout=a.timeout, memory=a.memory, cpus=a.cpus, preload=preload,
-        build=a.build, extra_env=env, sink=sys.stdout.buffer, vng_args=["--verbose"] if a.verbose else (),
+        build=a.build, extra_env=env, sink=sys.stdout.buffer,
+        vng_args=[*(["--verbose"] if a.verbose else []), *(f"--rwdir={os.path.abspath(d)}" for d in a.rwdir)],
         log=_log,
     )  # fmt: skip
     if a.verbose:

@@ -61,6 +61,9 @@ PROCESS = Budget(warmup=1, min_n=5, max_n=60, seconds=3.0)
 PROCESS_LIFECYCLE = Budget(warmup=1, min_n=5, max_n=30, seconds=5.0)
 # A Python process takes seconds to start in a TCG guest over 9p (10-20 s
 # on a loaded host): two runs per operation keep the whole run near 10 min.
+# Fetching and parsing thin volumes' statuses, typed against raw.
+THIN_VOLUMES = 1000
+THIN_STATUS = Budget(warmup=1, min_n=5, max_n=50, seconds=10.0)
 PYTHON_PROCESS = Budget(warmup=0, min_n=2, max_n=2, seconds=0.0)
 LIFECYCLE_ROUNDS = 4
 
@@ -360,6 +363,7 @@ class Run:
             for op in LIFECYCLE_OPS:
                 self.measure(op, everyone, spec)
             self.listing(ctl, everyone, spec)
+            self.thin_status(ctl, stack)
         self.notes.append("version api: Control._ioctl(VERSION) - Control.version() caches its answer")
         self.notes.append(f"lifecycle: every contender loads '0 {SECTORS} linear <loop> 0'; "
                           "remove retries on EBUSY (udev workers probe new devices); "
@@ -389,6 +393,50 @@ class Run:
                     log(f"could not remove {name}: {exc}")
             log(f"removed {len(made)} listing devices in {time.monotonic() - t0:.1f}s")
 
+    def thin_status(self, ctl: dm.Control, stack: ExitStack) -> None:
+        """``thin_status_<N>``: the status of N thin volumes of one pool,
+        raw (``ctl.status``) against typed (``...[0].parsed()``, a
+        ThinStatus each), taking turns call by call.  Each call is N
+        DM_TABLE_STATUS ioctls."""
+        from pydevmapper import targets as t
+
+        op = f"thin_status_{THIN_VOLUMES}"
+        t0 = time.monotonic()
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix=PREFIX))
+        meta, data = (stack.enter_context(loopdev.attach(_sparse(os.path.join(tmp, name), size)))
+                      for name, size in (("meta", 16 << 20), ("data", 64 << 20)))
+        pool_name = f"{PREFIX}thinpool"
+        pool = ctl.create_device(pool_name, dm.Table.single(
+            (64 << 20) // 512, t.ThinPool(meta.path, data.path, 128, 0)))
+        names = []
+        for i in range(THIN_VOLUMES):
+            ctl.message(pool.devno, 0, t.ThinPool.create_thin(i))
+            name = f"{PREFIX}thin-{i}"
+            ctl.create_device(name, dm.Table.single(2048, t.Thin(pool, i)))
+            names.append(name)
+        log(f"{op}: {THIN_VOLUMES} thin volumes made in {time.monotonic() - t0:.1f}s")
+        try:
+            status = ctl.status
+
+            def raw() -> object:
+                return [status(name) for name in names]
+
+            def typed() -> object:
+                return [status(name)[0].parsed() for name in names]
+
+            timed = time_interleaved({"raw": raw, "typed": typed}, self.budget(THIN_STATUS))
+            self.raw[op] = {name: tm.wall for name, tm in timed.items()}
+            self.cpu[op] = {name: tm.cpu for name, tm in timed.items()}
+            for name, tm in timed.items():
+                log(f"{op:<16} {name:<10} median {report.fmt_seconds(sorted(tm.wall)[len(tm.wall) // 2]):>10} "
+                    f"n={len(tm.wall)}")
+        finally:
+            for name in reversed(names):
+                ctl.remove(name)
+            ctl.remove(pool_name)
+        if self.progress is not None:
+            self.progress(self)
+
     def _count_retries(self, ctl: dm.Control, fn: Callable[[], object], op: str) -> None:
         """Call once (the first call may grow the buffer), then count the
         replies that did not fit over the next calls."""
@@ -413,6 +461,12 @@ class Run:
         assert size is not None
         spec.reply_size[op] = size
         self.notes.append(f"{op}: {size}-byte reply buffer (the api's, settled; the floors send it too)")
+
+
+def _sparse(path: str, size: int) -> str:
+    with open(path, "wb") as f:
+        f.truncate(size)
+    return path
 
 
 def _in_process(c: Any) -> bool:

@@ -39,6 +39,8 @@ DMSETUP_TO_API_MIN = 8.0
 # Listing is linear in N when the cost per device at the largest N is within
 # this factor of the cost per device at the next smaller N.
 LINEARITY_MAX = 1.5
+# Typed statuses (pydevmapper.targets) against the raw fetch: the goal.
+TYPED_TO_RAW_MAX = 1.5
 
 
 class Unavailable(NamedTuple):
@@ -163,6 +165,12 @@ def check_targets(results: Results, list_retries: Optional[Dict[str, int]] = Non
                 detail += (f" (CPU in the calling process: {fmt_seconds(cpu_api)} against "
                            f"{fmt_seconds(cpu_libdm)}, {cpu_api / cpu_libdm:.2f}x)")
             checks.append(Check(f"{op}: api no slower than libdm", r <= 1.0, detail))
+    for op in results:
+        if op.startswith("thin_status_"):
+            r = _ratio(median(results, op, "typed"), median(results, op, "raw"))
+            checks.append(Check(f"{op}: typed status <= {TYPED_TO_RAW_MAX}x raw",
+                                None if r is None else r <= TYPED_TO_RAW_MAX,
+                                "not measured" if r is None else f"{r:.2f}x"))
     sizes = list_sizes(results)
     if len(sizes) >= 2:
         small, big = sizes[-2], sizes[-1]

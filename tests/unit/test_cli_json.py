@@ -68,14 +68,30 @@ def test_deps():
 def test_table_hides_keys_unless_showkeys():
     lines = [(0, 8, "crypt", "aes-xts-plain64 abcd 0 7:0 0"), (8, 8, "zero", "")]
     row = jsonout.targets_of(_info(), lines, "table")
+    crypt = {"cipher": "aes-xts-plain64", "key": "<secret>", "iv_offset": 0, "device": "7:0", "offset": 0,
+             "allow_discards": False, "same_cpu_crypt": False, "high_priority": False,
+             "submit_from_crypt_cpus": False, "no_read_workqueue": False, "no_write_workqueue": False,
+             "integrity": None, "sector_size": 512, "iv_large_sectors": False, "integrity_key_size": None}
     assert row["targets"] == [
-        {"start": 0, "length": 8, "type": "crypt", "params": "aes-xts-plain64 0000 0 7:0 0"},
-        {"start": 8, "length": 8, "type": "zero", "params": ""}]
+        {"start": 0, "length": 8, "type": "crypt", "params": "aes-xts-plain64 0000 0 7:0 0", "parsed": crypt},
+        {"start": 8, "length": 8, "type": "zero", "params": "", "parsed": {}}]
     shown = jsonout.targets_of(_info(), lines, "table", showkeys=True)
     assert shown["targets"][0]["params"] == "aes-xts-plain64 abcd 0 7:0 0"
+    assert shown["targets"][0]["parsed"]["key"] == "abcd"
     # status lines are never touched
     status = jsonout.targets_of(_info(), lines, "status")
     assert status["targets"][0]["params"] == "aes-xts-plain64 abcd 0 7:0 0"
+
+
+def test_parsed_status_unknown_targets_and_parse_errors():
+    lines = [(0, 8, "thin-pool", "1 11/4096 3/160 - rw discard_passdown queue_if_no_space - 1024 "),
+             (8, 8, "dust", "bypass"), (16, 8, "raid", "raid1 2 AX 1/2")]
+    row = _load(jsonout.devices([jsonout.targets_of(_info(), lines, "status")]))["devices"][0]
+    pool, dust, raid = row["targets"]
+    assert pool["parsed"]["used_data_blocks"] == 3 and pool["parsed"]["held_metadata_root"] is None
+    assert pool["parsed"]["needs_check"] is False and pool["parsed"]["extra"] == []
+    assert dust["parsed"] is None and "parse_error" not in dust
+    assert raid["parsed"] is None and "health" in raid["parse_error"]
 
 
 def test_devices_wraps_rows():
