@@ -172,20 +172,9 @@ def is_power_of_two(n: int) -> bool:
 
 
 class _Typed:
-    """Shared by parameters and statuses: frozen fields, checked on creation,
-    a JSON-ready dict."""
+    """Shared by parameters and statuses: frozen fields, a JSON-ready dict."""
 
     TYPE: ClassVar[str]
-
-    def __post_init__(self) -> None:
-        self._convert()
-        self._check()
-
-    def _convert(self) -> None:
-        """Bring fields to their canonical types (device references to DevNo)."""
-
-    def _check(self) -> None:
-        """Raise ParameterError for a value the kernel would refuse."""
 
     def _set(self, field: str, value: object) -> None:
         object.__setattr__(self, field, value)
@@ -218,7 +207,18 @@ def _plain(value: object, reveal: bool) -> object:
 
 class Params(_Typed):
     """A target's constructor arguments, typed.  ``format()`` is the text the
-    kernel prints back for ``table``; ``parse(format())`` equals the object."""
+    kernel prints back for ``table``; ``parse(format())`` equals the object.
+    Fields are converted and checked on creation."""
+
+    def __post_init__(self) -> None:
+        self._convert()
+        self._check()
+
+    def _convert(self) -> None:
+        """Bring fields to their canonical types (device references to DevNo)."""
+
+    def _check(self) -> None:
+        """Raise ParameterError for a value the kernel would refuse."""
 
     def format(self) -> str:
         raise NotImplementedError
@@ -256,7 +256,8 @@ class Params(_Typed):
 
 class Status(_Typed):
     """A target's ``STATUSTYPE_INFO`` line, typed.  Words a newer kernel
-    appends after the fields known here are kept in ``extra``."""
+    appends after the fields known here are kept in ``extra``.  Built from
+    what the kernel said, so nothing is checked on creation."""
 
     @classmethod
     def parse(cls, status: str) -> Self:

@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="smoke run: small budgets, N = 10 and 100")
     p.add_argument("--list-sizes", default=None, help="comma-separated N for listing (default 10,100,1000,5000)")
     p.add_argument("--no-profile", dest="profile", action="store_false", help="skip the cProfile runs")
+    p.add_argument("--only", choices=("devices", "thin_status"),
+                   help="one part: the per-device operations and listing, or thin_status_1000")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--guest", action="store_true", help="always run in a guest")
     where.add_argument("--here", action="store_true", help=argparse.SUPPRESS)  # in the guest
@@ -61,9 +63,9 @@ def run_here(a: argparse.Namespace) -> Dict[str, Any]:
             print(BEGIN, json.dumps(doc), END, sep="\n", flush=True)
 
     run = operations.Run(scale=0.2 if a.quick else 1.0, list_sizes=sizes, profile=a.profile,
-                         progress=partial)
+                         progress=partial, only=a.only)
     meta = run.run()
-    startup = operations.startup(run.raw, n=2)
+    startup = operations.startup(run.raw, n=2) if a.only != "thin_status" else None
     return report.document(platform.release(), meta["mode"], run.raw, list_retries=run.list_retries,
                            startup=startup, notes=run.notes, profiles=run.profiles, cpu=run.cpu)
 
@@ -84,6 +86,8 @@ def run_in_guest(a: argparse.Namespace) -> Dict[str, Any]:
         inner += ["--list-sizes", a.list_sizes]
     if not a.profile:
         inner.append("--no-profile")
+    if a.only:
+        inner += ["--only", a.only]
     argv = [sys.executable, "-m", "pydevmapper.sandbox", "run", "--kernel", a.kernel,
             "--timeout", "1500", "--", *inner]
     proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, text=True, errors="replace")

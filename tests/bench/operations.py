@@ -208,8 +208,9 @@ def grow_to(ctl: dm.Control, n: int, made: List[str]) -> int:
 class Run:
     def __init__(self, *, scale: float = 1.0, list_sizes: Sequence[int] = LIST_SIZES,
                  profile: bool = True,
-                 progress: Optional[Callable[["Run"], None]] = None) -> None:
+                 progress: Optional[Callable[["Run"], None]] = None, only: Optional[str] = None) -> None:
         self.progress = progress  # called after each operation (partial results)
+        self.only = only  # None: everything; "devices" or "thin_status": that part
         self.scale = scale
         self.list_sizes = list_sizes
         self.profile = profile
@@ -354,16 +355,18 @@ class Run:
             fx = Fixture(ctl, stack)
             self.notes += fx.notes
             spec = fx.spec
-            for op in SINGLE_OPS:
-                if op in ("table", "status"):
-                    self.settle(op, ctl, api.op(op, spec), "DM_TABLE_STATUS", spec)
-                self.measure(op, everyone, spec)
-            if self.profile:
-                self.profiles["info"] = profile(lambda: ctl.info(spec.linear), 300)
-            for op in LIFECYCLE_OPS:
-                self.measure(op, everyone, spec)
-            self.listing(ctl, everyone, spec)
-            self.thin_status(ctl, stack)
+            if self.only in (None, "devices"):
+                for op in SINGLE_OPS:
+                    if op in ("table", "status"):
+                        self.settle(op, ctl, api.op(op, spec), "DM_TABLE_STATUS", spec)
+                    self.measure(op, everyone, spec)
+                if self.profile:
+                    self.profiles["info"] = profile(lambda: ctl.info(spec.linear), 300)
+                for op in LIFECYCLE_OPS:
+                    self.measure(op, everyone, spec)
+                self.listing(ctl, everyone, spec)
+            if self.only in (None, "thin_status"):
+                self.thin_status(ctl, stack)
         self.notes.append("version api: Control._ioctl(VERSION) - Control.version() caches its answer")
         self.notes.append(f"lifecycle: every contender loads '0 {SECTORS} linear <loop> 0'; "
                           "remove retries on EBUSY (udev workers probe new devices); "

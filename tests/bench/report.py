@@ -180,7 +180,7 @@ def check_targets(results: Results, list_retries: Optional[Dict[str, int]] = Non
                             f"{LINEARITY_MAX}x that at N={small}",
                             None if growth is None else growth <= LINEARITY_MAX,
                             "not measured" if growth is None else f"{growth:.2f}x"))
-    if list_retries is not None:
+    if list_retries:
         worst = max(list_retries.values(), default=0)
         checks.append(Check("listing: no buffer-growth retries after the first call", worst == 0,
                             ", ".join(f"N={n}: {k}" for n, k in sorted(list_retries.items(),

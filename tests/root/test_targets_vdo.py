@@ -1,0 +1,51 @@
+"""vdo against the real kernel, as far as this machine allows: the target is
+in 6.12 (dm-vdo, 6.9+) and not in 6.1, and without vdoformat (not packaged
+in Debian 12) no volume can be formatted, so a load stops at the metadata -
+after the kernel has taken every parameter of the typed table."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+import pydevmapper as dm
+from pydevmapper import targets as t
+from tests.root.helpers import sectors_of
+
+pytestmark = pytest.mark.root
+
+
+def _vdo_version(ctl):
+    try:
+        return ctl.target_version("vdo").version
+    except dm.DMError as exc:
+        assert exc.errno == errno.ENOENT
+        return None
+
+
+def test_vdo_is_gated_on_the_kernel(dm_control):
+    version = _vdo_version(dm_control)
+    major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    if (major, minor) >= (6, 9):
+        assert version is not None and version >= (9, 0, 0)
+    else:
+        assert version is None
+
+
+def test_vdo_table_reaches_the_metadata(dm_control, make_loop, dm_name):
+    if _vdo_version(dm_control) is None:
+        assert os.uname().release.startswith(("5.", "6.1.", "6.2.", "6.3.", "6.4.", "6.5.", "6.6.", "6.7.", "6.8."))
+        return  # no vdo target: the gating test above proves the absence
+    loop = make_loop(64)
+    params = t.Vdo(loop.path, sectors_of(loop.path) // 8, 4096, 32768, 16380,
+                   (("deduplication", "on"), ("compression", "off")))
+    with pytest.raises(dm.InvalidTableError) as exc:
+        dm_control.create_device(dm_name, dm.Table.single(8 * 1024, params))
+    # vdo logs the table line it parsed; the unformatted volume (no
+    # geometry block) is what stops it.
+    said = exc.value.kernel_message or ""
+    assert f"table line: {params.format()}" in said
+    assert "Could not load geometry block" in said
+    assert not dm_control.exists(dm_name)
