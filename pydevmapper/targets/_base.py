@@ -72,6 +72,11 @@ def _is_decimal(word: str) -> bool:
     return word.isascii() and word.isdigit()
 
 
+def _is_devno(word: str) -> bool:
+    major, sep, minor = word.partition(":")
+    return bool(sep) and _is_decimal(major) and _is_decimal(minor)
+
+
 # --------------------------------------------------------------------------
 # reading the kernel's words
 
@@ -81,12 +86,16 @@ class Words:
     order; every read names the field, so a short or malformed line says
     which field it lacks."""
 
-    __slots__ = ("pos", "target_type", "words")
+    __slots__ = ("pos", "secret", "target_type", "words")
 
-    def __init__(self, text: str, target_type: str) -> None:
+    def __init__(self, text: str, target_type: str, *, secret: bool = False) -> None:
         self.words = text.split()
         self.pos = 0
         self.target_type = target_type
+        self.secret = secret  # the text may hold a key: errors never quote it
+
+    def quote(self, text: str) -> str:
+        return "a word" if self.secret else repr(text)
 
     def error(self, field: str, reason: str) -> ParameterError:
         return ParameterError(self.target_type, field, reason)
@@ -107,7 +116,7 @@ class Words:
     def int(self, field: str) -> int:
         word = self.take(field)
         if not _is_decimal(word):
-            raise self.error(field, f"{word!r} is not a non-negative decimal integer")
+            raise self.error(field, f"{self.quote(word)} is not a non-negative decimal integer")
         return int(word)
 
     def optional_int(self, field: str) -> int | None:
@@ -116,7 +125,7 @@ class Words:
         if word == "-":
             return None
         if not _is_decimal(word):
-            raise self.error(field, f"{word!r} is neither a non-negative decimal integer nor -")
+            raise self.error(field, f"{self.quote(word)} is neither a non-negative decimal integer nor -")
         return int(word)
 
     def ratio(self, field: str) -> tuple[int, int]:
@@ -124,16 +133,21 @@ class Words:
         word = self.take(field)
         a, sep, b = word.partition("/")
         if not (sep and _is_decimal(a) and _is_decimal(b)):
-            raise self.error(field, f"{word!r} is not <n>/<m>")
+            raise self.error(field, f"{self.quote(word)} is not <n>/<m>")
         return int(a), int(b)
 
     def dev(self, field: str) -> DevNo:
-        return as_devno(self.take(field), self.target_type, field)
+        word = self.take(field)
+        if self.secret and not _is_devno(word):
+            raise self.error(field, "expected major:minor")
+        return as_devno(word, self.target_type, field)
 
     def optional_dev(self, field: str) -> DevNo | None:
         """A device, or ``-`` for none."""
-        word = self.take(field)
-        return None if word == "-" else as_devno(word, self.target_type, field)
+        if self.peek() == "-":
+            self.take(field)
+            return None
+        return self.dev(field)
 
     def counted(self, field: str) -> list[str]:
         """``<#args> <arg>...``; nothing at all counts as zero."""
@@ -153,7 +167,7 @@ class Words:
 
     def end(self) -> None:
         if self.more():
-            raise self.error("", f"unexpected {' '.join(self.words[self.pos:])!r} after the last field")
+            raise self.error("", f"unexpected {self.quote(' '.join(self.words[self.pos:]))} after the last field")
 
 
 def pairs(words: list[str], target_type: str, field: str) -> list[tuple[str, str]]:
@@ -205,6 +219,11 @@ def _plain(value: object, reveal: bool) -> object:
     return value
 
 
+# annotation -> (type, None allowed), for Params._check_types
+_KINDS = {"int": (int, False), "int | None": (int, True), "bool": (bool, False), "bool | None": (bool, True),
+          "str": (str, False), "str | None": (str, True)}
+
+
 class Params(_Typed):
     """A target's constructor arguments, typed.  ``format()`` is the text the
     kernel prints back for ``table``; ``parse(format())`` equals the object.
@@ -212,7 +231,22 @@ class Params(_Typed):
 
     def __post_init__(self) -> None:
         self._convert()
+        self._check_types()
         self._check()
+
+    def _check_types(self) -> None:
+        """Plain fields hold what they say: an int field no bool, str or
+        float (it would print as the kernel cannot read), a bool field a bool."""
+        kinds = type(self).__dict__.get("_kinds")
+        if kinds is None:
+            kinds = [(f.name, _KINDS[f.type]) for f in dataclasses.fields(self)  # type: ignore[arg-type]
+                     if f.type in _KINDS]
+            type.__setattr__(type(self), "_kinds", kinds)
+        for name, (kind, optional) in kinds:
+            value = getattr(self, name)
+            if type(value) is not kind and not (optional and value is None):
+                raise self._error(name, f"must be {kind.__name__}{' or None' if optional else ''}, "
+                                        f"got {type(value).__name__}")
 
     def _convert(self) -> None:
         """Bring fields to their canonical types (device references to DevNo)."""
@@ -226,9 +260,11 @@ class Params(_Typed):
     def __str__(self) -> str:
         return self.format()
 
+    SECRET = False  # parameters that may hold keys: errors do not quote them
+
     @classmethod
     def parse(cls, params: str) -> Self:
-        words = Words(params, cls.TYPE)
+        words = Words(params, cls.TYPE, secret=cls.SECRET)
         value = cls._read(words)
         words.end()
         return value

@@ -24,6 +24,8 @@ from pydevmapper.targets._base import (
 from pydevmapper.types import DevNo
 
 _IO_MODES = ("writeback", "writethrough", "passthrough")
+_MQ_TUNABLES = ("random_threshold", "sequential_threshold", "discard_promote_adjustment",
+                "read_promote_adjustment", "write_promote_adjustment")
 # dm-cache-target.c: DATA_DEV_BLOCK_SIZE_MIN_SECTORS (32 KiB) and _MAX (1 GiB)
 MIN_CACHE_BLOCK_SIZE = 64
 MAX_CACHE_BLOCK_SIZE = 2097152
@@ -31,7 +33,8 @@ MAX_CACHE_BLOCK_SIZE = 2097152
 
 @dataclasses.dataclass(frozen=True)
 class CacheStatus(Status):
-    """A cache's status (``Fail`` alone when the cache failed: ``failed``).
+    """A cache's status (``Fail`` alone when the cache failed: ``failed``;
+    ``Error`` alone when its metadata cannot be read: ``error``).
 
     Blocks of metadata are 4 KiB (``metadata_block_size`` is 8 sectors);
     cache blocks are ``cache_block_size`` sectors.  ``features`` always
@@ -60,6 +63,7 @@ class CacheStatus(Status):
     metadata_mode: str | None = None
     needs_check: bool = False
     failed: bool = False
+    error: bool = False
     extra: tuple[str, ...] = ()
 
     @property
@@ -73,9 +77,9 @@ class CacheStatus(Status):
 
     @classmethod
     def _read(cls, w: Words) -> CacheStatus:
-        if w.peek() == "Fail":
-            w.take("Fail")
-            return cls(failed=True, extra=w.rest())
+        if w.peek() in ("Fail", "Error"):
+            state = w.take("state")
+            return cls(failed=state == "Fail", error=state == "Error", extra=w.rest())
         meta_block = w.int("metadata_block_size")
         used_meta, total_meta = w.ratio("used_metadata_blocks/total_metadata_blocks")
         block = w.int("cache_block_size")
@@ -93,7 +97,7 @@ class CacheStatus(Status):
         if check not in ("needs_check", "-"):
             raise w.error("needs_check", f"expected needs_check or -, got {check!r}")
         return cls(meta_block, used_meta, total_meta, block, used, total, *counters, features, core, policy,
-                   policy_args, mode, check == "needs_check", False, w.rest())
+                   policy_args, mode, check == "needs_check", extra=w.rest())
 
 
 @register
@@ -144,9 +148,12 @@ class Cache(Params):
             if key == "migration_threshold" and not (value.isascii() and value.isdigit()):
                 raise self._error("policy_args", f"migration_threshold {value!r} is not a sector count")
             # smq, cleaner and default take no tunables; mq (an alias of smq)
-            # takes its old ones and ignores them.
+            # takes its old ones, numbers, and ignores them.
             if key != "migration_threshold" and self.policy in ("smq", "cleaner", "default"):
                 raise self._error("policy_args", f"policy {self.policy} takes no {key!r} (only migration_threshold)")
+            if self.policy == "mq" and key != "migration_threshold" and (
+                    key not in _MQ_TUNABLES or not (value.isascii() and value.isdigit())):
+                raise self._error("policy_args", f"mq takes {', '.join(_MQ_TUNABLES)} (numbers), not {key} {value}")
 
     def format(self) -> str:
         features = (["metadata2"] if self.metadata2 else []) + ([self.io_mode] if self.io_mode else []) + (
@@ -206,22 +213,26 @@ def _word(text: str, field: str) -> str:
 @dataclasses.dataclass(frozen=True)
 class EraStatus(Status):
     """``<metadata block size> <used>/<total metadata blocks> <current era>
-    <held metadata root|->``."""
+    <held metadata root|->``, or ``Error`` alone (``error``, the rest None)."""
 
     TYPE = "era"
-    metadata_block_size: int
-    used_metadata_blocks: int
-    total_metadata_blocks: int
-    current_era: int
+    metadata_block_size: int | None = None
+    used_metadata_blocks: int | None = None
+    total_metadata_blocks: int | None = None
+    current_era: int | None = None
     held_metadata_root: int | None = None
+    error: bool = False
     extra: tuple[str, ...] = ()
 
     @classmethod
     def _read(cls, w: Words) -> EraStatus:
+        if w.peek() == "Error":
+            w.take("Error")
+            return cls(error=True, extra=w.rest())
         meta_block = w.int("metadata_block_size")
         used, total = w.ratio("used_metadata_blocks/total_metadata_blocks")
         era = w.int("current_era")
-        return cls(meta_block, used, total, era, w.optional_int("held_metadata_root"), w.rest())
+        return cls(meta_block, used, total, era, w.optional_int("held_metadata_root"), extra=w.rest())
 
 
 @register

@@ -76,30 +76,36 @@ def _key(value: object) -> Secret | KeyringKey | None:
 
 
 def _check_cipher(cipher: str) -> None:
-    if not cipher or any(c.isspace() for c in cipher) or "(" in cipher and not cipher.startswith("capi:"):
+    """dm-crypt's two forms, split as crypt_ctr_cipher_new/_old split them."""
+    if not cipher or any(c.isspace() for c in cipher):
         raise ParameterError("crypt", "cipher", f"{cipher!r} is not a cipher specification")
     if cipher.startswith("capi:"):
-        spec = cipher[5:]
-        mode_part = spec.rsplit("-", 1)
-        if len(mode_part) != 2 or not mode_part[0]:
+        # capi:<crypto API spec>[-<ivmode>][:<ivopts>]: the options first, at
+        # the last ':' (a hash name may hold '-'), then the mode at the last '-'.
+        spec, _, ivopts = cipher[5:].rpartition(":") if ":" in cipher[5:] else (cipher[5:], "", "")
+        api, _, ivmode = spec.rpartition("-") if "-" in spec else (spec, "", "")
+        if not api:
             raise ParameterError("crypt", "cipher", f"{cipher!r}: capi:<crypto API spec>-<ivmode>[:<ivopts>]")
-        ivmode = mode_part[1].rsplit(":", 1)[0]
+        if not ivmode:
+            return
     else:
-        parts = cipher.split("-")
+        # <cipher>[:<keycount>][-<chainmode>[-<ivmode>[:<ivopts>]]]
+        parts = cipher.split("-", 2)
         name, _, count = parts[0].partition(":")
+        if "(" in cipher or not name:
+            raise ParameterError("crypt", "cipher", f"{cipher!r}: <cipher>[:<keycount>]-<chainmode>-<ivmode>[:<ivopts>]"
+                                                     " (crypto API names need the capi: form)")
         if count and not (count.isdigit() and is_power_of_two(int(count))):
             raise ParameterError("crypt", "cipher", f"{cipher!r}: the key count must be a power of two")
-        if len(parts) > 3 or not name:
-            raise ParameterError("crypt", "cipher", f"{cipher!r}: <cipher>[:<keycount>]-<chainmode>-<ivmode>[:<ivopts>]")
         if len(parts) < 3:
             if len(parts) == 2 and parts[1] not in ("ecb", "plain"):
                 raise ParameterError("crypt", "cipher", f"{cipher!r}: chain mode {parts[1]} needs an IV mode")
             return
         ivmode, _, ivopts = parts[2].partition(":")
-        if ivmode == "essiv" and not ivopts:
-            raise ParameterError("crypt", "cipher", f"{cipher!r}: essiv needs a digest (essiv:sha256)")
     if ivmode not in IV_MODES:
         raise ParameterError("crypt", "cipher", f"{cipher!r}: unknown IV mode {ivmode!r} ({', '.join(IV_MODES)})")
+    if ivmode == "essiv" and not ivopts:
+        raise ParameterError("crypt", "cipher", f"{cipher!r}: essiv needs a digest (essiv:sha256)")
 
 
 # crypt's flags in the order the kernel prints them
@@ -120,6 +126,7 @@ class Crypt(Params):
 
     TYPE = "crypt"
     Status = NoStatus
+    SECRET = True
     cipher: str
     key: Secret | KeyringKey | None
     iv_offset: int
@@ -437,6 +444,7 @@ class Integrity(Params):
     """
 
     TYPE = "integrity"
+    SECRET = True
     device: DevNo
     offset: int
     tag_size: int | None
@@ -446,6 +454,7 @@ class Integrity(Params):
     recalculate: bool = False
     reset_recalculate: bool = False
     allow_discards: bool = False
+    allow_discards_keyed: bool = False
     journal_sectors: int | None = None
     interleave_sectors: int | None = None
     buffer_sectors: int | None = None
@@ -467,8 +476,9 @@ class Integrity(Params):
             self._set("meta_device", as_devno(self.meta_device, self.TYPE, "meta_device"))
         for field in ("internal_hash", "journal_crypt", "journal_mac"):
             value = getattr(self, field)
-            if isinstance(value, str):
-                value = (value,)
+            if isinstance(value, str):  # "alg" or, as the kernel writes it, "alg:hexkey"
+                name, _, key = value.partition(":")
+                value = (name, key) if key else (name,)
             if value is not None:
                 name, key = (value[0], value[1] if len(value) > 1 else None)
                 self._set(field, Algorithm(name, None if key is None else _hex_secret(key, self.TYPE, field)))
@@ -492,6 +502,18 @@ class Integrity(Params):
             raise self._error("mode", "bitmap mode needs internal_hash")
         if self.allow_discards and self.internal_hash is None:
             raise self._error("allow_discards", "needs internal_hash")
+        if self.allow_discards_keyed and (self.internal_hash is None or self.internal_hash.key is None):
+            raise self._error("allow_discards_keyed", "needs a keyed internal_hash")
+        if self.allow_discards_keyed and self.allow_discards:
+            raise self._error("allow_discards_keyed", "replaces allow_discards: give one")
+        if self.mode == "I":
+            for field in ("meta_device", "journal_crypt"):
+                if getattr(self, field) is not None:
+                    raise self._error(field, "not in inline mode (I)")
+            if self.internal_hash is None:
+                raise self._error("internal_hash", "inline mode (I) needs it")
+            if self.allow_discards or self.allow_discards_keyed:
+                raise self._error("allow_discards", "discards are not supported in inline mode (I)")
         if (self.recalculate or self.reset_recalculate) and self.internal_hash is None:
             raise self._error("recalculate", "needs internal_hash")
         for field in ("internal_hash", "journal_crypt", "journal_mac"):
@@ -505,7 +527,8 @@ class Integrity(Params):
             options.append(f"meta_device:{self.meta_device}")
         if self.block_size != 512:
             options.append(f"block_size:{self.block_size}")
-        options += [f for f in ("recalculate", "reset_recalculate", "allow_discards") if getattr(self, f)]
+        options += [f for f in ("recalculate", "reset_recalculate", "allow_discards", "allow_discards_keyed")
+                    if getattr(self, f)]
         options += [f"{f}:{getattr(self, f)}" for f in _INTEGRITY_VALUED if getattr(self, f) is not None]
         options += [f for f in ("fix_padding", "fix_hmac", "legacy_recalculate") if getattr(self, f)]
         options += [f"{f}:{getattr(self, f).text()}" for f in ("internal_hash", "journal_crypt", "journal_mac")
@@ -526,8 +549,8 @@ class Integrity(Params):
         kw: dict[str, object] = {}
         for word in w.counted("options"):
             name, sep, value = word.partition(":")
-            if not sep and name in ("recalculate", "reset_recalculate", "allow_discards", "fix_padding",
-                                    "fix_hmac", "legacy_recalculate"):
+            if not sep and name in ("recalculate", "reset_recalculate", "allow_discards", "allow_discards_keyed",
+                                    "fix_padding", "fix_hmac", "legacy_recalculate"):
                 kw[name] = True
             elif sep and name in _INTEGRITY_VALUED + ("block_size",) and value.isdigit():
                 kw[name] = int(value)

@@ -38,10 +38,12 @@ class MultipathPath(NamedTuple):
 
 
 class PathGroup(NamedTuple):
-    """A priority group: its path selector and paths."""
+    """A priority group: its paths, path selector and the selector's own
+    arguments (historical-service-time takes some; the others none)."""
 
     paths: tuple[MultipathPath, ...]
     selector: str = "round-robin"
+    selector_args: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,9 +145,12 @@ class Multipath(Params):
     def _convert(self) -> None:
         groups = []
         for g, group in enumerate(self.groups):
-            # A PathGroup, (paths, selector) or just the paths (round-robin).
-            if isinstance(group, tuple) and len(group) == 2 and _is_selector(group[1]):
-                paths, selector = group
+            # A PathGroup, (paths, selector[, selector_args]) or just the
+            # paths (round-robin).
+            selector_args: tuple[str, ...] = ()
+            if isinstance(group, tuple) and len(group) in (2, 3) and _is_selector(group[1]):
+                paths, selector, *more = group
+                selector_args = tuple(str(a) for a in more[0]) if more else ()
             else:
                 paths, selector = group, "round-robin"
             defaults = SELECTOR_PATH_ARGS.get(selector, ())
@@ -159,8 +164,10 @@ class Multipath(Params):
                 args = tuple(str(a) for a in path.args)
                 fixed.append(MultipathPath(as_devno(path.device, self.TYPE, f"group {g + 1} path {p}"),
                                            args + defaults[len(args):]))
-            groups.append(PathGroup(tuple(fixed), selector))
+            groups.append(PathGroup(tuple(fixed), selector, selector_args))
         self._set("groups", tuple(groups))
+        if self.queue_mode in ("rq", "mq"):
+            self._set("queue_mode", None)  # request-based, the default (the kernel prints nothing)
         if self.queue_mode == "bio":
             self._set("retain_attached_hw_handler", True)
 
@@ -191,6 +198,8 @@ class Multipath(Params):
             raise self._error("pg_init_delay_msecs", f"must be from 0 to 60000, got {self.pg_init_delay_msecs}")
         if self.queue_mode is not None and self.queue_mode not in _QUEUE_MODES:
             raise self._error("queue_mode", f"must be one of {', '.join(_QUEUE_MODES)}")
+        if self.queue_mode == "bio" and self.hw_handler:
+            raise self._error("hw_handler", "bio mode takes no hardware handler (the kernel drops it)")
 
     def format(self) -> str:
         features: list[str] = []
@@ -202,14 +211,15 @@ class Multipath(Params):
             features += ["pg_init_delay_msecs", str(self.pg_init_delay_msecs)]
         if self.retain_attached_hw_handler:
             features.append("retain_attached_hw_handler")
-        if self.queue_mode is not None and self.queue_mode != "rq":
+        if self.queue_mode is not None:
             features += ["queue_mode", self.queue_mode]
         words = [str(len(features)), *features]
         words += ["1", self.hw_handler] if self.hw_handler else ["0"]
         words += [str(len(self.groups)), str(self.initial_group)]
         for group in self.groups:
             width = len(group.paths[0].args)
-            words += [group.selector, "0", str(len(group.paths)), str(width)]
+            words += [group.selector, str(len(group.selector_args)), *group.selector_args,
+                      str(len(group.paths)), str(width)]
             for path in group.paths:
                 words += [str(path.device), *path.args]
         return " ".join(words)
@@ -235,12 +245,12 @@ class Multipath(Params):
         groups = []
         for g in range(count):
             selector = w.take(f"group {g + 1} selector")
-            w.counted(f"group {g + 1} selector arguments")  # ignored by every selector
+            selector_args = tuple(w.counted(f"group {g + 1} selector arguments"))
             n_paths, width = w.int(f"group {g + 1} paths"), w.int(f"group {g + 1} path arguments")
             paths = tuple(MultipathPath(w.dev(f"group {g + 1} path {p}"), tuple(w.take("path argument")
                                                                                for _ in range(width)))
                           for p in range(n_paths))
-            groups.append(PathGroup(paths, selector))
+            groups.append(PathGroup(paths, selector, selector_args))
         return cls(tuple(groups), initial, **kw)  # type: ignore[arg-type]
 
     # messages (multipath_message)

@@ -196,11 +196,13 @@ class Raid(Params):
                 raise self._error(field, f"indexes must be distinct and below {n}, got {indexes}")
         if self.write_mostly and len(self.write_mostly) >= n:
             raise self._error("write_mostly", "not every raid1 device can be write_mostly")
-        for field in ("daemon_sleep", "min_recovery_rate", "max_recovery_rate", "max_write_behind",
-                      "stripe_cache"):
+        for field in ("daemon_sleep", "min_recovery_rate", "max_recovery_rate", "stripe_cache"):
             value = getattr(self, field)
             if value is not None and not 0 <= value < 2**31:
                 raise self._error(field, f"must be from 0 to 2**31-1, got {value}")
+        # dm-raid stores half of it, at most md's COUNTER_MAX (16383).
+        if self.max_write_behind is not None and not 0 <= self.max_write_behind <= 32767:
+            raise self._error("max_write_behind", f"must be from 0 to 32767, got {self.max_write_behind}")
         if self.max_recovery_rate and (self.min_recovery_rate or 0) > self.max_recovery_rate:
             raise self._error("min_recovery_rate", "is above max_recovery_rate")
         if self.region_size is not None and self.region_size and not is_power_of_two(self.region_size):
@@ -213,8 +215,9 @@ class Raid(Params):
             raise self._error("raid10_format", f"must be near, far or offset, got {self.raid10_format!r}")
         if self.raid10_use_near_sets and self.raid10_format in (None, "near"):
             raise self._error("raid10_use_near_sets", "applies to the far and offset formats only")
-        if self.delta_disks is not None and not 1 <= abs(self.delta_disks) <= MAX_RAID_DEVICES - minimum:
-            raise self._error("delta_disks", f"must be from 1 to {MAX_RAID_DEVICES - minimum} either way")
+        minimal_devs = 4 if level == "raid6" else 2  # dm-raid.c raid_types[].minimal_devs
+        if self.delta_disks is not None and not 1 <= abs(self.delta_disks) <= MAX_RAID_DEVICES - minimal_devs:
+            raise self._error("delta_disks", f"must be from 1 to {MAX_RAID_DEVICES - minimal_devs} either way")
         if self.data_offset is not None and self.data_offset and (self.data_offset < 32 or self.data_offset % 8):
             raise self._error("data_offset", "must be 0, or at least 32 sectors and a multiple of 8")
         if self.journal_mode is not None:

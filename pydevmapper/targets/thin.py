@@ -32,8 +32,9 @@ _POOL_FEATURES = ("skip_block_zeroing", "ignore_discard", "no_discard_passdown",
 
 @dataclasses.dataclass(frozen=True)
 class ThinPoolStatus(Status):
-    """A pool's status.  A failed pool reports only ``Fail``: then ``failed``
-    is true and every other field is None.
+    """A pool's status.  A failed pool reports only ``Fail`` (``failed``), and
+    one whose metadata cannot be read only ``Error`` (``error``): then every
+    other field is None.
 
     ``mode`` is ``rw``, ``ro`` or ``out_of_data_space``; ``discards`` is
     ``discard_passdown``, ``no_discard_passdown`` or ``ignore_discard``;
@@ -55,13 +56,14 @@ class ThinPoolStatus(Status):
     needs_check: bool = False
     metadata_low_watermark: int | None = None
     failed: bool = False
+    error: bool = False
     extra: tuple[str, ...] = ()
 
     @classmethod
     def _read(cls, w: Words) -> ThinPoolStatus:
-        if w.peek() == "Fail":
-            w.take("Fail")
-            return cls(failed=True, extra=w.rest())
+        if w.peek() in ("Fail", "Error"):
+            state = w.take("state")
+            return cls(failed=state == "Fail", error=state == "Error", extra=w.rest())
         transaction_id = w.int("transaction_id")
         used_meta, total_meta = w.ratio("used_metadata_blocks/total_metadata_blocks")
         used_data, total_data = w.ratio("used_data_blocks/total_data_blocks")
@@ -80,9 +82,8 @@ class ThinPoolStatus(Status):
             raise w.error("needs_check", f"expected needs_check or -, got {needs_check!r}")
         # The metadata low watermark came with dm-thin 1.20 (Linux 4.19).
         watermark = w.int("metadata_low_watermark") if w.more() else None
-        return cls(transaction_id, used_meta, total_meta, used_data, total_data,
-                   held, mode, discards, policy,
-                   needs_check == "needs_check", watermark, False, w.rest())
+        return cls(transaction_id, used_meta, total_meta, used_data, total_data, held, mode, discards, policy,
+                   needs_check == "needs_check", watermark, extra=w.rest())
 
 
 @register
@@ -182,7 +183,8 @@ def _dev_id(value: int, field: str = "dev_id") -> int:
 @dataclasses.dataclass(frozen=True)
 class ThinStatus(Status):
     """``<mapped sectors> <highest mapped sector>``; ``Fail`` on a failed
-    pool (``failed``), and ``highest_mapped_sector`` None while nothing is
+    pool (``failed``), ``Error`` when the pool's metadata cannot be read
+    (``error``), and ``highest_mapped_sector`` None while nothing is
     mapped.  ``-`` alone (no device in the pool's metadata) reads as
     ``mapped_sectors`` None."""
 
@@ -190,6 +192,7 @@ class ThinStatus(Status):
     mapped_sectors: int | None = None
     highest_mapped_sector: int | None = None
     failed: bool = False
+    error: bool = False
     extra: tuple[str, ...] = ()
 
     @classmethod
@@ -209,13 +212,13 @@ class ThinStatus(Status):
     @classmethod
     def _read(cls, w: Words) -> ThinStatus:
         first = w.take("mapped_sectors")
-        if first == "Fail":
-            return cls(failed=True, extra=w.rest())
+        if first in ("Fail", "Error"):
+            return cls(failed=first == "Fail", error=first == "Error", extra=w.rest())
         if first == "-":
             return cls(extra=w.rest())
         if not (first.isascii() and first.isdigit()):
             raise w.error("mapped_sectors", f"{first!r} is not a sector count")
-        return cls(int(first), w.optional_int("highest_mapped_sector"), False, w.rest())
+        return cls(int(first), w.optional_int("highest_mapped_sector"), extra=w.rest())
 
 
 @register
@@ -245,6 +248,8 @@ class Thin(Params):
 
     @classmethod
     def _read(cls, w: Words) -> Thin:
+        if w.peek() == "Fail":
+            raise w.error("", "the pool has failed: the kernel prints Fail instead of the thin device's table")
         pool, dev_id = w.dev("pool"), w.int("dev_id")
         origin = w.dev("external_origin") if w.more() else None
         return cls(pool, dev_id, origin)

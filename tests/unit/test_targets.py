@@ -132,7 +132,7 @@ STRATEGIES = {
                     opt(st.sampled_from(["restart_on_error", "panic_on_error"])), flag, flag, flag,
                     opt(st.builds(t.VerityFec, devs, u32, u32, st.integers(2, 24))), opt(word)),
     t.Integrity: valid(t.Integrity, devs, u64, opt(st.integers(1, 480)), st.sampled_from("JBDRI"), opt(devs),
-                       st.sampled_from([512, 4096]), flag, flag, flag, opt(u32), opt(u32), opt(u32),
+                       st.sampled_from([512, 4096]), flag, flag, flag, flag, opt(u32), opt(u32), opt(u32),
                        opt(st.integers(0, 100)), opt(u32), opt(u32), opt(u32), flag, flag, flag,
                        opt(st.builds(t.Algorithm, st.sampled_from(["crc32c", "sha256", "hmac(sha256)"]),
                                      opt(st.binary(min_size=1, max_size=32).map(t.Secret).map(
@@ -219,6 +219,10 @@ def test_kernel_lines_parse(record):
      {"held_metadata_root": 36, "mode": "ro", "discards": "ignore_discard", "needs_check": True}),
     ("thin-pool", "0 20/4096 10/1000 - rw discard_passdown queue_if_no_space -",  # before dm-thin 1.20
      {"metadata_low_watermark": None}),
+    ("thin-pool", "Error", {"error": True, "failed": False, "mode": None}),
+    ("thin", "Error", {"error": True}),
+    ("cache", "Error", {"error": True, "policy": None}),
+    ("era", "Error", {"error": True, "current_era": None}),
     ("thin", "Fail", {"failed": True}),
     ("thin", "-", {"mapped_sectors": None}),
     ("thin", "0 -", {"mapped_sectors": 0, "highest_mapped_sector": None}),
@@ -395,6 +399,16 @@ REFUSED = [
     ("logical_block_size", lambda: t.Vdo("/dev/sdb", 100, 1024)),
     ("length", lambda: t.Vdo("/dev/sdb", 100).target(0, 12)),
     ("sync_action", lambda: t.Raid.sync_action("reshape")),
+    ("max_write_behind", lambda: t.Raid("raid1", 0, [A, B], max_write_behind=32768)),
+    ("delta_disks", lambda: t.Raid("raid1", 0, [A, B], delta_disks=252)),
+    ("policy_args", lambda: t.Cache(A, B, C, 128, policy="mq", policy_args={"random_threshold": "x"})),
+    ("policy_args", lambda: t.Cache(A, B, C, 128, policy="mq", policy_args={"foo": "1"})),
+    ("hw_handler", lambda: t.Multipath([[A]], queue_mode="bio", hw_handler="alua")),
+    ("allow_discards_keyed", lambda: t.Integrity(A, 0, 4, "J", allow_discards_keyed=True, internal_hash="crc32c")),
+    ("meta_device", lambda: t.Integrity(A, 0, 4, "I", meta_device=B, internal_hash="crc32c")),
+    ("internal_hash", lambda: t.Integrity(A, 0, 4, "I")),
+    ("offset", lambda: t.Linear(A, "8")),
+    ("drop_writes", lambda: t.Flakey(A, 0, 1, 1, drop_writes=1)),
     ("device", lambda: t.Linear("/nonexistent/device", 0)),
     ("device", lambda: t.Linear("7:x", 0)),
     ("device", lambda: t.Linear(object(), 0)),
@@ -450,6 +464,23 @@ def test_keys_never_show():
     assert t.Crypt.key_set(KEY).text() == f"key set {KEY_HEX}"
 
 
+def test_kernel_forms_the_review_found():
+    # crypt IV options may hold '-' (split as dm-crypt splits them)
+    for cipher in ("aes-cbc-essiv:sha3-256", "capi:cbc(aes)-essiv:sha3-256", "capi:ecb(aes)"):
+        assert t.Crypt(cipher, KEY, 0, A).cipher == cipher
+    # historical-service-time keeps its group arguments; mq/rq print as nothing
+    text = "0 0 1 1 historical-service-time 2 972 0 2 1 8:16 0 8:32 0"
+    mp = t.Multipath.parse(text)
+    assert mp.groups[0].selector_args == ("972", "0") and mp.format() == text
+    assert t.Multipath([[A]], queue_mode="mq") == t.Multipath([[A]])
+    # integrity: allow_discards_keyed (6.12.115+), and internal_hash written as the kernel writes it
+    keyed = t.Integrity(A, 0, 32, "J", allow_discards_keyed=True, internal_hash=f"hmac(sha256):{KEY_HEX}")
+    assert keyed.internal_hash == t.Algorithm("hmac(sha256)", t.Secret(KEY_HEX))
+    assert t.Integrity.parse(keyed.format()) == keyed
+    with pytest.raises(t.ParameterError, match="Fail"):
+        t.Thin.parse("Fail")
+
+
 def test_bad_keys_are_not_quoted_in_errors():
     with pytest.raises(t.ParameterError) as err:
         t.Crypt("aes-xts-plain64", "0123456789abcdefg", 0, A)
@@ -457,6 +488,15 @@ def test_bad_keys_are_not_quoted_in_errors():
     with pytest.raises(ValidationError) as err2:
         Table([Target(0, 8, "crypt", f"aes-xts-plain64 {KEY_HEX}\n 0 7:0 0")])
     assert KEY_HEX not in str(err2.value)
+    # misplaced words of a keyed table are not quoted either
+    for text in (f"7:0 0 32 J 1 journal_sectors:100 internal_hash:hmac(sha256):{KEY_HEX}",
+                 f"7:0 0 32 J internal_hash:hmac(sha256):{KEY_HEX}",
+                 f"aes-xts-plain64 0 {KEY_HEX} 7:0 0",
+                 f"aes-xts-plain64 {KEY_HEX} 0 7:0 0 extra {KEY_HEX}"):
+        ttype = "integrity" if text.startswith("7:0") else "crypt"
+        with pytest.raises(t.ParameterError) as err3:
+            t.parse(Target(0, 8, ttype, text))
+        assert KEY_HEX not in str(err3.value) and KEY_HEX[:16] not in str(err3.value), str(err3.value)
 
 
 def test_key_messages_go_out_as_secure_data(kernel, ctl):
