@@ -332,9 +332,11 @@ class Channel:
             if learn and (size > MIN_REPLY_SIZE or data_size + (data_size >> 2) > size):
                 self.size_hints[cmd.name] = next_size(size, data_size)
             end = min(data_size, size)
+            data = view[data_start:end] if end > data_start else b""
+            if data and flags & _SECURE_DATA:
+                _zero(buf, data_start, end)  # a table read back may hold keys
             return build(Reply, (
-                (v0, v1, v2), r_flags, r_event, r_open, r_targets, r_dev, r_name, r_uuid,
-                view[data_start:end] if end > data_start else b"",
+                (v0, v1, v2), r_flags, r_event, r_open, r_targets, r_dev, r_name, r_uuid, data,
             ))
 
     def kmsg_cursor(self) -> kmsg.KmsgCursor:

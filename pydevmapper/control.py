@@ -421,8 +421,13 @@ class Control:
         return [DevNo(*d) for d in records.decode_deps(reply.data)]
 
     def table(self, device: DeviceId, *, inactive: bool = False) -> Table | None:
-        """DM_TABLE_STATUS with DM_STATUS_TABLE_FLAG: the table as loaded, or None."""
-        data, count = self._table_status(device, lib.DM_STATUS_TABLE_FLAG, inactive, False)
+        """DM_TABLE_STATUS with DM_STATUS_TABLE_FLAG: the table as loaded, or None.
+
+        Sent with DM_SECURE_DATA_FLAG: a crypt or integrity table holds its
+        keys, so the kernel wipes its copy and the channel the reply buffer.
+        """
+        data, count = self._table_status(device, lib.DM_STATUS_TABLE_FLAG | lib.DM_SECURE_DATA_FLAG,
+                                         inactive, False)
         return Table._from_kernel(records.decode_table(data, count)) if count else None
 
     def status(self, device: DeviceId, *, inactive: bool = False,

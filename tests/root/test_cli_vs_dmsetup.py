@@ -334,12 +334,14 @@ def test_json_matches_the_api(dm_control, zero_dev, linear_dev, loop_device):
     # table and status: one entry per target, in table order
     doc = _json(["table", l])
     assert doc["devices"][0] == dict(_device_head(li), targets=[
-        {"start": t.start, "length": t.length, "type": t.type, "params": t.params}
+        {"start": t.start, "length": t.length, "type": t.type, "params": t.params,
+         "parsed": t.parsed().to_dict()}
         for t in dm_control.table(l)])
     assert [t["type"] for t in doc["devices"][0]["targets"]] == ["linear", "zero"]
     doc = _json(["status", l])
     assert doc["devices"][0] == dict(_device_head(li), targets=[
-        {"start": t.start, "length": t.length, "type": t.type, "params": t.status}
+        {"start": t.start, "length": t.length, "type": t.type, "params": t.status,
+         "parsed": t.parsed().to_dict()}
         for t in dm_control.status(l)])
 
     # targets and version

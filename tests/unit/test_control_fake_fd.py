@@ -15,7 +15,7 @@ from fake_kernel import (FULL, FakeCursor, device_reply, fail, huge_encode_dev, 
                          put_data)
 
 from pydevmapper import channel, records
-from pydevmapper._dm import HEADER_SIZE, ffi
+from pydevmapper._dm import HEADER_SIZE, ffi, lib
 from pydevmapper.control import Control
 from pydevmapper.types import DevNo, Uuid
 from pydevmapper.errors import (
@@ -843,3 +843,28 @@ def test_module_functions_take_controls_argument_order(kernel, ctl, monkeypatch)
     [sent] = kernel.of("DM_TARGET_MSG")
     assert sent.payload[:8] == struct.pack("=Q", 8)
     assert sent.payload[8:].rstrip(b"\0") == b"stats"
+
+
+def test_a_table_read_back_leaves_no_key_in_the_buffer(kernel, ctl):
+    # A crypt table comes back with its key: the request carries
+    # DM_SECURE_DATA_FLAG (the kernel wipes its copy) and the reused buffer
+    # is zeroed once the reply is copied out.
+    key = b"0123456789abcdef" * 4
+    params = b"aes-xts-plain64 " + key + b" 0 7:0 0\0"
+
+    def handler(call, hdr, buf):
+        nxt = len(pad8(b"\0" * (40 + len(params))))
+        record = struct.pack("<QQiI16s", 0, 8, 0, 0, b"crypt") + params
+        ffi.memmove(buf + hdr.data_start, record, len(record))
+        hdr.flags = DMFlag.ACTIVE_PRESENT
+        hdr.target_count = 1
+        hdr.data_size = hdr.data_start + nxt
+
+    kernel.handlers["DM_TABLE_STATUS"] = handler
+    [target] = ctl.table("vol")
+    assert target.params == params[:-1].decode()
+    assert kernel.of("DM_TABLE_STATUS")[0].flags & lib.DM_SECURE_DATA_FLAG
+    _buf, view, _size = ctl.channel._local.buffer
+    assert key not in bytes(view)
+    ctl.status("vol")  # a status read is not secure data
+    assert not kernel.of("DM_TABLE_STATUS")[1].flags & lib.DM_SECURE_DATA_FLAG
