@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Iterator
 
 import pydevmapper as dm
-from pydevmapper import kmod, loopdev
+from pydevmapper import kmod, loopdev, targets
 
 MIB = 1024 * 1024
 OFFSET = 2048  # sectors: the device begins 1 MiB into the loop file
@@ -62,8 +62,8 @@ def loop_file(size_mib: int) -> Iterator[loopdev.LoopDevice]:
 
 
 def counters(dev: dm.Device) -> str:
-    reads, writes, rsec, wsec = dev.status()[0].status.split()
-    return f"reads={reads} writes={writes} read_sectors={rsec} write_sectors={wsec}"
+    st = dev.status()[0].parsed()  # a targets.BasicTargetStatus
+    return f"reads={st.reads} writes={st.writes} read_sectors={st.read_sectors} write_sectors={st.write_sectors}"
 
 
 def move_data(dev: dm.Device) -> None:
@@ -114,17 +114,20 @@ def main(argv: list = None) -> int:
             step("attach a loop device over a sparse file")
             with loop_file(64) as loop:
                 size = (64 * MIB) // 512 - OFFSET
-                table = dm.Table.single(size, "basic_target", f"{loop.devno_str} {OFFSET}")
+                params = targets.BasicTarget(loop.path, OFFSET)  # typed: the loop's path becomes maj:min
+                table = dm.Table.single(size, params)
 
                 step(f"create {args.name} with one call (create + load + resume)")
+                show(f"parameters: {params!r}")
                 show(f"table: {table.format().strip()}")
                 with ctl.create_device(args.name, table) as dev:
                     info = dev.info()
                     show(f"{info.name} is {info.major}:{info.minor}, "
                          f"live table: {info.live_table}, suspended: {info.suspended}")
+                    show(f"the table read back, parsed, equals the parameters: {dev.table()[0].parsed() == params}")
 
                     step("move data through it")
-                    dev.message("reset")
+                    dev.message(targets.BasicTarget.reset())
                     move_data(dev)
 
                     step("look at it with the CLI")

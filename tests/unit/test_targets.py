@@ -61,7 +61,7 @@ def draw_raid(draw):
     allowed = t.raid._ALLOWED[level]
     values = {
         "daemon_sleep": small, "min_recovery_rate": st.integers(0, 100), "max_recovery_rate": st.integers(100, 1000),
-        "max_write_behind": small, "stripe_cache": small, "region_size": st.sampled_from([0, 1024, 8192]),
+        "max_write_behind": st.integers(0, 32767), "stripe_cache": small, "region_size": st.sampled_from([0, 1024, 8192]),
         "raid10_copies": st.integers(2, n), "raid10_format": st.sampled_from(["far", "offset"]),
         "delta_disks": st.sampled_from([-2, -1, 1, 3]), "data_offset": st.sampled_from([0, 32, 2048]),
         "journal_dev": devs,
