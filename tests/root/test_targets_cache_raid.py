@@ -37,6 +37,9 @@ def test_cache_read_hits_rise_on_rereads(make_loop, make_device):
         128, "writethrough", "smq", 2048)
     assert first.total_cache_blocks == sectors_of(fast.path) // 128
     path = dm_block_node(dev.devno)
+    direct_read(path, 0, 1 << 20)
+    cold = status(dev)
+    assert cold.read_misses > 0  # the first read finds an empty cache
 
     def reread_hits() -> bool:
         direct_read(path, 0, 1 << 20)
@@ -104,13 +107,21 @@ def test_raid1_syncs_and_a_failed_leg_shows_d(make_loop, make_device, dm_control
     assert wait_until(lambda: status(raid).in_sync, timeout=120)
     st = status(raid)
     assert (st.raid_type, st.devices, st.health, st.sync_current) == ("raid1", 2, "AA", st.sync_total)
+    # Make the legs differ behind md's back: a check then counts mismatches.
+    with open(datas[1].backing_file, "r+b") as fh:
+        fh.seek(st.data_offset * 512)
+        fh.write(b"\x5e" * 65536)
     raid.message(t.Raid.sync_action("check"))
-    assert wait_until(lambda: status(raid).sync_action == "idle", timeout=120)
-    assert status(raid).mismatch_count == 0
+
+    def checked() -> bool:
+        now = status(raid)
+        return now.sync_action == "idle" and now.mismatch_count > 0
+
+    assert wait_until(checked, timeout=120)
     # Leg 1 starts failing every I/O: after a write md marks it dead.
     legs[1].reload(dm.Table.single(sectors_of(datas[1].path), t.Error()))
     write(raid, 0, b"\x34" * 65536)
-    assert wait_until(lambda: status(raid).health == "AD", timeout=30)
+    assert wait_until(lambda: status(raid).health == "AD", timeout=120)
 
 
 def test_raid5_round_trips(make_loop, make_device):

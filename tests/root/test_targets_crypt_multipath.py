@@ -42,12 +42,23 @@ def test_crypt_encrypts_and_keys_round_trip(make_loop, make_device):
     assert dev.table()[0].parsed() == params
 
 
-def test_crypt_without_a_key_and_with_options(make_loop, make_device):
+def test_crypt_with_options(make_loop, make_device):
     loop = make_loop(4)
-    params = t.Crypt("aes-cbc-essiv:sha256", bytes(32), 8, loop, 8, same_cpu_crypt=True,
+    params = t.Crypt("aes-cbc-essiv:sha256", bytes(32), 16, loop, 8, same_cpu_crypt=True,
                      submit_from_crypt_cpus=True, no_read_workqueue=True, no_write_workqueue=True)
     dev = make_device(dm.Table.single(MIB, params))
     loaded_equal(dev, params)
+
+
+def test_crypt_without_a_key(make_loop, make_device):
+    # cipher_null takes no key ("-"): the data lands as written, at the offset.
+    loop = make_loop(4)
+    params = t.Crypt("cipher_null-ecb", None, 16, loop, 8)
+    dev = make_device(dm.Table.single(MIB, params))
+    loaded_equal(dev, params)
+    write(dev, 0, b"\x4e" * 4096)
+    assert direct_read(loop.path, 0, 8 * 512) == b"\0" * 8 * 512
+    assert direct_read(loop.path, 8 * 512, 4096) == b"\x4e" * 4096
 
 
 def _verity_tree(data: bytes, salt: bytes, block: int = 4096) -> tuple[bytes, str]:
@@ -108,6 +119,7 @@ def test_multipath_fails_and_reinstates_a_path(make_loop, make_device):
     dev.message(t.Multipath.no_path_policy(queue=True))
     assert dev.table()[0].parsed().queue_if_no_path
     dev.message(t.Multipath.no_path_policy(queue=False))
+    assert not dev.table()[0].parsed().queue_if_no_path
 
 
 def test_switch_round_trips_and_takes_mappings(make_loop, make_device):
@@ -121,12 +133,15 @@ def test_switch_round_trips_and_takes_mappings(make_loop, make_device):
 
 
 def test_log_writes_counts_logged_entries(make_loop, make_device):
-    data, log = make_loop(4), make_loop(4)
+    data, log = make_loop(4), make_loop(8)
     params = t.LogWrites(data, log)
     dev = make_device(dm.Table.single(sectors_of(data.path), params))
     loaded_equal(dev, params)
     before = status(dev)
     write(dev, 0, b"\xbc" * 8192)
+    assert direct_read(data.path, 0, 8192) == b"\xbc" * 8192  # the data device, not the log
+    written = status(dev)
+    assert written.logged_entries > before.logged_entries and written.highest_sector > before.highest_sector
     dev.message(t.LogWrites.mark("checkpoint-1"))
-    after = status(dev)
-    assert after.logged_entries > before.logged_entries and not after.logging_disabled
+    marked = status(dev)
+    assert marked.logged_entries == written.logged_entries + 1 and not marked.logging_disabled

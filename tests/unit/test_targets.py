@@ -259,7 +259,26 @@ def test_kernel_lines_parse(record):
     ("striped", "2 7:0 7:1 1 AD", {"failed": (DevNo(7, 1),)}),
     ("vdo", "/dev/dm-1 normal - online online 1234 5678", {"compressing": True, "used_blocks": 1234}),
     ("vdo", "/dev/dm-1 read-only recovering error offline 0 5678", {"recovering": True, "mode": "read-only"}),
-    ("basic_target", "1 2 3 4", {"write_sectors": 4}),
+    ("basic_target", "1 2 3 4", {"reads": 1, "writes": 2, "read_sectors": 3, "write_sectors": 4}),
+    # lines the guests printed, every field checked where it lands
+    ("thin-pool", "5 114/1024 17/1024 36 rw discard_passdown queue_if_no_space - 256 ",
+     {"transaction_id": 5, "used_metadata_blocks": 114, "total_metadata_blocks": 1024, "used_data_blocks": 17,
+      "total_data_blocks": 1024, "held_metadata_root": 36, "metadata_low_watermark": 256}),
+    ("snapshot", "144/2048 16", {"allocated_sectors": 144, "total_sectors": 2048, "metadata_sectors": 16}),
+    ("thin", "2048 2047", {"mapped_sectors": 2048, "highest_mapped_sector": 2047}),
+    ("writecache", "0 2043 1979 0 1 2 3 4 5 6 7 8 9 10",
+     {"total_blocks": 2043, "free_blocks": 1979, "writeback_blocks": 0, "reads": 1, "read_hits": 2, "writes": 3,
+      "write_hits_uncommitted": 4, "write_hits_committed": 5, "writes_around": 6, "writes_allocate": 7,
+      "writes_blocked_on_freelist": 8, "flushes": 9}),
+    ("era", "8 79/1024 2 -", {"metadata_block_size": 8, "used_metadata_blocks": 79, "total_metadata_blocks": 1024}),
+    ("cache", "8 27/1024 128 3/128 10 20 30 40 50 60 70 1 writethrough 2 migration_threshold 2048 smq 0 rw - ",
+     {"used_metadata_blocks": 27, "cache_block_size": 128, "used_cache_blocks": 3, "total_cache_blocks": 128,
+      "read_hits": 10, "read_misses": 20, "write_hits": 30, "write_misses": 40, "demotions": 50,
+      "promotions": 60, "dirty": 70}),
+    ("integrity", "5 32328 -", {"mismatches": 5, "provided_data_sectors": 32328}),
+    ("log-writes", "7 22", {"logged_entries": 7, "highest_sector": 22}),
+    ("raid", "raid1 2 AA 14336/14336 idle 12 64 -",
+     {"sync_current": 14336, "sync_total": 14336, "mismatch_count": 12, "data_offset": 64}),
 ])
 def test_special_status_forms(ttype, text, expect):
     parsed = t.parse_status(TargetStatus(0, 8, ttype, text))
@@ -305,7 +324,21 @@ def test_documentation_tables_parse():
     ]:
         params = t.parse(Target(0, 8, ttype, text))
         assert type(params) is t.params_class(ttype)
-        assert t.parse(Target(0, 8, ttype, params.format())) == params
+        assert params.format() == text  # each is already in the kernel's own form
+    # and the fields land where the documentation puts them
+    raid = t.Raid.parse("raid4 4 2048 sync min_recovery_rate 20 5 8:17 8:18 8:33 8:34 8:49 8:50 8:65 8:66 8:81 8:82")
+    assert (raid.chunk_size, raid.sync, raid.min_recovery_rate, raid.devices[1]) == (
+        2048, True, 20, t.RaidDevice(DevNo(8, 33), DevNo(8, 34)))
+    mirror = t.Mirror.parse("core 1 1024 2 253:0 0 253:1 0 1 handle_errors")
+    assert (mirror.region_size, mirror.legs[1], mirror.handle_errors) == (1024, (DevNo(253, 1), 0), True)
+    pool = t.ThinPool.parse("253:0 253:1 128 32768 1 skip_block_zeroing")
+    assert (pool.metadata_device, pool.data_device, pool.data_block_size, pool.low_water_mark) == (
+        DevNo(253, 0), DevNo(253, 1), 128, 32768)
+    delay = t.Delay.parse("8:16 0 500 8:32 16 100")
+    assert (delay.read, delay.write, delay.flush) == ((DevNo(8, 16), 0, 500), (DevNo(8, 32), 16, 100), None)
+    verity = t.Verity.parse("1 8:1 8:2 4096 512 262144 1 sha256 ab -")
+    assert (verity.data_block_size, verity.hash_block_size, verity.num_data_blocks, verity.hash_start_block,
+            verity.salt) == (4096, 512, 262144, 1, None)
 
 
 def test_unknown_targets_keep_their_text():
