@@ -16,19 +16,40 @@ from pydevmapper.cli.session import Failed, Session
 
 
 class Command(NamedTuple):
-    target: str | Callable  # "module.function" under pydevmapper.cli, imported on use
+    function: Callable[[], Callable]  # returns the function, importing its module on first use
     min_args: int
     max_args: int  # -1: any
     repeatable: int  # 0 no, 1 one device per argument, 2 and -S works
 
     @property
     def fn(self) -> Callable:
-        if callable(self.target):
-            return self.target
-        module, _, name = self.target.rpartition(".")
-        # start-up time: a run imports only the module of its own command.  __import__,
-        # unlike importlib.import_module, shows in `python -X importtime`.
-        return getattr(__import__(f"pydevmapper.cli.{module}", fromlist=[name]), name)
+        return self.function()
+
+
+# Each command module is imported by the run that needs it (start-up time:
+# tests/unit/test_cli_startup.py), through these.
+def _device():
+    from pydevmapper.cli import device_commands
+
+    return device_commands
+
+
+def _query():
+    from pydevmapper.cli import query_commands
+
+    return query_commands
+
+
+def _udev():
+    from pydevmapper.cli import udev_commands
+
+    return udev_commands
+
+
+def _names():
+    from pydevmapper.cli import name_commands
+
+    return name_commands
 
 
 def help_(s: Session, args: list[str], multiple: bool) -> None:
@@ -47,37 +68,37 @@ def not_implemented(name: str):
 
 
 COMMANDS: dict[str, Command] = {
-    "help": Command(help_, 0, 0, 0),
-    "create": Command("device_commands.create", 0, 2, 0),
-    "remove": Command("device_commands.remove", 0, -1, 2),
-    "remove_all": Command("device_commands.remove_all", 0, 0, 0),
-    "suspend": Command("device_commands.suspend", 0, -1, 2),
-    "resume": Command("device_commands.resume", 0, -1, 2),
-    "load": Command("device_commands.load", 0, 2, 0),
-    "clear": Command("device_commands.clear", 0, -1, 2),
-    "reload": Command("device_commands.load", 0, 2, 0),
-    "wipe_table": Command("device_commands.wipe_table", 0, -1, 2),
-    "rename": Command("device_commands.rename", 1, 2, 0),
-    "measure": Command(not_implemented("measure"), 0, -1, 2),
-    "message": Command("device_commands.message", 2, -1, 0),
-    "ls": Command("query_commands.ls", 0, 0, 0),
-    "info": Command("query_commands.info", 0, -1, 1),
-    "deps": Command("query_commands.deps", 0, -1, 2),
-    "stats": Command(not_implemented("stats"), 1, -1, 1),
-    "status": Command("query_commands.status", 0, -1, 2),
-    "table": Command("query_commands.status", 0, -1, 2),
-    "wait": Command("device_commands.wait", 0, 2, 0),
-    "mknodes": Command("udev_commands.mknodes", 0, -1, 1),
-    "mangle": Command("name_commands.mangle", 0, -1, 1),
-    "udevcreatecookie": Command("udev_commands.udevcreatecookie", 0, 0, 0),
-    "udevreleasecookie": Command("udev_commands.udevreleasecookie", 0, 1, 0),
-    "udevflags": Command("udev_commands.udevflags", 1, 1, 0),
-    "udevcomplete": Command("udev_commands.udevcomplete", 1, 1, 0),
-    "udevcomplete_all": Command("udev_commands.udevcomplete_all", 0, 1, 0),
-    "udevcookies": Command("udev_commands.udevcookies", 0, 0, 0),
-    "target-version": Command("query_commands.target_version", 1, -1, 1),
-    "targets": Command("query_commands.targets", 0, 0, 0),
-    "version": Command("query_commands.version", 0, 0, 0),
-    "setgeometry": Command("device_commands.setgeometry", 5, 5, 0),
-    "splitname": Command("name_commands.splitname", 1, 2, 0),
+    "help": Command(lambda: help_, 0, 0, 0),
+    "create": Command(lambda: _device().create, 0, 2, 0),
+    "remove": Command(lambda: _device().remove, 0, -1, 2),
+    "remove_all": Command(lambda: _device().remove_all, 0, 0, 0),
+    "suspend": Command(lambda: _device().suspend, 0, -1, 2),
+    "resume": Command(lambda: _device().resume, 0, -1, 2),
+    "load": Command(lambda: _device().load, 0, 2, 0),
+    "clear": Command(lambda: _device().clear, 0, -1, 2),
+    "reload": Command(lambda: _device().load, 0, 2, 0),
+    "wipe_table": Command(lambda: _device().wipe_table, 0, -1, 2),
+    "rename": Command(lambda: _device().rename, 1, 2, 0),
+    "measure": Command(lambda: not_implemented("measure"), 0, -1, 2),
+    "message": Command(lambda: _device().message, 2, -1, 0),
+    "ls": Command(lambda: _query().ls, 0, 0, 0),
+    "info": Command(lambda: _query().info, 0, -1, 1),
+    "deps": Command(lambda: _query().deps, 0, -1, 2),
+    "stats": Command(lambda: not_implemented("stats"), 1, -1, 1),
+    "status": Command(lambda: _query().status, 0, -1, 2),
+    "table": Command(lambda: _query().status, 0, -1, 2),
+    "wait": Command(lambda: _device().wait, 0, 2, 0),
+    "mknodes": Command(lambda: _udev().mknodes, 0, -1, 1),
+    "mangle": Command(lambda: _names().mangle, 0, -1, 1),
+    "udevcreatecookie": Command(lambda: _udev().udevcreatecookie, 0, 0, 0),
+    "udevreleasecookie": Command(lambda: _udev().udevreleasecookie, 0, 1, 0),
+    "udevflags": Command(lambda: _udev().udevflags, 1, 1, 0),
+    "udevcomplete": Command(lambda: _udev().udevcomplete, 1, 1, 0),
+    "udevcomplete_all": Command(lambda: _udev().udevcomplete_all, 0, 1, 0),
+    "udevcookies": Command(lambda: _udev().udevcookies, 0, 0, 0),
+    "target-version": Command(lambda: _query().target_version, 1, -1, 1),
+    "targets": Command(lambda: _query().targets, 0, 0, 0),
+    "version": Command(lambda: _query().version, 0, 0, 0),
+    "setgeometry": Command(lambda: _device().setgeometry, 5, 5, 0),
+    "splitname": Command(lambda: _names().splitname, 1, 2, 0),
 }

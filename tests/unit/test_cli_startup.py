@@ -70,3 +70,12 @@ def test_info_and_ls_import_nothing_heavy():
 
 def test_json_loads_only_for_json_output():
     assert "json" in _imported(["--json", "version"])
+
+
+def test_every_command_resolves_to_a_function():
+    # The table's entries import their module when run: each must name a
+    # function that exists (a typo would only show when that command runs).
+    from pydevmapper.cli.commands import COMMANDS
+
+    for name, command in COMMANDS.items():
+        assert callable(command.fn), name
