@@ -65,8 +65,8 @@ def _check_switches(s) -> str | None:
 
 def _run(s, args: list[str]) -> int:
     from pydevmapper.cli import commands, texts
+    from pydevmapper.cli.session import Failed, Plan
     from pydevmapper.cparse import atoi
-    from pydevmapper.cli.session import Failed
 
     problem = _check_switches(s)
     if problem:
@@ -89,29 +89,23 @@ def _run(s, args: list[str]) -> int:
     if not forced_ok and (len(args) < cmd.min_args or (cmd.max_args >= 0 and len(args) > cmd.max_args)):
         _err("Incorrect number of arguments.\n" + texts.USAGE)
         return 1
-    if name == "splitname":
-        s.counts["columns"] = 1
-    s.name_type, s.tree_options, s.exec_argv = "devno", None, None
-    if not forced_ok and (s.has("tree") or s.has("options") and not s.has("columns")):
+    # splitname's output is a report, and so is -S on a command that takes it.
+    selected = cmd if s.has("select") and cmd.repeatable == 2 else None
+    columns = bool(s.has("columns") or name == "splitname")
+    name_type, tree_options = "devno", None
+    if not forced_ok and (s.has("tree") or s.has("options") and not columns):
         from pydevmapper.cli.query_commands import read_output_options
 
-        problem = read_output_options(s)
+        problem, name_type, tree_options = read_output_options(s, columns)
         if problem:
             _err(f"{problem}\nCouldn't process command line.\n")
             return 1
-    s.current = name
     if s.has("noudevsync"):
         s.udev_bypass_warning()  # dmsetup turns sync off, so asks, before the command
-    s.needs_deps = False
-    s.needs_tree, s.graph, s.needs_stats = False, None, False
-
-    run_cmd = cmd
-    selected_cmd = None
-    if s.has("select") and cmd.repeatable == 2:
-        selected_cmd, run_cmd = cmd, commands.COMMANDS["info"]
-        s.counts["columns"] = 1
+    columns = columns or selected is not None
     opts = None
-    if s.has("columns") and name not in ("help", "version") and not s.has("json"):
+    needs = {"needs_deps": False, "needs_tree": False, "needs_stats": False}
+    if columns and name not in ("help", "version") and not s.has("json"):
         from pydevmapper.cli import report
 
         try:
@@ -132,17 +126,20 @@ def _run(s, args: list[str]) -> int:
                 s.error(f"_do_report_object: no data assigned to field {missing[-1]}")
                 s.error("Command failed.")
                 return 1
-        s.needs_deps = any(f.section == "deps_" and (f in opts.fields or f.id in used)
-                           for f in report.FIELDS)
-        s.needs_tree = _report_uses(opts, "tree_")
-        s.needs_stats = _report_uses(opts, "stats_") or _report_uses(opts, "region_")
-        if s.needs_tree:  # dmsetup builds the whole tree before the first row
-            from pydevmapper.cli.query_commands import device_graph
+        needs = {"needs_deps": any(f.section == "deps_" and (f in opts.fields or f.id in used)
+                                   for f in report.FIELDS),
+                 "needs_tree": _report_uses(opts, "tree_"),
+                 "needs_stats": _report_uses(opts, "stats_") or _report_uses(opts, "region_")}
+    run_cmd = commands.COMMANDS["info"] if selected is not None else cmd
+    s.begin(Plan(name, run_cmd, selected, columns, opts, name_type, tree_options, **needs))
+    if s.plan.needs_tree:  # dmsetup builds the whole tree before the first row
+        from pydevmapper.cli.query_commands import device_graph
 
-            try:
-                device_graph(s)
-            except Failed:
-                return 1
+        try:
+            device_graph(s)
+        except Failed:
+            return 1
+    selected_cmd = selected
 
     multiple = bool(run_cmd.repeatable and len(args) != 1
                     and (args or (not s.has("uuid") and not s.has("major"))))
@@ -177,8 +174,7 @@ def _run_once(s, run_cmd, selected_cmd, args: list[str], multiple: bool, opts,
     """One run of the command and its output; False if it failed."""
     from pydevmapper.cli.session import Failed
 
-    s.report_rows = []
-    s.json_rows = []
+    s.new_run()
     ok = True
     try:
         if selected_cmd is not None:

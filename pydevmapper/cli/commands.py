@@ -56,7 +56,7 @@ def help_(s: Session, args: list[str], multiple: bool) -> None:
     from pydevmapper.cli import texts
 
     s.error(texts.USAGE)
-    if s.has("columns"):
+    if s.plan.columns:
         s.error(texts.FIELD_HELP)
 
 

@@ -12,9 +12,14 @@ import os
 
 from pydevmapper.cli import jsonout, names
 from pydevmapper.cli.keys import hide_keys as _hide_keys
-from pydevmapper.cli.session import (EMULATED_LIBRARY, Failed, Session, kernel_name,
-                                     mapped_name, read_ahead)
-
+from pydevmapper.cli.session import (
+    EMULATED_LIBRARY,
+    Failed,
+    Session,
+    kernel_name,
+    mapped_name,
+    read_ahead,
+)
 
 # -- listing ---------------------------------------------------------------------
 
@@ -40,7 +45,7 @@ def for_all(s: Session, fn, args: list[str], silent: bool = False, keep=None) ->
 
 
 def _dev_label(s: Session, major: int, minor: int, comma: bool) -> str:
-    kind = s.name_type  # -o devno|blkdevname|devname
+    kind = s.plan.name_type  # -o devno|blkdevname|devname
     if kind == "blkdevname":
         found = kernel_name(major, minor)
     elif kind == "devname":
@@ -52,30 +57,27 @@ def _dev_label(s: Session, major: int, minor: int, comma: bool) -> str:
     return f"({major}, {minor})" if comma else f"({major}:{minor})"
 
 
-def read_output_options(s: Session) -> str | None:
+def read_output_options(s: Session, columns: bool) -> tuple[str | None, str, object]:
     """-o outside a -c report, or --tree, read before the command runs
     (dmsetup's _process_options): tree options with --tree, else
     devno|devname|blkdevname.  Each word may be abbreviated; an empty one
-    takes the first choice.  The problem, if any, is returned for "Couldn't
-    process command line.".
+    takes the first choice.  Returns (the problem for "Couldn't process
+    command line." or None, the name type, the tree options).
     """
     from pydevmapper.cli import tree
 
     if s.has("tree"):
         try:
-            s.tree_options = tree.parse_options(s.value("options"), tree.locale_is_utf8())
+            return None, "devno", tree.parse_options(s.value("options"), tree.locale_is_utf8())
         except tree.BadOption as exc:
-            return f"Tree options not recognised: {exc}."
-        return None
-    if s.has("columns") or not s.has("options"):
-        return None
+            return f"Tree options not recognised: {exc}.", "devno", None
+    if columns or not s.has("options"):
+        return None, "devno", None
     try:
         words = tree.abbreviated_words(s.value("options") or "", ("devno", "blkdevname", "devname"))
     except tree.BadOption as exc:
-        return f"Option not recognised: {exc}."
-    if words:
-        s.name_type = words[-1]
-    return None
+        return f"Option not recognised: {exc}.", "devno", None
+    return None, words[-1] if words else "devno", None
 
 
 def ls(s: Session, args: list[str], multiple: bool) -> None:
@@ -109,7 +111,7 @@ def device_graph(s: Session):
 def _ls_tree(s: Session) -> None:
     from pydevmapper.cli import tree
 
-    opts = s.tree_options
+    opts = s.plan.tree_options
     drawing = tree.render(device_graph(s), opts, tree.terminal_width(opts), kernel_name)
     s.write(drawing.decode("utf-8", "surrogateescape"))
 
@@ -120,7 +122,7 @@ def info(s: Session, args: list[str], multiple: bool) -> None:
     dev = s.info(s.device(args[0] if args else None))
     if s.has("json"):
         s.json_rows.append(jsonout.info(dev, read_ahead(dev.major, dev.minor)))
-    elif s.has("columns"):
+    elif s.plan.columns:
         row = info_row(s, dev)
         if row is not None:
             s.report_rows.append(row)
@@ -131,7 +133,7 @@ def info(s: Session, args: list[str], multiple: bool) -> None:
 def info_row(s: Session, dev) -> dict[str, object] | None:
     """The -c report's row for a device; None when its statistics are asked
     for and it has no stats regions (dmsetup then reports nothing for it)."""
-    if s.needs_stats:
+    if s.plan.needs_stats:
         _refuse_stats_regions(s, dev)
         return None
     subsystem = names.uuid_prefix(dev.uuid)
@@ -152,13 +154,13 @@ def info_row(s: Session, dev) -> dict[str, object] | None:
         "segments": dev.target_count, "events": dev.event_nr,
     }
     row.update(names.split_name(dev.name, subsystem))
-    if s.needs_deps:
+    if s.plan.needs_deps:
         deps = s.call("deps", dev.devno, lambda: s.control.deps(
             dev.devno, inactive=bool(s.has("inactive"))))
         row["device_count"] = len(deps)
         row["devnos_used"] = ",".join(f"{d.major}:{d.minor}" for d in deps)
         row["blkdevs_used"] = ",".join(kernel_name(*d) or "" for d in deps)
-    if s.needs_tree:
+    if s.plan.needs_tree:
         row.update(_tree_fields(s, dev.devno))
     return row
 

@@ -12,9 +12,13 @@ import errno
 import os
 import sys
 
+from pydevmapper._namedtuple import NamedTuple
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:  # imported lazily: start-up time matters to scripts
+    from pydevmapper.cli.commands import Command
     from pydevmapper.cli.options import Parsed
+    from pydevmapper.cli.report import Options
     from pydevmapper.control import Control
     from pydevmapper.types import DeviceInfo
 
@@ -25,6 +29,22 @@ EMULATED_LIBRARY = "1.02.185 (2022-05-18)"
 
 class Failed(Exception):
     """The command failed; its messages were already printed."""
+
+
+class Plan(NamedTuple):
+    """What this run does, decided once from the switches before the
+    command runs (cli/__init__._run builds it; nothing changes it after)."""
+
+    command: str  # as named on the command line ("table", "splitname", ...)
+    run: Command  # what runs for each device argument (info, under -S)
+    selected: Command | None  # under -S: the command run on each device kept
+    columns: bool  # a -c report (splitname and -S make one too)
+    report: Options | None  # its fields, sort, selection and layout
+    name_type: str = "devno"  # -o devno|blkdevname|devname outside a report
+    tree_options: object = None  # --tree's -o options
+    needs_deps: bool = False  # report fields the report reads per device
+    needs_tree: bool = False
+    needs_stats: bool = False
 
 
 class Session:
@@ -38,7 +58,26 @@ class Session:
         self._cookie: int | None = None
         self._bypass_said = False
         self.concise_started = False
-        self.current: str | None = None  # the command, once chosen
+        self.plan: Plan | None = None  # set once by begin(), before the command runs
+        self.graph = None  # the dependency graph, read once when a tree needs it
+        self.exec_argv: list[str] | None = None  # --exec's words, split at first use
+        self.report_rows: list[dict] = []  # this run's -c rows
+        self.json_rows: list[dict] = []  # this run's --json rows
+
+    def begin(self, plan: Plan) -> None:
+        """Fix the plan, once."""
+        assert self.plan is None, "a session runs one plan"
+        self.plan = plan
+
+    def new_run(self) -> None:
+        """Before each run of a repeating (-c/--count) command."""
+        self.report_rows = []
+        self.json_rows = []
+
+    @property
+    def current(self) -> str | None:
+        """The command, once the plan is made."""
+        return self.plan.command if self.plan is not None else None
 
     # -- switches ------------------------------------------------------------
     def has(self, name: str) -> int:
@@ -72,7 +111,6 @@ class Session:
         if self._control is None:
             from pydevmapper.control import Control, default_dev_dir
             from pydevmapper.errors import DMError
-
             from pydevmapper.udev import Transaction
 
             cookie = self.udev_cookie()
@@ -114,7 +152,11 @@ class Session:
 
     def read_ahead_request(self) -> tuple[int, bool] | None:
         """--readahead as (sectors, minimum), or None: leave the kernel's."""
-        from pydevmapper.cli.options import READ_AHEAD_AUTO, read_ahead_minimum, read_ahead_value
+        from pydevmapper.cli.options import (
+            READ_AHEAD_AUTO,
+            read_ahead_minimum,
+            read_ahead_value,
+        )
 
         if not self.has("readahead"):
             return None
@@ -352,8 +394,8 @@ _UEVENT_COMMANDS = {"DM_DEV_SUSPEND": "resume", "DM_DEV_REMOVE": "remove",
 def read_ahead(major: int, minor: int) -> int | None:
     """Read-ahead in sectors; None if unreadable (dmsetup then prints no line)."""
     from pydevmapper import readahead
-    from pydevmapper.types import DevNo
     from pydevmapper.errors import DMError
+    from pydevmapper.types import DevNo
 
     try:
         return readahead.read(DevNo(major, minor))

@@ -61,9 +61,12 @@ def test_read_ahead_minimum_is_sticky_as_in_dmsetup(given, minimum):
 
 
 def _session(argv, command):
+    from pydevmapper.cli.commands import COMMANDS
+    from pydevmapper.cli.session import Plan
+
     parsed = options.parse("dmsetup", argv)
     s = Session("dmsetup", parsed)
-    s.current = command
+    s.begin(Plan(command, COMMANDS[command], None, False, None))
     return s
 
 
