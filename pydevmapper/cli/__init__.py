@@ -139,7 +139,6 @@ def _run(s, args: list[str]) -> int:
             device_graph(s)
         except Failed:
             return 1
-    selected_cmd = selected
 
     multiple = bool(run_cmd.repeatable and len(args) != 1
                     and (args or (not s.has("uuid") and not s.has("major"))))
@@ -156,7 +155,7 @@ def _run(s, args: list[str]) -> int:
     widths: list[int] = []  # libdm's column widths only ever grow over a report's runs
     done = 0
     while True:
-        ok = _run_once(s, run_cmd, selected_cmd, args, multiple, opts, widths)
+        ok = _run_once(s, args, multiple, widths)
         done += 1
         if not ok or done == runs:
             return 0 if ok or forced_ok else 1
@@ -169,24 +168,24 @@ def _run(s, args: list[str]) -> int:
         s.flush()
 
 
-def _run_once(s, run_cmd, selected_cmd, args: list[str], multiple: bool, opts,
-              widths: list[int]) -> bool:
-    """One run of the command and its output; False if it failed."""
+def _run_once(s, args: list[str], multiple: bool, widths: list[int]) -> bool:
+    """One run of the plan's command and its output; False if it failed."""
     from pydevmapper.cli.session import Failed
 
+    plan, opts = s.plan, s.plan.report
     s.new_run()
     ok = True
     try:
-        if selected_cmd is not None:
-            _run_selected(s, selected_cmd, opts)
+        if plan.selected is not None:
+            _run_selected(s, plan.selected, opts)
         else:
-            _repeat(s, run_cmd, args, multiple)
+            _repeat(s, plan.run, args, multiple)
     except Failed:
         s.error("Command failed.")
         ok = False
     if s.concise_started:
         s.write("\n")
-    if opts is not None and selected_cmd is None:
+    if opts is not None and plan.selected is None:
         from pydevmapper.cli import report
 
         s.write(report.format_report(opts, s.report_rows, widths))

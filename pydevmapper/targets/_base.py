@@ -106,6 +106,13 @@ class Words:
     def peek(self) -> str | None:
         return self.words[self.pos] if self.pos < len(self.words) else None
 
+    def choice(self, field: str, choices: tuple[str, ...]) -> str:
+        """A word that must be one of ``choices``."""
+        word = self.take(field)
+        if word not in choices:
+            raise self.error(field, f"expected {' or '.join(choices)}, got {self.quote(word)}")
+        return word
+
     def take(self, field: str) -> str:
         if self.pos >= len(self.words):
             raise self.error(field, "missing")
@@ -219,7 +226,9 @@ def _plain(value: object, reveal: bool) -> object:
     return value
 
 
-# annotation -> (type, None allowed), for Params._check_types
+# annotation -> (type, None allowed), for Params._fields: plain values are
+# checked, device references converted
+_DEVICES = {"DevNo": False, "DevNo | None": True}
 _KINDS = {"int": (int, False), "int | None": (int, True), "bool": (bool, False), "bool | None": (bool, True),
           "str": (str, False), "str | None": (str, True)}
 
@@ -230,26 +239,36 @@ class Params(_Typed):
     Fields are converted and checked on creation."""
 
     def __post_init__(self) -> None:
+        devices, kinds = self._fields()
+        # Device fields take any reference as_devno() takes and hold a DevNo.
+        for name, optional in devices:
+            value = getattr(self, name)
+            if value is not None or not optional:
+                self._set(name, as_devno(value, self.TYPE, name))
         self._convert()
-        self._check_types()
-        self._check()
-
-    def _check_types(self) -> None:
-        """Plain fields hold what they say: an int field no bool, str or
-        float (it would print as the kernel cannot read), a bool field a bool."""
-        kinds = type(self).__dict__.get("_kinds")
-        if kinds is None:
-            kinds = [(f.name, _KINDS[f.type]) for f in dataclasses.fields(self)  # type: ignore[arg-type]
-                     if f.type in _KINDS]
-            type.__setattr__(type(self), "_kinds", kinds)
+        # Plain fields hold what they say: an int field no bool, str or float
+        # (it would print as the kernel cannot read), a bool field a bool.
         for name, (kind, optional) in kinds:
             value = getattr(self, name)
             if type(value) is not kind and not (optional and value is None):
                 raise self._error(name, f"must be {kind.__name__}{' or None' if optional else ''}, "
                                         f"got {type(value).__name__}")
+        self._check()
+
+    @classmethod
+    def _fields(cls) -> tuple[list[tuple[str, bool]], list[tuple[str, tuple[type, bool]]]]:
+        """The device fields and the plain ones, from the annotations (once a class)."""
+        table = cls.__dict__.get("_field_table")
+        if table is None:
+            fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+            table = ([(f.name, _DEVICES[f.type]) for f in fields if f.type in _DEVICES],
+                     [(f.name, _KINDS[f.type]) for f in fields if f.type in _KINDS])
+            type.__setattr__(cls, "_field_table", table)
+        return table
 
     def _convert(self) -> None:
-        """Bring fields to their canonical types (device references to DevNo)."""
+        """Bring compound fields to their canonical types (device fields are
+        converted before, from their annotations)."""
 
     def _check(self) -> None:
         """Raise ParameterError for a value the kernel would refuse."""
@@ -283,10 +302,6 @@ class Params(_Typed):
     def check_length(self, length: int) -> None:
         """Raise ParameterError unless the target can be ``length`` sectors long."""
 
-    @classmethod
-    def parse_status(cls, status: str) -> Status:
-        return cls.Status.parse(status)
-
     Status: ClassVar[type[Status]]
 
 
@@ -294,6 +309,16 @@ class Status(_Typed):
     """A target's ``STATUSTYPE_INFO`` line, typed.  Words a newer kernel
     appends after the fields known here are kept in ``extra``.  Built from
     what the kernel said, so nothing is checked on creation."""
+
+    @classmethod
+    def _failure(cls, w: Words) -> Self | None:
+        """The whole status of a target that failed (``Fail``) or could not
+        read its metadata (``Error``): ``failed`` or ``error`` set, every
+        other field None.  None for any other status."""
+        if w.peek() not in ("Fail", "Error"):
+            return None
+        state = w.take("state")
+        return cls(failed=state == "Fail", error=state == "Error", extra=w.rest())  # type: ignore[call-arg]
 
     @classmethod
     def parse(cls, status: str) -> Self:

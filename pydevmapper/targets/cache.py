@@ -16,7 +16,6 @@ from pydevmapper.targets._base import (
     Params,
     Status,
     Words,
-    as_devno,
     is_power_of_two,
     pairs,
     register,
@@ -77,9 +76,9 @@ class CacheStatus(Status):
 
     @classmethod
     def _read(cls, w: Words) -> CacheStatus:
-        if w.peek() in ("Fail", "Error"):
-            state = w.take("state")
-            return cls(failed=state == "Fail", error=state == "Error", extra=w.rest())
+        failure = cls._failure(w)
+        if failure is not None:
+            return failure
         meta_block = w.int("metadata_block_size")
         used_meta, total_meta = w.ratio("used_metadata_blocks/total_metadata_blocks")
         block = w.int("cache_block_size")
@@ -90,12 +89,8 @@ class CacheStatus(Status):
         core = tuple(pairs(w.counted("core_args"), cls.TYPE, "core_args"))
         policy = w.take("policy")
         policy_args = tuple(pairs(w.counted("policy_args"), cls.TYPE, "policy_args"))
-        mode = w.take("metadata_mode")
-        if mode not in ("rw", "ro"):
-            raise w.error("metadata_mode", f"expected rw or ro, got {mode!r}")
-        check = w.take("needs_check")
-        if check not in ("needs_check", "-"):
-            raise w.error("needs_check", f"expected needs_check or -, got {check!r}")
+        mode = w.choice("metadata_mode", ("rw", "ro"))
+        check = w.choice("needs_check", ("needs_check", "-"))
         return cls(meta_block, used_meta, total_meta, block, used, total, *counters, features, core, policy,
                    policy_args, mode, check == "needs_check", extra=w.rest())
 
@@ -126,8 +121,6 @@ class Cache(Params):
     policy_args: tuple[tuple[str, str], ...] = ()
 
     def _convert(self) -> None:
-        for field in ("metadata_device", "cache_device", "origin_device"):
-            self._set(field, as_devno(getattr(self, field), self.TYPE, field))
         args = self.policy_args.items() if isinstance(self.policy_args, dict) else self.policy_args
         self._set("policy_args", tuple((str(k), str(v)) for k, v in args))
 
@@ -247,10 +240,6 @@ class Era(Params):
     origin_device: DevNo
     block_size: int
 
-    def _convert(self) -> None:
-        self._set("metadata_device", as_devno(self.metadata_device, self.TYPE, "metadata_device"))
-        self._set("origin_device", as_devno(self.origin_device, self.TYPE, "origin_device"))
-
     def _check(self) -> None:
         if self.block_size <= 0 or self.block_size % 8 or self.block_size >= 2**32:
             raise self._error("block_size", f"must be a positive multiple of 8 sectors, got {self.block_size}")
@@ -346,10 +335,6 @@ class Writecache(Params):
     metadata_only: bool = False
     pause_writeback: int | None = None
     Status = WritecacheStatus
-
-    def _convert(self) -> None:
-        self._set("origin_device", as_devno(self.origin_device, self.TYPE, "origin_device"))
-        self._set("cache_device", as_devno(self.cache_device, self.TYPE, "cache_device"))
 
     def _check(self) -> None:
         if self.mode not in ("p", "s"):

@@ -145,7 +145,6 @@ class Crypt(Params):
 
     def _convert(self) -> None:
         self._set("key", _key(self.key))
-        self._set("device", as_devno(self.device, self.TYPE))
         if self.integrity is not None:
             self._set("integrity", (self.integrity[0], self.integrity[1]))
 
@@ -260,15 +259,10 @@ class VerityStatus(Status):
 
     @classmethod
     def _read(cls, w: Words) -> VerityStatus:
-        state = w.take("state")
-        if state not in ("V", "C"):
-            raise w.error("state", f"expected V or C, got {state!r}")
-        return cls(state, w.rest())
+        return cls(w.choice("state", ("V", "C")), w.rest())
 
 
-def _hex_field(value: str | None, field: str, *, optional: bool = False) -> str | None:
-    if value is None and optional:
-        return None
+def _hex_field(value: str | None, field: str) -> str:
     if not isinstance(value, str) or not value or len(value) % 2 or not set(value) <= _HEX:
         raise ParameterError("verity", field, f"must be an even number of hex digits, got {value!r}")
     return value.lower()
@@ -306,8 +300,6 @@ class Verity(Params):
     root_hash_sig_key_desc: str | None = None
 
     def _convert(self) -> None:
-        self._set("data_device", as_devno(self.data_device, self.TYPE, "data_device"))
-        self._set("hash_device", as_devno(self.hash_device, self.TYPE, "hash_device"))
         self._set("digest", _hex_field(self.digest, "digest"))
         self._set("salt", None if self.salt in (None, "-") else _hex_field(self.salt, "salt"))
         if self.fec is not None:
@@ -471,9 +463,6 @@ class Integrity(Params):
     Status = IntegrityStatus
 
     def _convert(self) -> None:
-        self._set("device", as_devno(self.device, self.TYPE))
-        if self.meta_device is not None:
-            self._set("meta_device", as_devno(self.meta_device, self.TYPE, "meta_device"))
         for field in ("internal_hash", "journal_crypt", "journal_mac"):
             value = getattr(self, field)
             if isinstance(value, str):  # "alg" or, as the kernel writes it, "alg:hexkey"

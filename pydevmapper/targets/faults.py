@@ -62,7 +62,6 @@ class Flakey(Params):
     random_write_corrupt: int = 0
 
     def _convert(self) -> None:
-        self._set("device", as_devno(self.device, self.TYPE))
         if self.corrupt_bio_byte is not None and type(self.corrupt_bio_byte) is not CorruptBioByte:
             self._set("corrupt_bio_byte", CorruptBioByte(*self.corrupt_bio_byte))
 

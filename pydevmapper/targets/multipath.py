@@ -99,16 +99,12 @@ class MultipathStatus(Status):
         count, next_group = w.int("number of groups"), w.int("next group")
         groups = []
         for g in range(count):
-            state = w.take(f"group {g + 1} state")
-            if state not in ("A", "E", "D"):
-                raise w.error(f"group {g + 1} state", f"expected A, E or D, got {state!r}")
+            state = w.choice(f"group {g + 1} state", ("A", "E", "D"))
             selector = tuple(w.counted(f"group {g + 1} selector status"))
             n_paths, n_info = w.int(f"group {g + 1} paths"), w.int(f"group {g + 1} selector info count")
             paths = []
             for p in range(n_paths):
-                dev, state_p = w.dev(f"path {p} device"), w.take(f"path {p} state")
-                if state_p not in ("A", "F"):
-                    raise w.error(f"path {p} state", f"expected A or F, got {state_p!r}")
+                dev, state_p = w.dev(f"path {p} device"), w.choice(f"path {p} state", ("A", "F"))
                 fails = w.int(f"path {p} fail count")
                 info = tuple(w.take(f"path {p} selector info") for _ in range(n_info))
                 paths.append(PathStatus(dev, state_p == "A", fails, info))
@@ -367,10 +363,6 @@ class LogWrites(Params):
     Status = LogWritesStatus
     device: DevNo
     log_device: DevNo
-
-    def _convert(self) -> None:
-        self._set("device", as_devno(self.device, self.TYPE))
-        self._set("log_device", as_devno(self.log_device, self.TYPE, "log_device"))
 
     def _check(self) -> None:
         if self.device == self.log_device:

@@ -14,7 +14,6 @@ from pydevmapper.targets._base import (
     Params,
     Status,
     Words,
-    as_devno,
     is_power_of_two,
     register,
 )
@@ -34,9 +33,6 @@ class SnapshotOrigin(Params):
     TYPE = "snapshot-origin"
     Status = NoStatus
     device: DevNo
-
-    def _convert(self) -> None:
-        self._set("device", as_devno(self.device, self.TYPE))
 
     def format(self) -> str:
         return str(self.device)
@@ -95,10 +91,6 @@ class Snapshot(Params):
     chunk_size: int = 8
     discard_zeroes_cow: bool = False
     discard_passdown_origin: bool = False
-
-    def _convert(self) -> None:
-        self._set("origin", as_devno(self.origin, self.TYPE, "origin"))
-        self._set("cow", as_devno(self.cow, self.TYPE, "cow"))
 
     def _check(self) -> None:
         if self.store not in _STORES:

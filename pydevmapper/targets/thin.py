@@ -14,7 +14,6 @@ from pydevmapper.targets._base import (
     Params,
     Status,
     Words,
-    as_devno,
     register,
 )
 from pydevmapper.types import DevNo
@@ -61,25 +60,17 @@ class ThinPoolStatus(Status):
 
     @classmethod
     def _read(cls, w: Words) -> ThinPoolStatus:
-        if w.peek() in ("Fail", "Error"):
-            state = w.take("state")
-            return cls(failed=state == "Fail", error=state == "Error", extra=w.rest())
+        failure = cls._failure(w)
+        if failure is not None:
+            return failure
         transaction_id = w.int("transaction_id")
         used_meta, total_meta = w.ratio("used_metadata_blocks/total_metadata_blocks")
         used_data, total_data = w.ratio("used_data_blocks/total_data_blocks")
         held = w.optional_int("held_metadata_root")
-        mode = w.take("mode")
-        if mode not in ("rw", "ro", "out_of_data_space"):
-            raise w.error("mode", f"unknown mode {mode!r}")
-        discards = w.take("discards")
-        if discards not in ("discard_passdown", "no_discard_passdown", "ignore_discard"):
-            raise w.error("discards", f"unknown discard mode {discards!r}")
-        policy = w.take("no_space_policy")
-        if policy not in ("queue_if_no_space", "error_if_no_space"):
-            raise w.error("no_space_policy", f"unknown policy {policy!r}")
-        needs_check = w.take("needs_check")
-        if needs_check not in ("needs_check", "-"):
-            raise w.error("needs_check", f"expected needs_check or -, got {needs_check!r}")
+        mode = w.choice("mode", ("rw", "ro", "out_of_data_space"))
+        discards = w.choice("discards", ("discard_passdown", "no_discard_passdown", "ignore_discard"))
+        policy = w.choice("no_space_policy", ("queue_if_no_space", "error_if_no_space"))
+        needs_check = w.choice("needs_check", ("needs_check", "-"))
         # The metadata low watermark came with dm-thin 1.20 (Linux 4.19).
         watermark = w.int("metadata_low_watermark") if w.more() else None
         return cls(transaction_id, used_meta, total_meta, used_data, total_data, held, mode, discards, policy,
@@ -108,10 +99,6 @@ class ThinPool(Params):
     no_discard_passdown: bool = False
     read_only: bool = False
     error_if_no_space: bool = False
-
-    def _convert(self) -> None:
-        self._set("metadata_device", as_devno(self.metadata_device, self.TYPE, "metadata_device"))
-        self._set("data_device", as_devno(self.data_device, self.TYPE, "data_device"))
 
     def _check(self) -> None:
         size = self.data_block_size
@@ -211,9 +198,10 @@ class ThinStatus(Status):
 
     @classmethod
     def _read(cls, w: Words) -> ThinStatus:
+        failure = cls._failure(w)
+        if failure is not None:
+            return failure
         first = w.take("mapped_sectors")
-        if first in ("Fail", "Error"):
-            return cls(failed=first == "Fail", error=first == "Error", extra=w.rest())
         if first == "-":
             return cls(extra=w.rest())
         if not (first.isascii() and first.isdigit()):
@@ -232,11 +220,6 @@ class Thin(Params):
     pool: DevNo
     dev_id: int
     external_origin: DevNo | None = None
-
-    def _convert(self) -> None:
-        self._set("pool", as_devno(self.pool, self.TYPE, "pool"))
-        if self.external_origin is not None:
-            self._set("external_origin", as_devno(self.external_origin, self.TYPE, "external_origin"))
 
     def _check(self) -> None:
         if not 0 <= self.dev_id <= MAX_DEV_ID:

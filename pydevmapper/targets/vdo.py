@@ -48,13 +48,9 @@ class VdoStatus(Status):
     @classmethod
     def _read(cls, w: Words) -> VdoStatus:
         device, mode = w.take("device"), w.take("mode")
-        recovering = w.take("recovering")
-        if recovering not in ("recovering", "-"):
-            raise w.error("recovering", f"expected recovering or -, got {recovering!r}")
+        recovering = w.choice("recovering", ("recovering", "-"))
         index = w.take("index_state")
-        compression = w.take("compression")
-        if compression not in ("online", "offline"):
-            raise w.error("compression", f"expected online or offline, got {compression!r}")
+        compression = w.choice("compression", ("online", "offline"))
         return cls(device, mode, recovering == "recovering", index, compression == "online",
                    w.int("used_blocks"), w.int("physical_blocks"), w.rest())
 
