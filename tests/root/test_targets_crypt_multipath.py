@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 
 import pytest
 
 import pydevmapper as dm
 from pydevmapper import targets as t
 from tests.root.helpers import dm_block_node, sectors_of
-from tests.root.target_helpers import MIB, direct_read, loaded_equal, status, write
+from tests.root.target_helpers import (MIB, direct_read, loaded_equal, status, wait_until,
+                                       write)
 
 pytestmark = pytest.mark.root
 
@@ -137,11 +139,24 @@ def test_log_writes_counts_logged_entries(make_loop, make_device):
     params = t.LogWrites(data, log)
     dev = make_device(dm.Table.single(sectors_of(data.path), params))
     loaded_equal(dev, params)
-    before = status(dev)
+    before = settled(dev)
     write(dev, 0, b"\xbc" * 8192)
     assert direct_read(data.path, 0, 8192) == b"\xbc" * 8192  # the data device, not the log
-    written = status(dev)
+    written = settled(dev)
     assert written.logged_entries > before.logged_entries and written.highest_sector > before.highest_sector
     dev.message(t.LogWrites.mark("checkpoint-1"))
-    marked = status(dev)
-    assert marked.logged_entries == written.logged_entries + 1 and not marked.logging_disabled
+    assert wait_until(lambda: status(dev).logged_entries == written.logged_entries + 1, timeout=10)
+    assert not status(dev).logging_disabled
+
+
+def settled(dev) -> t.LogWritesStatus:
+    """The status once the log thread has caught up: entries are counted by a
+    kernel thread after the write (or mark) returns."""
+    last = status(dev)
+    for _ in range(50):
+        time.sleep(0.2)
+        now = status(dev)
+        if now == last:
+            return now
+        last = now
+    raise AssertionError(f"log-writes still logging after 10 s: {last}")
