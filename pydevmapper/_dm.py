@@ -12,12 +12,12 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError(
         "pydevmapper's compiled binding (pydevmapper._dm_cffi) is missing: "
-        "reinstall with `pip install .` on a machine with gcc, the Python "
-        "headers and <linux/dm-ioctl.h> (Debian: linux-libc-dev)"
+        "reinstall the wheel, or build from source on a machine with gcc, "
+        "the Python headers and <linux/types.h> (Debian: linux-libc-dev)"
     ) from exc
 
 # Must equal PYDM_BINDING_ABI in build_support/dm_build.py.
-_EXPECTED_ABI = 6
+_EXPECTED_ABI = 7
 if lib.PYDM_BINDING_ABI != _EXPECTED_ABI:  # pragma: no cover
     raise ImportError(
         f"pydevmapper's compiled binding is stale (ABI {lib.PYDM_BINDING_ABI}, "
@@ -31,7 +31,7 @@ MIN_DATA_SIZE: int = lib.PYDM_OFFSETOF_IOCTL_DATA
 NAME_MAX_BYTES: int = lib.DM_NAME_LEN - 1
 UUID_MAX_BYTES: int = lib.DM_UUID_LEN - 1
 TARGET_TYPE_MAX_BYTES: int = lib.DM_MAX_TYPE_NAME - 1
-# The interface version of the headers we were compiled against.
+# The interface version of the (vendored) headers we were compiled against.
 HEADER_VERSION = (lib.DM_VERSION_MAJOR, lib.DM_VERSION_MINOR, lib.DM_VERSION_PATCHLEVEL)
 
 __all__ = ["ffi", "lib", "HEADER_SIZE", "MIN_DATA_SIZE", "NAME_MAX_BYTES",

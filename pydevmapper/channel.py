@@ -50,14 +50,10 @@ class Command(NamedTuple):
     logs_reason: bool
     # Newer than 4.0.0: check the running kernel before sending.
     gated: bool
-    # The build headers had it (see PYDM_HAS_* in build_support).
-    in_headers: bool
 
 
-def _cmd(name: str, version: Version, reply: bool = False, logs: bool = False,
-         in_headers: int = 1) -> Command:
-    return Command(name, getattr(lib, name), version, reply, logs,
-                   version > (4, 0, 0), bool(in_headers))
+def _cmd(name: str, version: Version, reply: bool = False, logs: bool = False) -> Command:
+    return Command(name, getattr(lib, name), version, reply, logs, version > (4, 0, 0))
 
 
 VERSION = _cmd("DM_VERSION", (4, 0, 0))
@@ -76,9 +72,8 @@ TABLE_STATUS = _cmd("DM_TABLE_STATUS", (4, 0, 0), reply=True)
 LIST_VERSIONS = _cmd("DM_LIST_VERSIONS", (4, 1, 0), reply=True)
 TARGET_MSG = _cmd("DM_TARGET_MSG", (4, 2, 0), reply=True, logs=True)
 DEV_SET_GEOMETRY = _cmd("DM_DEV_SET_GEOMETRY", (4, 6, 0), logs=True)
-DEV_ARM_POLL = _cmd("DM_DEV_ARM_POLL", (4, 37, 0), in_headers=lib.PYDM_HAS_ARM_POLL)
-GET_TARGET_VERSION = _cmd("DM_GET_TARGET_VERSION", (4, 41, 0), reply=True,
-                          in_headers=lib.PYDM_HAS_GET_TARGET_VERSION)
+DEV_ARM_POLL = _cmd("DM_DEV_ARM_POLL", (4, 37, 0))
+GET_TARGET_VERSION = _cmd("DM_GET_TARGET_VERSION", (4, 41, 0), reply=True)
 
 # Interface versions of features that ride on older commands.
 RENAME_UUID = (4, 19, 0)
@@ -267,9 +262,6 @@ class Channel:
         commands whose failures the kernel explains only in its log.
         """
         if cmd.gated:
-            if not cmd.in_headers:
-                raise UnsupportedError(errno.ENOTSUP, cmd.name, None, None,
-                                       f"{cmd.name} is not in the headers pydevmapper was built against")
             self.require(cmd.version, cmd.name)
         if device is not None:
             name, uuid, dev = address(device)

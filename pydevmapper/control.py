@@ -47,7 +47,7 @@ from pydevmapper.channel import (
     text,
 )
 from pydevmapper.device import Device
-from pydevmapper.errors import DeviceNotFoundError, DMError, UnsupportedError, ValidationError
+from pydevmapper.errors import DeviceNotFoundError, DMError, ValidationError
 from pydevmapper.nodes import NODE_MODE, NODE_UID, NodeDir, Reconciled
 from pydevmapper.table import Table, TargetStatus, as_table
 from pydevmapper.types import DeviceInfo, DevNo, ListedDevice, TargetVersion, Uuid, check_id, describe
@@ -442,9 +442,6 @@ class Control:
     def ima_measurement(self, device: DeviceId, *, inactive: bool = False) -> list[TargetStatus]:
         """DM_TABLE_STATUS with DM_IMA_MEASUREMENT_FLAG (interface 4.45+)."""
         self.channel.require(IMA, "IMA measurement")
-        if not lib.PYDM_HAS_IMA:
-            raise UnsupportedError(errno.ENOTSUP, TABLE_STATUS.name, describe(device), None,
-                                   "IMA is not in the headers pydevmapper was built against")
         data, count = self._table_status(device, lib.DM_IMA_MEASUREMENT_FLAG, inactive, False)
         return records.decode_status(data, count)
 
