@@ -22,8 +22,9 @@ import functools
 import os
 import stat
 import threading
+import time
 
-from pydevmapper import kmsg, records
+from pydevmapper import kmsg, log, records
 from pydevmapper._dm import HEADER_SIZE, ffi, lib
 from pydevmapper._namedtuple import NamedTuple, build
 from pydevmapper.errors import DeviceMapperUnavailableError, DMError, UnsupportedError, error_for
@@ -282,6 +283,7 @@ class Channel:
             size = request_size
         if cursor is None and cmd.logs_reason:
             cursor = self.kmsg_cursor()
+        trace = log.logger("ioctl")
         local = self._local
         while True:
             # One attribute for the buffer, its view and its size: each
@@ -302,19 +304,33 @@ class Channel:
                 # status writes nothing hands back what it found there: only
                 # zeros may be found, never an earlier reply.
                 _zero(buf, request_size, size)
+            if trace is not None:
+                started = time.perf_counter()
             result = lib.pydm_dm_ioctl(self._fd, cmd.request, buf)
             if payload and flags & _SECURE_DATA:
                 # Tables may hold keys: don't leave them in a reused buffer.
                 _zero(buf, HEADER_SIZE, request_size)
             if result < 0:
                 # cffi saved errno when ioctl() returned, per thread.
-                raise self._failure(ffi.errno, cmd, device, name, cursor)
+                err = ffi.errno
+                if trace is not None:
+                    trace.debug("%s %s flags=%#x size=%d: %s after %.0f us", cmd.name,
+                                _label(device, name), flags, size, errno.errorcode.get(err, err),
+                                (time.perf_counter() - started) * 1e6)
+                raise self._failure(err, cmd, device, name, cursor)
             (v0, v1, v2, data_size, data_start, r_targets, r_open, r_flags, r_event,
              r_dev, r_name, r_uuid) = _unpack_header(view, 0)
+            if trace is not None:
+                trace.debug("%s %s flags=%#x size=%d: flags=%#x data_size=%d event_nr=%d in %.0f us",
+                            cmd.name, _label(device, name), flags, size, r_flags, data_size,
+                            r_event, (time.perf_counter() - started) * 1e6)
             if (r_flags & _BUFFER_FULL) and retry_full:
                 if size >= MAX_BUFFER_SIZE:
                     raise DMError(errno.ENOBUFS, cmd.name, _label(device, name), None,
                                   f"reply still larger than {size} bytes")
+                if trace is not None:
+                    trace.debug("%s: the reply did not fit in %d bytes; asking again with %d",
+                                cmd.name, size, size * 2)
                 size *= 2
                 self.size_hints[cmd.name] = size
                 self.buffer_retries += 1
@@ -354,6 +370,10 @@ class Channel:
             lines = [line for line in lines if kmsg.about(line, devno)]
         if lines:
             kernel_message = "; ".join(lines)
+            trace = log.logger("ioctl")
+            if trace is not None:
+                trace.debug("%s %s: the kernel logged: %s", cmd.name, _label(device, name),
+                            kernel_message)
         return error_for(err, cmd.name, _label(device, name), kernel_message,
                          table_rejected=cmd is TABLE_LOAD and devno is not None)
 

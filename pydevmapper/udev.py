@@ -35,6 +35,7 @@ import errno as _errno
 import os
 import time
 
+from pydevmapper import log
 from pydevmapper._dm import ffi, lib
 from pydevmapper._namedtuple import NamedTuple
 from pydevmapper.errors import DMError
@@ -227,19 +228,31 @@ class Cookie:
         semid = self._ids[0]
         if semid < 0:
             return
+        trace = log.logger("udev")
+        if trace is not None:
+            trace.debug("%s %s: waiting up to %gs for udev to release cookie %#010x",
+                        command, device, timeout, self.value)
         # The clock is read again only after a signal cut the wait short.
         started = time.monotonic()
         left = timeout
         while left > 0:
             err = _semop(semid, 0, timeout=left)  # wait for zero
             if err in (0, _errno.EIDRM, _errno.EINVAL):
-                return  # released (or someone ran `dmsetup udevcomplete_all`)
+                # released (or someone ran `dmsetup udevcomplete_all`)
+                if trace is not None:
+                    trace.debug("%s %s: udev released cookie %#010x after %.3fs", command, device,
+                                self.value, time.monotonic() - started)
+                return
             if err == _errno.EAGAIN:
                 break
             if err != _errno.EINTR:  # EINTR: Python runs the handler at the loop's next step
                 raise _os_error(err, "waiting on a udev cookie")
             left = timeout - (time.monotonic() - started)
-        raise UdevTimeoutError(command, device, self.value, timeout)
+        timed_out = UdevTimeoutError(command, device, self.value, timeout)
+        warn = log.logger("udev", log.WARNING)
+        if warn is not None:
+            warn.warning("%s", timed_out)
+        raise timed_out
 
     def __enter__(self) -> Cookie:
         try:

@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         _err(f"{exc}\nCouldn't process command line.\n")
         return 1
     s = Session(prog, parsed)
+    if s.has("verbose") >= 2:
+        _log_to_stderr(s.has("verbose"))
     try:
         return _run(s, parsed.args)
     except Failed:
@@ -46,6 +48,20 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGINT)
     return 130  # 128 + SIGINT, should the signal not end us
+
+
+def _log_to_stderr(verbose: int) -> None:
+    """-vv: udev cookie waits; -vvv and more: every ioctl too (see pydevmapper.log).
+    -v alone only adds to the output, as in dmsetup."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    root = logging.getLogger("pydevmapper")
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    if verbose < 3:
+        logging.getLogger("pydevmapper.ioctl").setLevel(logging.WARNING)
 
 
 def _err(text: str) -> None:

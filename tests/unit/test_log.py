@@ -1,0 +1,95 @@
+"""The ``pydevmapper`` logger: what each ioctl and udev wait records, that
+nothing is recorded unless asked, and pydmsetup's -vv/-vvv."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+from fake_kernel import fail, put_data
+
+from pydevmapper import channel, log, udev
+from pydevmapper.errors import DeviceNotFoundError
+
+
+@pytest.fixture
+def records(caplog):
+    caplog.set_level(logging.DEBUG, logger="pydevmapper")  # restored after the test
+    return caplog
+
+
+def test_each_ioctl_is_recorded_with_its_flags_size_and_reply(kernel, ctl, records):
+    ctl.info("vol")
+    (rec,) = [r for r in records.records if r.name == "pydevmapper.ioctl"]
+    text = rec.getMessage()
+    assert rec.levelno == logging.DEBUG
+    assert text.startswith("DM_DEV_STATUS vol flags=0x0 size=") and "data_size=" in text and " us" in text
+
+
+def test_a_failure_is_recorded_with_its_errno(kernel, ctl, records):
+    kernel.handlers["DM_DEV_STATUS"] = fail(errno.ENXIO)
+    with pytest.raises(DeviceNotFoundError):
+        ctl.info("vol")
+    assert any("DM_DEV_STATUS vol" in r.getMessage() and "ENXIO" in r.getMessage()
+               for r in records.records)
+
+
+def test_a_regrown_buffer_is_recorded(kernel, ctl, records):
+    data = b"x" * 20000
+    kernel.handlers["DM_TABLE_STATUS"] = lambda c, hdr, buf: put_data(hdr, buf, data)
+    ctl.channel.call(channel.TABLE_STATUS, "vol")
+    assert any("did not fit in 8192 bytes; asking again with 16384" in r.getMessage()
+               for r in records.records)
+
+
+def test_nothing_is_recorded_unless_asked(kernel, ctl, caplog):
+    caplog.set_level(logging.WARNING, logger="pydevmapper")
+    ctl.info("vol")
+    assert log.logger("ioctl") is None
+    assert not [r for r in caplog.records if r.name.startswith("pydevmapper")]
+
+
+def test_the_library_does_not_import_logging():
+    code = "import sys, pydevmapper.control, pydevmapper.udev; print('logging' in sys.modules)"
+    out = subprocess.run([sys.executable, "-S", "-c", f"import sys; sys.path[:0] = {sys.path!r}; {code}"],
+                         capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "False"
+
+
+def test_udev_waits_and_their_outcome_are_recorded(records):
+    with udev.cookie() as ck:
+        done = threading.Thread(target=udev.complete, args=(ck.value,))
+        done.start()
+        ck.wait(30, "DM_DEV_SUSPEND", "x")
+        done.join()
+    texts = [r.getMessage() for r in records.records if r.name == "pydevmapper.udev"]
+    assert texts[0].startswith("DM_DEV_SUSPEND x: waiting up to 30s for udev to release cookie")
+    assert "udev released cookie" in texts[1]
+
+
+def test_a_udev_timeout_is_a_warning(records):
+    with pytest.raises(udev.UdevTimeoutError), udev.cookie() as ck:
+        ck.wait(0.05, "DM_DEV_REMOVE", "vol")
+    (warned,) = [r for r in records.records if r.levelno == logging.WARNING]
+    assert "udev never answered" in warned.getMessage()
+
+
+@pytest.mark.parametrize("verbose, shown", [("-v", set()), ("-vv", {"pydevmapper.udev"}),
+                                             ("-vvv", {"pydevmapper.udev", "pydevmapper.ioctl"})])
+def test_pydmsetup_verbosity_configures_the_log(verbose, shown):
+    code = (
+        "import logging, sys\n"
+        "from pydevmapper import cli\n"
+        f"cli.main([{verbose!r}, 'help'])\n"
+        "print(sorted(n for n in ('pydevmapper.udev', 'pydevmapper.ioctl')"
+        " if 'logging' in sys.modules and logging.getLogger(n).isEnabledFor(logging.DEBUG)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert out.returncode == 0, out.stderr
+    assert set(eval(out.stdout.strip().splitlines()[-1])) == shown
