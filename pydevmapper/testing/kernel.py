@@ -25,8 +25,11 @@ def kernel_unavailable_reason() -> str | None:
     if os.geteuid() != 0:
         return "needs root (device-mapper requires CAP_SYS_ADMIN)"
     ensure_dm_loaded()
-    from pydevmapper.control import Control
-    from pydevmapper.errors import DMError
+    try:
+        from pydevmapper.control import Control
+        from pydevmapper.errors import DMError
+    except ImportError as exc:  # a missing or stale build of the binding
+        return f"pydevmapper cannot be imported: {exc}"
 
     try:
         with Control() as ctl:

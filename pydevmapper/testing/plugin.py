@@ -1,4 +1,11 @@
-"""The pytest plugin: markers, fixtures and the end-of-session sweep."""
+"""The pytest plugin: markers, fixtures and the end-of-session sweep.
+
+pytest loads it in every run where pydevmapper is installed, so it keeps to
+names of its own (the ``dm_`` prefix) and does nothing until a test uses
+one of them: no kernel is asked, no module loaded and the binding not
+imported before then, and a binding that cannot be imported fails or skips
+only the tests that use the kit.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +19,15 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from pydevmapper.testing import kernel, sweep
+from pydevmapper.testing import kernel
 
-_ROOT_MARKER = "root: needs root and a kernel with device-mapper (skips, or fails under PYDM_REQUIRE_KERNEL=1)"
-_BASIC_MARKER = "needs_basic_target: needs the basic_target module (PYDM_BASIC_TARGET_KO)"
+ROOT_MARKER = "dm_root"
+BASIC_MARKER = "dm_needs_basic_target"
+_MARKERS = (
+    f"{ROOT_MARKER}: needs root and a kernel with device-mapper "
+    "(skips, or fails under PYDM_REQUIRE_KERNEL=1)",
+    f"{BASIC_MARKER}: needs the basic_target module (PYDM_BASIC_TARGET_KO)",
+)
 BASIC_TARGET_ENV = "PYDM_BASIC_TARGET_KO"
 
 _state = {"prefix": None, "loop_dir": None, "reason": "unchecked", "used": False,
@@ -23,8 +35,8 @@ _state = {"prefix": None, "loop_dir": None, "reason": "unchecked", "used": False
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", _ROOT_MARKER)
-    config.addinivalue_line("markers", _BASIC_MARKER)
+    for line in _MARKERS:
+        config.addinivalue_line("markers", line)
 
 
 def _unavailable() -> str | None:
@@ -41,12 +53,12 @@ def _skip_or_fail(reason: str) -> None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker("root") or item.get_closest_marker("needs_basic_target"):
+    if item.get_closest_marker(ROOT_MARKER) or item.get_closest_marker(BASIC_MARKER):
         reason = _unavailable()
         if reason:
             _skip_or_fail(reason)
         _state["used"] = True
-    if item.get_closest_marker("needs_basic_target") and not os.environ.get(BASIC_TARGET_ENV):
+    if item.get_closest_marker(BASIC_MARKER) and not os.environ.get(BASIC_TARGET_ENV):
         _skip_or_fail(f"{BASIC_TARGET_ENV} does not name a basic_target.ko for this kernel")
 
 
@@ -91,8 +103,8 @@ def _loop_dir() -> str:
 
 
 @pytest.fixture
-def make_loop() -> Iterator[Callable[..., object]]:
-    """Factory: ``make_loop(size_mib=64)`` attaches a loop device over a sparse file."""
+def dm_make_loop() -> Iterator[Callable[..., object]]:
+    """Factory: ``dm_make_loop(size_mib=64)`` attaches a loop device over a sparse file."""
     from pydevmapper import loopdev
 
     made: list[loopdev.LoopDevice] = []
@@ -123,14 +135,14 @@ def make_loop() -> Iterator[Callable[..., object]]:
 
 
 @pytest.fixture
-def loop_device(make_loop):
+def dm_loop_device(dm_make_loop):
     """One 64 MiB loop device over a sparse file."""
-    return make_loop(64)
+    return dm_make_loop(64)
 
 
 @pytest.fixture
-def make_device(dm_control, dm_prefix: str):
-    """Factory: ``make_device(table, name=None, **kw)`` -> Device, removed after the test."""
+def dm_make_device(dm_control, dm_prefix: str):
+    """Factory: ``dm_make_device(table, name=None, **kw)`` -> Device, removed after the test."""
     made = []
     names = (f"{dm_prefix}dev{next(_counter)}" for _ in itertools.count())
 
@@ -151,11 +163,11 @@ def make_device(dm_control, dm_prefix: str):
 
 
 @pytest.fixture(scope="session")
-def basic_target():
+def dm_basic_target():
     """Loads basic_target (from $PYDM_BASIC_TARGET_KO) for the session; unloads it after.
 
     Yields the module's path.  Tests using it should carry the
-    ``needs_basic_target`` marker so a missing module skips (or fails) early.
+    ``dm_needs_basic_target`` marker so a missing module skips (or fails) early.
     """
     reason = _unavailable()
     if reason:
@@ -189,6 +201,7 @@ def _sweep_devices() -> None:
     leaks = _state["leaks"]
     try:
         from pydevmapper.control import Control
+        from pydevmapper.testing import sweep
 
         with Control() as ctl:
             devices = sweep.leftover_devices(ctl, _state["prefix"])
@@ -206,6 +219,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     _sweep_devices()
     leaks = _state["leaks"]
     if _state["loop_dir"]:
+        from pydevmapper.testing import sweep
+
         loops = sweep.leftover_loops(_state["loop_dir"])
         leaks += [f"loop device {p}" for p in loops]
         leaks += [f"loop device {p} (could not be detached)" for p in sweep.detach_loops(loops)]

@@ -13,7 +13,7 @@ import pydevmapper as dm
 from pydevmapper import kmod
 from tests.root.helpers import dm_block_node, sectors_of
 
-pytestmark = [pytest.mark.root, pytest.mark.needs_basic_target]
+pytestmark = [pytest.mark.dm_root, pytest.mark.dm_needs_basic_target]
 
 OFFSET = 2048  # sectors: the device starts 1 MiB into the loop device
 MIB = 1024 * 1024
@@ -33,14 +33,14 @@ def aligned(size: int) -> mmap.mmap:
 
 
 @pytest.fixture
-def basic_dev(basic_target, loop_device, make_device):
-    size = sectors_of(loop_device.path) - OFFSET
+def basic_dev(dm_basic_target, dm_loop_device, dm_make_device):
+    size = sectors_of(dm_loop_device.path) - OFFSET
     table = dm.Table.single(size, "basic_target", f"{loop_device.devno_str} {OFFSET}")
-    dev = make_device(table)
-    return dev, loop_device
+    dev = dm_make_device(table)
+    return dev, dm_loop_device
 
 
-def test_target_is_registered(basic_target, dm_control):
+def test_target_is_registered(dm_basic_target, dm_control):
     assert dm_control.target_version("basic_target").version == (1, 0, 0)
 
 
@@ -147,9 +147,9 @@ def test_reload_to_new_offset_while_open(basic_dev):
     ("{dev} 12abc", "Invalid device offset"),
     ("/dev/no-such-device 0", "Device lookup failed"),
 ])
-def test_bad_tables_fail_with_the_targets_reason(basic_target, loop_device, dm_control,
+def test_bad_tables_fail_with_the_targets_reason(dm_basic_target, dm_loop_device, dm_control,
                                                  dm_name, params, reason):
-    table = dm.Table.single(1024, "basic_target", params.format(dev=loop_device.devno_str))
+    table = dm.Table.single(1024, "basic_target", params.format(dev=dm_loop_device.devno_str))
     with pytest.raises(dm.InvalidTableError) as exc:
         dm_control.create_device(dm_name, table)
     assert reason in (exc.value.kernel_message or ""), exc.value
@@ -164,8 +164,8 @@ def test_unknown_message_is_refused(basic_dev):
     assert exc.value.command == "DM_TARGET_MSG"
 
 
-def test_module_in_use_cannot_be_unloaded(basic_dev, basic_target):
+def test_module_in_use_cannot_be_unloaded(basic_dev, dm_basic_target):
     with pytest.raises(kmod.ModuleInUseError):
         kmod.unload_module("basic_target")
     with pytest.raises(kmod.ModuleAlreadyLoadedError):
-        kmod.load_module(basic_target)
+        kmod.load_module(dm_basic_target)

@@ -17,15 +17,15 @@ from pydevmapper import records, udev
 from tests.bench import contenders as cn
 from pydevmapper.testing import kernel
 
-pytestmark = [pytest.mark.root, pytest.mark.needs_basic_target]
+pytestmark = [pytest.mark.dm_root, pytest.mark.dm_needs_basic_target]
 
 SINGLE = ("version", "info", "table", "status", "message", "list_10")
 
 
 @pytest.fixture
-def spec(basic_target, loop_device, make_device, dm_prefix):
-    linear = make_device(f"0 2048 linear {loop_device.devno_str} 0")
-    basic = make_device(f"0 2048 basic_target {loop_device.devno_str} 0")
+def spec(dm_basic_target, dm_loop_device, dm_make_device, dm_prefix):
+    linear = dm_make_device(f"0 2048 linear {loop_device.devno_str} 0")
+    basic = dm_make_device(f"0 2048 basic_target {loop_device.devno_str} 0")
     lifecycle = f"{dm_prefix}bench-lc"
     yield cn.Spec(linear.name, basic.name, "stats", lifecycle,
                   f"0 2048 linear {loop_device.devno_str} 0")

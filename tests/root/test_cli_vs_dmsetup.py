@@ -16,7 +16,7 @@ import pytest
 
 from tests.root.helpers import NOBODY, dmsetup_installed, forked_main, gone  # noqa: F401 (fixture)
 
-pytestmark = [pytest.mark.root,
+pytestmark = [pytest.mark.dm_root,
               pytest.mark.usefixtures("dmsetup_installed")]
 
 PY = [sys.executable, "-c",
@@ -48,13 +48,13 @@ def same(args, stdin=b"", reset=None, unprivileged=False):
 
 
 @pytest.fixture
-def zero_dev(make_device):
-    return make_device("0 2048 zero", uuid="PYDMT-zero-uuid")
+def zero_dev(dm_make_device):
+    return dm_make_device("0 2048 zero", uuid="PYDMT-zero-uuid")
 
 
 @pytest.fixture
-def linear_dev(make_device, loop_device):
-    return make_device(f"0 4096 linear {loop_device.path} 0\n4096 4096 zero")
+def linear_dev(dm_make_device, dm_loop_device):
+    return dm_make_device(f"0 4096 linear {loop_device.path} 0\n4096 4096 zero")
 
 
 READ_CASES = [
@@ -146,7 +146,7 @@ def test_ls_forms(zero_dev, linear_dev):
         same(args)
 
 
-def test_create_remove_roundtrip(dm_control, dm_name, loop_device):
+def test_create_remove_roundtrip(dm_control, dm_name, dm_loop_device):
     reset = lambda: gone(dm_control, dm_name)  # noqa: E731
     same(["create", dm_name, "--table", "0 100 zero"], reset=reset)
     same(["create", dm_name, "-u", "PYDMT-uuid-1", "-r", "--table", "0 100 zero"], reset=reset)
@@ -298,7 +298,7 @@ def _device_head(info):
     return {"name": info.name, "uuid": info.uuid, "major": info.major, "minor": info.minor}
 
 
-def test_json_matches_the_api(dm_control, zero_dev, linear_dev, loop_device):
+def test_json_matches_the_api(dm_control, zero_dev, linear_dev, dm_loop_device):
     from pydevmapper.cli.session import read_ahead
 
     z, l = zero_dev.name, linear_dev.name
@@ -327,8 +327,8 @@ def test_json_matches_the_api(dm_control, zero_dev, linear_dev, loop_device):
     doc = _json(["deps", l, z])
     assert doc["devices"][0] == dict(_device_head(li), deps=[
         {"major": d.major, "minor": d.minor} for d in dm_control.deps(l)])
-    assert {"major": os.major(os.stat(loop_device.path).st_rdev),
-            "minor": os.minor(os.stat(loop_device.path).st_rdev)} in doc["devices"][0]["deps"]
+    assert {"major": os.major(os.stat(dm_loop_device.path).st_rdev),
+            "minor": os.minor(os.stat(dm_loop_device.path).st_rdev)} in doc["devices"][0]["deps"]
     assert doc["devices"][1]["deps"] == []
 
     # table and status: one entry per target, in table order
@@ -672,19 +672,19 @@ def test_dm_disable_udev_warning(dm_control, dm_name, monkeypatch, value, comman
 # in either order, one device per call or all in one command.
 
 @pytest.fixture
-def status_lengths(make_loop, make_device, basic_target, dm_control):
+def status_lengths(dm_make_loop, dm_make_device, dm_basic_target, dm_control):
     from pydevmapper import kmod
 
     unstriped_loaded = kmod.is_loaded("dm_unstriped")
-    l1, l2 = make_loop(16), make_loop(16)
-    striped = make_device(f"0 16384 striped 2 8 {l1.devno_str} 0 {l2.devno_str} 0")
+    l1, l2 = dm_make_loop(16), dm_make_loop(16)
+    striped = dm_make_device(f"0 16384 striped 2 8 {l1.devno_str} 0 {l2.devno_str} 0")
     devices = [
         striped,
-        make_device(f"0 8192 unstriped 2 8 1 {striped.devno} 0"),
-        make_device("0 2048 zero"),
-        make_device(f"0 1024 linear {l1.devno_str} 0\n1024 1024 zero\n2048 1024 error"),
-        make_device("0 1024 error"),
-        make_device(f"0 4096 basic_target {l2.devno_str} 2048"),
+        dm_make_device(f"0 8192 unstriped 2 8 1 {striped.devno} 0"),
+        dm_make_device("0 2048 zero"),
+        dm_make_device(f"0 1024 linear {l1.devno_str} 0\n1024 1024 zero\n2048 1024 error"),
+        dm_make_device("0 1024 error"),
+        dm_make_device(f"0 4096 basic_target {l2.devno_str} 2048"),
     ]
     with open(f"/dev/dm-{devices[-1].devno.minor}", "rb") as f:
         f.read(4096)  # basic_target's counters get digits
@@ -701,7 +701,7 @@ def _dmsetup_lines(command, name):
     return [tuple(line.split(" ", 3)) for line in out.splitlines()]
 
 
-@pytest.mark.needs_basic_target
+@pytest.mark.dm_needs_basic_target
 @pytest.mark.parametrize("order", ["long first", "short first"])
 def test_short_replies_after_long_ones(status_lengths, dm_control, order):
     names = status_lengths if order == "long first" else status_lengths[::-1]

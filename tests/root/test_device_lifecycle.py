@@ -9,7 +9,7 @@ import pytest
 import pydevmapper as dm
 from tests.root.helpers import dm_block_node, wait_for_dm_event
 
-pytestmark = pytest.mark.root
+pytestmark = pytest.mark.dm_root
 
 
 def test_version_is_interface_4(dm_control):
@@ -46,8 +46,8 @@ def test_create_with_chosen_minor(dm_control, dm_name):
         dm_control.remove(dm_name)
 
 
-def test_duplicate_name_and_uuid_are_refused(make_device, dm_control, dm_name):
-    make_device("0 8 zero", name=dm_name, uuid=f"PYDMT-dup-{dm_name}")
+def test_duplicate_name_and_uuid_are_refused(dm_make_device, dm_control, dm_name):
+    dm_make_device("0 8 zero", name=dm_name, uuid=f"PYDMT-dup-{dm_name}")
     with pytest.raises(dm.DeviceExistsError) as exc:
         dm_control.create(dm_name)
     assert exc.value.command == "DM_DEV_CREATE"
@@ -56,8 +56,8 @@ def test_duplicate_name_and_uuid_are_refused(make_device, dm_control, dm_name):
     assert not dm_control.exists(dm_name + "x")
 
 
-def test_rename_and_set_uuid(make_device, dm_control, dm_name):
-    dev = make_device("0 8 zero")
+def test_rename_and_set_uuid(dm_make_device, dm_control, dm_name):
+    dev = dm_make_device("0 8 zero")
     info = dev.rename(dm_name)
     assert info.name == dm_name and dev.name == dm_name
     assert dm_control.info(dm_name).devno == dev.devno
@@ -67,23 +67,23 @@ def test_rename_and_set_uuid(make_device, dm_control, dm_name):
         dm_control.set_uuid(dm_name, "PYDMT-another")
 
 
-def test_rename_to_existing_name_is_refused(make_device, dm_control):
-    first = make_device("0 8 zero")
-    second = make_device("0 8 zero")
+def test_rename_to_existing_name_is_refused(dm_make_device, dm_control):
+    first = dm_make_device("0 8 zero")
+    second = dm_make_device("0 8 zero")
     with pytest.raises(dm.DeviceExistsError):
         second.rename(first.name)
 
 
-def test_suspend_and_resume_flags(make_device, dm_control):
-    dev = make_device("0 64 zero")
+def test_suspend_and_resume_flags(dm_make_device, dm_control):
+    dev = dm_make_device("0 64 zero")
     assert not dev.info().suspended
     assert dev.suspend(noflush=True, nolockfs=True).suspended
     assert dm_control.info(dev.devno).suspended
     assert not dev.resume().suspended
 
 
-def test_open_count_and_busy_remove(make_device, dm_control):
-    dev = make_device("0 64 zero")
+def test_open_count_and_busy_remove(dm_make_device, dm_control):
+    dev = dm_make_device("0 64 zero")
     fd = os.open(dev_node(dev), os.O_RDONLY)
     try:
         assert dev.info().open_count == 1
@@ -112,10 +112,10 @@ def test_deferred_remove_and_cancel(dm_control, dm_name):
     assert wait_for_dm_event(dm_control, lambda: not dm_control.exists(dm_name))
 
 
-def test_remove_all_spares_open_devices(dm_control, make_device):
+def test_remove_all_spares_open_devices(dm_control, dm_make_device):
     # REMOVE_ALL touches every device on the host, so only check it does not
     # remove an open one (the guest holds nothing else of value).
-    dev = make_device("0 8 zero")
+    dev = dm_make_device("0 8 zero")
     fd = os.open(dev_node(dev), os.O_RDONLY)
     try:
         dm_control.remove_all()
@@ -124,8 +124,8 @@ def test_remove_all_spares_open_devices(dm_control, make_device):
         os.close(fd)
 
 
-def test_set_geometry(make_device, dm_control):
-    dev = make_device("0 2048 zero")
+def test_set_geometry(dm_make_device, dm_control):
+    dev = dm_make_device("0 2048 zero")
     dm_control.set_geometry(dev.devno, 2, 16, 63, 0)
     with pytest.raises(dm.DMError):
         dm_control.set_geometry(dm.DevNo(dev.devno.major, 1 << 19), 2, 16, 63, 0)

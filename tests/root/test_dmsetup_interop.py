@@ -16,7 +16,7 @@ import pytest
 import pydevmapper as dm
 from tests.root.helpers import dm_block_node
 
-pytestmark = pytest.mark.root
+pytestmark = pytest.mark.dm_root
 
 FIELDS = "name,uuid,major,minor,open,events,attr,segments"
 
@@ -68,7 +68,7 @@ def assert_same_view(dmsetup, ctl, name):
     assert ours == theirs
 
 
-def test_api_creates_dmsetup_reads(dm_control, dmsetup, loop_device, dm_name):
+def test_api_creates_dmsetup_reads(dm_control, dmsetup, dm_loop_device, dm_name):
     table = dm.Table([dm.Target(0, 1024, "linear", f"{loop_device.devno_str} 0"),
                       dm.Target(1024, 1024, "zero")])
     with dm_control.create_device(dm_name, table, uuid=f"PYDMT-interop-{dm_name}") as dev:
@@ -82,7 +82,7 @@ def test_api_creates_dmsetup_reads(dm_control, dmsetup, loop_device, dm_name):
         dev.resume()
 
 
-def test_dmsetup_creates_api_reads(dm_control, dmsetup, loop_device, dm_name):
+def test_dmsetup_creates_api_reads(dm_control, dmsetup, dm_loop_device, dm_name):
     dmsetup("create", dm_name, "-u", f"PYDMT-interop-{dm_name}",
             "--table", f"0 2048 linear {loop_device.devno_str} 0")
     try:

@@ -16,18 +16,18 @@ import pytest
 import pydevmapper as dm
 from pydevmapper.events import DeviceEvent, async_watch, watch
 
-pytestmark = pytest.mark.root
+pytestmark = pytest.mark.dm_root
 
 TIMEOUT = 60.0  # generous for TCG; tests return as soon as the event arrives
 
 
 @pytest.fixture
-def event_dev(basic_target, loop_device, make_device, dm_prefix):
+def event_dev(dm_basic_target, dm_loop_device, dm_make_device, dm_prefix):
     size = 2048
-    return make_device(dm.Table.single(size, "basic_target", f"{loop_device.devno_str} 0"))
+    return dm_make_device(dm.Table.single(size, "basic_target", f"{loop_device.devno_str} 0"))
 
 
-@pytest.mark.needs_basic_target
+@pytest.mark.dm_needs_basic_target
 def test_wait_returns_when_the_event_number_moves(dm_control, event_dev):
     before = event_dev.info().event_nr
     sender = threading.Thread(target=event_dev.message, args=("event",))
@@ -41,7 +41,7 @@ def test_wait_returns_when_the_event_number_moves(dm_control, event_dev):
     assert dm_control.wait(event_dev.devno, before).event_nr == before + 1
 
 
-@pytest.mark.needs_basic_target
+@pytest.mark.dm_needs_basic_target
 def test_blocking_iterator_yields_the_device_and_its_new_event_number(
         dm_control, event_dev, dm_prefix):
     before = event_dev.info().event_nr
@@ -62,7 +62,7 @@ def test_blocking_iterator_times_out_and_closes(dm_control, dm_prefix):
     assert list(events) == []  # stays exhausted
 
 
-@pytest.mark.needs_basic_target
+@pytest.mark.dm_needs_basic_target
 def test_async_iterator(dm_control, event_dev, dm_prefix):
     before = event_dev.info().event_nr
 
@@ -85,11 +85,11 @@ def test_async_iterator_times_out(dm_control, dm_prefix):
     assert asyncio.run(main()) == []
 
 
-def test_a_filling_snapshot_raises_an_event(dm_control, make_loop, make_device, dm_prefix):
-    origin = make_loop(16)
-    cow = make_loop(1)  # 1 MiB of exceptions: 2 MiB of writes overflow it
+def test_a_filling_snapshot_raises_an_event(dm_control, dm_make_loop, dm_make_device, dm_prefix):
+    origin = dm_make_loop(16)
+    cow = dm_make_loop(1)  # 1 MiB of exceptions: 2 MiB of writes overflow it
     size = 16 * 2048
-    snap = make_device(dm.Table.single(
+    snap = dm_make_device(dm.Table.single(
         size, "snapshot", f"{origin.devno_str} {cow.devno_str} N 8"))
     before = snap.info().event_nr
     assert snap.status()[0].status != "Invalid"

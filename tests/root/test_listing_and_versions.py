@@ -10,7 +10,7 @@ import pytest
 import pydevmapper as dm
 from tests.root.helpers import sysfs_dm_devices
 
-pytestmark = pytest.mark.root
+pytestmark = pytest.mark.dm_root
 
 
 def test_listing_many_devices_matches_the_kernel(dm_control, dm_prefix):
@@ -38,14 +38,14 @@ def test_listing_many_devices_matches_the_kernel(dm_control, dm_prefix):
             dm_control.remove(devno, retry=30.0)
 
 
-def test_listing_without_uuids(dm_control, make_device):
-    dev = make_device("0 8 zero", uuid="PYDMT-nouuid-check")
+def test_listing_without_uuids(dm_control, dm_make_device):
+    dev = dm_make_device("0 8 zero", uuid="PYDMT-nouuid-check")
     entry = next(d for d in dm_control.list_devices(uuids=False) if d.name == dev.name)
     assert entry.uuid is None
 
 
-def test_target_versions(dm_control, make_device):
-    make_device("0 8 zero")
+def test_target_versions(dm_control, dm_make_device):
+    dm_make_device("0 8 zero")
     targets = {t.name: t.version for t in dm_control.targets()}
     assert {"linear", "striped", "error", "zero"} <= set(targets)
     assert dm_control.target_version("linear") == dm.TargetVersion("linear", targets["linear"])
@@ -53,8 +53,8 @@ def test_target_versions(dm_control, make_device):
         dm_control.target_version("no-such-target")
 
 
-def test_wait_returns_at_once_for_a_stale_event_number(make_device):
-    dev = make_device("0 8 zero")
+def test_wait_returns_at_once_for_a_stale_event_number(dm_make_device):
+    dev = dm_make_device("0 8 zero")
     current = dev.info().event_nr
     # Any other number than the current one is "already happened".
     assert dev.wait(current + 1).event_nr == current
@@ -71,8 +71,8 @@ def test_arm_poll_wakes_on_a_global_event(dm_control, dm_name):
     assert poller.poll(0) == []
 
 
-def test_control_is_shared_between_threads(dm_control, make_device):
-    dev = make_device("0 8 zero")
+def test_control_is_shared_between_threads(dm_control, dm_make_device):
+    dev = dm_make_device("0 8 zero")
     errors = []
 
     def worker():
@@ -92,11 +92,11 @@ def test_control_is_shared_between_threads(dm_control, make_device):
 
 
 @pytest.fixture
-def basic_dev(basic_target, loop_device, make_device):
-    return make_device(dm.Table.single(1024, "basic_target", f"{loop_device.devno_str} 0"))
+def basic_dev(dm_basic_target, dm_loop_device, dm_make_device):
+    return dm_make_device(dm.Table.single(1024, "basic_target", f"{loop_device.devno_str} 0"))
 
 
-@pytest.mark.needs_basic_target
+@pytest.mark.dm_needs_basic_target
 def test_wait_wakes_on_a_target_event(basic_dev, dm_control):
     before = basic_dev.info().event_nr
     woke = []
@@ -110,7 +110,7 @@ def test_wait_wakes_on_a_target_event(basic_dev, dm_control):
     assert woke[0].event_nr == before + 1
 
 
-@pytest.mark.needs_basic_target
+@pytest.mark.dm_needs_basic_target
 def test_arm_poll_wakes_on_a_target_event(basic_dev, dm_control):
     dm_control.arm_poll()
     poller = select.poll()

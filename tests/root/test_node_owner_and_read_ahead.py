@@ -17,7 +17,7 @@ from pydevmapper.control import Control
 from pydevmapper.types import DevNo
 from pydevmapper.errors import DeviceNotFoundError
 
-pytestmark = pytest.mark.root
+pytestmark = pytest.mark.dm_root
 
 
 def test_nodes_get_the_controls_owner_and_mode(dm_name):

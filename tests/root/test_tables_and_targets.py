@@ -9,15 +9,15 @@ import pytest
 import pydevmapper as dm
 from tests.root.helpers import dm_block_node, sectors_of
 
-pytestmark = pytest.mark.root
+pytestmark = pytest.mark.dm_root
 
 
-def test_linear_table_status_and_deps(make_loop, make_device):
-    loop = make_loop(8)
+def test_linear_table_status_and_deps(dm_make_loop, dm_make_device):
+    loop = dm_make_loop(8)
     size = sectors_of(loop.path)
     table = dm.Table([dm.Target(0, size // 2, "linear", f"{loop.devno_str} 0"),
                       dm.Target(size // 2, size // 2, "linear", f"{loop.devno_str} {size // 2}")])
-    dev = make_device(table)
+    dev = dm_make_device(table)
     assert dev.table() == table
     assert sectors_of(dm_block_node(dev.devno)) == size
     assert [(s.start, s.length, s.type, s.status) for s in dev.status()] == [
@@ -27,8 +27,8 @@ def test_linear_table_status_and_deps(make_loop, make_device):
     assert info.live_table and info.target_count == 2 and not info.read_only
 
 
-def test_zero_and_error_targets(make_device):
-    dev = make_device("0 100 zero\n100 28 error\n")
+def test_zero_and_error_targets(dm_make_device):
+    dev = dm_make_device("0 100 zero\n100 28 error\n")
     assert [t.type for t in dev.table()] == ["zero", "error"]
     fd = os.open(dm_block_node(dev.devno), os.O_RDONLY)
     try:
@@ -40,16 +40,16 @@ def test_zero_and_error_targets(make_device):
     assert dev.deps() == []
 
 
-def test_striped_target(make_loop, make_device):
-    a, b = make_loop(4), make_loop(4)
+def test_striped_target(dm_make_loop, dm_make_device):
+    a, b = dm_make_loop(4), dm_make_loop(4)
     params = f"2 16 {a.devno_str} 0 {b.devno_str} 0"
-    dev = make_device(dm.Table.single(2 * 8192, "striped", params))
+    dev = dm_make_device(dm.Table.single(2 * 8192, "striped", params))
     assert dev.table()[0].params == params
     assert sorted(dev.deps()) == sorted([dm.DevNo(*a.devno), dm.DevNo(*b.devno)])
 
 
-def test_readonly_table(make_device):
-    dev = make_device("0 8 zero", readonly=True)
+def test_readonly_table(dm_make_device):
+    dev = dm_make_device("0 8 zero", readonly=True)
     assert dev.info().read_only
     # Opening for write succeeds on a read-only disk; writing does not.
     fd = os.open(dm_block_node(dev.devno), os.O_WRONLY)
@@ -60,8 +60,8 @@ def test_readonly_table(make_device):
         os.close(fd)
 
 
-def test_inactive_table_load_query_and_clear(make_device, dm_control):
-    dev = make_device("0 64 zero")
+def test_inactive_table_load_query_and_clear(dm_make_device, dm_control):
+    dev = dm_make_device("0 64 zero")
     info = dev.load("0 32 error")
     assert info.inactive_table and info.live_table
     assert dev.table(inactive=True) == dm.Table.parse("0 32 error")
@@ -72,8 +72,8 @@ def test_inactive_table_load_query_and_clear(make_device, dm_control):
     assert dev.table(inactive=True) is None
 
 
-def test_reload_swaps_table_and_keeps_old_one_when_rejected(make_device):
-    dev = make_device("0 64 zero")
+def test_reload_swaps_table_and_keeps_old_one_when_rejected(dm_make_device):
+    dev = dm_make_device("0 64 zero")
     dev.reload("0 128 error")
     assert dev.table() == dm.Table.parse("0 128 error")
     with pytest.raises(dm.InvalidTableError):
@@ -128,24 +128,24 @@ def test_longest_name_is_kept_whole(dm_control, dm_prefix):
         assert name in {d.name for d in dm_control.list_devices()}
 
 
-def test_ima_measurement(make_device, dm_control):
+def test_ima_measurement(dm_make_device, dm_control):
     if dm_control.version() < (4, 45, 0):
         pytest.skip("kernel DM interface predates IMA")
-    dev = make_device("0 64 zero")
+    dev = dm_make_device("0 64 zero")
     measured = dm_control.ima_measurement(dev.devno)
     assert [m.type for m in measured] == ["zero"]
 
 
-def test_reply_buffer_follows_the_replies_and_large_tables_still_come_whole(make_device):
+def test_reply_buffer_follows_the_replies_and_large_tables_still_come_whole(dm_make_device):
     """The buffer sent for DM_TABLE_STATUS shrinks to what small tables use
     (the kernel copies the whole of it in on every call); a table larger
     than that, read next, makes the kernel answer DM_BUFFER_FULL_FLAG and
     comes back whole on a larger buffer."""
-    small = make_device("0 8 zero")
+    small = dm_make_device("0 8 zero")
     big_table = dm.Table([dm.Target(i * 8, 8, "linear" if i % 2 else "zero",
                                     f"{small.devno} 0" if i % 2 else "")
                           for i in range(300)])
-    big = make_device(big_table)
+    big = dm_make_device(big_table)
     with dm.Control(udev_sync=False) as ctl:
         for _ in range(60):
             assert ctl.table(small.devno) == dm.Table.parse("0 8 zero")

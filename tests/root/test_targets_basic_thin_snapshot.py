@@ -24,15 +24,15 @@ from tests.root.target_helpers import (
     write,
 )
 
-pytestmark = pytest.mark.root
+pytestmark = pytest.mark.dm_root
 
-def test_simple_mappings_round_trip(make_loop, make_device):
-    a, b = make_loop(8), make_loop(8)
+def test_simple_mappings_round_trip(dm_make_loop, dm_make_device):
+    a, b = dm_make_loop(8), dm_make_loop(8)
     built = [t.Linear(a, 0), t.Striped(16, [(a, MIB), (b, 2 * MIB)]), t.Zero(), t.Error(),
              t.Unstriped(2, 16, 1, b, 0)]
     lengths = [MIB, 2 * MIB, 8, 8, 1024]
     starts = [sum(lengths[:i]) for i in range(len(lengths))]
-    dev = make_device(dm.Table(p.target(start, n) for p, start, n in zip(built, starts, lengths)))
+    dev = dm_make_device(dm.Table(p.target(start, n) for p, start, n in zip(built, starts, lengths)))
     loaded_equal(dev, *built)
     statuses = [st.parsed() for st in dev.status()]
     for st in dev.status():
@@ -50,37 +50,37 @@ def test_simple_mappings_round_trip(make_loop, make_device):
     assert direct_read(b.path, chunk, chunk) == b"\x03" * chunk
 
 
-def test_flakey_drop_writes_drops_them(make_loop, make_device):
-    loop = make_loop(4)
+def test_flakey_drop_writes_drops_them(dm_make_loop, dm_make_device):
+    loop = dm_make_loop(4)
     pattern = b"\xa5" * 4096
     # Down from the start (up 0 s): writes are dropped, reads still work.
     down = t.Flakey(loop, 0, up_interval=0, down_interval=3600, drop_writes=True)
-    dev = make_device(dm.Table.single(4 * MIB, down))
+    dev = dm_make_device(dm.Table.single(4 * MIB, down))
     loaded_equal(dev, down)
     write(dev, 0, pattern)
     assert read(loop.backing_file, 0, 4096) == b"\0" * 4096
     # The control: the same table, up for the test's whole life.
     up = t.Flakey(loop, 0, up_interval=3600, down_interval=1, drop_writes=True)
-    dev2 = make_device(dm.Table.single(4 * MIB, up))
+    dev2 = dm_make_device(dm.Table.single(4 * MIB, up))
     write(dev2, 8192, pattern)
     assert read(loop.backing_file, 8192, 4096) == pattern
 
 
-def test_flakey_corrupt_bio_byte_round_trips(make_loop, make_device):
-    loop = make_loop(4)
+def test_flakey_corrupt_bio_byte_round_trips(dm_make_loop, dm_make_device):
+    loop = dm_make_loop(4)
     flakey = t.Flakey(loop, 8, 5, 5, error_writes=True, corrupt_bio_byte=t.CorruptBioByte(32, "r", 1, 0))
-    dev = make_device(dm.Table.single(MIB, flakey))
+    dev = dm_make_device(dm.Table.single(MIB, flakey))
     loaded_equal(dev, flakey)
 
 
 @pytest.mark.parametrize("classes", [1, 2, 3])
-def test_delay_forms_round_trip(make_loop, make_device, classes):
-    a, b = make_loop(4), make_loop(4)
+def test_delay_forms_round_trip(dm_make_loop, dm_make_device, classes):
+    a, b = dm_make_loop(4), dm_make_loop(4)
     with open(a.backing_file, "r+b") as fh:
         fh.write(b"\x0a" * 4096)  # what reads find (the read class: a at 0)
     forms = [t.DelayClass(a, 0, 0), t.DelayClass(b, 16, 1), t.DelayClass(a, 32, 2)]
     delay = t.Delay(*forms[:classes])
-    dev = make_device(dm.Table.single(MIB, delay))
+    dev = dm_make_device(dm.Table.single(MIB, delay))
     loaded_equal(dev, delay)
     assert status(dev) == t.DelayStatus(0, 0, 0)  # nothing held back while idle
     write(dev, 0, b"\x0b" * 4096)
@@ -91,12 +91,12 @@ def test_delay_forms_round_trip(make_loop, make_device, classes):
         assert direct_read(dm_block_node(dev.devno), 0, 4096) == b"\x0a" * 4096
 
 
-def test_snapshot_allocation_rises_then_overflow(make_loop, make_device):
-    origin_loop, cow_loop = make_loop(16), make_loop(1)
+def test_snapshot_allocation_rises_then_overflow(dm_make_loop, dm_make_device):
+    origin_loop, cow_loop = dm_make_loop(16), dm_make_loop(1)
     size = sectors_of(origin_loop.path)
-    origin = make_device(dm.Table.single(size, t.SnapshotOrigin(origin_loop)))
+    origin = dm_make_device(dm.Table.single(size, t.SnapshotOrigin(origin_loop)))
     snap_params = t.Snapshot(origin_loop, cow_loop, "PO", 8, discard_zeroes_cow=True)
-    snap = make_device(dm.Table.single(size, snap_params))
+    snap = dm_make_device(dm.Table.single(size, snap_params))
     loaded_equal(origin, t.SnapshotOrigin(origin_loop))
     loaded_equal(snap, snap_params)
     before = status(snap)
@@ -114,13 +114,13 @@ def test_snapshot_allocation_rises_then_overflow(make_loop, make_device):
     assert status(snap) == t.SnapshotStatus("Overflow")
 
 
-def test_snapshot_p_store_turns_invalid_when_full(make_loop, make_device):
-    origin_loop, cow_loop = make_loop(16), make_loop(1)
+def test_snapshot_p_store_turns_invalid_when_full(dm_make_loop, dm_make_device):
+    origin_loop, cow_loop = dm_make_loop(16), dm_make_loop(1)
     size = sectors_of(origin_loop.path)
-    origin = make_device(dm.Table.single(size, t.SnapshotOrigin(origin_loop)))
-    snap = make_device(dm.Table.single(size, t.Snapshot(origin_loop, cow_loop, "P", 16)))
-    transient_params = t.Snapshot(origin_loop, make_loop(4), "N", 32)
-    transient = make_device(dm.Table.single(size, transient_params))
+    origin = dm_make_device(dm.Table.single(size, t.SnapshotOrigin(origin_loop)))
+    snap = dm_make_device(dm.Table.single(size, t.Snapshot(origin_loop, cow_loop, "P", 16)))
+    transient_params = t.Snapshot(origin_loop, dm_make_loop(4), "N", 32)
+    transient = dm_make_device(dm.Table.single(size, transient_params))
     loaded_equal(transient, transient_params)
     write(origin, 0, b"\x33" * (2 * 1024 * 1024))
     assert status(snap) == t.SnapshotStatus("Invalid")
@@ -128,19 +128,19 @@ def test_snapshot_p_store_turns_invalid_when_full(make_loop, make_device):
 
 
 @pytest.fixture
-def pool(make_loop, make_device):
+def pool(dm_make_loop, dm_make_device):
     """A thin pool: 4 MiB metadata, 64 MiB data in 64 KiB blocks."""
-    meta, data = make_loop(4), make_loop(64)
+    meta, data = dm_make_loop(4), dm_make_loop(64)
     params = t.ThinPool(meta, data, data_block_size=128, low_water_mark=16)
-    dev = make_device(dm.Table.single(sectors_of(data.path), params))
+    dev = dm_make_device(dm.Table.single(sectors_of(data.path), params))
     return dev, params
 
 
-def test_thin_pool_and_thin_round_trip_with_features(make_loop, make_device):
-    meta, data = make_loop(4), make_loop(16)
+def test_thin_pool_and_thin_round_trip_with_features(dm_make_loop, dm_make_device):
+    meta, data = dm_make_loop(4), dm_make_loop(16)
     params = t.ThinPool(meta, data, 256, 8, skip_block_zeroing=True, no_discard_passdown=True,
                         error_if_no_space=True)
-    pool = make_device(dm.Table.single(sectors_of(data.path), params))
+    pool = dm_make_device(dm.Table.single(sectors_of(data.path), params))
     loaded_equal(pool, params)
     st = status(pool)
     assert (st.transaction_id, st.used_data_blocks, st.mode, st.no_space_policy, st.needs_check) == (
@@ -148,16 +148,16 @@ def test_thin_pool_and_thin_round_trip_with_features(make_loop, make_device):
     assert st.total_data_blocks == sectors_of(data.path) // 256
     assert st.discards == "no_discard_passdown"
     pool.message(t.ThinPool.create_thin(7))
-    thin = t.Thin(pool, 7, external_origin=make_loop(4))
-    tdev = make_device(dm.Table.single(8192, thin))
+    thin = t.Thin(pool, 7, external_origin=dm_make_loop(4))
+    tdev = dm_make_device(dm.Table.single(8192, thin))
     loaded_equal(tdev, thin)
     assert status(tdev) == t.ThinStatus(0, None)
 
 
-def test_thin_usage_moves_and_snapshots_share_blocks(pool, make_device):
+def test_thin_usage_moves_and_snapshots_share_blocks(pool, dm_make_device):
     pool_dev, _ = pool
     pool_dev.message(t.ThinPool.create_thin(1))
-    thin = make_device(dm.Table.single(32 * MIB, t.Thin(pool_dev, 1)))
+    thin = dm_make_device(dm.Table.single(32 * MIB, t.Thin(pool_dev, 1)))
     write(thin, 0, b"\x44" * (1024 * 1024))  # 16 blocks of 64 KiB
     st = status(pool_dev)
     assert st.used_data_blocks == 16
@@ -167,7 +167,7 @@ def test_thin_usage_moves_and_snapshots_share_blocks(pool, make_device):
         pool_dev.message(t.ThinPool.create_snap(2, 1))
     finally:
         thin.resume()
-    snap = make_device(dm.Table.single(32 * MIB, t.Thin(pool_dev, 2)))
+    snap = dm_make_device(dm.Table.single(32 * MIB, t.Thin(pool_dev, 2)))
     assert status(pool_dev).used_data_blocks == 16  # shared, not copied
     assert status(snap).mapped_sectors == 16 * 128
     write(snap, 0, b"\x55" * 65536)  # breaks sharing of one block
@@ -180,23 +180,23 @@ def test_thin_usage_moves_and_snapshots_share_blocks(pool, make_device):
     assert status(pool_dev).held_metadata_root is None
 
 
-def test_thin_pool_low_water_mark_raises_an_event(make_loop, make_device, dm_control):
-    meta, data = make_loop(4), make_loop(8)  # 128 blocks of 64 KiB
+def test_thin_pool_low_water_mark_raises_an_event(dm_make_loop, dm_make_device, dm_control):
+    meta, data = dm_make_loop(4), dm_make_loop(8)  # 128 blocks of 64 KiB
     params = t.ThinPool(meta, data, 128, low_water_mark=120)
-    pool_dev = make_device(dm.Table.single(sectors_of(data.path), params))
+    pool_dev = dm_make_device(dm.Table.single(sectors_of(data.path), params))
     pool_dev.message(t.ThinPool.create_thin(1))
-    thin = make_device(dm.Table.single(8 * MIB, t.Thin(pool_dev, 1)))
+    thin = dm_make_device(dm.Table.single(8 * MIB, t.Thin(pool_dev, 1)))
     event = pool_dev.info().event_nr
     write(thin, 0, b"\x66" * (16 * 65536))  # 16 blocks used: 112 free <= 120
     assert wait_for_dm_event(dm_control, lambda: pool_dev.info().event_nr > event)
     assert status(pool_dev).used_data_blocks == 16
 
 
-@pytest.mark.needs_basic_target
-def test_basic_target_typed(basic_target, make_loop, make_device):
-    loop = make_loop(4)
+@pytest.mark.dm_needs_basic_target
+def test_basic_target_typed(dm_basic_target, dm_make_loop, dm_make_device):
+    loop = dm_make_loop(4)
     params = t.BasicTarget(loop, 16)
-    dev = make_device(dm.Table.single(MIB, params))
+    dev = dm_make_device(dm.Table.single(MIB, params))
     loaded_equal(dev, params)
     write(dev, 0, b"\x77" * 4096)
     st = status(dev)

@@ -22,15 +22,15 @@ from tests.root.target_helpers import (
     write,
 )
 
-pytestmark = pytest.mark.root
+pytestmark = pytest.mark.dm_root
 
 
-def test_cache_read_hits_rise_on_rereads(make_loop, make_device):
-    meta, fast, origin = make_loop(4), make_loop(8), make_loop(16)
+def test_cache_read_hits_rise_on_rereads(dm_make_loop, dm_make_device):
+    meta, fast, origin = dm_make_loop(4), dm_make_loop(8), dm_make_loop(16)
     size = sectors_of(origin.path)
     params = t.Cache(meta, fast, origin, block_size=128, io_mode="writethrough",
                      policy_args={"migration_threshold": 2048})
-    dev = make_device(dm.Table.single(size, params))
+    dev = dm_make_device(dm.Table.single(size, params))
     loaded_equal(dev, params)
     first = status(dev)
     assert (first.cache_block_size, first.io_mode, first.policy, first.migration_threshold) == (
@@ -51,21 +51,21 @@ def test_cache_read_hits_rise_on_rereads(make_loop, make_device):
     assert later.promotions > 0 and later.used_cache_blocks > 0
 
 
-def test_cache_cleaner_policy_round_trips(make_loop, make_device):
-    meta, fast, origin = make_loop(4), make_loop(8), make_loop(8)
+def test_cache_cleaner_policy_round_trips(dm_make_loop, dm_make_device):
+    meta, fast, origin = dm_make_loop(4), dm_make_loop(8), dm_make_loop(8)
     size = sectors_of(origin.path)
     params = t.Cache(meta, fast, origin, 256, metadata2=True, no_discard_passdown=True, policy="cleaner")
-    dev = make_device(dm.Table.single(size, params))
+    dev = dm_make_device(dm.Table.single(size, params))
     loaded_equal(dev, params)
     st = status(dev)
     assert st.policy == "cleaner" and "metadata2" in st.features and "no_discard_passdown" in st.features
 
 
-def test_writecache_free_blocks_fall_then_recover_after_flush(make_loop, make_device):
-    origin, ssd = make_loop(16), make_loop(8)
+def test_writecache_free_blocks_fall_then_recover_after_flush(dm_make_loop, dm_make_device):
+    origin, ssd = dm_make_loop(16), dm_make_loop(8)
     size = sectors_of(origin.path)
     params = t.Writecache("s", origin, ssd, 4096, high_watermark=90, low_watermark=80, autocommit_time=1000)
-    dev = make_device(dm.Table.single(size, params))
+    dev = dm_make_device(dm.Table.single(size, params))
     loaded_equal(dev, params)
     before = status(dev)
     assert not before.error and before.free_blocks == before.total_blocks
@@ -80,11 +80,11 @@ def test_writecache_free_blocks_fall_then_recover_after_flush(make_loop, make_de
     assert status(dev).writes == 0
 
 
-def test_era_advances_on_checkpoint(make_loop, make_device):
-    meta, origin = make_loop(4), make_loop(8)
+def test_era_advances_on_checkpoint(dm_make_loop, dm_make_device):
+    meta, origin = dm_make_loop(4), dm_make_loop(8)
     size = sectors_of(origin.path)
     params = t.Era(meta, origin, 128)
-    dev = make_device(dm.Table.single(size, params))
+    dev = dm_make_device(dm.Table.single(size, params))
     loaded_equal(dev, params)
     era = status(dev).current_era
     dev.message(t.Era.checkpoint())
@@ -95,14 +95,14 @@ def test_era_advances_on_checkpoint(make_loop, make_device):
     assert status(dev).held_metadata_root is None
 
 
-def test_raid1_syncs_and_a_failed_leg_shows_d(make_loop, make_device, dm_control):
-    metas = [make_loop(4) for _ in range(2)]
-    datas = [make_loop(8) for _ in range(2)]
+def test_raid1_syncs_and_a_failed_leg_shows_d(dm_make_loop, dm_make_device, dm_control):
+    metas = [dm_make_loop(4) for _ in range(2)]
+    datas = [dm_make_loop(8) for _ in range(2)]
     size = sectors_of(datas[0].path) - MIB  # room for dm-raid's own data offset
     # The legs' data devices are linear devices, so one can fail later.
-    legs = [make_device(dm.Table.single(sectors_of(d.path), t.Linear(d, 0))) for d in datas]
+    legs = [dm_make_device(dm.Table.single(sectors_of(d.path), t.Linear(d, 0))) for d in datas]
     params = t.Raid("raid1", 0, [(m, leg) for m, leg in zip(metas, legs)], region_size=1024)
-    raid = make_device(dm.Table.single(size, params))
+    raid = dm_make_device(dm.Table.single(size, params))
     loaded_equal(raid, params)
     assert wait_until(lambda: status(raid).in_sync, timeout=120)
     st = status(raid)
@@ -124,37 +124,37 @@ def test_raid1_syncs_and_a_failed_leg_shows_d(make_loop, make_device, dm_control
     assert wait_until(lambda: status(raid).health == "AD", timeout=120)
 
 
-def test_raid5_round_trips(make_loop, make_device):
-    datas = [make_loop(8) for _ in range(3)]
+def test_raid5_round_trips(dm_make_loop, dm_make_device):
+    datas = [dm_make_loop(8) for _ in range(3)]
     size = 2 * (sectors_of(datas[0].path) - MIB)
     params = t.Raid("raid5_ls", 64, [(None, d) for d in datas], nosync=True, stripe_cache=256,
                     region_size=4096)
-    raid = make_device(dm.Table.single(size, params))
+    raid = dm_make_device(dm.Table.single(size, params))
     loaded_equal(raid, params)
     st = status(raid)
     assert st.raid_type == "raid5_ls" and st.devices == 3 and st.sync_current == st.sync_total
 
 
-def test_mirror_syncs(make_loop, make_device):
-    a, b = make_loop(8), make_loop(8)
+def test_mirror_syncs(dm_make_loop, dm_make_device):
+    a, b = dm_make_loop(8), dm_make_loop(8)
     size = sectors_of(a.path)
     params = t.Mirror(1024, [(a, 0), (b, 0)], handle_errors=True)
-    dev = make_device(dm.Table.single(size, params))
+    dev = dm_make_device(dm.Table.single(size, params))
     loaded_equal(dev, params)
     assert wait_until(lambda: status(dev).in_sync, timeout=120)
     st = status(dev)
     assert st.legs == (dm.DevNo(*a.devno), dm.DevNo(*b.devno)) and st.log == ("core",)
-    disk_log = t.Mirror(1024, [(a, 0), (b, 0)], log_device=make_loop(1), sync="nosync")
-    dev2 = make_device(dm.Table.single(size, disk_log))
+    disk_log = t.Mirror(1024, [(a, 0), (b, 0)], log_device=dm_make_loop(1), sync="nosync")
+    dev2 = dm_make_device(dm.Table.single(size, disk_log))
     loaded_equal(dev2, disk_log)
     assert status(dev2).log[0] == "disk"
 
 
-def test_snapshot_merge_folds_the_cow_back(make_loop, make_device, dm_control):
-    origin_loop, cow_loop = make_loop(8), make_loop(4)
+def test_snapshot_merge_folds_the_cow_back(dm_make_loop, dm_make_device, dm_control):
+    origin_loop, cow_loop = dm_make_loop(8), dm_make_loop(4)
     size = sectors_of(origin_loop.path)
-    origin = make_device(dm.Table.single(size, t.SnapshotOrigin(origin_loop)))
-    snap = make_device(dm.Table.single(size, t.Snapshot(origin_loop, cow_loop, "P", 8)))
+    origin = dm_make_device(dm.Table.single(size, t.SnapshotOrigin(origin_loop)))
+    snap = dm_make_device(dm.Table.single(size, t.Snapshot(origin_loop, cow_loop, "P", 8)))
     write(snap, 0, b"\x56" * 65536)  # lands in the COW only
     assert direct_read(origin_loop.path, 0, 4096) == b"\0" * 4096
     dm_control.remove(snap.devno, retry=30.0)
@@ -169,19 +169,19 @@ def test_snapshot_merge_folds_the_cow_back(make_loop, make_device, dm_control):
     assert direct_read(origin_loop.path, 0, 4096) == b"\x56" * 4096
 
 
-def test_integrity_counts_mismatches_after_corruption(make_loop, make_device):
-    loop = make_loop(16)
+def test_integrity_counts_mismatches_after_corruption(dm_make_loop, dm_make_device):
+    loop = dm_make_loop(16)
     params = t.Integrity(loop, 0, 4, "D", internal_hash=("crc32c",), buffer_sectors=128)
     # The kernel formats an all-zero device on load; the size it then
     # provides is in its status, and the table comes back normalised.
-    probe = make_device(dm.Table.single(8, params))
+    probe = dm_make_device(dm.Table.single(8, params))
     provided = status(probe).provided_data_sectors
     dm_probe_table = probe.table()[0]
     capture("table", dm_probe_table.type, dm_probe_table.params)
     agrees(params, dm_probe_table.parsed())
     assert dm_probe_table.parsed().format() == dm_probe_table.params
     probe.remove(retry=30.0)
-    dev = make_device(dm.Table.single(provided, params))
+    dev = dm_make_device(dm.Table.single(provided, params))
     path = dm_block_node(dev.devno)
     fd = os.open(path, os.O_WRONLY)
     try:

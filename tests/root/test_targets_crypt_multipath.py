@@ -15,16 +15,16 @@ from tests.root.helpers import dm_block_node, sectors_of
 from tests.root.target_helpers import (MIB, direct_read, loaded_equal, status, wait_until,
                                        write)
 
-pytestmark = pytest.mark.root
+pytestmark = pytest.mark.dm_root
 
 KEY = bytes(range(64))  # aes-xts-plain64 with a 512-bit key: AES-256-XTS
 
 
-def test_crypt_encrypts_and_keys_round_trip(make_loop, make_device):
-    loop = make_loop(4)
+def test_crypt_encrypts_and_keys_round_trip(dm_make_loop, dm_make_device):
+    loop = dm_make_loop(4)
     size = sectors_of(loop.path)
     params = t.Crypt("aes-xts-plain64", KEY, 0, loop, 0, allow_discards=True, sector_size=4096)
-    dev = make_device(dm.Table.single(size, params))
+    dev = dm_make_device(dm.Table.single(size, params))
     loaded_equal(dev, params)
     got = dev.table()[0].parsed()
     assert isinstance(got.key, t.Secret) and got.key == params.key and "00010203" not in repr(got)
@@ -44,19 +44,19 @@ def test_crypt_encrypts_and_keys_round_trip(make_loop, make_device):
     assert dev.table()[0].parsed() == params
 
 
-def test_crypt_with_options(make_loop, make_device):
-    loop = make_loop(4)
+def test_crypt_with_options(dm_make_loop, dm_make_device):
+    loop = dm_make_loop(4)
     params = t.Crypt("aes-cbc-essiv:sha256", bytes(32), 16, loop, 8, same_cpu_crypt=True,
                      submit_from_crypt_cpus=True, no_read_workqueue=True, no_write_workqueue=True)
-    dev = make_device(dm.Table.single(MIB, params))
+    dev = dm_make_device(dm.Table.single(MIB, params))
     loaded_equal(dev, params)
 
 
-def test_crypt_without_a_key(make_loop, make_device):
+def test_crypt_without_a_key(dm_make_loop, dm_make_device):
     # cipher_null takes no key ("-"): the data lands as written, at the offset.
-    loop = make_loop(4)
+    loop = dm_make_loop(4)
     params = t.Crypt("cipher_null-ecb", None, 16, loop, 8)
-    dev = make_device(dm.Table.single(MIB, params))
+    dev = dm_make_device(dm.Table.single(MIB, params))
     loaded_equal(dev, params)
     write(dev, 0, b"\x4e" * 4096)
     assert direct_read(loop.path, 0, 8 * 512) == b"\0" * 8 * 512
@@ -71,8 +71,8 @@ def _verity_tree(data: bytes, salt: bytes, block: int = 4096) -> tuple[bytes, st
     return level, hashlib.sha256(salt + level).hexdigest()
 
 
-def test_verity_turns_c_after_corruption(make_loop, make_device):
-    data_loop, hash_loop = make_loop(1), make_loop(1)
+def test_verity_turns_c_after_corruption(dm_make_loop, dm_make_device):
+    data_loop, hash_loop = dm_make_loop(1), dm_make_loop(1)
     data = bytes(range(256)) * 256  # 16 blocks of 4 KiB
     salt = b"\x5a" * 32
     level, root = _verity_tree(data, salt)
@@ -82,7 +82,7 @@ def test_verity_turns_c_after_corruption(make_loop, make_device):
         fh.write(level)
     params = t.Verity(1, data_loop, hash_loop, 4096, 4096, 16, 0, "sha256", root, salt.hex(),
                       check_at_most_once=False, ignore_zero_blocks=True)
-    dev = make_device(dm.Table.single(128, params), readonly=True)
+    dev = dm_make_device(dm.Table.single(128, params), readonly=True)
     loaded_equal(dev, params)
     path = dm_block_node(dev.devno)
     assert direct_read(path, 0, len(data)) == data
@@ -101,11 +101,11 @@ def test_verity_turns_c_after_corruption(make_loop, make_device):
     assert status(dev).corrupted
 
 
-def test_multipath_fails_and_reinstates_a_path(make_loop, make_device):
-    a, b = make_loop(4), make_loop(4)
+def test_multipath_fails_and_reinstates_a_path(dm_make_loop, dm_make_device):
+    a, b = dm_make_loop(4), dm_make_loop(4)
     size = sectors_of(a.path)
     params = t.Multipath([[a, b], ([b], "service-time")], queue_if_no_path=False)
-    dev = make_device(dm.Table.single(size, params))
+    dev = dm_make_device(dm.Table.single(size, params))
     loaded_equal(dev, params)
     first = status(dev)
     assert [len(g.paths) for g in first.groups] == [2, 1] and not first.failed_paths
@@ -124,20 +124,20 @@ def test_multipath_fails_and_reinstates_a_path(make_loop, make_device):
     assert not dev.table()[0].parsed().queue_if_no_path
 
 
-def test_switch_round_trips_and_takes_mappings(make_loop, make_device):
-    a, b = make_loop(4), make_loop(4)
+def test_switch_round_trips_and_takes_mappings(dm_make_loop, dm_make_device):
+    a, b = dm_make_loop(4), dm_make_loop(4)
     params = t.Switch(64, [(a, 0), (b, 0)])
-    dev = make_device(dm.Table.single(4 * MIB, params))
+    dev = dm_make_device(dm.Table.single(4 * MIB, params))
     loaded_equal(dev, params)
     dev.message(t.Switch.set_region_mappings({0: 1, 1: 0}))
     write(dev, 0, b"\x9a" * 4096)  # region 0 now goes to path 1
     assert direct_read(b.path, 0, 4096) == b"\x9a" * 4096
 
 
-def test_log_writes_counts_logged_entries(make_loop, make_device):
-    data, log = make_loop(4), make_loop(8)
+def test_log_writes_counts_logged_entries(dm_make_loop, dm_make_device):
+    data, log = dm_make_loop(4), dm_make_loop(8)
     params = t.LogWrites(data, log)
-    dev = make_device(dm.Table.single(sectors_of(data.path), params))
+    dev = dm_make_device(dm.Table.single(sectors_of(data.path), params))
     loaded_equal(dev, params)
     before = settled(dev)
     write(dev, 0, b"\xbc" * 8192)

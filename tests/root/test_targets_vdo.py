@@ -14,7 +14,7 @@ import pydevmapper as dm
 from pydevmapper import targets as t
 from tests.root.helpers import sectors_of
 
-pytestmark = pytest.mark.root
+pytestmark = pytest.mark.dm_root
 
 
 def _vdo_version(ctl):
@@ -34,8 +34,8 @@ def test_vdo_is_gated_on_the_kernel(dm_control):
         assert version is None
 
 
-def test_vdo_table_reaches_the_metadata(dm_control, make_loop, dm_name):
-    loop = make_loop(64)
+def test_vdo_table_reaches_the_metadata(dm_control, dm_make_loop, dm_name):
+    loop = dm_make_loop(64)
     params = t.Vdo(loop.path, sectors_of(loop.path) // 8, 4096, 32768, 16380,
                    (("deduplication", "on"), ("compression", "off")))
     with pytest.raises(dm.InvalidTableError) as exc:

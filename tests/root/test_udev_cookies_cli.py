@@ -23,7 +23,7 @@ from pydevmapper import udev
 from pydevmapper.control import Control
 from tests.root.helpers import dmsetup_installed, forked_main, gone  # noqa: F401 (fixture)
 
-pytestmark = pytest.mark.root
+pytestmark = pytest.mark.dm_root
 
 SYNC = udev.sync_available()
 needs_sync = pytest.mark.skipif(not SYNC, reason="needs udevd with 95-dm-notify.rules (udev boot)")

@@ -22,7 +22,7 @@ from pydevmapper.errors import DeviceBusyError
 
 from tests.root.helpers import wait_for_dm_event
 
-pytestmark = pytest.mark.root
+pytestmark = pytest.mark.dm_root
 
 UDEV = udev.udev_running()
 needs_udev = pytest.mark.skipif(not UDEV, reason="needs udevd running (the udev boot)")
@@ -132,7 +132,7 @@ def test_table_less_device(ctl, dm_name):
     assert_no_node(ctl, dm_name)
 
 
-def test_rename_while_open_keeps_working_under_the_new_node(ctl, dm_name, loop_device):
+def test_rename_while_open_keeps_working_under_the_new_node(ctl, dm_name, dm_loop_device):
     size = 8 * 2048
     dev = ctl.create_device(dm_name, dm.Table.single(size, "linear", f"{loop_device.devno_str} 0"))
     new = dm_name + "-renamed"
