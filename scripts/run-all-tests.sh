@@ -24,6 +24,10 @@ echo "== unit tier (host)"
 "$PY" -m pytest tests/unit -q -p no:cacheprovider
 record "unit" $?
 
+echo "== package: sdist, the wheel built from it, its unit tier on the oldest and newest CPython"
+"$REPO/scripts/check-package.sh" "$REPO/build/package"
+record "package (sdist, abi3 wheel, installed unit tier)" $?
+
 for kernel in ${PYDM_KERNELS:-6.1 6.12}; do
     for udev in udev no-udev; do
         flag=()

