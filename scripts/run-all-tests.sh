@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every test tier: the unit tier on this host, then the root tier (real
-# kernel) once per guest kernel and udev mode, each in one pytest session.
+# Every test tier: the unit tier on this host, the documentation build,
+# then the root tier (real kernel) once per guest kernel and udev mode, each
+# in one pytest session.
 # Exits non-zero if any tier fails; a root tier that cannot run fails
 # (PYDM_REQUIRE_KERNEL=1 turns its skips into failures).
 #
@@ -23,6 +24,10 @@ make -s -C "$REPO/csrc" floor >&2 || { echo "building csrc/dm_ioctl_floor failed
 echo "== unit tier (host)"
 "$PY" -m pytest tests/unit -q -p no:cacheprovider
 record "unit" $?
+
+echo "== docs (html and man page; warnings are errors)"
+PYTHON="$PY" "$REPO/scripts/build-docs.sh" "$REPO/build/docs"
+record "docs" $?
 
 for kernel in ${PYDM_KERNELS:-6.1 6.12}; do
     for udev in udev no-udev; do
