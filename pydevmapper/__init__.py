@@ -1,4 +1,4 @@
-"""pydevmapper: Linux device-mapper from Python, straight over the DM ioctls.
+"""pydevmapper: Linux device-mapper from Python, straight over the DM ioctls::
 
     import pydevmapper as dm
 

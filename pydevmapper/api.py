@@ -1,8 +1,11 @@
-"""Module-level functions for scripts: one shared Control, opened on first use.
+"""Module-level functions for scripts: one shared Control, opened on first use::
 
     import pydevmapper as dm
     for d in dm.list_devices():
         print(d.name, dm.table(d.name))
+
+Each function takes its arguments in the order of the ``Control`` method
+it calls.
 """
 
 from __future__ import annotations
@@ -35,35 +38,43 @@ def default_control() -> Control:
 
 
 def version() -> tuple:
+    """The kernel's DM interface version; see ``Control.version``."""
     return default_control().version()
 
 
 def list_devices() -> list[ListedDevice]:
+    """Every device; see ``Control.list_devices``."""
     return default_control().list_devices()
 
 
 def info(device: DeviceId) -> DeviceInfo:
+    """The device's state; see ``Control.info``."""
     return default_control().info(device)
 
 
 def create_device(name: str, table: Table | str, **kwargs) -> Device:  # type: ignore[no-untyped-def]
+    """Create, load and resume a device; see ``Control.create_device``."""
     return default_control().create_device(name, table, **kwargs)
 
 
 def reload(device: DeviceId, table: Table | str, **kwargs) -> DeviceInfo:  # type: ignore[no-untyped-def]
+    """Load a new table and make it live; see ``Control.reload``."""
     return default_control().reload(device, table, **kwargs)
 
 
 def remove(device: DeviceId, *, deferred: bool = False, retry: float = 0.0,
            force: bool = False) -> None:
+    """Remove a device; see ``Control.remove``."""
     default_control().remove(device, deferred=deferred, retry=retry, force=force)
 
 
 def table(device: DeviceId, *, inactive: bool = False) -> Table | None:
+    """The device's table, or None; see ``Control.table``."""
     return default_control().table(device, inactive=inactive)
 
 
 def status(device: DeviceId, *, inactive: bool = False) -> list[TargetStatus]:
+    """Each target's status line; see ``Control.status``."""
     return default_control().status(device, inactive=inactive)
 
 

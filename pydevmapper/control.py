@@ -117,6 +117,7 @@ class Control:
     # -- lifetime ---------------------------------------------------------
 
     def close(self) -> None:
+        """Close the control descriptor; the Control cannot send anything after."""
         self.channel.close()
 
     def __enter__(self) -> Control:
@@ -138,10 +139,12 @@ class Control:
 
     @property
     def udev_transaction(self) -> udev.Transaction | None:
+        """The ``udev.Transaction`` that commands join instead of waiting, or None."""
         return self.policy.transaction
 
     @property
     def udev_timeout(self) -> float:
+        """Seconds a command waits for udev to release its cookie."""
         return self.policy.timeout
 
     def check_create(self, name: str) -> None:
@@ -174,6 +177,7 @@ class Control:
             self.nodes.ensure(name, info.devno)
 
     def node_path(self, name: str) -> str:
+        """``<dev_dir>/mapper/<name>``: where the device's node is (nothing is checked)."""
         return os.path.join(self.nodes.path, name)
 
     # -- interface version ------------------------------------------------
@@ -183,6 +187,7 @@ class Control:
         return self.channel.version()
 
     def supports(self, needed: Version) -> bool:
+        """Whether the kernel's DM interface version is at least ``needed``."""
         return self.channel.supports(needed)
 
     # -- global commands --------------------------------------------------
@@ -374,6 +379,7 @@ class Control:
         return self.channel.call(DEV_STATUS, device, flags=flags).info()
 
     def exists(self, device: DeviceId) -> bool:
+        """Whether the device exists (DM_DEV_STATUS finds it)."""
         try:
             self.info(device)
         except DeviceNotFoundError:

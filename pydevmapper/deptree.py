@@ -1,4 +1,4 @@
-"""Which devices use which: the dependency graph of every mapped device.
+"""Which devices use which: the dependency graph of every mapped device::
 
     import pydevmapper as dm
 

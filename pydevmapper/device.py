@@ -30,6 +30,7 @@ class Device:
 
     @property
     def name(self) -> str:
+        """The device's name now (asked of the kernel each time: it may have been renamed)."""
         return self.info().name
 
     @property
@@ -38,43 +39,61 @@ class Device:
         return self.control.node_path(self.name)
 
     def info(self, *, inactive: bool = False) -> DeviceInfo:
+        """The device's state; see ``Control.info``."""
         return self.control.info(self.devno, inactive=inactive)
 
     def table(self, *, inactive: bool = False) -> Table | None:
+        """The table as loaded, or None; see ``Control.table``."""
         return self.control.table(self.devno, inactive=inactive)
 
     def status(self, *, inactive: bool = False, noflush: bool = False) -> list[TargetStatus]:
+        """Each target's status line; see ``Control.status``."""
         return self.control.status(self.devno, inactive=inactive, noflush=noflush)
 
     def deps(self, *, inactive: bool = False) -> list[DevNo]:
+        """The block devices the table uses; see ``Control.deps``."""
         return self.control.deps(self.devno, inactive=inactive)
 
     def load(self, table: Table | str, *, readonly: bool = False) -> DeviceInfo:
+        """Load a table into the inactive slot; ``resume()`` makes it live."""
         return self.control.load(self.devno, table, readonly=readonly)
 
     def reload(self, table: Table | str, **kwargs: bool) -> DeviceInfo:
+        """Load a new table and make it live (``readonly``, ``noflush``, ``nolockfs``); see
+        ``Control.reload``."""
         return self.control.reload(self.devno, table, **kwargs)
 
     def suspend(self, **kwargs: bool) -> DeviceInfo:
+        """Suspend the device (``noflush``, ``nolockfs``); see ``Control.suspend``."""
         return self.control.suspend(self.devno, **kwargs)
 
     def resume(self, **kwargs: bool) -> DeviceInfo:
+        """Resume the device, making an inactive table live (``noflush``, ``nolockfs``); see
+        ``Control.resume``."""
         return self.control.resume(self.devno, **kwargs)
 
     def message(self, message: str | Message, sector: int = 0) -> str | None:
+        """Send a message to the target at ``sector`` (the first one unless given); returns its
+        answer, if any."""
         return self.control.message(self.devno, sector, message)
 
     def rename(self, new_name: str) -> DeviceInfo:
+        """Give the device a new name; the handle still addresses it, by number."""
         return self.control.rename(self.devno, new_name)
 
     def wait(self, event_nr: int | None = None) -> DeviceInfo:
+        """Block until the device's event number differs from ``event_nr`` (none: until the next
+        event); see ``Control.wait``."""
         return self.control.wait(self.devno, event_nr)
 
     def wipe_table(self) -> DeviceInfo:
+        """An ``error`` table of the same size, live at once; see ``Control.wipe_table``."""
         return self.control.wipe_table(self.devno)
 
     def remove(self, *, deferred: bool = False, retry: float = 0.0,
                force: bool = False) -> None:
+        """Remove the device (see ``Control.remove``); leaving a ``with`` block then removes
+        nothing."""
         self.control.remove(self.devno, deferred=deferred, retry=retry, force=force)
         self._owned = False
 
@@ -88,6 +107,7 @@ class Device:
         return self.control.set_read_ahead(self.devno, sectors, minimum=minimum)
 
     def cancel_deferred_remove(self) -> None:
+        """Undo ``remove(deferred=True)`` while the device is still open."""
         self.control.cancel_deferred_remove(self.devno)
 
     def __enter__(self) -> Device:

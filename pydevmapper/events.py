@@ -33,6 +33,9 @@ from pydevmapper.errors import UnsupportedError
 
 
 class DeviceEvent(NamedTuple):
+    """A device whose event number moved, or that appeared: its name, event number and device
+    number."""
+
     name: str
     event_nr: int
     devno: DevNo
@@ -117,6 +120,7 @@ class watch:
         return self._pending.pop(0)
 
     def close(self) -> None:
+        """Close the private descriptor; the iteration ends."""
         if self._watcher is not None:
             self._watcher.close()
             self._watcher = None
@@ -172,6 +176,7 @@ class async_watch:
         return self._pending.pop(0)
 
     async def aclose(self) -> None:
+        """Close the private descriptor; the iteration ends."""
         if self._watcher is not None:
             self._watcher.close()
             self._watcher = None

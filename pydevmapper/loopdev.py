@@ -27,15 +27,18 @@ class LoopDevice:
 
     @property
     def devno(self) -> tuple:
+        """``(major, minor)`` of the loop device."""
         st = os.stat(self.path)
         return os.major(st.st_rdev), os.minor(st.st_rdev)
 
     @property
     def devno_str(self) -> str:
+        """``"major:minor"``, as a table line names the device."""
         major, minor = self.devno
         return f"{major}:{minor}"
 
     def detach(self) -> None:
+        """Detach the backing file (a loop device already detached is fine)."""
         fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             if lib.ioctl(fd, lib.LOOP_CLR_FD, ffi.cast("int", 0)) < 0:

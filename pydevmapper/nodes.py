@@ -60,6 +60,9 @@ class NodeError(OSError):
 
 
 class Reconciled(NamedTuple):
+    """What ``NodeDir.reconcile`` (``Control.sync_nodes``) changed: the names given a new or
+    corrected node, and the stale entries removed."""
+
     created: list[str]  # names given a (new or corrected) node
     removed: list[str]  # stale entries removed
 

@@ -91,13 +91,13 @@ class TableSyntaxError(ValidationError):
 
 
 def parse_targets(text: str, *, dmsetup: bool = False) -> list[Target]:
-    """The targets of dmsetup table text, checked for syntax only.
+    r"""The targets of dmsetup table text, checked for syntax only.
 
     Blank lines and lines starting with ``#`` are skipped.  Lines end at
-    "\n" only, as for dmsetup: splitlines() would also split at \v, \f,
-    \x1c-\x1e, \x85 and \u2028, which parameters may hold.  Numbers are
-    ASCII digits only (int() would also take "+5", "5_0" and other scripts'
-    digits).
+    ``"\n"`` only, as for dmsetup: ``splitlines()`` would also split at
+    ``\v``, ``\f``, ``\x1c``-``\x1e``, ``\x85`` and ``\u2028``, which
+    parameters may hold.  Numbers are ASCII digits only (``int()`` would
+    also take "+5", "5_0" and other scripts' digits).
 
     ``dmsetup=True`` reads lines exactly as ``dmsetup create``/``load`` do,
     for scripts that feed it the same files: the fields are read with

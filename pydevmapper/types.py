@@ -115,16 +115,19 @@ class DeviceInfo(NamedTuple):
 
     @property
     def devno(self) -> DevNo:
+        """The device number, as a ``DevNo``."""
         # Not DevNo(...): create() and resume() read this between an ioctl
         # and the node they make (see _namedtuple.build).
         return build(DevNo, (self.major, self.minor))
 
     @property
     def suspended(self) -> bool:
+        """The device is suspended."""
         return bool(self.flags & DMFlag.SUSPEND)
 
     @property
     def read_only(self) -> bool:
+        """The table asked about is read-only (the live one unless ``info(inactive=True)``)."""
         return bool(self.flags & DMFlag.READONLY)
 
     @property
@@ -144,6 +147,7 @@ class DeviceInfo(NamedTuple):
 
     @property
     def internally_suspended(self) -> bool:
+        """Suspended by the kernel itself (``dm_internal_suspend``), not by a suspend command."""
         return bool(self.flags & DMFlag.INTERNAL_SUSPEND)
 
 

@@ -186,11 +186,14 @@ class Cookie:
 
     @property
     def semid(self) -> int | None:
+        """The semaphore's id; None before it is made and after it is removed."""
         semid = self._ids[0]
         return None if semid < 0 else semid
 
     @property
     def base(self) -> int:
+        """The cookie's low 16 bits, which its key and its value share (0 before the semaphore is
+        made)."""
         return self._ids[1]
 
     @property
@@ -221,6 +224,7 @@ class Cookie:
             _semop(self._ids[0], -1, lib.IPC_NOWAIT)
 
     def pending(self) -> int:
+        """The semaphore's value: the uevents udev has not processed yet (0 without a semaphore)."""
         return _getval(self._ids[0]) if self._ids[0] >= 0 else 0
 
     def wait(self, timeout: float, command: str, device: str | None) -> None:
@@ -295,6 +299,7 @@ class CookieInfo(NamedTuple):
 
 
 def decode_flags(value: int) -> int:
+    """The udev rule flags (``DISABLE_DM_RULES``, ...) in a cookie value's upper 16 bits."""
     return (value & FLAGS_MASK) >> FLAGS_SHIFT
 
 
@@ -412,6 +417,8 @@ class Transaction:
 
     @classmethod
     def create(cls) -> Transaction:
+        """A new cookie, its semaphore at 1 for the creator's reference (``dmsetup
+        udevcreatecookie``)."""
         return cls(COOKIE_MAGIC << FLAGS_SHIFT | create_cookie(0))
 
     def __repr__(self) -> str:

@@ -55,11 +55,15 @@ class UeventPolicy:
 
     @property
     def sync(self) -> bool:
+        """Whether commands wait for udev: as given, else decided on first use (udevd runs and the
+        notify rules exist)."""
         if self._sync is None:
             self._sync = udev.sync_available()
         return self._sync
 
     def udev_makes_nodes(self) -> bool:
+        """Whether udev makes the /dev/mapper entries: udev sync, udev's rules not turned off, and
+        the device directory is udev's /dev."""
         return self.sync and self.rules and self._udevs_dir
 
     def library_makes_nodes(self) -> bool:
@@ -122,13 +126,17 @@ class UeventPolicy:
             self.nodes.ensure(name, devno)
 
     def resumed(self, name: str, devno: DevNo) -> None:
+        """After a resume: make or correct the node, unless it is udev's (see
+        ``library_makes_nodes``)."""
         if self.library_makes_nodes():
             self.nodes.ensure(name, devno)
 
     def removed(self, name: str | None) -> None:
+        """After a remove: remove the node of ``name`` (None: not known), unless it is udev's."""
         if name and self.library_makes_nodes():
             self.nodes.remove(name)
 
     def renamed(self, old: str, new: str, devno: DevNo) -> None:
+        """After a rename: move the node from ``old`` to ``new``, unless it is udev's."""
         if old != new and self.library_makes_nodes():
             self.nodes.rename(old, new, devno)

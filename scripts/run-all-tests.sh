@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every test tier: the unit tier on this host, then the root tier (real
-# kernel) once per guest kernel and udev mode, each in one pytest session.
+# Every test tier: the unit tier on this host, the documentation build,
+# then the root tier (real kernel) once per guest kernel and udev mode, each
+# in one pytest session.
 # Exits non-zero if any tier fails; a root tier that cannot run fails
 # (PYDM_REQUIRE_KERNEL=1 turns its skips into failures).
 #
@@ -27,6 +28,10 @@ record "unit" $?
 echo "== package: sdist, the wheel built from it, its unit tier on the oldest and newest CPython"
 "$REPO/scripts/check-package.sh" "$REPO/build/package"
 record "package (sdist, abi3 wheel, installed unit tier)" $?
+
+echo "== docs (html and man page; warnings are errors)"
+PYTHON="$PY" "$REPO/scripts/build-docs.sh" "$REPO/build/docs"
+record "docs" $?
 
 for kernel in ${PYDM_KERNELS:-6.1 6.12}; do
     for udev in udev no-udev; do

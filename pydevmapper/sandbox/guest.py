@@ -42,6 +42,11 @@ BOOT_ATTEMPTS = 3  # boots tried while the guest dies before the command starts
 
 @dataclass
 class GuestResult:
+    """How a command ran in the guest (or natively): its exit status (124: timed out, 125: the guest
+    died first), its output (stdout and stderr interleaved), the guest wrapper's log, the
+    console, host wall time and guest boot time, the accelerator and kernel, notes, and
+    ``started`` (False: the guest ended before the command began)."""
+
     returncode: int
     output: bytes  # the command's stdout+stderr, in order
     guest_log: str  # the in-guest wrapper's own log (udev, modprobe, timings)

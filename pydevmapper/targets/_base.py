@@ -274,6 +274,7 @@ class Params(_Typed):
         """Raise ParameterError for a value the kernel would refuse."""
 
     def format(self) -> str:
+        """The parameter text of the table line, as the kernel prints it back for ``table``."""
         raise NotImplementedError
 
     def __str__(self) -> str:
@@ -283,6 +284,8 @@ class Params(_Typed):
 
     @classmethod
     def parse(cls, params: str) -> Self:
+        """The parameters of a table line's parameter text; ``ParameterError`` if the text does not
+        have the target's form."""
         words = Words(params, cls.TYPE, secret=cls.SECRET)
         value = cls._read(words)
         words.end()
@@ -322,6 +325,8 @@ class Status(_Typed):
 
     @classmethod
     def parse(cls, status: str) -> Self:
+        """The status in a target's status line; ``ParameterError`` if the line does not have the
+        target's form."""
         return cls._read(Words(status, cls.TYPE))
 
     @classmethod
@@ -384,6 +389,7 @@ class Secret:
         self._value = value
 
     def reveal(self) -> str:
+        """The key itself, for what goes to the kernel."""
         return self._value
 
     def __repr__(self) -> str:
@@ -452,6 +458,7 @@ def params_class(target_type: str) -> type[Params] | None:
 
 
 def known_types() -> list[str]:
+    """The target types that have a parameter class here, sorted."""
     return sorted(_REGISTRY)
 
 

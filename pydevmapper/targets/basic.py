@@ -92,6 +92,7 @@ class StripedStatus(Status):
 
     @property
     def failed(self) -> tuple[DevNo, ...]:
+        """The devices of the stripes marked ``D`` (they have had an I/O error)."""
         return tuple(d for d, c in zip(self.devices, self.health) if c == "D")
 
     @classmethod

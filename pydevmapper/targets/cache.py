@@ -2,8 +2,8 @@
 default), ``writecache`` and ``era``.
 
 Formats: the kernel's drivers/md/dm-cache-target.c, dm-cache-policy-smq.c,
-dm-writecache.c, dm-era-target.c and their Documentation/admin-guide/
-device-mapper/*.rst (where those disagree, the C code wins).
+dm-writecache.c, dm-era-target.c and their
+``Documentation/admin-guide/device-mapper/*.rst`` (where those disagree, the C code wins).
 """
 
 from __future__ import annotations
@@ -67,10 +67,13 @@ class CacheStatus(Status):
 
     @property
     def io_mode(self) -> str | None:
+        """``writeback``, ``writethrough`` or ``passthrough``, from ``features``; None if none is
+        listed."""
         return next((f for f in self.features if f in _IO_MODES), None)
 
     @property
     def migration_threshold(self) -> int | None:
+        """The ``migration_threshold`` core argument, in sectors; None if not reported."""
         value = dict(self.core_args).get("migration_threshold")
         return int(value) if value is not None else None
 
@@ -258,10 +261,12 @@ class Era(Params):
 
     @staticmethod
     def take_metadata_snap() -> Message:
+        """Take a snapshot of the metadata, for a program to read while the target runs."""
         return Message("take_metadata_snap")
 
     @staticmethod
     def drop_metadata_snap() -> Message:
+        """Drop the metadata snapshot ``take_metadata_snap`` took."""
         return Message("drop_metadata_snap")
 
 
@@ -401,6 +406,7 @@ class Writecache(Params):
 
     @staticmethod
     def flush_on_suspend() -> Message:
+        """Write back everything on the next suspend (before removing the cache device)."""
         return Message("flush_on_suspend")
 
     @staticmethod
@@ -410,4 +416,5 @@ class Writecache(Params):
 
     @staticmethod
     def clear_stats() -> Message:
+        """Reset the statistics counters the status reports."""
         return Message("clear_stats")

@@ -1,14 +1,14 @@
 """Encryption and integrity: ``crypt``, ``verity`` and ``integrity``.
 
-Keys are ``Secret``s: never in ``repr``, ``str``, exceptions or logs;
+Keys are ``Secret`` objects: never in ``repr``, ``str``, exceptions or logs;
 tables go out with DM_SECURE_DATA_FLAG (every table load does) and key
 messages too.  The kernel prints keys back in full for ``table`` (dmsetup
 masks them unless ``--showkeys``); reading a table gives them back as
-``Secret``s.
+``Secret`` objects.
 
 Formats: the kernel's drivers/md/dm-crypt.c, dm-verity-target.c,
-dm-verity-fec.c, dm-integrity.c and their Documentation/admin-guide/
-device-mapper/*.rst (where those disagree, the C code wins).
+dm-verity-fec.c, dm-integrity.c and their
+``Documentation/admin-guide/device-mapper/*.rst`` (where those disagree, the C code wins).
 """
 
 from __future__ import annotations
@@ -255,6 +255,7 @@ class VerityStatus(Status):
 
     @property
     def corrupted(self) -> bool:
+        """A corrupted block was found (state ``C``)."""
         return self.state == "C"
 
     @classmethod
@@ -395,6 +396,7 @@ class Algorithm(NamedTuple):
     key: Secret | None = None
 
     def text(self) -> str:
+        """``name`` or ``name:key``, as the table line carries it (the key revealed)."""
         return f"{self.name}:{self.key.reveal()}" if self.key is not None else self.name
 
 

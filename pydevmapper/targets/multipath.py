@@ -88,6 +88,7 @@ class MultipathStatus(Status):
 
     @property
     def failed_paths(self) -> tuple[DevNo, ...]:
+        """The devices of the paths not active, over every group."""
         return tuple(p.device for g in self.groups for p in g.paths if not p.active)
 
     @classmethod
@@ -252,10 +253,12 @@ class Multipath(Params):
     # messages (multipath_message)
     @staticmethod
     def fail_path(device: object) -> Message:
+        """Mark path ``device`` failed."""
         return Message("fail_path", as_devno(device, "multipath", "path"))
 
     @staticmethod
     def reinstate_path(device: object) -> Message:
+        """Mark the failed path ``device`` usable again."""
         return Message("reinstate_path", as_devno(device, "multipath", "path"))
 
     @staticmethod
@@ -265,10 +268,12 @@ class Multipath(Params):
 
     @staticmethod
     def disable_group(group: int) -> Message:
+        """Bypass group ``group`` (from 1): it is used only when no other group can take I/O."""
         return Message("disable_group", _group(group))
 
     @staticmethod
     def enable_group(group: int) -> Message:
+        """Stop bypassing group ``group`` (from 1)."""
         return Message("enable_group", _group(group))
 
     @staticmethod
@@ -288,6 +293,8 @@ def _group(n: int) -> int:
 
 
 class SwitchPath(NamedTuple):
+    """One path of a switch target: a device and the sector offset on it."""
+
     device: DevNo
     offset: int
 

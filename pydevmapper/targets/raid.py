@@ -307,6 +307,8 @@ def _dash(dev: DevNo | None) -> str:
 
 
 class MirrorLeg(NamedTuple):
+    """One leg of a mirror: a device and the sector offset on it."""
+
     device: DevNo
     offset: int
 
@@ -330,6 +332,7 @@ class MirrorStatus(Status):
 
     @property
     def in_sync(self) -> bool:
+        """Every region in sync and every leg alive (``A``)."""
         return self.in_sync_regions == self.total_regions and set(self.health) <= {"A"}
 
     @classmethod

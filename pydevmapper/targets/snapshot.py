@@ -58,6 +58,7 @@ class SnapshotStatus(Status):
 
     @property
     def valid(self) -> bool:
+        """``state`` is ``valid``: the snapshot works and its sector counts are set."""
         return self.state == "valid"
 
     @classmethod

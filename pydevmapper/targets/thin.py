@@ -158,6 +158,7 @@ class ThinPool(Params):
 
     @staticmethod
     def release_metadata_snap() -> Message:
+        """Release the metadata snapshot ``reserve_metadata_snap`` took."""
         return Message("release_metadata_snap")
 
 

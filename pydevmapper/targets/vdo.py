@@ -120,10 +120,12 @@ class Vdo(Params):
 
     @staticmethod
     def config() -> Message:
+        """Answered with the volume's configuration."""
         return Message("config")
 
     @staticmethod
     def compression(on: bool) -> Message:
+        """Turn compression on or off."""
         return Message("compression", "on" if on else "off")
 
     @staticmethod

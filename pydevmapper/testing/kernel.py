@@ -40,4 +40,6 @@ def kernel_unavailable_reason() -> str | None:
 
 
 def require_kernel() -> bool:
+    """Whether ``$PYDM_REQUIRE_KERNEL`` is set (and not 0): root tests then fail instead of
+    skipping."""
     return os.environ.get(REQUIRE_ENV, "") not in ("", "0")
