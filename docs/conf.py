@@ -93,6 +93,7 @@ apicheck_modules = [
     "pydevmapper.operations",
     "pydevmapper.events",
     "pydevmapper.deptree",
+    "pydevmapper.log",
     "pydevmapper.udev",
     "pydevmapper.nodes",
     "pydevmapper.uevent_policy",
@@ -115,6 +116,8 @@ nitpick_ignore = [
     ("py:class", "collections.abc.Iterable"),
     ("py:class", "collections.abc.Sequence"),
     ("py:class", "pathlib.Path"),
+    ("py:class", "Logger"),  # logging.Logger, named as log.py imports it
+    ("py:class", "logging.Logger"),
     # Internal: the kernel-log cursor an operation passes to the steps of
     # Control.create/load/resume; pydevmapper.kmsg is not public API.
     ("py:class", "kmsg.KmsgCursor"),

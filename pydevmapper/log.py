@@ -10,7 +10,7 @@
 
 Enable it as any library's: ``logging.basicConfig(level=logging.DEBUG)`` or
 ``logging.getLogger("pydevmapper").setLevel(logging.DEBUG)`` with a handler.
-The library never imports :mod:`logging` itself (it costs pydmsetup's start
+The library never imports ``logging`` itself (it costs pydmsetup's start
 a tenth of its imports): a program that has not imported it cannot have
 asked for records, and pays one dictionary lookup per ioctl.
 """
