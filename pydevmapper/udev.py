@@ -79,7 +79,8 @@ class UdevTimeoutError(DMError):
         self.cookie = cookie
         self.timeout = timeout
 
-    def __reduce__(self):  # DMError's pickling does not know our arguments
+    # DMError's pickling does not know our arguments.
+    def __reduce__(self) -> tuple[type[DMError], tuple[object, ...]]:
         return (type(self), (self.command, self.device, self.cookie, self.timeout))
 
 
@@ -97,7 +98,8 @@ class UdevCookieError(DMError):
         self.cookie = cookie
         self.semid = semid
 
-    def __reduce__(self):  # DMError's pickling does not know our arguments
+    # DMError's pickling does not know our arguments.
+    def __reduce__(self) -> tuple[type[DMError], tuple[object, ...]]:
         return (type(self), (self.errno, self.command, self.device, self.cookie,
                              self.semid, self.strerror))
 
@@ -190,17 +192,18 @@ class Cookie:
 
     @property
     def base(self) -> int:
-        return self._ids[1]
+        base: int = self._ids[1]  # an int[] item is a Python int
+        return base
 
     @property
     def key(self) -> int:
         """The semaphore key, as `dmsetup udevcookies` shows it."""
-        return COOKIE_MAGIC << FLAGS_SHIFT | self._ids[1]
+        return COOKIE_MAGIC << FLAGS_SHIFT | self.base
 
     @property
     def value(self) -> int:
         """What goes into ``dm_ioctl.event_nr``: flags over the base."""
-        return self.flags << FLAGS_SHIFT | self._ids[1]
+        return self.flags << FLAGS_SHIFT | self.base
 
     def _create(self) -> None:
         # A fresh random base whose key is free, at 1 for our one uevent.
