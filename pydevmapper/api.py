@@ -17,6 +17,7 @@ from pydevmapper.table import Table, TargetStatus
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
+    from pydevmapper.channel import Version
     from pydevmapper.targets import Message
     from pydevmapper.types import DeviceId
 
@@ -34,7 +35,7 @@ def default_control() -> Control:
     return _control
 
 
-def version() -> tuple:
+def version() -> Version:
     return default_control().version()
 
 

@@ -58,8 +58,8 @@ class Device:
     def suspend(self, **kwargs: bool) -> DeviceInfo:
         return self.control.suspend(self.devno, **kwargs)
 
-    def resume(self, **kwargs: bool) -> DeviceInfo:
-        return self.control.resume(self.devno, **kwargs)
+    def resume(self, *, noflush: bool = False, nolockfs: bool = False) -> DeviceInfo:
+        return self.control.resume(self.devno, noflush=noflush, nolockfs=nolockfs)
 
     def message(self, message: str | Message, sector: int = 0) -> str | None:
         return self.control.message(self.devno, sector, message)

@@ -140,7 +140,7 @@ class async_watch:
 
     def __init__(self, control: Control | None = None, *,
                  timeout: float | None = None, name_prefix: str = "") -> None:
-        self._watcher = _Watcher(control, name_prefix)
+        self._watcher: _Watcher | None = _Watcher(control, name_prefix)
         self._timeout = timeout
         self._pending: list[DeviceEvent] = []
 
@@ -153,9 +153,14 @@ class async_watch:
         loop = asyncio.get_running_loop()
         deadline = None if self._timeout is None else loop.time() + self._timeout
         while not self._pending:
-            ready = loop.create_future()
+            ready: asyncio.Future[None] = loop.create_future()
+
+            def wake() -> None:
+                if not ready.done():
+                    ready.set_result(None)
+
             fd = self._watcher.fileno()
-            loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+            loop.add_reader(fd, wake)
             left = None if deadline is None else deadline - loop.time()
             try:
                 await asyncio.wait_for(ready, left)

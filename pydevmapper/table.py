@@ -50,7 +50,8 @@ class Target(NamedTuple):
     def parsed(self) -> Params:
         """The typed parameters (``pydevmapper.targets``); ``Unknown`` for a
         target type it does not know."""
-        return _targets().parse(self)
+        params: Params = _targets().parse(self)
+        return params
 
 
 class TargetStatus(NamedTuple):
@@ -64,7 +65,8 @@ class TargetStatus(NamedTuple):
     def parsed(self) -> Status:
         """The typed status (``pydevmapper.targets``); ``UnknownStatus`` for a
         target type it does not know."""
-        return _targets().parse_status(self)
+        status: Status = _targets().parse_status(self)
+        return status
 
 
 def _targets() -> ModuleType:
@@ -79,7 +81,7 @@ def _targets() -> ModuleType:
     return _TARGETS
 
 
-_TARGETS = None
+_TARGETS: ModuleType | None = None
 
 
 class TableSyntaxError(ValidationError):
@@ -234,7 +236,7 @@ class Table(Sequence[Target]):
         @overload
         def __getitem__(self, index: slice) -> tuple[Target, ...]: ...
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int | slice) -> Target | tuple[Target, ...]:
         return self._targets[index]
 
     def __len__(self) -> int:

@@ -10,6 +10,7 @@ import os
 
 from pydevmapper import validate
 from pydevmapper._namedtuple import NamedTuple, build
+from pydevmapper.errors import ValidationError
 from pydevmapper.flags import DMFlag
 
 
@@ -82,11 +83,11 @@ def address(device: object) -> tuple[bytes, bytes, int]:
     if isinstance(device, tuple) and len(device) == 2:
         for part, limit in zip(device, _DEV_LIMITS):
             if isinstance(part, bool) or not isinstance(part, int) or not 0 <= part < limit:
-                raise validate.ValidationError(f"bad device number {device!r}")
+                raise ValidationError(f"bad device number {device!r}")
         return b"", b"", os.makedev(device[0], device[1])
     if isinstance(device, str):  # another str subclass: not worth a cache entry
         return _string_address.__wrapped__(device)
-    raise validate.ValidationError(
+    raise ValidationError(
         f"address a device by name (str), Uuid(...) or DevNo(major, minor), not {device!r}"
     )
 

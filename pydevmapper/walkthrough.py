@@ -62,7 +62,8 @@ def loop_file(size_mib: int) -> Iterator[loopdev.LoopDevice]:
 
 
 def counters(dev: dm.Device) -> str:
-    st = dev.status()[0].parsed()  # a targets.BasicTargetStatus
+    st = dev.status()[0].parsed()
+    assert isinstance(st, targets.BasicTargetStatus)
     return f"reads={st.reads} writes={st.writes} read_sectors={st.read_sectors} write_sectors={st.write_sectors}"
 
 
@@ -94,7 +95,7 @@ def show_with_cli(name: str) -> None:
             raise SystemExit(f"   pydmsetup {args[0]} failed with {result.returncode}")
 
 
-def main(argv: list = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--module", default=os.environ.get("PYDM_BASIC_TARGET_KO"),
                         help="basic_target.ko built for this kernel (default: $PYDM_BASIC_TARGET_KO)")
@@ -114,7 +115,7 @@ def main(argv: list = None) -> int:
             step("attach a loop device over a sparse file")
             with loop_file(64) as loop:
                 size = (64 * MIB) // 512 - OFFSET
-                params = targets.BasicTarget(loop.path, OFFSET)  # typed: the loop's path becomes maj:min
+                params = targets.BasicTarget(targets.as_devno(loop.path), OFFSET)  # the loop's maj:min
                 table = dm.Table.single(size, params)
 
                 step(f"create {args.name} with one call (create + load + resume)")
@@ -124,7 +125,9 @@ def main(argv: list = None) -> int:
                     info = dev.info()
                     show(f"{info.name} is {info.major}:{info.minor}, "
                          f"live table: {info.live_table}, suspended: {info.suspended}")
-                    show(f"the table read back, parsed, equals the parameters: {dev.table()[0].parsed() == params}")
+                    live = dev.table()
+                    assert live is not None  # created with one
+                    show(f"the table read back, parsed, equals the parameters: {live[0].parsed() == params}")
 
                     step("move data through it")
                     dev.message(targets.BasicTarget.reset())
