@@ -17,11 +17,14 @@ from pydevmapper.types import DevNo
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, ClassVar, Self, TypeVar
+    import builtins
+    from typing import Any, ClassVar, NoReturn, TypeVar
 
     from pydevmapper.table import Target, TargetStatus
 
+    # The class a classmethod is called on (typing.Self is Python 3.11+).
     P = TypeVar("P", bound="Params")
+    S = TypeVar("S", bound="Status")
 
 
 class ParameterError(ValidationError):
@@ -126,7 +129,7 @@ class Words:
             raise self.error(field, f"{self.quote(word)} is not a non-negative decimal integer")
         return int(word)
 
-    def optional_int(self, field: str) -> int | None:
+    def optional_int(self, field: str) -> builtins.int | None:
         """A non-negative integer, or ``-`` for none."""
         word = self.take(field)
         if word == "-":
@@ -135,7 +138,7 @@ class Words:
             raise self.error(field, f"{self.quote(word)} is neither a non-negative decimal integer nor -")
         return int(word)
 
-    def ratio(self, field: str) -> tuple[int, int]:
+    def ratio(self, field: str) -> tuple[builtins.int, builtins.int]:
         """``a/b`` as two integers."""
         word = self.take(field)
         a, sep, b = word.partition("/")
@@ -282,14 +285,14 @@ class Params(_Typed):
     SECRET = False  # parameters that may hold keys: errors do not quote them
 
     @classmethod
-    def parse(cls, params: str) -> Self:
+    def parse(cls: type[P], params: str) -> P:
         words = Words(params, cls.TYPE, secret=cls.SECRET)
         value = cls._read(words)
         words.end()
         return value
 
     @classmethod
-    def _read(cls, words: Words) -> Self:
+    def _read(cls: type[P], words: Words) -> P:
         raise NotImplementedError
 
     def target(self, start: int, length: int) -> Target:
@@ -311,7 +314,7 @@ class Status(_Typed):
     what the kernel said, so nothing is checked on creation."""
 
     @classmethod
-    def _failure(cls, w: Words) -> Self | None:
+    def _failure(cls: type[S], w: Words) -> S | None:
         """The whole status of a target that failed (``Fail``) or could not
         read its metadata (``Error``): ``failed`` or ``error`` set, every
         other field None.  None for any other status."""
@@ -321,11 +324,11 @@ class Status(_Typed):
         return cls(failed=state == "Fail", error=state == "Error", extra=w.rest())  # type: ignore[call-arg]
 
     @classmethod
-    def parse(cls, status: str) -> Self:
+    def parse(cls: type[S], status: str) -> S:
         return cls._read(Words(status, cls.TYPE))
 
     @classmethod
-    def _read(cls, words: Words) -> Self:
+    def _read(cls: type[S], words: Words) -> S:
         raise NotImplementedError
 
 
@@ -399,7 +402,7 @@ class Secret:
     def __hash__(self) -> int:
         return hash(self._value)
 
-    def __reduce__(self) -> None:  # pragma: no cover - never pickled
+    def __reduce__(self) -> NoReturn:  # pragma: no cover - never pickled
         raise TypeError("a Secret is not pickled")
 
 

@@ -466,8 +466,8 @@ class Integrity(Params):
         for field in ("internal_hash", "journal_crypt", "journal_mac"):
             value = getattr(self, field)
             if isinstance(value, str):  # "alg" or, as the kernel writes it, "alg:hexkey"
-                name, _, key = value.partition(":")
-                value = (name, key) if key else (name,)
+                alg, _, hexkey = value.partition(":")
+                value = (alg, hexkey) if hexkey else (alg,)
             if value is not None:
                 name, key = (value[0], value[1] if len(value) > 1 else None)
                 self._set(field, Algorithm(name, None if key is None else _hex_secret(key, self.TYPE, field)))

@@ -140,7 +140,8 @@ class Multipath(Params):
 
     def _convert(self) -> None:
         groups = []
-        for g, group in enumerate(self.groups):
+        given: tuple[object, ...] = self.groups  # any of the forms the class takes, until now
+        for g, group in enumerate(given):
             # A PathGroup, (paths, selector[, selector_args]) or just the
             # paths (round-robin).
             selector_args: tuple[str, ...] = ()

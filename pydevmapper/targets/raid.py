@@ -150,7 +150,8 @@ class Raid(Params):
     def _convert(self) -> None:
         self._set("raid_type", self.raid_type.lower())
         devices = []
-        for i, dev in enumerate(self.devices):
+        given: tuple[object, ...] = self.devices  # any of the forms the class takes, until now
+        for i, dev in enumerate(given):
             if not isinstance(dev, tuple) or hasattr(dev, "devno") or (
                     len(dev) == 2 and all(type(x) is int for x in dev)):
                 dev = (None, dev)  # a bare data device
