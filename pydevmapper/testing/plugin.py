@@ -14,11 +14,28 @@ import pytest
 
 from pydevmapper.testing import kernel, sweep
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from typing import Any, NoReturn, TypedDict
+
+    from pydevmapper.control import Control
+    from pydevmapper.device import Device
+    from pydevmapper.loopdev import LoopDevice
+    from pydevmapper.table import Table
+
+    class _State(TypedDict):
+        prefix: str | None
+        loop_dir: str | None
+        reason: str | None  # why root tests cannot run; "unchecked" until asked
+        used: bool
+        leaks: list[str]
+        module_loaded_here: bool
+
 _ROOT_MARKER = "root: needs root and a kernel with device-mapper (skips, or fails under PYDM_REQUIRE_KERNEL=1)"
 _BASIC_MARKER = "needs_basic_target: needs the basic_target module (PYDM_BASIC_TARGET_KO)"
 BASIC_TARGET_ENV = "PYDM_BASIC_TARGET_KO"
 
-_state = {"prefix": None, "loop_dir": None, "reason": "unchecked", "used": False,
+_state: _State = {"prefix": None, "loop_dir": None, "reason": "unchecked", "used": False,
           "leaks": [], "module_loaded_here": False}
 
 
@@ -33,7 +50,7 @@ def _unavailable() -> str | None:
     return _state["reason"]
 
 
-def _skip_or_fail(reason: str) -> None:
+def _skip_or_fail(reason: str) -> NoReturn:
     if kernel.require_kernel():
         pytest.fail(f"{reason} (and {kernel.REQUIRE_ENV} is set: this tier must run)",
                     pytrace=False)
@@ -57,11 +74,11 @@ def dm_prefix() -> str:
     """The session's device-name prefix; the sweep removes what carries it."""
     if _state["prefix"] is None:
         _state["prefix"] = f"pydmt-{secrets.token_hex(3)}-"
-    return _state["prefix"]
+    return _state["prefix"]  # type: ignore[return-value]  # set above: mypy does not narrow it
 
 
 @pytest.fixture(scope="session")
-def dm_control():
+def dm_control() -> Iterator[Control]:
     """A Control for the session (root tests only)."""
     reason = _unavailable()
     if reason:
@@ -87,11 +104,11 @@ def dm_name(dm_prefix: str, request: pytest.FixtureRequest) -> str:
 def _loop_dir() -> str:
     if _state["loop_dir"] is None:
         _state["loop_dir"] = tempfile.mkdtemp(prefix="pydmt-loop-")
-    return _state["loop_dir"]
+    return _state["loop_dir"]  # type: ignore[return-value]  # set above: mypy does not narrow it
 
 
 @pytest.fixture
-def make_loop() -> Iterator[Callable[..., object]]:
+def make_loop() -> Iterator[Callable[..., LoopDevice]]:
     """Factory: ``make_loop(size_mib=64)`` attaches a loop device over a sparse file."""
     from pydevmapper import loopdev
 
@@ -108,7 +125,7 @@ def make_loop() -> Iterator[Callable[..., object]]:
         return loop
 
     yield factory
-    errors = []
+    errors: list[OSError] = []
     for loop in reversed(made):
         try:
             loop.detach()
@@ -123,18 +140,18 @@ def make_loop() -> Iterator[Callable[..., object]]:
 
 
 @pytest.fixture
-def loop_device(make_loop):
+def loop_device(make_loop: Callable[..., LoopDevice]) -> LoopDevice:
     """One 64 MiB loop device over a sparse file."""
     return make_loop(64)
 
 
 @pytest.fixture
-def make_device(dm_control, dm_prefix: str):
+def make_device(dm_control: Control, dm_prefix: str) -> Iterator[Callable[..., Device]]:
     """Factory: ``make_device(table, name=None, **kw)`` -> Device, removed after the test."""
-    made = []
+    made: list[Device] = []
     names = (f"{dm_prefix}dev{next(_counter)}" for _ in itertools.count())
 
-    def factory(table, name: str | None = None, **kwargs):
+    def factory(table: Table | str, name: str | None = None, **kwargs: Any) -> Device:
         dev = dm_control.create_device(name or next(names), table, **kwargs)
         made.append(dev)
         return dev
@@ -151,7 +168,7 @@ def make_device(dm_control, dm_prefix: str):
 
 
 @pytest.fixture(scope="session")
-def basic_target():
+def basic_target() -> Iterator[str]:
     """Loads basic_target (from $PYDM_BASIC_TARGET_KO) for the session; unloads it after.
 
     Yields the module's path.  Tests using it should carry the

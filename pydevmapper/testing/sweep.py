@@ -36,7 +36,7 @@ def remove_devices(ctl: Control, names: list[str]) -> list[str]:
 
 def leftover_loops(backing_dir: str) -> list[str]:
     """Loop devices whose backing file lies under backing_dir."""
-    found = []
+    found: list[str] = []
     try:
         names = os.listdir("/sys/block")
     except OSError:
