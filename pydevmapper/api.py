@@ -11,7 +11,7 @@ import threading
 
 from pydevmapper.control import Control
 from pydevmapper.device import Device
-from pydevmapper.types import DeviceInfo
+from pydevmapper.types import DeviceInfo, DevNo
 from pydevmapper.types import ListedDevice, TargetVersion
 from pydevmapper.table import Table, TargetStatus
 
@@ -47,12 +47,14 @@ def info(device: DeviceId) -> DeviceInfo:
     return default_control().info(device)
 
 
-def create_device(name: str, table: Table | str, **kwargs) -> Device:  # type: ignore[no-untyped-def]
-    return default_control().create_device(name, table, **kwargs)
+def create_device(name: str, table: Table | str, *, uuid: str | None = None,
+                  readonly: bool = False, devno: DevNo | None = None) -> Device:
+    return default_control().create_device(name, table, uuid=uuid, readonly=readonly, devno=devno)
 
 
-def reload(device: DeviceId, table: Table | str, **kwargs) -> DeviceInfo:  # type: ignore[no-untyped-def]
-    return default_control().reload(device, table, **kwargs)
+def reload(device: DeviceId, table: Table | str, *, readonly: bool = False,
+           noflush: bool = False, nolockfs: bool = False) -> DeviceInfo:
+    return default_control().reload(device, table, readonly=readonly, noflush=noflush, nolockfs=nolockfs)
 
 
 def remove(device: DeviceId, *, deferred: bool = False, retry: float = 0.0,

@@ -189,7 +189,7 @@ class Channel:
         except OSError as exc:
             if exc.errno == errno.ENOENT:
                 raise DeviceMapperUnavailableError(
-                    exc.errno, "open", path, None,
+                    errno.ENOENT, "open", path, None,
                     f"{path} does not exist: is device-mapper loaded? (modprobe dm_mod)",
                 ) from None
             # An OSError from a system call always has an errno.

@@ -42,6 +42,7 @@ from pydevmapper.channel import (
     TABLE_STATUS,
     TARGET_MSG,
     Channel,
+    Command,
     Reply,
     Version,
     text,
@@ -149,10 +150,11 @@ class Control:
         with nothing made, if it could not join."""
         self.policy.check_create(DEV_CREATE.name, name)
 
-    def _uevent(self, cmd, device: DeviceId, **kwargs) -> Reply:  # type: ignore[no-untyped-def]
+    def _uevent(self, cmd: Command, device: DeviceId, *, flags: int = 0, payload: bytes = b"",
+                cursor: kmsg.KmsgCursor | None = None) -> Reply:
         check_id(device)  # before a cookie is made or a transaction joined
         return self.policy.run(cmd.name, describe(device), lambda event_nr: self.channel.call(
-            cmd, device, event_nr=event_nr, **kwargs))
+            cmd, device, event_nr=event_nr, flags=flags, payload=payload, cursor=cursor))
 
     def sync_nodes(self) -> Reconciled:
         """``dmsetup mknodes``: make ``<dev_dir>/mapper`` match the kernel's list.

@@ -256,7 +256,7 @@ class NodeDir:
     def _reconcile(self, devices: dict[str, DevNo], fd: int) -> Reconciled:
         created = [name for name, devno in sorted(devices.items())
                    if self._ensure(name, devno, fd)]
-        removed = []
+        removed: list[str] = []
         for entry in sorted(self._entries(fd)):
             if entry in devices:
                 continue

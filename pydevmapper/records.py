@@ -72,7 +72,8 @@ def _record_struct(ctype: str, skip: tuple[str, ...] = (),
     whose variable part starts inside it may end before the struct does).
     Returns the Struct and the member each packed value belongs to.
     """
-    fmt, at, names = "=", 0, []
+    fmt, at = "=", 0
+    names: list[str] = []
     for member, field in ffi.typeof(ctype).fields:
         if field.offset > at:
             fmt += f"{field.offset - at}x"
@@ -241,7 +242,7 @@ def _texts(buffer: CData, length: int) -> list[str]:
 
 def decode_versions(data: bytes) -> list[TargetVersion]:
     """Decode a DM_LIST_VERSIONS / DM_GET_TARGET_VERSION reply."""
-    result = []
+    result: list[TargetVersion] = []
     offset = 0
     while offset + _VERSIONS_NAME <= len(data):
         name, _ = _cstr(data, offset + _VERSIONS_NAME)

@@ -73,15 +73,15 @@ def _targets() -> ModuleType:
     """pydevmapper.targets, imported on first use (scripts that never parse
     a target do not pay for it), then kept: an import statement per parsed
     status cost a tenth of the parse (benchmark row thin_status_1000)."""
-    global _TARGETS
-    if _TARGETS is None:
+    global _targets_module
+    if _targets_module is None:
         import pydevmapper.targets
 
-        _TARGETS = pydevmapper.targets
-    return _TARGETS
+        _targets_module = pydevmapper.targets
+    return _targets_module
 
 
-_TARGETS: ModuleType | None = None
+_targets_module: ModuleType | None = None
 
 
 class TableSyntaxError(ValidationError):
@@ -106,7 +106,7 @@ def parse_targets(text: str, *, dmsetup: bool = False) -> list[Target]:
     ``sscanf("%llu %llu %s %n")`` and a ``#`` ends the parameters (the
     default keeps parameters as written: the kernel receives them so).
     """
-    targets = []
+    targets: list[Target] = []
     for lineno, line in enumerate(text.split("\n"), 1):
         stripped = line.strip(C_SPACE) if dmsetup else line.strip()
         if not stripped or stripped.startswith("#"):
@@ -178,7 +178,7 @@ class Table(Sequence[Target]):
     def __init__(self, targets: Iterable[Target | tuple[int, int, str, str]]) -> None:
         # The kernel splits parameters at whitespace, so edge blanks carry
         # nothing; dropping them keeps parse(format(t)) == t.
-        items = []
+        items: list[Target] = []
         expected = 0
         for target in targets:
             target = _normalised(target if isinstance(target, Target) else Target(*target))

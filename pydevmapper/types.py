@@ -38,7 +38,7 @@ class DevNo(NamedTuple):
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
-    from typing import Union
+    from typing import Any, Union
 
     DeviceId = Union[str, Name, Uuid, DevNo]  # what every ``device`` argument takes
 
@@ -80,11 +80,14 @@ def address(device: object) -> tuple[bytes, bytes, int]:
     kind = type(device)
     if kind is str or kind is Name or kind is Uuid:
         return _string_address(device)
-    if isinstance(device, tuple) and len(device) == 2:
-        for part, limit in zip(device, _DEV_LIMITS):
+    # What isinstance() finds in a caller's value has Unknown items to
+    # pyright; the same value as Any, which no check narrows, does not.
+    loose: Any = device
+    if isinstance(device, tuple) and len(loose) == 2:
+        for part, limit in zip(loose, _DEV_LIMITS):
             if isinstance(part, bool) or not isinstance(part, int) or not 0 <= part < limit:
                 raise ValidationError(f"bad device number {device!r}")
-        return b"", b"", os.makedev(device[0], device[1])
+        return b"", b"", os.makedev(loose[0], loose[1])
     if isinstance(device, str):  # another str subclass: not worth a cache entry
         return _string_address.__wrapped__(device)
     raise ValidationError(

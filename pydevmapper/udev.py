@@ -290,7 +290,7 @@ def decode_flags(value: int) -> int:
 
 def list_cookies() -> list[CookieInfo]:
     """Every semaphore with a cookie key, from /proc/sysvipc/sem."""
-    found = []
+    found: list[CookieInfo] = []
     with open("/proc/sysvipc/sem") as f:
         header = f.readline().split()
         for line in f:
@@ -451,7 +451,7 @@ def complete_all(min_age: float = 0.0) -> list[int]:
     """``dmsetup udevcomplete_all [age_in_minutes]``: remove cookies whose
     last change is at least ``min_age`` seconds old; returns their keys."""
     now = time.time()
-    removed = []
+    removed: list[int] = []
     for info in list_cookies():
         if now - info.ctime >= min_age:
             try:

@@ -17,7 +17,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator
 
 import pydevmapper as dm
 from pydevmapper import kmod, loopdev, targets
@@ -35,7 +35,7 @@ def show(text: str) -> None:
 
 
 @contextlib.contextmanager
-def basic_target_loaded(path: str) -> Iterator[None]:
+def basic_target_loaded(path: str) -> Generator[None, None, None]:
     if kmod.is_loaded("basic_target"):
         show("basic_target is already loaded; leaving it as found")
         yield
@@ -50,7 +50,7 @@ def basic_target_loaded(path: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def loop_file(size_mib: int) -> Iterator[loopdev.LoopDevice]:
+def loop_file(size_mib: int) -> Generator[loopdev.LoopDevice, None, None]:
     with tempfile.TemporaryDirectory(prefix="pydm-walkthrough-") as tmp:
         path = os.path.join(tmp, "backing.img")
         with open(path, "wb") as f:
@@ -96,7 +96,8 @@ def show_with_cli(name: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # __doc__ is None only under python -OO, which this script is not run with.
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])  # pyright: ignore[reportOptionalMemberAccess]
     parser.add_argument("--module", default=os.environ.get("PYDM_BASIC_TARGET_KO"),
                         help="basic_target.ko built for this kernel (default: $PYDM_BASIC_TARGET_KO)")
     parser.add_argument("--name", default="pydm-walkthrough")

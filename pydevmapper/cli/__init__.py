@@ -123,7 +123,7 @@ def _run(s: Session, args: list[str]) -> int:
             if str(exc):
                 _err(f"{exc}\n")
             return 1
-        used = set(opts.selection.fields) if opts.selection is not None else set()
+        used: set[str] = set(opts.selection.fields) if opts.selection is not None else set()
         if name == "splitname" and opts.selection is not None:
             # libdm puts selection-only fields first; a splitname row fills none outside its own
             shown = {f.id for f in opts.fields}
@@ -276,7 +276,7 @@ def _report_options(s: Session, name: str) -> Options:
         _err(text)
 
     fields = report.parse_fields(spec, prefix, err)
-    sort = []
+    sort: list[tuple[report.Field, bool]] = []
     if s.has("sort"):
         if name in ("status", "table"):
             raise report.ReportError("--sort is not yet supported with status and table.")

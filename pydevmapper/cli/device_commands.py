@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from pydevmapper.cli.commands import CommandFn
     from pydevmapper.errors import DMError
     from pydevmapper.table import Target
-    from pydevmapper.types import DeviceId
+    from pydevmapper.types import DeviceId, DeviceInfo
 
 
 # -- tables ------------------------------------------------------------------
@@ -287,16 +287,16 @@ def _simple(task: str, method: str, pass_flags: bool) -> CommandFn:
         kwargs: dict[str, bool] = {}
         if pass_flags:
             kwargs = {"noflush": bool(s.has("noflush")), "nolockfs": bool(s.has("nolockfs"))}
-        info = s.call(task, device, lambda: getattr(s.control, method)(device, **kwargs))
+        info: DeviceInfo | None = s.call(task, device, lambda: getattr(s.control, method)(device, **kwargs))
         # libdevmapper sets read-ahead after a resume of a device it was
         # given by name; by uuid or number it has no name and skips it.
         request = s.read_ahead_request() if method == "resume" and type(device) is str else None
         if info is None and (request or s.has("verbose")):
             # udev was late, and the command itself went through: ask once.
             info = s.info(device)
-        if request:
+        if info is not None and request:
             s.set_read_ahead(info.devno, request)
-        if s.has("verbose"):
+        if info is not None and s.has("verbose"):
             s.write(s.long_info(info))
     return run
 

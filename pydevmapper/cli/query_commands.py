@@ -244,7 +244,7 @@ def _status_one(s: Session, name: str | None, cmd: str, multiple: bool) -> None:
     inactive = bool(s.has("inactive"))
     if cmd == "table":
         tbl = s.call("table", device, lambda: ctl.table(device, inactive=inactive))
-        lines = [(t.start, t.length, t.type, t.params) for t in (tbl or [])]
+        lines = [(t.start, t.length, t.type, t.params) for t in (tbl or ())]
     else:
         lines = [(t.start, t.length, t.type, t.status) for t in s.call("status", device, lambda: ctl.status(
             device, inactive=inactive, noflush=bool(s.has("noflush"))), absent=True)]

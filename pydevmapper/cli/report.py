@@ -169,7 +169,7 @@ def parse_fields(spec: str, prefix: str, err: Callable[[str], None]) -> list[Fie
 
 
 def parse_sort(spec: str, prefix: str) -> list[tuple[Field, bool]]:
-    keys = []
+    keys: list[tuple[Field, bool]] = []
     for word in spec.split(","):
         if not word:
             continue
@@ -228,7 +228,7 @@ def format_report(opts: Options, rows: Sequence[Row],
             return f"DM_{field.id.upper()}={quote}{text}{quote}"
         return text
 
-    lines = []
+    lines: list[str] = []
     sep = opts.separator
     if opts.rows:
         for i, field in enumerate(opts.fields):

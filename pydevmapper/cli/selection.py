@@ -64,7 +64,7 @@ _SYNTAX = "Selection syntax error at '{}'.\nUse 'help' for selection to get more
 
 def _field_help_lines() -> list[tuple[str, str]]:
     """(field id, help line) for every field dmsetup knows, in help order."""
-    out = []
+    out: list[tuple[str, str]] = []
     for line in texts.FIELD_HELP.splitlines():
         m = re.match(r"  (\S+) +- ", line)
         if m and not line.endswith(" - All fields in this section."):
@@ -74,7 +74,7 @@ def _field_help_lines() -> list[tuple[str, str]]:
 
 def typed_field_help() -> str:
     """libdm's field list as -S prints it: no *_all lines, each with its type."""
-    lines = []
+    lines: list[str] = []
     for line in texts.FIELD_HELP.splitlines():
         m = re.match(r"  (\S+) +- ", line)
         if m and line.endswith(" - All fields in this section."):
@@ -371,7 +371,8 @@ _HAT, _DOLLAR, _TARGET = 2, 3, 0
 
 class _Rx:
     def __init__(self, source: bytes, err: Callable[[str], None]) -> None:
-        self.src, self.err, self.pos = source, err, 0
+        self.src, self.err = source, err
+        self.pos: int = 0
         self.type: object = None
         self.charset: frozenset[int] = frozenset()
         self.next_token()
@@ -385,7 +386,7 @@ class _Rx:
         if ch == ord("["):
             ptr += 1
             neg = ptr < len(src) and src[ptr] == ord("^")
-            chars = set(range(1, 256)) if neg else set()
+            chars: set[int] = set(range(1, 256)) if neg else set()
             if neg:
                 ptr += 1
             last = 0

@@ -142,7 +142,7 @@ class _Printer:
         self.truncate = truncate
         self.x = 1
         self.held = 0  # the reserved character, 0 for none
-        self.out = bytearray()
+        self.out: bytearray = bytearray()
 
     def char(self, c: int) -> None:
         lead = (c & 0xC0) != 0x80

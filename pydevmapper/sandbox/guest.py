@@ -50,7 +50,7 @@ class GuestResult:
     boot_seconds: float | None  # guest uptime when the command started
     accel: str
     kernel: str
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list[str])
     started: bool = True  # False: the guest ended before the command began
 
 
@@ -131,7 +131,7 @@ def _vng_env(vng: str) -> dict[str, str]:
 
 def check_host(*, udev: bool) -> None:
     """Fail early, naming every missing tool and how to install it."""
-    missing = []
+    missing: list[str] = []
     for tool in ("qemu-system-x86_64", "modprobe", "depmod") + (("udevadm",) if udev else ()):
         try:
             require_tool(tool)

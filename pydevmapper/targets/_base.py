@@ -48,11 +48,14 @@ def as_devno(value: object, target_type: str = "", field: str = "device") -> Dev
     anything with a ``devno`` (a ``Device`` handle)."""
     if type(value) is DevNo:
         return value
+    # What isinstance() finds in a caller's value has Unknown items to
+    # pyright; the same value as Any, which no check narrows, does not.
+    loose: Any = value
     devno = getattr(value, "devno", None)
     if devno is not None and not isinstance(value, tuple):
         return as_devno(devno, target_type, field)
-    if isinstance(value, tuple) and len(value) == 2 and all(type(v) is int and v >= 0 for v in value):
-        return DevNo(*value)
+    if isinstance(value, tuple) and len(loose) == 2 and all(type(v) is int and v >= 0 for v in loose):
+        return DevNo(*loose)
     if isinstance(value, str):
         major, sep, minor = value.partition(":")
         if sep:
@@ -218,12 +221,13 @@ def _plain(value: object, reveal: bool) -> object:
         return str(value)
     if isinstance(value, _Typed):
         return value.to_dict(reveal=reveal)
-    if isinstance(value, tuple) and hasattr(value, "_asdict"):
-        return {k: _plain(v, reveal) for k, v in value._asdict().items()}
+    loose: Any = value  # unnarrowed (see as_devno)
+    if isinstance(value, tuple) and hasattr(loose, "_asdict"):
+        return {k: _plain(v, reveal) for k, v in loose._asdict().items()}
     if isinstance(value, (tuple, list)):
-        return [_plain(v, reveal) for v in value]
+        return [_plain(v, reveal) for v in loose]
     if isinstance(value, dict):
-        return {k: _plain(v, reveal) for k, v in value.items()}
+        return {k: _plain(v, reveal) for k, v in loose.items()}
     if isinstance(value, Secret):
         return value.reveal() if reveal else repr(value)
     return value
@@ -292,7 +296,7 @@ class Params(_Typed):
         return value
 
     @classmethod
-    def _read(cls: type[P], words: Words) -> P:
+    def _read(cls: type[P], w: Words) -> P:
         raise NotImplementedError
 
     def target(self, start: int, length: int) -> Target:
@@ -328,7 +332,7 @@ class Status(_Typed):
         return cls._read(Words(status, cls.TYPE))
 
     @classmethod
-    def _read(cls: type[S], words: Words) -> S:
+    def _read(cls: type[S], w: Words) -> S:
         raise NotImplementedError
 
 
@@ -341,8 +345,8 @@ class NoStatus(Status):
     extra: tuple[str, ...] = ()
 
     @classmethod
-    def _read(cls, words: Words) -> NoStatus:
-        return cls(words.rest())
+    def _read(cls, w: Words) -> NoStatus:
+        return cls(w.rest())
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,6 +22,10 @@ from pydevmapper.targets._base import (
 )
 from pydevmapper.types import DevNo
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 _IO_MODES = ("writeback", "writethrough", "passthrough")
 _MQ_TUNABLES = ("random_threshold", "sequential_threshold", "discard_promote_adjustment",
                 "read_promote_adjustment", "write_promote_adjustment")
@@ -123,7 +127,8 @@ class Cache(Params):
     policy_args: tuple[tuple[str, str], ...] = ()
 
     def _convert(self) -> None:
-        args = self.policy_args.items() if isinstance(self.policy_args, dict) else self.policy_args
+        given: Any = self.policy_args  # a dict or pairs, until now (unnarrowed: see as_devno)
+        args = given.items() if isinstance(self.policy_args, dict) else given
         self._set("policy_args", tuple((str(k), str(v)) for k, v in args))
 
     def _check(self) -> None:
@@ -185,7 +190,7 @@ class Cache(Params):
     def invalidate_cblocks(*ranges: int | tuple[int, int]) -> Message:
         """Drop cache blocks (passthrough mode only): block numbers or
         ``(begin, end)`` ranges, ``end`` excluded."""
-        words = []
+        words: list[str] = []
         for r in ranges:
             if isinstance(r, tuple):
                 begin, end = r

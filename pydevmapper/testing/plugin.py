@@ -97,7 +97,8 @@ _counter = itertools.count()
 def dm_name(dm_prefix: str, request: pytest.FixtureRequest) -> str:
     """A device name unique to this test, under the session prefix."""
     # Test ids may hold anything (parameters with '/'); names may not.
-    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:60]
+    # pytest leaves FixtureRequest.node untyped.
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:60]  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
     return f"{dm_prefix}{next(_counter)}-{stem}"[:127]
 
 
