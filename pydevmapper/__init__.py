@@ -77,15 +77,33 @@ if TYPE_CHECKING:  # pragma: no cover
     from typing import Any
 
     from pydevmapper import targets
-    from pydevmapper.api import (create_device, default_control, info, list_devices, message,
-                                 reload, remove, status, table, target_versions, version)
+    from pydevmapper.api import (
+        create_device,
+        default_control,
+        info,
+        list_devices,
+        message,
+        reload,
+        remove,
+        status,
+        table,
+        target_versions,
+        version,
+    )
     from pydevmapper.control import Control, default_dev_dir
-    from pydevmapper.device import Device
     from pydevmapper.deptree import DeviceGraph, DeviceNode, dependency_graph
-    from pydevmapper.types import DeviceInfo, DevNo, ListedDevice, Name, TargetVersion, Uuid
-    from pydevmapper.errors import (DeviceBusyError, DeviceExistsError,
-                                    DeviceMapperUnavailableError, DeviceNotFoundError,
-                                    DMError, DMPermissionError, InvalidTableError,
-                                    UnsupportedError, ValidationError)
+    from pydevmapper.device import Device
+    from pydevmapper.errors import (
+        DeviceBusyError,
+        DeviceExistsError,
+        DeviceMapperUnavailableError,
+        DeviceNotFoundError,
+        DMError,
+        DMPermissionError,
+        InvalidTableError,
+        UnsupportedError,
+        ValidationError,
+    )
     from pydevmapper.flags import DMFlag
     from pydevmapper.table import Table, TableSyntaxError, Target, TargetStatus, parse_targets
+    from pydevmapper.types import DeviceInfo, DevNo, ListedDevice, Name, TargetVersion, Uuid

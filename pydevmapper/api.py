@@ -11,9 +11,8 @@ import threading
 
 from pydevmapper.control import Control
 from pydevmapper.device import Device
-from pydevmapper.types import DeviceInfo, DevNo
-from pydevmapper.types import ListedDevice, TargetVersion
 from pydevmapper.table import Table, TargetStatus
+from pydevmapper.types import DeviceInfo, DevNo, ListedDevice, TargetVersion
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:

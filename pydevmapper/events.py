@@ -28,8 +28,8 @@ from collections.abc import AsyncIterator, Iterator
 from pydevmapper._namedtuple import NamedTuple
 from pydevmapper.channel import LIST_EVENT_NR
 from pydevmapper.control import Control
-from pydevmapper.types import DevNo
 from pydevmapper.errors import UnsupportedError
+from pydevmapper.types import DevNo
 
 
 class DeviceEvent(NamedTuple):
@@ -128,6 +128,12 @@ class watch:
         self.close()
 
 
+def _wake(ready: asyncio.Future[None]) -> None:
+    """async_watch's reader callback: the control node is readable."""
+    if not ready.done():
+        ready.set_result(None)
+
+
 class async_watch:
     """``async for ev in async_watch(...)``: device events on the running loop.
 
@@ -154,13 +160,8 @@ class async_watch:
         deadline = None if self._timeout is None else loop.time() + self._timeout
         while not self._pending:
             ready: asyncio.Future[None] = loop.create_future()
-
-            def wake() -> None:
-                if not ready.done():
-                    ready.set_result(None)
-
             fd = self._watcher.fileno()
-            loop.add_reader(fd, wake)
+            loop.add_reader(fd, _wake, ready)
             left = None if deadline is None else deadline - loop.time()
             try:
                 await asyncio.wait_for(ready, left)

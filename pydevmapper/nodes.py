@@ -22,8 +22,8 @@ import stat
 
 from pydevmapper import validate
 from pydevmapper._namedtuple import NamedTuple
-from pydevmapper.types import DevNo
 from pydevmapper.errors import ValidationError
+from pydevmapper.types import DevNo
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:

@@ -100,7 +100,7 @@ def _run(s: Session, args: list[str]) -> int:
     selected = cmd if s.has("select") and cmd.repeatable == 2 else None
     columns = bool(s.has("columns") or name == "splitname")
     name_type, tree_options = "devno", None
-    if not forced_ok and (s.has("tree") or s.has("options") and not columns):
+    if not forced_ok and (s.has("tree") or (s.has("options") and not columns)):
         from pydevmapper.cli.query_commands import read_output_options
 
         problem, name_type, tree_options = read_output_options(s, columns)
@@ -196,7 +196,7 @@ def _run_once(s: Session, args: list[str], multiple: bool, widths: list[int]) ->
         from pydevmapper.cli import report
 
         s.write(report.format_report(opts, s.report_rows, widths))
-    if s.has("json") and s.json_rows or (s.has("json") and s.current in ("info", "deps", "status", "table")):
+    if (s.has("json") and s.json_rows) or (s.has("json") and s.current in ("info", "deps", "status", "table")):
         from pydevmapper.cli import jsonout as j
         s.write(j.devices(s.json_rows))
     return ok

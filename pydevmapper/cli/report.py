@@ -211,7 +211,7 @@ def format_report(opts: Options, rows: Sequence[Row],
     if not kept:
         return ""
     for field, descending in reversed(opts.sort):  # stable: last key first
-        kept.sort(key=lambda r: r[field.id], reverse=descending)  # noqa: B023 - sorts at once
+        kept.sort(key=lambda r: r[field.id], reverse=descending)
     cells = [[str(r[f.id]) for f in opts.fields] for r in kept]
     widths = [max([f.width] + [len(row[i]) for row in cells]) for i, f in enumerate(opts.fields)]
     if widths_so_far is not None:

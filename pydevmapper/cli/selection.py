@@ -237,7 +237,7 @@ class _Parser:
     def item(self, start: int) -> tuple[_Node, int]:
         text = self.text
         end = start
-        while end < len(text) and (text[end].isalnum() and text[end].isascii() or text[end] in "_-"):
+        while end < len(text) and ((text[end].isalnum() and text[end].isascii()) or text[end] in "_-"):
             end += 1
         if end == start:
             self.fail("Expecting field name\n", start)
@@ -307,7 +307,7 @@ class _Parser:
     def _number_value(self, field_id: str, kind: str, pos: int, start: int) -> tuple[float, int]:
         text = self.text
         end, dot = pos, False
-        while end < len(text) and (text[end].isdigit() and text[end].isascii() or text[end] == "." and not dot):
+        while end < len(text) and ((text[end].isdigit() and text[end].isascii()) or (text[end] == "." and not dot)):
             dot = dot or text[end] == "."
             end += 1
         if end == pos:
@@ -354,8 +354,9 @@ def _number(row: Row, field_id: str) -> int:
     return int(row[field_id]) & _U64  # libdm keeps int32 values as uint64 sort keys
 
 
-_NUMERIC: dict[str, Callable[[float, float], bool]] = {"=": lambda a, b: a == b, "!=": lambda a, b: a != b, ">": lambda a, b: a > b,
-            ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b}
+_NUMERIC: dict[str, Callable[[float, float], bool]] = {
+    "=": lambda a, b: a == b, "!=": lambda a, b: a != b, ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b}
 
 
 # -- libdm's regular expressions (libdm/regex/parse_rx.c) ---------------------

@@ -161,7 +161,8 @@ class Crypt(Params):
         if self.integrity is not None:
             size, kind = self.integrity
             if not 1 <= size <= MAX_TAG_SIZE or kind.lower() not in ("aead", "none"):
-                raise self._error("integrity", f"must be (1..{MAX_TAG_SIZE} bytes, 'aead' or 'none'), got {self.integrity}")
+                raise self._error("integrity", f"must be (1..{MAX_TAG_SIZE} bytes, 'aead' or 'none'), "
+                                               f"got {self.integrity}")
         if self.integrity_key_size is not None and self.integrity_key_size <= 0:
             raise self._error("integrity_key_size", "must be positive")
 

@@ -213,7 +213,7 @@ def _sweep_devices() -> None:
             leaks += [f"device {n}" for n in devices]
             stuck = sweep.remove_devices(ctl, devices) if devices else []
             leaks += [f"device {n} (could not be removed)" for n in stuck]
-    except Exception as exc:  # the sweep must not hide the run's own result
+    except Exception as exc:  # noqa: BLE001 - the sweep must not hide the run's own result
         leaks.append(f"sweep failed: {exc}")
 
 

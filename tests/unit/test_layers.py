@@ -100,6 +100,7 @@ def test_every_subpackage_is_installed():
     """pyproject's package list names every package directory, so `pip
     install .` (not only an editable install) ships all of them."""
     import pathlib
+
     import tomllib
 
     root = pathlib.Path(__file__).resolve().parents[2]

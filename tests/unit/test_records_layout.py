@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from pydevmapper import records
 from pydevmapper._dm import HEADER_SIZE, ffi, lib
-from pydevmapper.types import ListedDevice, TargetVersion
 from pydevmapper.table import Target, TargetStatus
+from pydevmapper.types import ListedDevice, TargetVersion
 
 # -- the independent layouts (little-endian x86_64, packed as the kernel lays them out)
 
