@@ -50,4 +50,12 @@ else:
 # already in hand, without the namedtuple's own ``__new__`` - a Python
 # function, so a frame per record, which the hot paths (every ioctl reply,
 # every listed device and target) do not pay.
-build = tuple.__new__
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any, TypeVar
+
+    _Record = TypeVar("_Record", bound="tuple[Any, ...]")
+
+    def build(cls: type[_Record], fields: Iterable[object], /) -> _Record: ...
+else:
+    build = tuple.__new__

@@ -14,12 +14,12 @@ import threading
 
 from pydevmapper.control import Control
 from pydevmapper.device import Device
-from pydevmapper.types import DeviceInfo
-from pydevmapper.types import ListedDevice, TargetVersion
 from pydevmapper.table import Table, TargetStatus
+from pydevmapper.types import DeviceInfo, DevNo, ListedDevice, TargetVersion
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
+    from pydevmapper.channel import Version
     from pydevmapper.targets import Message
     from pydevmapper.types import DeviceId
 
@@ -37,7 +37,7 @@ def default_control() -> Control:
     return _control
 
 
-def version() -> tuple:
+def version() -> Version:
     """The kernel's DM interface version; see ``Control.version``."""
     return default_control().version()
 
@@ -52,14 +52,16 @@ def info(device: DeviceId) -> DeviceInfo:
     return default_control().info(device)
 
 
-def create_device(name: str, table: Table | str, **kwargs) -> Device:  # type: ignore[no-untyped-def]
+def create_device(name: str, table: Table | str, *, uuid: str | None = None,
+                  readonly: bool = False, devno: DevNo | None = None) -> Device:
     """Create, load and resume a device; see ``Control.create_device``."""
-    return default_control().create_device(name, table, **kwargs)
+    return default_control().create_device(name, table, uuid=uuid, readonly=readonly, devno=devno)
 
 
-def reload(device: DeviceId, table: Table | str, **kwargs) -> DeviceInfo:  # type: ignore[no-untyped-def]
+def reload(device: DeviceId, table: Table | str, *, readonly: bool = False,
+           noflush: bool = False, nolockfs: bool = False) -> DeviceInfo:
     """Load a new table and make it live; see ``Control.reload``."""
-    return default_control().reload(device, table, **kwargs)
+    return default_control().reload(device, table, readonly=readonly, noflush=noflush, nolockfs=nolockfs)
 
 
 def remove(device: DeviceId, *, deferred: bool = False, retry: float = 0.0,

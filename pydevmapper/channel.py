@@ -33,6 +33,8 @@ from pydevmapper.types import DeviceInfo, DevNo, address, describe
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
+    from typing import Any
+
     from pydevmapper.types import DeviceId
 
 Version = tuple[int, int, int]
@@ -104,7 +106,9 @@ _zero = lib.pydm_zero
 _BUFFER_FULL = lib.DM_BUFFER_FULL_FLAG
 _SECURE_DATA = lib.DM_SECURE_DATA_FLAG
 
-_NO_BUFFER = (None, None, 0)  # a thread's (buffer, view, size) before its first call
+# A thread's (buffer, view, size) before its first call: size 0 makes the
+# call replace the Nones.
+_NO_BUFFER: tuple[Any, Any, int] = (None, None, 0)
 
 
 @functools.lru_cache(maxsize=128)
@@ -181,10 +185,11 @@ class Channel:
         except OSError as exc:
             if exc.errno == errno.ENOENT:
                 raise DeviceMapperUnavailableError(
-                    exc.errno, "open", path, None,
+                    errno.ENOENT, "open", path, None,
                     f"{path} does not exist: is device-mapper loaded? (modprobe dm_mod)",
                 ) from None
-            raise error_for(exc.errno, "open", path) from None
+            # An OSError from a system call always has an errno.
+            raise error_for(exc.errno, "open", path) from None  # type: ignore[arg-type]
         # Only a real control node is the kernel's: the unit tier puts a
         # regular file in its place.
         self.is_kernel = stat.S_ISCHR(os.fstat(self._fd).st_mode)

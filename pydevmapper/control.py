@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable
 
 from pydevmapper import kmsg, operations, readahead, records, udev, validate
-from pydevmapper._dm import HEADER_SIZE, lib
+from pydevmapper._dm import HEADER_SIZE, NAME_MAX_BYTES, UUID_MAX_BYTES, lib
 from pydevmapper.channel import (
     DEFERRED_REMOVE,
     DEV_ARM_POLL,
@@ -42,6 +42,7 @@ from pydevmapper.channel import (
     TABLE_STATUS,
     TARGET_MSG,
     Channel,
+    Command,
     Reply,
     Version,
     text,
@@ -152,10 +153,11 @@ class Control:
         with nothing made, if it could not join."""
         self.policy.check_create(DEV_CREATE.name, name)
 
-    def _uevent(self, cmd, device: DeviceId, **kwargs) -> Reply:  # type: ignore[no-untyped-def]
+    def _uevent(self, cmd: Command, device: DeviceId, *, flags: int = 0, payload: bytes = b"",
+                cursor: kmsg.KmsgCursor | None = None) -> Reply:
         check_id(device)  # before a cookie is made or a transaction joined
         return self.policy.run(cmd.name, describe(device), lambda event_nr: self.channel.call(
-            cmd, device, event_nr=event_nr, **kwargs))
+            cmd, device, event_nr=event_nr, flags=flags, payload=payload, cursor=cursor))
 
     def sync_nodes(self) -> Reconciled:
         """``dmsetup mknodes``: make ``<dev_dir>/mapper`` match the kernel's list.
@@ -230,10 +232,10 @@ class Control:
         if name_prefix or uuid_prefix:
             self.channel.require(LIST_UUID, "filtering the device list")
             name = name_prefix.encode() if name_prefix else b""
-            if len(name) > validate.NAME_MAX_BYTES:
+            if len(name) > NAME_MAX_BYTES:
                 raise ValidationError("name prefix is longer than a device name can be")
             uuid = uuid_prefix.encode() if uuid_prefix else b""
-            if len(uuid) > validate.UUID_MAX_BYTES:
+            if len(uuid) > UUID_MAX_BYTES:
                 raise ValidationError("uuid prefix is longer than a uuid can be")
         reply = self.channel.call(LIST_DEVICES, flags=flags, name=name, uuid=uuid)
         return records.decode_name_list(reply.data, self.supports(LIST_EVENT_NR))
@@ -339,7 +341,7 @@ class Control:
                                  payload=records.encode_cstring(raw)).info()
         return info._replace(uuid=uuid)  # the reply still has the old (empty) uuid
 
-    def _renameable(self, device: DeviceId) -> DeviceId:
+    def _renameable(self, device: DeviceId) -> str:
         # The kernel finds a device to rename by name or uuid only, not by
         # number: resolve a number to the device's current name.
         if isinstance(device, tuple):

@@ -67,10 +67,10 @@ class Device:
         """Suspend the device (``noflush``, ``nolockfs``); see ``Control.suspend``."""
         return self.control.suspend(self.devno, **kwargs)
 
-    def resume(self, **kwargs: bool) -> DeviceInfo:
+    def resume(self, *, noflush: bool = False, nolockfs: bool = False) -> DeviceInfo:
         """Resume the device, making an inactive table live (``noflush``, ``nolockfs``); see
         ``Control.resume``."""
-        return self.control.resume(self.devno, **kwargs)
+        return self.control.resume(self.devno, noflush=noflush, nolockfs=nolockfs)
 
     def message(self, message: str | Message, sector: int = 0) -> str | None:
         """Send a message to the target at ``sector`` (the first one unless given); returns its

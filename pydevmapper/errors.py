@@ -47,7 +47,7 @@ class DMError(OSError):
             text += f"; kernel: {self.kernel_message}"
         return text
 
-    def __reduce__(self):  # keep the extra fields across pickling
+    def __reduce__(self) -> tuple[type[DMError], tuple[object, ...]]:  # keep the extra fields across pickling
         return (type(self), (self.errno, self.command, self.device,
                              self.kernel_message, self.strerror))
 
@@ -80,7 +80,7 @@ class DeviceMapperUnavailableError(DMError):
     """There is no device-mapper control node (dm-mod not loaded?)."""
 
 
-def _class_for(errno: int, command: str, table_rejected: bool) -> type:
+def _class_for(errno: int, command: str, table_rejected: bool) -> type[DMError]:
     # A target passes its own lookup errno up (a missing backing device
     # gives ENXIO), so a rejected table is not always EINVAL.
     if command == "DM_TABLE_LOAD" and (table_rejected or errno == _errno.EINVAL):

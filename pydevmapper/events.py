@@ -28,8 +28,8 @@ from collections.abc import AsyncIterator, Iterator
 from pydevmapper._namedtuple import NamedTuple
 from pydevmapper.channel import LIST_EVENT_NR
 from pydevmapper.control import Control
-from pydevmapper.types import DevNo
 from pydevmapper.errors import UnsupportedError
+from pydevmapper.types import DevNo
 
 
 class DeviceEvent(NamedTuple):
@@ -132,6 +132,12 @@ class watch:
         self.close()
 
 
+def _wake(ready: asyncio.Future[None]) -> None:
+    """async_watch's reader callback: the control node is readable."""
+    if not ready.done():
+        ready.set_result(None)
+
+
 class async_watch:
     """``async for ev in async_watch(...)``: device events on the running loop.
 
@@ -144,7 +150,7 @@ class async_watch:
 
     def __init__(self, control: Control | None = None, *,
                  timeout: float | None = None, name_prefix: str = "") -> None:
-        self._watcher = _Watcher(control, name_prefix)
+        self._watcher: _Watcher | None = _Watcher(control, name_prefix)
         self._timeout = timeout
         self._pending: list[DeviceEvent] = []
 
@@ -157,9 +163,9 @@ class async_watch:
         loop = asyncio.get_running_loop()
         deadline = None if self._timeout is None else loop.time() + self._timeout
         while not self._pending:
-            ready = loop.create_future()
+            ready: asyncio.Future[None] = loop.create_future()
             fd = self._watcher.fileno()
-            loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+            loop.add_reader(fd, _wake, ready)
             left = None if deadline is None else deadline - loop.time()
             try:
                 await asyncio.wait_for(ready, left)

@@ -41,7 +41,7 @@ class ModuleWrongKernelError(ModuleError):
     """Built for another kernel (vermagic or symbol versions differ)."""
 
 
-def _why(err: int, action: str) -> tuple:
+def _why(err: int, action: str) -> tuple[type[ModuleError], str]:
     if err in (errno.EPERM, errno.EACCES):
         return ModuleError, "not permitted: loading modules needs root (CAP_SYS_MODULE)"
     if action == "load":

@@ -40,7 +40,7 @@ class KmsgCursor:
         """Device-mapper messages logged since the cursor was placed."""
         if self._fd is None:
             return []
-        lines = []
+        lines: list[str] = []
         while True:
             try:
                 record = os.read(self._fd, 8192)

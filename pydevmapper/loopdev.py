@@ -26,7 +26,7 @@ class LoopDevice:
         return f"<LoopDevice {self.path} -> {self.backing_file}>"
 
     @property
-    def devno(self) -> tuple:
+    def devno(self) -> tuple[int, int]:
         """``(major, minor)`` of the loop device."""
         st = os.stat(self.path)
         return os.major(st.st_rdev), os.minor(st.st_rdev)

@@ -22,8 +22,15 @@ import stat
 
 from pydevmapper import validate
 from pydevmapper._namedtuple import NamedTuple
-from pydevmapper.types import DevNo
 from pydevmapper.errors import ValidationError
+from pydevmapper.types import DevNo
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 # As udev makes block nodes (root:disk 0660), so an entry looks the same
 # whoever made it; Debian builds libdevmapper with this DM_DEVICE_MODE too
@@ -92,7 +99,7 @@ class NodeDir:
     # The directory is opened per call: it may be created (udevd, devtmpfs)
     # or replaced after a Control was opened, and holding it open would pin
     # a stale one.
-    def _in_dir(self, fn, *args):  # type: ignore[no-untyped-def]
+    def _in_dir(self, fn: Callable[..., T], *args: object) -> T:
         """``fn(*args, fd)`` with the directory open (made if missing).  One
         plain function, not a contextlib generator: this runs between the
         ioctls of every create and remove, where each extra layer of Python
@@ -252,7 +259,7 @@ class NodeDir:
     def _reconcile(self, devices: dict[str, DevNo], fd: int) -> Reconciled:
         created = [name for name, devno in sorted(devices.items())
                    if self._ensure(name, devno, fd)]
-        removed = []
+        removed: list[str] = []
         for entry in sorted(self._entries(fd)):
             if entry in devices:
                 continue

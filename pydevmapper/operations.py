@@ -157,7 +157,7 @@ def _wipe_on(ctl: Control, device: DeviceId,
             on_error(exc)
 
 
-def _quietly(fn, *args) -> None:  # type: ignore[no-untyped-def]
+def _quietly(fn: Callable[..., object], *args: object) -> None:
     """A clean-up step: its failure must not hide the error being handled."""
     try:
         fn(*args)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import errno
 
-from pydevmapper.types import DevNo
 from pydevmapper.errors import DeviceNotFoundError, DMError, ValidationError, error_for
+from pydevmapper.types import DevNo
 
 # libdevmapper keeps read-ahead in a uint32_t and reserves UINT32_MAX for
 # "the kernel's default" (DM_READ_AHEAD_AUTO).

@@ -21,11 +21,20 @@ from pydevmapper._namedtuple import build
 from pydevmapper.table import Target, TargetStatus
 from pydevmapper.types import ListedDevice, TargetVersion
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    from pydevmapper._dm_cffi import CData, CField, CType
+
+    Spec = TypeVar("Spec", Target, TargetStatus)
+    T = TypeVar("T")
+
 ALIGN = 8
 _INT_CODES = {1: "b", 2: "h", 4: "i", 8: "q"}
 
 
-def _reader(ctype: str, member: str) -> tuple[Callable[[bytes, int], tuple], int]:
+def _reader(ctype: str, member: str) -> tuple[Callable[[bytes, int], tuple[int, ...]], int]:
     """An unpacker for one integer member (or integer array) of a record.
 
     Offset, width and signedness come from the compiled binding; decoding
@@ -36,14 +45,16 @@ def _reader(ctype: str, member: str) -> tuple[Callable[[bytes, int], tuple], int
     return struct.Struct("=" + _int_format(*_element(field))).unpack_from, field.offset
 
 
-def _element(field) -> tuple[object, int]:  # type: ignore[no-untyped-def]
+def _element(field: CField) -> tuple[CType, int]:
     """A member's element type and count (1 unless it is an array)."""
     if field.type.kind == "array":
-        return field.type.item, field.type.length
+        length = field.type.length
+        assert length is not None, "a struct member is a sized array"
+        return field.type.item, length
     return field.type, 1
 
 
-def _int_format(ftype, count: int) -> str:  # type: ignore[no-untyped-def]
+def _int_format(ftype: CType, count: int) -> str:
     """struct format for ``count`` integers of a cffi type, width and sign from the binding."""
     code = _INT_CODES[ffi.sizeof(ftype)]
     return f"{count}{code.upper() if ftype.cname.startswith(('uint', 'unsigned')) else code}"
@@ -61,7 +72,8 @@ def _record_struct(ctype: str, skip: tuple[str, ...] = (),
     whose variable part starts inside it may end before the struct does).
     Returns the Struct and the member each packed value belongs to.
     """
-    fmt, at, names = "=", 0, []
+    fmt, at = "=", 0
+    names: list[str] = []
     for member, field in ffi.typeof(ctype).fields:
         if field.offset > at:
             fmt += f"{field.offset - at}x"
@@ -147,10 +159,10 @@ def encode_targets(targets: Sequence[Target]) -> bytes:
     return bytes(out)
 
 
-def _specs(data: bytes, count: int, kind: type) -> list:
+def _specs(data: bytes, count: int, kind: type[Spec]) -> list[Spec]:
     """Decode `count` target specs from a DM_TABLE_STATUS/DEV_WAIT reply,
     each as a ``kind`` (Target or TargetStatus) built in place."""
-    result = []
+    result: list[Spec] = []
     offset = 0
     size = len(data)
     index, new = data.index, build
@@ -209,8 +221,8 @@ def decode_name_list(data: bytes, has_event_nr: bool = True) -> list[ListedDevic
         _optional(count, with_uuid, present, _HAS_UUID, lambda: _texts(uuids, uuids_len)))))
 
 
-def _optional(count: int, having: int, present, bit: int,  # type: ignore[no-untyped-def]
-              values: Callable[[], list]) -> Iterable:
+def _optional(count: int, having: int, present: CData, bit: int,
+              values: Callable[[], Sequence[T]]) -> Iterable[T | None]:
     """An optional column: all there, all absent (an older kernel, or uuids
     not asked for), or, in a reply no kernel sends, a mix sorted out per
     device."""
@@ -221,15 +233,16 @@ def _optional(count: int, having: int, present, bit: int,  # type: ignore[no-unt
     return [v if p & bit else None for v, p in zip(values(), _unpack(present, count))]
 
 
-def _texts(buffer, length: int) -> list[str]:  # type: ignore[no-untyped-def]
+def _texts(buffer: CData, length: int) -> list[str]:
     """NUL-terminated strings laid end to end, as a list of str."""
     # Without the last NUL, split gives exactly one entry per string.
-    return _unpack(buffer, length - 1).decode("utf-8", "surrogateescape").split("\0")
+    raw: bytes = _unpack(buffer, length - 1)  # a char array unpacks to bytes
+    return raw.decode("utf-8", "surrogateescape").split("\0")
 
 
 def decode_versions(data: bytes) -> list[TargetVersion]:
     """Decode a DM_LIST_VERSIONS / DM_GET_TARGET_VERSION reply."""
-    result = []
+    result: list[TargetVersion] = []
     offset = 0
     while offset + _VERSIONS_NAME <= len(data):
         name, _ = _cstr(data, offset + _VERSIONS_NAME)

@@ -50,7 +50,8 @@ class Target(NamedTuple):
     def parsed(self) -> Params:
         """The typed parameters (``pydevmapper.targets``); ``Unknown`` for a
         target type it does not know."""
-        return _targets().parse(self)
+        params: Params = _targets().parse(self)
+        return params
 
 
 class TargetStatus(NamedTuple):
@@ -64,22 +65,23 @@ class TargetStatus(NamedTuple):
     def parsed(self) -> Status:
         """The typed status (``pydevmapper.targets``); ``UnknownStatus`` for a
         target type it does not know."""
-        return _targets().parse_status(self)
+        status: Status = _targets().parse_status(self)
+        return status
 
 
 def _targets() -> ModuleType:
     """pydevmapper.targets, imported on first use (scripts that never parse
     a target do not pay for it), then kept: an import statement per parsed
     status cost a tenth of the parse (benchmark row thin_status_1000)."""
-    global _TARGETS
-    if _TARGETS is None:
+    global _targets_module
+    if _targets_module is None:
         import pydevmapper.targets
 
-        _TARGETS = pydevmapper.targets
-    return _TARGETS
+        _targets_module = pydevmapper.targets
+    return _targets_module
 
 
-_TARGETS = None
+_targets_module: ModuleType | None = None
 
 
 class TableSyntaxError(ValidationError):
@@ -104,7 +106,7 @@ def parse_targets(text: str, *, dmsetup: bool = False) -> list[Target]:
     ``sscanf("%llu %llu %s %n")`` and a ``#`` ends the parameters (the
     default keeps parameters as written: the kernel receives them so).
     """
-    targets = []
+    targets: list[Target] = []
     for lineno, line in enumerate(text.split("\n"), 1):
         stripped = line.strip(C_SPACE) if dmsetup else line.strip()
         if not stripped or stripped.startswith("#"):
@@ -176,7 +178,7 @@ class Table(Sequence[Target]):
     def __init__(self, targets: Iterable[Target | tuple[int, int, str, str]]) -> None:
         # The kernel splits parameters at whitespace, so edge blanks carry
         # nothing; dropping them keeps parse(format(t)) == t.
-        items = []
+        items: list[Target] = []
         expected = 0
         for target in targets:
             target = _normalised(target if isinstance(target, Target) else Target(*target))
@@ -234,7 +236,7 @@ class Table(Sequence[Target]):
         @overload
         def __getitem__(self, index: slice) -> tuple[Target, ...]: ...
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int | slice) -> Target | tuple[Target, ...]:
         return self._targets[index]
 
     def __len__(self) -> int:

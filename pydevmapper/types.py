@@ -10,6 +10,7 @@ import os
 
 from pydevmapper import validate
 from pydevmapper._namedtuple import NamedTuple, build
+from pydevmapper.errors import ValidationError
 from pydevmapper.flags import DMFlag
 
 
@@ -37,7 +38,7 @@ class DevNo(NamedTuple):
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
-    from typing import Union
+    from typing import Any, Union
 
     DeviceId = Union[str, Name, Uuid, DevNo]  # what every ``device`` argument takes
 
@@ -79,14 +80,17 @@ def address(device: object) -> tuple[bytes, bytes, int]:
     kind = type(device)
     if kind is str or kind is Name or kind is Uuid:
         return _string_address(device)
-    if isinstance(device, tuple) and len(device) == 2:
-        for part, limit in zip(device, _DEV_LIMITS):
+    # What isinstance() finds in a caller's value has Unknown items to
+    # pyright; the same value as Any, which no check narrows, does not.
+    loose: Any = device
+    if isinstance(device, tuple) and len(loose) == 2:
+        for part, limit in zip(loose, _DEV_LIMITS):
             if isinstance(part, bool) or not isinstance(part, int) or not 0 <= part < limit:
-                raise validate.ValidationError(f"bad device number {device!r}")
-        return b"", b"", os.makedev(device[0], device[1])
+                raise ValidationError(f"bad device number {device!r}")
+        return b"", b"", os.makedev(loose[0], loose[1])
     if isinstance(device, str):  # another str subclass: not worth a cache entry
         return _string_address.__wrapped__(device)
-    raise validate.ValidationError(
+    raise ValidationError(
         f"address a device by name (str), Uuid(...) or DevNo(major, minor), not {device!r}"
     )
 

@@ -80,7 +80,8 @@ class UdevTimeoutError(DMError):
         self.cookie = cookie
         self.timeout = timeout
 
-    def __reduce__(self):  # DMError's pickling does not know our arguments
+    # DMError's pickling does not know our arguments.
+    def __reduce__(self) -> tuple[type[DMError], tuple[object, ...]]:
         return (type(self), (self.command, self.device, self.cookie, self.timeout))
 
 
@@ -98,7 +99,8 @@ class UdevCookieError(DMError):
         self.cookie = cookie
         self.semid = semid
 
-    def __reduce__(self):  # DMError's pickling does not know our arguments
+    # DMError's pickling does not know our arguments.
+    def __reduce__(self) -> tuple[type[DMError], tuple[object, ...]]:
         return (type(self), (self.errno, self.command, self.device, self.cookie,
                              self.semid, self.strerror))
 
@@ -194,17 +196,18 @@ class Cookie:
     def base(self) -> int:
         """The cookie's low 16 bits, which its key and its value share (0 before the semaphore is
         made)."""
-        return self._ids[1]
+        base: int = self._ids[1]  # an int[] item is a Python int
+        return base
 
     @property
     def key(self) -> int:
         """The semaphore key, as `dmsetup udevcookies` shows it."""
-        return COOKIE_MAGIC << FLAGS_SHIFT | self._ids[1]
+        return COOKIE_MAGIC << FLAGS_SHIFT | self.base
 
     @property
     def value(self) -> int:
         """What goes into ``dm_ioctl.event_nr``: flags over the base."""
-        return self.flags << FLAGS_SHIFT | self._ids[1]
+        return self.flags << FLAGS_SHIFT | self.base
 
     def _create(self) -> None:
         # A fresh random base whose key is free, at 1 for our one uevent.
@@ -305,7 +308,7 @@ def decode_flags(value: int) -> int:
 
 def list_cookies() -> list[CookieInfo]:
     """Every semaphore with a cookie key, from /proc/sysvipc/sem."""
-    found = []
+    found: list[CookieInfo] = []
     with open("/proc/sysvipc/sem") as f:
         header = f.readline().split()
         for line in f:
@@ -468,7 +471,7 @@ def complete_all(min_age: float = 0.0) -> list[int]:
     """``dmsetup udevcomplete_all [age_in_minutes]``: remove cookies whose
     last change is at least ``min_age`` seconds old; returns their keys."""
     now = time.time()
-    removed = []
+    removed: list[int] = []
     for info in list_cookies():
         if now - info.ctime >= min_age:
             try:

@@ -86,7 +86,8 @@ def target_type(value: object) -> bytes:
         )
     # Any str whitespace (e.g. \x1c, \xa0), since Table.parse splits fields
     # with str.split(); split() finds it without a Python loop over the text.
-    if "\0" in value or value.split() != [value]:  # type: ignore[attr-defined]
+    assert isinstance(value, str)  # _encode refused anything else
+    if "\0" in value or value.split() != [value]:
         raise ValidationError(f"target type {value!r} contains whitespace or NUL")
     return raw
 

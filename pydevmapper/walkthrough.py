@@ -17,7 +17,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator
 
 import pydevmapper as dm
 from pydevmapper import kmod, loopdev, targets
@@ -35,7 +35,7 @@ def show(text: str) -> None:
 
 
 @contextlib.contextmanager
-def basic_target_loaded(path: str) -> Iterator[None]:
+def basic_target_loaded(path: str) -> Generator[None, None, None]:
     if kmod.is_loaded("basic_target"):
         show("basic_target is already loaded; leaving it as found")
         yield
@@ -50,7 +50,7 @@ def basic_target_loaded(path: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def loop_file(size_mib: int) -> Iterator[loopdev.LoopDevice]:
+def loop_file(size_mib: int) -> Generator[loopdev.LoopDevice, None, None]:
     with tempfile.TemporaryDirectory(prefix="pydm-walkthrough-") as tmp:
         path = os.path.join(tmp, "backing.img")
         with open(path, "wb") as f:
@@ -62,7 +62,8 @@ def loop_file(size_mib: int) -> Iterator[loopdev.LoopDevice]:
 
 
 def counters(dev: dm.Device) -> str:
-    st = dev.status()[0].parsed()  # a targets.BasicTargetStatus
+    st = dev.status()[0].parsed()
+    assert isinstance(st, targets.BasicTargetStatus)
     return f"reads={st.reads} writes={st.writes} read_sectors={st.read_sectors} write_sectors={st.write_sectors}"
 
 
@@ -94,8 +95,9 @@ def show_with_cli(name: str) -> None:
             raise SystemExit(f"   pydmsetup {args[0]} failed with {result.returncode}")
 
 
-def main(argv: list = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    # __doc__ is None only under python -OO, which this script is not run with.
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])  # pyright: ignore[reportOptionalMemberAccess]
     parser.add_argument("--module", default=os.environ.get("PYDM_BASIC_TARGET_KO"),
                         help="basic_target.ko built for this kernel (default: $PYDM_BASIC_TARGET_KO)")
     parser.add_argument("--name", default="pydm-walkthrough")
@@ -114,7 +116,7 @@ def main(argv: list = None) -> int:
             step("attach a loop device over a sparse file")
             with loop_file(64) as loop:
                 size = (64 * MIB) // 512 - OFFSET
-                params = targets.BasicTarget(loop.path, OFFSET)  # typed: the loop's path becomes maj:min
+                params = targets.BasicTarget(targets.as_devno(loop.path), OFFSET)  # the loop's maj:min
                 table = dm.Table.single(size, params)
 
                 step(f"create {args.name} with one call (create + load + resume)")
@@ -124,7 +126,9 @@ def main(argv: list = None) -> int:
                     info = dev.info()
                     show(f"{info.name} is {info.major}:{info.minor}, "
                          f"live table: {info.live_table}, suspended: {info.suspended}")
-                    show(f"the table read back, parsed, equals the parameters: {dev.table()[0].parsed() == params}")
+                    live = dev.table()
+                    assert live is not None  # created with one
+                    show(f"the table read back, parsed, equals the parameters: {live[0].parsed() == params}")
 
                     step("move data through it")
                     dev.message(targets.BasicTarget.reset())

@@ -29,6 +29,10 @@ echo "== package: sdist, the wheel built from it, its unit tier on the oldest an
 "$REPO/scripts/check-package.sh" "$REPO/build/package"
 record "package (sdist, abi3 wheel, installed unit tier)" $?
 
+echo "== types and lint: ruff, mypy --strict, pyright (strict)"
+PYTHON="$PY" "$REPO/scripts/check-types.sh"
+record "types (ruff, mypy, pyright)" $?
+
 echo "== docs (html and man page; warnings are errors)"
 PYTHON="$PY" "$REPO/scripts/build-docs.sh" "$REPO/build/docs"
 record "docs" $?

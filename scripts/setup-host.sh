@@ -8,7 +8,7 @@
 #   1. apt: qemu, udev, kmod, busybox, e2fsprogs, dmsetup, libdevmapper-dev,
 #      gcc/gcc-12/make (kernel module builds), python3-dev, file
 #   2. a venv at <repo>/.venv with virtme-ng + the project
-#      (editable, compat mode, with its test and docs extras)
+#      (editable, compat mode, with its test, docs and dev extras)
 #   3. the 6.1 and 6.12 guest kernels + a static busybox into
 #      ${PYDM_CACHE:-~/.cache/pydevmapper} (downloaded, never installed)
 set -euo pipefail
@@ -73,9 +73,9 @@ fi
 # at every interpreter start (pathlib, re, urllib...): ~0.65 s per start in
 # the TCG guest, which every guest test session and pydmsetup call would pay.
 # setuptools calls compat transitional; if a release drops it, fall back.
-"$VENV/bin/python" -m pip install --quiet -e "$REPO[test,docs]" \
+"$VENV/bin/python" -m pip install --quiet -e "$REPO[test,docs,dev]" \
     --config-settings editable_mode=compat 2>/dev/null \
-    || "$VENV/bin/python" -m pip install --quiet -e "$REPO[test,docs]"
+    || "$VENV/bin/python" -m pip install --quiet -e "$REPO[test,docs,dev]"
 
 # --- 3. kernels ----------------------------------------------------------------
 # Run from the repo so `-m pydevmapper.sandbox` works even before the project

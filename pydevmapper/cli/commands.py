@@ -14,39 +14,46 @@ from collections.abc import Callable
 from pydevmapper._namedtuple import NamedTuple
 from pydevmapper.cli.session import Failed, Session
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    # A command's function: (session, arguments, multiple).
+    CommandFn = Callable[[Session, list[str], bool], None]
+
 
 class Command(NamedTuple):
-    function: Callable[[], Callable]  # returns the function, importing its module on first use
+    function: Callable[[], CommandFn]  # returns the function, importing its module on first use
     min_args: int
     max_args: int  # -1: any
     repeatable: int  # 0 no, 1 one device per argument, 2 and -S works
 
     @property
-    def fn(self) -> Callable:
+    def fn(self) -> CommandFn:
         return self.function()
 
 
 # Each command module is imported by the run that needs it (start-up time:
 # tests/unit/test_cli_startup.py), through these.
-def _device():
+def _device() -> ModuleType:
     from pydevmapper.cli import device_commands
 
     return device_commands
 
 
-def _query():
+def _query() -> ModuleType:
     from pydevmapper.cli import query_commands
 
     return query_commands
 
 
-def _udev():
+def _udev() -> ModuleType:
     from pydevmapper.cli import udev_commands
 
     return udev_commands
 
 
-def _names():
+def _names() -> ModuleType:
     from pydevmapper.cli import name_commands
 
     return name_commands
@@ -60,7 +67,7 @@ def help_(s: Session, args: list[str], multiple: bool) -> None:
         s.error(texts.FIELD_HELP)
 
 
-def not_implemented(name: str):
+def not_implemented(name: str) -> CommandFn:
     def run(s: Session, args: list[str], multiple: bool) -> None:
         s.error(f"pydmsetup: {name} is not implemented")
         raise Failed()

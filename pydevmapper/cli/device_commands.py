@@ -13,10 +13,19 @@ import sys
 from pydevmapper.cli.session import Failed, Session
 from pydevmapper.cparse import C_SPACE, atoi
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from pydevmapper.cli.commands import CommandFn
+    from pydevmapper.errors import DMError
+    from pydevmapper.table import Target
+    from pydevmapper.types import DeviceId, DeviceInfo
+
 
 # -- tables ------------------------------------------------------------------
 
-def _read_table(s: Session, file: str | None):
+def _read_table(s: Session, file: str | None) -> list[Target]:
     """Targets from --table, a file or stdin, parsed as dmsetup's _parse_line does."""
     text = s.value("table")
     label = ""
@@ -35,7 +44,7 @@ def _read_table(s: Session, file: str | None):
     return _parse_table(s, text, label)
 
 
-def _parse_table(s: Session, text: str, label: str):
+def _parse_table(s: Session, text: str, label: str) -> list[Target]:
     from pydevmapper.table import TableSyntaxError, parse_targets
 
     try:
@@ -76,7 +85,7 @@ def create(s: Session, args: list[str], multiple: bool) -> None:
 
 
 def _create_one(s: Session, name: str, uuid: str | None, minor: int | None,
-                readonly: bool, targets) -> None:
+                readonly: bool, targets: list[Target] | None) -> None:
     from pydevmapper import operations
     from pydevmapper.errors import ValidationError
     from pydevmapper.table import Table
@@ -128,7 +137,7 @@ def dm_major() -> int:
     return 253
 
 
-def concise_devices(s: Session, text: str):
+def concise_devices(s: Session, text: str) -> Iterator[tuple[str, str | None, int | None, bool, str]]:
     """dmsetup's ``--concise`` walk: ``name,uuid,minor,flags,table[,table...]``
     entries separated by ';', a backslash quoting the next character.
 
@@ -136,7 +145,8 @@ def concise_devices(s: Session, text: str):
     end is reached, so devices before a bad entry are created, as dmsetup
     creates them; a bad entry prints dmsetup's lines and raises Failed.
     """
-    fields: list = ["", None, None, None, None]
+    # None: a field not reached yet ("(null)" in the failure line).
+    fields: list[str | None] = ["", None, None, None, None]
     f = 0
     cur: list[str] = []
     i, n = 0, len(text)
@@ -178,7 +188,7 @@ def concise_devices(s: Session, text: str):
             if f != 4:
                 raise fail("Five comma-separated fields are required for each device")
             fields[f] = "".join(cur)
-            name, uuid, minor, flags, table = fields
+            name, uuid, minor, flags, table = (x or "" for x in fields)  # all five read by now
             if flags not in ("", "ro", "rw"):
                 s.error(f"Invalid flags parameter '{flags}' must be 'ro' or 'rw' or empty.")
                 raise Failed()
@@ -227,7 +237,7 @@ _WIPE_STEPS = {"DM_TABLE_LOAD": ("reload", False, False),
                "DM_DEV_SUSPEND": ("resume", False, False)}
 
 
-def _wipe_failed(s: Session, device):
+def _wipe_failed(s: Session, device: DeviceId) -> Callable[[DMError], Failed]:
     """dmsetup reports a failed wipe of remove --force and remove_all --force, and goes on."""
     return lambda exc: s.failure(_WIPE_STEPS, device, exc)
 
@@ -271,22 +281,22 @@ def wipe_table(s: Session, args: list[str], multiple: bool) -> None:
 
 # -- suspend, resume, clear, wait, rename, message -----------------------------
 
-def _simple(task: str, method: str, pass_flags: bool):
+def _simple(task: str, method: str, pass_flags: bool) -> CommandFn:
     def run(s: Session, args: list[str], multiple: bool) -> None:
         device = s.device(args[0] if args else None)
-        kwargs = {}
+        kwargs: dict[str, bool] = {}
         if pass_flags:
             kwargs = {"noflush": bool(s.has("noflush")), "nolockfs": bool(s.has("nolockfs"))}
-        info = s.call(task, device, lambda: getattr(s.control, method)(device, **kwargs))
+        info: DeviceInfo | None = s.call(task, device, lambda: getattr(s.control, method)(device, **kwargs))
         # libdevmapper sets read-ahead after a resume of a device it was
         # given by name; by uuid or number it has no name and skips it.
         request = s.read_ahead_request() if method == "resume" and type(device) is str else None
         if info is None and (request or s.has("verbose")):
             # udev was late, and the command itself went through: ask once.
             info = s.info(device)
-        if request:
+        if info is not None and request:
             s.set_read_ahead(info.devno, request)
-        if s.has("verbose"):
+        if info is not None and s.has("verbose"):
             s.write(s.long_info(info))
     return run
 

@@ -26,12 +26,16 @@ JSON object followed by a newline.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from pydevmapper.cli.keys import hide_keys
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from pydevmapper.types import DeviceInfo, DevNo, ListedDevice, TargetVersion
 
-def dump(doc: dict) -> str:
+
+def dump(doc: dict[str, object]) -> str:
     import json  # only --json runs pay for it
 
     return json.dumps(doc, indent=2, sort_keys=False) + "\n"
@@ -41,20 +45,20 @@ def version(library: str, driver: str | None) -> str:
     return dump({"library": library, "driver": driver})
 
 
-def targets(found: Iterable) -> str:
+def targets(found: Iterable[TargetVersion]) -> str:
     return dump({"targets": [{"name": t.name, "version": list(t.version)} for t in found]})
 
 
-def ls(devices: Iterable) -> str:
+def ls(devices: Iterable[ListedDevice]) -> str:
     return dump({"devices": [{"name": d.name, "major": d.major, "minor": d.minor,
                               "uuid": d.uuid, "event_nr": d.event_nr} for d in devices]})
 
 
-def _device(dev) -> dict:
+def _device(dev: DeviceInfo) -> dict[str, object]:
     return {"name": dev.name, "uuid": dev.uuid, "major": dev.major, "minor": dev.minor}
 
 
-def info(dev, read_ahead: int | None) -> dict:
+def info(dev: DeviceInfo, read_ahead: int | None) -> dict[str, object]:
     doc = _device(dev)
     doc.update(open_count=dev.open_count, event_nr=dev.event_nr,
                target_count=dev.target_count, read_ahead=read_ahead,
@@ -64,13 +68,14 @@ def info(dev, read_ahead: int | None) -> dict:
     return doc
 
 
-def deps(dev, used: Iterable) -> dict:
+def deps(dev: DeviceInfo, used: Iterable[DevNo]) -> dict[str, object]:
     doc = _device(dev)
     doc["deps"] = [{"major": d.major, "minor": d.minor} for d in used]
     return doc
 
 
-def targets_of(dev, lines: list[tuple], cmd: str, showkeys: bool = False) -> dict:
+def targets_of(dev: DeviceInfo, lines: Sequence[tuple[int, int, str, str]], cmd: str,
+               showkeys: bool = False) -> dict[str, object]:
     """One device of ``table``/``status``: ``lines`` are (start, length, type,
     params-or-status); table keys are zeroed unless ``showkeys``."""
     doc = _device(dev)
@@ -81,7 +86,7 @@ def targets_of(dev, lines: list[tuple], cmd: str, showkeys: bool = False) -> dic
     return doc
 
 
-def _parsed(ttype: str, text: str, cmd: str, showkeys: bool) -> dict:
+def _parsed(ttype: str, text: str, cmd: str, showkeys: bool) -> dict[str, object]:
     """``"parsed"``: every field of the typed parameters or status
     (pydevmapper.targets), or null for a target it does not know; keys show
     as "<secret>" unless ``showkeys``.  Text that does not parse gives null
@@ -98,5 +103,5 @@ def _parsed(ttype: str, text: str, cmd: str, showkeys: bool) -> dict:
     return {"parsed": typed.to_dict(reveal=showkeys)}
 
 
-def devices(rows: list[dict]) -> str:
+def devices(rows: list[dict[str, object]]) -> str:
     return dump({"devices": rows})

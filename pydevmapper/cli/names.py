@@ -7,6 +7,10 @@ every byte outside udev's safe set as ``\\xNN`` (libdm's "hex" mode).
 
 from __future__ import annotations
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from pydevmapper.cli.report import Row
+
 _SAFE = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#+-.:=@_")
 
 
@@ -32,7 +36,7 @@ def split_lvm_name(name: str) -> tuple[str, str, str]:
     return vg, lv, layer
 
 
-def split_name(name: str, subsystem: str) -> dict:
+def split_name(name: str, subsystem: str) -> Row:
     """The splitname report row: LVM names split, others left empty."""
     vg = lv = layer = ""
     if subsystem == "LVM":

@@ -14,6 +14,10 @@ import os
 from pydevmapper._namedtuple import NamedTuple
 from pydevmapper.cparse import C_SPACE, atoi, strtol, to_int
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 SHORT_OPTIONS = "cCfG:hj:m:M:no:O:rS:u:U:vy"
 
 # dmsetup's long options in its own table order: the order matters, it is
@@ -117,7 +121,7 @@ def _check_read_ahead(text: str) -> str | None:
 
 # dmsetup checks these values as getopt hands them over, so the first bad
 # one on the command line is the one reported (before any later getopt error).
-VALUE_CHECKS = {
+VALUE_CHECKS: dict[str, Callable[[str], str | None]] = {
     "count": lambda v: "Count must be zero or greater." if atoi(v) < 0 else None,
     "interval": lambda v: "Interval must be a positive integer." if atoi(v) <= 0 else None,
     "manglename": lambda v: (None if v.lower() in ("none", "auto", "hex")

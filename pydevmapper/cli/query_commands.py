@@ -21,9 +21,20 @@ from pydevmapper.cli.session import (
     read_ahead,
 )
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from pydevmapper.cli.commands import CommandFn
+    from pydevmapper.cli.report import Row
+    from pydevmapper.cli.tree import TreeOptions
+    from pydevmapper.deptree import DeviceGraph
+    from pydevmapper.types import DeviceInfo, DevNo, ListedDevice
+
 # -- listing ---------------------------------------------------------------------
 
-def for_all(s: Session, fn, args: list[str], silent: bool = False, keep=None) -> None:
+def for_all(s: Session, fn: CommandFn, args: list[str], silent: bool = False,
+            keep: Callable[[ListedDevice], bool] | None = None) -> None:
     """Run fn for every device (dmsetup's _process_all), or for those
     ``keep(device)`` keeps (-S on a command other than info); any failure
     fails the lot."""
@@ -57,7 +68,7 @@ def _dev_label(s: Session, major: int, minor: int, comma: bool) -> str:
     return f"({major}, {minor})" if comma else f"({major}:{minor})"
 
 
-def read_output_options(s: Session, columns: bool) -> tuple[str | None, str, object]:
+def read_output_options(s: Session, columns: bool) -> tuple[str | None, str, TreeOptions | None]:
     """-o outside a -c report, or --tree, read before the command runs
     (dmsetup's _process_options): tree options with --tree, else
     devno|devname|blkdevname.  Each word may be abbreviated; an empty one
@@ -97,7 +108,7 @@ def ls(s: Session, args: list[str], multiple: bool) -> None:
         s.write(f"{dev.name}\t{_dev_label(s, dev.major, dev.minor, False)}\n")
 
 
-def device_graph(s: Session):
+def device_graph(s: Session) -> DeviceGraph:
     """Every device's dependencies, built once (dmsetup's whole dep tree)."""
     from pydevmapper.deptree import dependency_graph
 
@@ -112,6 +123,7 @@ def _ls_tree(s: Session) -> None:
     from pydevmapper.cli import tree
 
     opts = s.plan.tree_options
+    assert opts is not None  # read with --tree
     drawing = tree.render(device_graph(s), opts, tree.terminal_width(opts), kernel_name)
     s.write(drawing.decode("utf-8", "surrogateescape"))
 
@@ -130,14 +142,14 @@ def info(s: Session, args: list[str], multiple: bool) -> None:
         s.write(s.long_info(dev))
 
 
-def info_row(s: Session, dev) -> dict[str, object] | None:
+def info_row(s: Session, dev: DeviceInfo) -> Row | None:
     """The -c report's row for a device; None when its statistics are asked
     for and it has no stats regions (dmsetup then reports nothing for it)."""
     if s.plan.needs_stats:
         _refuse_stats_regions(s, dev)
         return None
     subsystem = names.uuid_prefix(dev.uuid)
-    row: dict[str, object] = {
+    row: Row = {
         "name": dev.name, "mangled_name": names.mangle(dev.name),
         "unmangled_name": names.unmangle(dev.name), "uuid": dev.uuid,
         "mangled_uuid": names.mangle(dev.uuid), "unmangled_uuid": names.unmangle(dev.uuid),
@@ -165,7 +177,7 @@ def info_row(s: Session, dev) -> dict[str, object] | None:
     return row
 
 
-def _refuse_stats_regions(s: Session, dev) -> None:
+def _refuse_stats_regions(s: Session, dev: DeviceInfo) -> None:
     """Rows with statistics come from the device's regions of dmsetup's stats
     program ("dmstats"); without regions there are none.  With regions they
     would need the counters, which pydmsetup does not read: fail."""
@@ -180,7 +192,7 @@ def _refuse_stats_regions(s: Session, dev) -> None:
         raise Failed()
 
 
-def _tree_fields(s: Session, devno) -> dict[str, object]:
+def _tree_fields(s: Session, devno: DevNo) -> Row:
     """devs_used, device_ref_count, names_using_dev, devnos_using_dev."""
     graph = device_graph(s)
     if devno not in graph:
@@ -218,7 +230,7 @@ def deps(s: Session, args: list[str], multiple: bool) -> None:
 def status(s: Session, args: list[str], multiple: bool) -> None:
     if not args and not s.has("uuid") and not s.has("major"):
         return for_all(s, status, [])
-    _status_one(s, args[0] if args else None, s.current, multiple)
+    _status_one(s, args[0] if args else None, s.plan.command, multiple)
 
 
 def _quote_concise(text: str) -> str:
@@ -232,9 +244,9 @@ def _status_one(s: Session, name: str | None, cmd: str, multiple: bool) -> None:
     inactive = bool(s.has("inactive"))
     if cmd == "table":
         tbl = s.call("table", device, lambda: ctl.table(device, inactive=inactive))
-        lines = [(t.start, t.length, t.type, t.params) for t in (tbl or [])]
+        lines = [(t.start, t.length, t.type, t.params) for t in (tbl or ())]
     else:
-        lines = [tuple(t) for t in s.call("status", device, lambda: ctl.status(
+        lines = [(t.start, t.length, t.type, t.status) for t in s.call("status", device, lambda: ctl.status(
             device, inactive=inactive, noflush=bool(s.has("noflush"))), absent=True)]
     dev = s.info(device)
     label = name if name is not None else dev.name
@@ -246,7 +258,9 @@ def _status_one(s: Session, name: str | None, cmd: str, multiple: bool) -> None:
     verbose = s.has("verbose")
     show = not s.has("exec") or verbose
     matched = False
-    for start, length, ttype, params in (lines or [(None, None, None, None)]):
+    # No targets: one pass with no target (ls and -v still show the device).
+    shown: Sequence[tuple[int | None, int | None, str | None, str]] = lines or [(None, None, None, "")]
+    for start, length, ttype, params in shown:
         if target is not None and ttype != target:
             continue
         if cmd == "ls":

@@ -15,6 +15,14 @@ from collections.abc import Callable, Sequence
 from pydevmapper._namedtuple import NamedTuple
 from pydevmapper.cli import texts
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from typing import Union
+
+    from pydevmapper.cli.selection import Selection
+
+    Row = dict[str, Union[str, int]]  # field id -> value
+
 STR, NUM = "str", "num"
 
 
@@ -161,7 +169,7 @@ def parse_fields(spec: str, prefix: str, err: Callable[[str], None]) -> list[Fie
 
 
 def parse_sort(spec: str, prefix: str) -> list[tuple[Field, bool]]:
-    keys = []
+    keys: list[tuple[Field, bool]] = []
     for word in spec.split(","):
         if not word:
             continue
@@ -177,7 +185,7 @@ def parse_sort(spec: str, prefix: str) -> list[tuple[Field, bool]]:
 class Options(NamedTuple):
     fields: list[Field]
     sort: list[tuple[Field, bool]]
-    selection: Callable[[dict[str, object]], bool] | None
+    selection: Selection | None
     headings: bool
     aligned: bool
     separator: str
@@ -186,7 +194,7 @@ class Options(NamedTuple):
     rows: bool
 
 
-def format_report(opts: Options, rows: Sequence[dict[str, object]],
+def format_report(opts: Options, rows: Sequence[Row],
                   widths_so_far: list[int] | None = None) -> str:
     """The report text for these rows (empty when there are none).
 
@@ -203,7 +211,7 @@ def format_report(opts: Options, rows: Sequence[dict[str, object]],
     if not kept:
         return ""
     for field, descending in reversed(opts.sort):  # stable: last key first
-        kept.sort(key=lambda r, f=field: r[f.id], reverse=descending)
+        kept.sort(key=lambda r: r[field.id], reverse=descending)
     cells = [[str(r[f.id]) for f in opts.fields] for r in kept]
     widths = [max([f.width] + [len(row[i]) for row in cells]) for i, f in enumerate(opts.fields)]
     if widths_so_far is not None:
@@ -220,7 +228,7 @@ def format_report(opts: Options, rows: Sequence[dict[str, object]],
             return f"DM_{field.id.upper()}={quote}{text}{quote}"
         return text
 
-    lines = []
+    lines: list[str] = []
     sep = opts.separator
     if opts.rows:
         for i, field in enumerate(opts.fields):

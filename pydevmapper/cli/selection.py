@@ -31,6 +31,15 @@ from collections.abc import Callable
 from pydevmapper.cli import texts
 from pydevmapper.cli.report import FIELDS, ReportError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import NoReturn
+
+    from pydevmapper.cli.report import Row
+
+    _Test = Callable[[Row], bool]
+
 STRING, NUMBER, SIZE = "string", "number", "size"
 _ID_LEN = 32  # DM_REPORT_FIELD_TYPE_ID_LEN
 _U64 = (1 << 64) - 1
@@ -55,7 +64,7 @@ _SYNTAX = "Selection syntax error at '{}'.\nUse 'help' for selection to get more
 
 def _field_help_lines() -> list[tuple[str, str]]:
     """(field id, help line) for every field dmsetup knows, in help order."""
-    out = []
+    out: list[tuple[str, str]] = []
     for line in texts.FIELD_HELP.splitlines():
         m = re.match(r"  (\S+) +- ", line)
         if m and not line.endswith(" - All fields in this section."):
@@ -65,7 +74,7 @@ def _field_help_lines() -> list[tuple[str, str]]:
 
 def typed_field_help() -> str:
     """libdm's field list as -S prints it: no *_all lines, each with its type."""
-    lines = []
+    lines: list[str] = []
     for line in texts.FIELD_HELP.splitlines():
         m = re.match(r"  (\S+) +- ", line)
         if m and line.endswith(" - All fields in this section."):
@@ -93,13 +102,13 @@ class _Failed(Exception):
 class Selection:
     """A parsed -S: call it with a report row to know whether it is kept."""
 
-    def __init__(self, test: Callable[[dict[str, object]], bool] | None,
+    def __init__(self, test: _Test | None,
                  fields: tuple[str, ...], help_only: bool = False) -> None:
         self._test = test
         self.fields = fields  # field ids the selection reads, in order of first use
         self.help_only = help_only  # `-S help`: nothing is reported
 
-    def __call__(self, row: dict[str, object]) -> bool:
+    def __call__(self, row: Row) -> bool:
         if self.help_only:
             return False
         return self._test is None or self._test(row)
@@ -133,7 +142,7 @@ def _skip_space(text: str, pos: int) -> int:
     return pos
 
 
-def _tok_op(text: str, pos: int, ops) -> tuple[str | None, int]:
+def _tok_op(text: str, pos: int, ops: Iterable[str]) -> tuple[str | None, int]:
     """The first of ``ops`` after any spaces at ``pos``, and where it ends."""
     pos = _skip_space(text, pos)
     for op in ops:
@@ -142,16 +151,13 @@ def _tok_op(text: str, pos: int, ops) -> tuple[str | None, int]:
     return None, pos
 
 
-_Test = Callable[[dict[str, object]], bool]
-
-
 class _Node:
     """One selection node; libdm marks "!" on the node itself, so "!(!(x))" is "!(x)"."""
 
     def __init__(self, test: _Test) -> None:
         self.test, self.negated = test, False
 
-    def __call__(self, row: dict[str, object]) -> bool:
+    def __call__(self, row: Row) -> bool:
         return self.test(row) != self.negated
 
 
@@ -164,7 +170,7 @@ class _Parser:
         if field_id not in self.used:
             self.used.append(field_id)
 
-    def fail(self, message: str, term_start: int | None = None) -> None:
+    def fail(self, message: str, term_start: int | None = None) -> NoReturn:
         if term_start is not None:
             message += _SYNTAX.format(self.text[term_start:])
         self.err(message)
@@ -177,9 +183,9 @@ class _Parser:
         return self._joined(pos, self.ex, _AND, all)
 
     def _joined(self, pos: int, part: Callable[[int], tuple[_Node, int]], ops: tuple[str, ...],
-                combine: Callable) -> tuple[_Node, int]:
+                combine: Callable[[Iterable[bool]], bool]) -> tuple[_Node, int]:
         """``part (op part)*``; one part stays itself, as libdm keeps the node."""
-        parts = []
+        parts: list[_Node] = []
         while True:
             node, pos = part(pos)
             parts.append(node)
@@ -231,7 +237,7 @@ class _Parser:
     def item(self, start: int) -> tuple[_Node, int]:
         text = self.text
         end = start
-        while end < len(text) and (text[end].isalnum() and text[end].isascii() or text[end] in "_-"):
+        while end < len(text) and ((text[end].isalnum() and text[end].isascii()) or text[end] in "_-"):
             end += 1
         if end == start:
             self.fail("Expecting field name\n", start)
@@ -301,7 +307,7 @@ class _Parser:
     def _number_value(self, field_id: str, kind: str, pos: int, start: int) -> tuple[float, int]:
         text = self.text
         end, dot = pos, False
-        while end < len(text) and (text[end].isdigit() and text[end].isascii() or text[end] == "." and not dot):
+        while end < len(text) and ((text[end].isdigit() and text[end].isascii()) or (text[end] == "." and not dot)):
             dot = dot or text[end] == "."
             end += 1
         if end == pos:
@@ -334,21 +340,23 @@ def _unit_factor(unit: str) -> int:
     if unit in "sS":
         return 512
     base = 1024 if unit.islower() else 1000
-    return base ** ("kmgtpe".index(unit.lower()) + 1)
+    factor: int = base ** ("kmgtpe".index(unit.lower()) + 1)  # a positive power: an int
+    return factor
 
 
-def _text(row: dict[str, object], field_id: str) -> str:
+def _text(row: Row, field_id: str) -> str:
     return "1" if field_id == "selected" else str(row[field_id])
 
 
-def _number(row: dict[str, object], field_id: str) -> int:
+def _number(row: Row, field_id: str) -> int:
     if field_id == "selected":
         return 1  # every row counts as selected while it is being tested
     return int(row[field_id]) & _U64  # libdm keeps int32 values as uint64 sort keys
 
 
-_NUMERIC = {"=": lambda a, b: a == b, "!=": lambda a, b: a != b, ">": lambda a, b: a > b,
-            ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b}
+_NUMERIC: dict[str, Callable[[float, float], bool]] = {
+    "=": lambda a, b: a == b, "!=": lambda a, b: a != b, ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b}
 
 
 # -- libdm's regular expressions (libdm/regex/parse_rx.c) ---------------------
@@ -364,7 +372,8 @@ _HAT, _DOLLAR, _TARGET = 2, 3, 0
 
 class _Rx:
     def __init__(self, source: bytes, err: Callable[[str], None]) -> None:
-        self.src, self.err, self.pos = source, err, 0
+        self.src, self.err = source, err
+        self.pos: int = 0
         self.type: object = None
         self.charset: frozenset[int] = frozenset()
         self.next_token()
@@ -378,7 +387,7 @@ class _Rx:
         if ch == ord("["):
             ptr += 1
             neg = ptr < len(src) and src[ptr] == ord("^")
-            chars = set(range(1, 256)) if neg else set()
+            chars: set[int] = set(range(1, 256)) if neg else set()
             if neg:
                 ptr += 1
             last = 0
@@ -433,7 +442,8 @@ class _Rx:
         if self.type == "(":
             self.next_token()
             inner = self.or_term()
-            if self.type != ")":
+            # The checkers keep self.type as "(" from above: next_token() changed it.
+            if self.type != ")":  # type: ignore[comparison-overlap]
                 self.err("missing ')' in regular expression\n")
                 return None
             self.next_token()
@@ -493,6 +503,6 @@ def _compile_regex(pattern: str, field_id: str, err: Callable[[str], None]) -> C
     def matches(value: str) -> bool:
         data = bytes([_HAT]) + os.fsencode(value).split(b"\0")[0] + bytes([_DOLLAR])
         found = compiled.match(data)
-        return bool(found) and found.group("target") is not None
+        return found is not None and found.group("target") is not None
 
     return matches

@@ -16,11 +16,24 @@ from pydevmapper._namedtuple import NamedTuple
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:  # imported lazily: start-up time matters to scripts
+    from collections.abc import Callable
+    from typing import TypeVar, Union
+
     from pydevmapper.cli.commands import Command
     from pydevmapper.cli.options import Parsed
-    from pydevmapper.cli.report import Options
+    from pydevmapper.cli.report import Options, Row
+    from pydevmapper.cli.tree import TreeOptions
     from pydevmapper.control import Control
-    from pydevmapper.types import DeviceInfo
+    from pydevmapper.deptree import DeviceGraph
+    from pydevmapper.errors import DMError
+    from pydevmapper.types import DeviceId, DeviceInfo, DevNo
+    from pydevmapper.udev import UdevTimeoutError
+
+    T = TypeVar("T")
+    # How libdm names a failed ioctl: its task, or for an operation of
+    # several commands, each command's (task, names the device number,
+    # names the uuid sent).
+    Task = Union[str, dict[str, tuple[str, bool, bool]]]
 
 # dmsetup's own version, which pydmsetup emulates.  Error texts that quote
 # the library version quote this one so their bytes match.
@@ -41,7 +54,7 @@ class Plan(NamedTuple):
     columns: bool  # a -c report (splitname and -S make one too)
     report: Options | None  # its fields, sort, selection and layout
     name_type: str = "devno"  # -o devno|blkdevname|devname outside a report
-    tree_options: object = None  # --tree's -o options
+    tree_options: TreeOptions | None = None  # --tree's -o options
     needs_deps: bool = False  # report fields the report reads per device
     needs_tree: bool = False
     needs_stats: bool = False
@@ -58,16 +71,23 @@ class Session:
         self._cookie: int | None = None
         self._bypass_said = False
         self.concise_started = False
-        self.plan: Plan | None = None  # set once by begin(), before the command runs
-        self.graph = None  # the dependency graph, read once when a tree needs it
+        self._plan: Plan | None = None  # set once by begin(), before the command runs
+        self.graph: DeviceGraph | None = None  # the dependency graph, read once when a tree needs it
         self.exec_argv: list[str] | None = None  # --exec's words, split at first use
-        self.report_rows: list[dict] = []  # this run's -c rows
-        self.json_rows: list[dict] = []  # this run's --json rows
+        self.report_rows: list[Row] = []  # this run's -c rows
+        self.json_rows: list[dict[str, object]] = []  # this run's --json rows
 
     def begin(self, plan: Plan) -> None:
         """Fix the plan, once."""
-        assert self.plan is None, "a session runs one plan"
-        self.plan = plan
+        assert self._plan is None, "a session runs one plan"
+        self._plan = plan
+
+    @property
+    def plan(self) -> Plan:
+        """The plan: commands run only after begin()."""
+        plan = self._plan
+        assert plan is not None, "the plan is made before a command runs"
+        return plan
 
     def new_run(self) -> None:
         """Before each run of a repeating (-c/--count) command."""
@@ -77,7 +97,7 @@ class Session:
     @property
     def current(self) -> str | None:
         """The command, once the plan is made."""
-        return self.plan.command if self.plan is not None else None
+        return self._plan.command if self._plan is not None else None
 
     # -- switches ------------------------------------------------------------
     def has(self, name: str) -> int:
@@ -119,10 +139,12 @@ class Session:
                                         udev_transaction=Transaction(cookie) if cookie else None,
                                         udev_rules=not self.has("noudevrules"),
                                         on_udev_timeout=self.udev_late,
-                                        **self._node_owner())
+                                        # node_uid, node_gid and node_mode: ints
+                                        **self._node_owner())  # type: ignore[arg-type]
             except DMError as exc:
                 path = os.path.join(default_dev_dir(), "mapper", "control")
-                self.error(f"{path}: open failed: {os.strerror(exc.errno)}")
+                # A DMError always has an errno.
+                self.error(f"{path}: open failed: {os.strerror(exc.errno)}")  # type: ignore[arg-type]
                 self.error("Failure to communicate with kernel device-mapper driver.")
                 if os.geteuid() == 0:
                     self.error("Check that device-mapper is available in the kernel.")
@@ -139,7 +161,7 @@ class Session:
         from pydevmapper.cli.options import mode_value
         from pydevmapper.cparse import atoi
 
-        owner = {}
+        owner: dict[str, int] = {}
         for switch, key in (("uid", "node_uid"), ("gid", "node_gid")):
             if self.has(switch):
                 # uid_t/gid_t are unsigned: C turns -5 into 2**32 - 5, and
@@ -165,7 +187,7 @@ class Session:
             return None
         return sectors, read_ahead_minimum(self.given.get("readahead", []))
 
-    def set_read_ahead(self, devno, request: tuple[int, bool]) -> None:
+    def set_read_ahead(self, devno: DevNo, request: tuple[int, bool]) -> None:
         """``read_ahead_request()``'s answer, after a resume, as libdevmapper
         does; like it, a failure is said and does not fail the command (the
         device is up)."""
@@ -225,7 +247,7 @@ class Session:
                 self.error("Incorrect cookie value.")
         return self._cookie
 
-    def check_transaction(self, device) -> None:
+    def check_transaction(self, device: str) -> None:
         """Before a create: fail, with nothing made, if its resume could not
         join the udev transaction (dmsetup sets the cookie before any ioctl)."""
         ctl = self.control
@@ -258,7 +280,7 @@ class Session:
             self._control = None
 
     # -- how a command names its device -----------------------------------------
-    def device(self, name: str | None):  # -> DeviceId
+    def device(self, name: str | None) -> DeviceId:
         """The device a command addresses: a name, else -u, else -j/-m."""
         from pydevmapper.cparse import atoi
         from pydevmapper.types import DevNo, Uuid
@@ -272,7 +294,7 @@ class Session:
         self.error("No device specified.")
         raise Failed()
 
-    def ioctl_failed(self, task: str, device, exc: BaseException,
+    def ioctl_failed(self, task: str, device: DeviceId | None, exc: BaseException,
                      devno: str | None = None, uuid: str = "") -> Failed:
         """Print libdm's line for a failed ioctl; returns Failed to raise."""
         from pydevmapper.types import DevNo, Uuid
@@ -289,8 +311,8 @@ class Session:
         self.error(f"device-mapper: {task} ioctl on {where} failed: {os.strerror(err)}")
         return Failed()
 
-    def call(self, task, device, fn, *, devno: str | None = None,
-             absent: bool = False, sent_uuid: str = ""):
+    def call(self, task: Task, device: DeviceId | None, fn: Callable[[], T], *, devno: str | None = None,
+             absent: bool = False, sent_uuid: str = "") -> T:
         """Run ``fn()`` (an API call, its arguments bound); a failure is
         printed the libdm way and raised as Failed.
 
@@ -315,8 +337,8 @@ class Session:
             self.error(str(exc))
             raise Failed() from None
 
-    def failure(self, task, device, exc, *, devno: str | None = None, absent: bool = False,
-                sent_uuid: str = "") -> Failed:
+    def failure(self, task: Task, device: DeviceId | None, exc: DMError, *, devno: str | None = None,
+                absent: bool = False, sent_uuid: str = "") -> Failed:
         """Print libdm's lines for a failed API call (see ``call``); returns Failed to raise."""
         from pydevmapper.errors import DeviceNotFoundError
         from pydevmapper.udev import UdevCookieError
@@ -324,7 +346,8 @@ class Session:
         if isinstance(exc, UdevCookieError):
             from pydevmapper.cli.udev_cookies import join_failed
 
-            self.error(join_failed(exc.cookie, exc.semid, exc.errno))
+            # A DMError always has an errno.
+            self.error(join_failed(exc.cookie, exc.semid, exc.errno))  # type: ignore[arg-type]
             return Failed()
         if absent and isinstance(exc, DeviceNotFoundError):
             self.error("Device does not exist.")
@@ -335,13 +358,13 @@ class Session:
             sent_uuid = sent_uuid if with_uuid else ""
         return self.ioctl_failed(task, device, exc, devno, sent_uuid)
 
-    def udev_late(self, exc) -> None:
+    def udev_late(self, exc: UdevTimeoutError) -> None:
         """A udev wait that timed out: the kernel command succeeded and dmsetup
         ignores a failed udev wait (its exit status stays 0), so warn only."""
         task = _UEVENT_COMMANDS.get(exc.command, exc.command)
         self.error(f"{self.prog}: warning: {task} on {exc.device}: {exc.strerror}")
 
-    def info(self, device) -> DeviceInfo:
+    def info(self, device: DeviceId) -> DeviceInfo:
         return self.call("info", device, lambda: self.control.info(
             device, inactive=bool(self.has("inactive"))), absent=True)
 
@@ -354,7 +377,8 @@ class Session:
         try:
             os.close(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
         except OSError as exc:
-            self.error(f"{path}: open failed: {os.strerror(exc.errno)}")
+            # An OSError from a system call always has an errno.
+            self.error(f"{path}: open failed: {os.strerror(exc.errno)}")  # type: ignore[arg-type]
 
     def long_info(self, info: DeviceInfo) -> str:
         state = "SUSPENDED" if info.suspended else "ACTIVE"

@@ -17,7 +17,10 @@ from pydevmapper._namedtuple import NamedTuple
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
-    from pydevmapper.deptree import DeviceGraph, DevNo
+    from collections.abc import Iterable
+
+    from pydevmapper.deptree import DeviceGraph, DeviceNode
+    from pydevmapper.types import DevNo
 
 
 class Symbols(NamedTuple):
@@ -65,7 +68,7 @@ class BadOption(ValueError):
     """The rest of the option string from the word not understood."""
 
 
-def abbreviated_words(text: str, choices) -> list[str]:
+def abbreviated_words(text: str, choices: Iterable[str]) -> list[str]:
     """dmsetup's -o word matching: each comma-separated word is the first
     choice it begins (so an empty word is the first choice); a trailing comma
     ends the list.  An unknown word raises BadOption with the rest of text."""
@@ -96,7 +99,8 @@ def parse_options(text: str | None, utf8: bool) -> TreeOptions:
         elif word == "notrunc":
             opts = opts._replace(truncate=False)
         else:
-            opts = opts._replace(**{word: True})
+            # word is one of the bool fields
+            opts = opts._replace(**{word: True})  # type: ignore[arg-type]
     return opts
 
 
@@ -138,7 +142,7 @@ class _Printer:
         self.truncate = truncate
         self.x = 1
         self.held = 0  # the reserved character, 0 for none
-        self.out = bytearray()
+        self.out: bytearray = bytearray()
 
     def char(self, c: int) -> None:
         lead = (c & 0xC0) != 0x80
@@ -190,7 +194,7 @@ def render(graph: DeviceGraph, opts: TreeOptions, width: int,
             else:
                 p.text(sym.vert if more[d + 1] else sym.empty)
 
-    def attributes(node) -> None:
+    def attributes(node: DeviceNode) -> None:
         info = node.info
         if info is None:
             return

@@ -49,11 +49,12 @@ def udevcomplete(s: Session, args: list[str], multiple: bool) -> None:
     try:
         udev.complete(key)
     except OSError as exc:
+        # An OSError from a system call always has an errno.
         if (exc.strerror or "").startswith("semget("):
-            s.error(udev_cookies.semget_error(key, exc.errno))
+            s.error(udev_cookies.semget_error(key, exc.errno))  # type: ignore[arg-type]
         else:
             semid = next((c.semid for c in udev.list_cookies() if c.cookie == key), None)
-            s.error(udev_cookies.complete_failed(key, semid, exc.errno))
+            s.error(udev_cookies.complete_failed(key, semid, exc.errno))  # type: ignore[arg-type]
         raise Failed() from None
 
 
@@ -114,7 +115,8 @@ def udevcreatecookie(s: Session, args: list[str], multiple: bool) -> None:
     try:
         value = udev.create_cookie(0)
     except OSError as exc:
-        s.error(f"Failed to create notification semaphore: {os.strerror(exc.errno)}")
+        # An OSError from a system call always has an errno.
+        s.error(f"Failed to create notification semaphore: {os.strerror(exc.errno)}")  # type: ignore[arg-type]
         raise Failed() from None
     s.write(udev_cookies.created_cookie(value))
 
@@ -137,5 +139,6 @@ def udevreleasecookie(s: Session, args: list[str], multiple: bool) -> None:
         s.error(f"{s.prog}: {exc.strerror}")
         raise Failed() from None
     except OSError as exc:
-        s.error(udev_cookies.semget_error(cookie, exc.errno))
+        # An OSError from a system call always has an errno.
+        s.error(udev_cookies.semget_error(cookie, exc.errno))  # type: ignore[arg-type]
         raise Failed() from None

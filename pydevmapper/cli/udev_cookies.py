@@ -49,7 +49,7 @@ def parse_age(text: str) -> int | None:
 def flag_lines(cookie: int) -> str:
     """``udevflags``: one ``NAME='1'`` line per flag set in the upper 16 bits."""
     flags = udev.decode_flags(cookie)
-    lines = []
+    lines: list[str] = []
     for bit in range(16):
         if flags & (1 << bit):
             if bit < 8 and (1 << bit) in _FLAG_NAMES:

@@ -62,7 +62,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
     argv = a.argv[1:] if a.argv[:1] == ["--"] else a.argv
     if not argv:
         raise SandboxError("nothing to run; usage: run [options] -- CMD ARGS...")
-    env = {}
+    env: dict[str, str] = {}
     for kv in a.env:
         k, sep, v = kv.partition("=")
         if not sep:

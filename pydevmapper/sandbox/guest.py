@@ -25,9 +25,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Sequence
 from typing import BinaryIO
 
 from .errors import Log, SandboxError, find_tool, require_tool
@@ -55,7 +55,7 @@ class GuestResult:
     boot_seconds: float | None  # guest uptime when the command started
     accel: str
     kernel: str
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list[str])
     started: bool = True  # False: the guest ended before the command began
 
 
@@ -136,7 +136,7 @@ def _vng_env(vng: str) -> dict[str, str]:
 
 def check_host(*, udev: bool) -> None:
     """Fail early, naming every missing tool and how to install it."""
-    missing = []
+    missing: list[str] = []
     for tool in ("qemu-system-x86_64", "modprobe", "depmod") + (("udevadm",) if udev else ()):
         try:
             require_tool(tool)

@@ -278,7 +278,7 @@ def _relink_build(k: Kernel) -> None:
 
 
 def _verify(k: Kernel) -> None:
-    problems = []
+    problems: list[str] = []
     if not k.vmlinuz.is_file():
         problems.append(f"missing {k.vmlinuz}")
     root = str(k.root.resolve())

@@ -17,11 +17,14 @@ from pydevmapper.types import DevNo
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, ClassVar, Self, TypeVar
+    import builtins
+    from typing import Any, ClassVar, NoReturn, TypeVar
 
     from pydevmapper.table import Target, TargetStatus
 
+    # The class a classmethod is called on (typing.Self is Python 3.11+).
     P = TypeVar("P", bound="Params")
+    S = TypeVar("S", bound="Status")
 
 
 class ParameterError(ValidationError):
@@ -45,11 +48,14 @@ def as_devno(value: object, target_type: str = "", field: str = "device") -> Dev
     anything with a ``devno`` (a ``Device`` handle)."""
     if type(value) is DevNo:
         return value
+    # What isinstance() finds in a caller's value has Unknown items to
+    # pyright; the same value as Any, which no check narrows, does not.
+    loose: Any = value
     devno = getattr(value, "devno", None)
     if devno is not None and not isinstance(value, tuple):
         return as_devno(devno, target_type, field)
-    if isinstance(value, tuple) and len(value) == 2 and all(type(v) is int and v >= 0 for v in value):
-        return DevNo(*value)
+    if isinstance(value, tuple) and len(loose) == 2 and all(type(v) is int and v >= 0 for v in loose):
+        return DevNo(*loose)
     if isinstance(value, str):
         major, sep, minor = value.partition(":")
         if sep:
@@ -126,7 +132,7 @@ class Words:
             raise self.error(field, f"{self.quote(word)} is not a non-negative decimal integer")
         return int(word)
 
-    def optional_int(self, field: str) -> int | None:
+    def optional_int(self, field: str) -> builtins.int | None:
         """A non-negative integer, or ``-`` for none."""
         word = self.take(field)
         if word == "-":
@@ -135,7 +141,7 @@ class Words:
             raise self.error(field, f"{self.quote(word)} is neither a non-negative decimal integer nor -")
         return int(word)
 
-    def ratio(self, field: str) -> tuple[int, int]:
+    def ratio(self, field: str) -> tuple[builtins.int, builtins.int]:
         """``a/b`` as two integers."""
         word = self.take(field)
         a, sep, b = word.partition("/")
@@ -215,12 +221,13 @@ def _plain(value: object, reveal: bool) -> object:
         return str(value)
     if isinstance(value, _Typed):
         return value.to_dict(reveal=reveal)
-    if isinstance(value, tuple) and hasattr(value, "_asdict"):
-        return {k: _plain(v, reveal) for k, v in value._asdict().items()}
+    loose: Any = value  # unnarrowed (see as_devno)
+    if isinstance(value, tuple) and hasattr(loose, "_asdict"):
+        return {k: _plain(v, reveal) for k, v in loose._asdict().items()}
     if isinstance(value, (tuple, list)):
-        return [_plain(v, reveal) for v in value]
+        return [_plain(v, reveal) for v in loose]
     if isinstance(value, dict):
-        return {k: _plain(v, reveal) for k, v in value.items()}
+        return {k: _plain(v, reveal) for k, v in loose.items()}
     if isinstance(value, Secret):
         return value.reveal() if reveal else repr(value)
     return value
@@ -283,7 +290,7 @@ class Params(_Typed):
     SECRET = False  # parameters that may hold keys: errors do not quote them
 
     @classmethod
-    def parse(cls, params: str) -> Self:
+    def parse(cls: type[P], params: str) -> P:
         """The parameters of a table line's parameter text; ``ParameterError`` if the text does not
         have the target's form."""
         words = Words(params, cls.TYPE, secret=cls.SECRET)
@@ -292,7 +299,7 @@ class Params(_Typed):
         return value
 
     @classmethod
-    def _read(cls, words: Words) -> Self:
+    def _read(cls: type[P], w: Words) -> P:
         raise NotImplementedError
 
     def target(self, start: int, length: int) -> Target:
@@ -314,7 +321,7 @@ class Status(_Typed):
     what the kernel said, so nothing is checked on creation."""
 
     @classmethod
-    def _failure(cls, w: Words) -> Self | None:
+    def _failure(cls: type[S], w: Words) -> S | None:
         """The whole status of a target that failed (``Fail``) or could not
         read its metadata (``Error``): ``failed`` or ``error`` set, every
         other field None.  None for any other status."""
@@ -324,13 +331,13 @@ class Status(_Typed):
         return cls(failed=state == "Fail", error=state == "Error", extra=w.rest())  # type: ignore[call-arg]
 
     @classmethod
-    def parse(cls, status: str) -> Self:
+    def parse(cls: type[S], status: str) -> S:
         """The status in a target's status line; ``ParameterError`` if the line does not have the
         target's form."""
         return cls._read(Words(status, cls.TYPE))
 
     @classmethod
-    def _read(cls, words: Words) -> Self:
+    def _read(cls: type[S], w: Words) -> S:
         raise NotImplementedError
 
 
@@ -343,8 +350,8 @@ class NoStatus(Status):
     extra: tuple[str, ...] = ()
 
     @classmethod
-    def _read(cls, words: Words) -> NoStatus:
-        return cls(words.rest())
+    def _read(cls, w: Words) -> NoStatus:
+        return cls(w.rest())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -405,7 +412,7 @@ class Secret:
     def __hash__(self) -> int:
         return hash(self._value)
 
-    def __reduce__(self) -> None:  # pragma: no cover - never pickled
+    def __reduce__(self) -> NoReturn:  # pragma: no cover - never pickled
         raise TypeError("a Secret is not pickled")
 
 

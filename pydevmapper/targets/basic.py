@@ -23,7 +23,9 @@ from pydevmapper.types import DevNo
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Self
+    from typing import TypeVar
+
+    P = TypeVar("P", bound="_NoParameters")
 
 
 @register
@@ -53,7 +55,7 @@ class _NoParameters(Params):
         return ""
 
     @classmethod
-    def _read(cls, w: Words) -> Self:
+    def _read(cls: type[P], w: Words) -> P:
         return cls()
 
 
@@ -209,7 +211,9 @@ class BasicTarget(Linear):
     parameters, counting the I/O it maps."""
 
     TYPE = "basic_target"
-    Status = BasicTargetStatus
+    # mypy types Linear.Status by its value (type[NoStatus]), not as
+    # Params declares it (type[Status]).
+    Status = BasicTargetStatus  # type: ignore[assignment]
 
     @staticmethod
     def reset() -> Message:

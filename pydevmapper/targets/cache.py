@@ -22,6 +22,10 @@ from pydevmapper.targets._base import (
 )
 from pydevmapper.types import DevNo
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 _IO_MODES = ("writeback", "writethrough", "passthrough")
 _MQ_TUNABLES = ("random_threshold", "sequential_threshold", "discard_promote_adjustment",
                 "read_promote_adjustment", "write_promote_adjustment")
@@ -86,16 +90,18 @@ class CacheStatus(Status):
         used_meta, total_meta = w.ratio("used_metadata_blocks/total_metadata_blocks")
         block = w.int("cache_block_size")
         used, total = w.ratio("used_cache_blocks/total_cache_blocks")
-        counters = [w.int(f) for f in ("read_hits", "read_misses", "write_hits", "write_misses",
-                                       "demotions", "promotions", "dirty")]
+        read_hits, read_misses, write_hits, write_misses, demotions, promotions, dirty = (
+            w.int(f) for f in ("read_hits", "read_misses", "write_hits", "write_misses",
+                               "demotions", "promotions", "dirty"))
         features = tuple(w.counted("features"))
         core = tuple(pairs(w.counted("core_args"), cls.TYPE, "core_args"))
         policy = w.take("policy")
         policy_args = tuple(pairs(w.counted("policy_args"), cls.TYPE, "policy_args"))
         mode = w.choice("metadata_mode", ("rw", "ro"))
         check = w.choice("needs_check", ("needs_check", "-"))
-        return cls(meta_block, used_meta, total_meta, block, used, total, *counters, features, core, policy,
-                   policy_args, mode, check == "needs_check", extra=w.rest())
+        return cls(meta_block, used_meta, total_meta, block, used, total, read_hits, read_misses, write_hits,
+                   write_misses, demotions, promotions, dirty, features, core, policy, policy_args, mode,
+                   check == "needs_check", extra=w.rest())
 
 
 @register
@@ -124,7 +130,8 @@ class Cache(Params):
     policy_args: tuple[tuple[str, str], ...] = ()
 
     def _convert(self) -> None:
-        args = self.policy_args.items() if isinstance(self.policy_args, dict) else self.policy_args
+        given: Any = self.policy_args  # a dict or pairs, until now (unnarrowed: see as_devno)
+        args = given.items() if isinstance(self.policy_args, dict) else given
         self._set("policy_args", tuple((str(k), str(v)) for k, v in args))
 
     def _check(self) -> None:
@@ -186,7 +193,7 @@ class Cache(Params):
     def invalidate_cblocks(*ranges: int | tuple[int, int]) -> Message:
         """Drop cache blocks (passthrough mode only): block numbers or
         ``(begin, end)`` ranges, ``end`` excluded."""
-        words = []
+        words: list[str] = []
         for r in ranges:
             if isinstance(r, tuple):
                 begin, end = r
@@ -300,9 +307,9 @@ class WritecacheStatus(Status):
     def _read(cls, w: Words) -> WritecacheStatus:
         # The kernel prints writecache_has_error() with %ld: 0 or 1.
         error = w.int("error")
-        head = (error != 0, w.int("total_blocks"), w.int("free_blocks"), w.int("writeback_blocks"))
-        counters = [w.int(f) for f in _WC_COUNTERS] if w.more() else [None] * len(_WC_COUNTERS)
-        return cls(*head, *counters, w.rest())  # type: ignore[arg-type]
+        total, free, writeback = w.int("total_blocks"), w.int("free_blocks"), w.int("writeback_blocks")
+        counters = {f: w.int(f) for f in _WC_COUNTERS} if w.more() else {}
+        return cls(error != 0, total, free, writeback, **counters, extra=w.rest())
 
 
 # valued options in the order the kernel prints them, with their limits

@@ -161,7 +161,8 @@ class Crypt(Params):
         if self.integrity is not None:
             size, kind = self.integrity
             if not 1 <= size <= MAX_TAG_SIZE or kind.lower() not in ("aead", "none"):
-                raise self._error("integrity", f"must be (1..{MAX_TAG_SIZE} bytes, 'aead' or 'none'), got {self.integrity}")
+                raise self._error("integrity", f"must be (1..{MAX_TAG_SIZE} bytes, 'aead' or 'none'), "
+                                               f"got {self.integrity}")
         if self.integrity_key_size is not None and self.integrity_key_size <= 0:
             raise self._error("integrity_key_size", "must be positive")
 
@@ -468,8 +469,8 @@ class Integrity(Params):
         for field in ("internal_hash", "journal_crypt", "journal_mac"):
             value = getattr(self, field)
             if isinstance(value, str):  # "alg" or, as the kernel writes it, "alg:hexkey"
-                name, _, key = value.partition(":")
-                value = (name, key) if key else (name,)
+                alg, _, hexkey = value.partition(":")
+                value = (alg, hexkey) if hexkey else (alg,)
             if value is not None:
                 name, key = (value[0], value[1] if len(value) > 1 else None)
                 self._set(field, Algorithm(name, None if key is None else _hex_secret(key, self.TYPE, field)))

@@ -93,7 +93,7 @@ class Flakey(Params):
                 raise self._error(field, f"must be from 0 to {PROBABILITY_BASE}")
 
     def format(self) -> str:
-        features = []
+        features: list[str] = []
         if self.error_reads:
             features.append("error_reads")
         if self.drop_writes:
@@ -190,7 +190,7 @@ class Delay(Params):
 
     @classmethod
     def _read(cls, w: Words) -> Delay:
-        classes = []
+        classes: list[DelayClass] = []
         for field in ("read", "write", "flush"):
             if field == "read" or w.more():
                 classes.append(DelayClass(w.dev(f"{field} device"), w.int(f"{field} offset"),

@@ -23,6 +23,11 @@ from pydevmapper.targets._base import (
 )
 from pydevmapper.types import DevNo
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
 # per-path argument words each selector prints back (its table_args), and
 # their defaults: repeat_count (always 1 now), relative_throughput
 SELECTOR_PATH_ARGS = {"round-robin": ("1",), "queue-length": ("1",), "service-time": ("1", "1")}
@@ -98,12 +103,12 @@ class MultipathStatus(Status):
             raise w.error("features", f"expected <queue io> <pg_init count>, got {features}")
         hw = tuple(w.counted("hw handler status"))
         count, next_group = w.int("number of groups"), w.int("next group")
-        groups = []
+        groups: list[GroupStatus] = []
         for g in range(count):
             state = w.choice(f"group {g + 1} state", ("A", "E", "D"))
             selector = tuple(w.counted(f"group {g + 1} selector status"))
             n_paths, n_info = w.int(f"group {g + 1} paths"), w.int(f"group {g + 1} selector info count")
-            paths = []
+            paths: list[PathStatus] = []
             for p in range(n_paths):
                 dev, state_p = w.dev(f"path {p} device"), w.choice(f"path {p} state", ("A", "F"))
                 fails = w.int(f"path {p} fail count")
@@ -140,8 +145,10 @@ class Multipath(Params):
     Status = MultipathStatus
 
     def _convert(self) -> None:
-        groups = []
-        for g, group in enumerate(self.groups):
+        groups: list[PathGroup] = []
+        # Any of the forms the class takes, until now.
+        given: tuple[PathGroup | tuple[Any, ...] | Sequence[Any], ...] = self.groups
+        for g, group in enumerate(given):
             # A PathGroup, (paths, selector[, selector_args]) or just the
             # paths (round-robin).
             selector_args: tuple[str, ...] = ()
@@ -151,13 +158,15 @@ class Multipath(Params):
             else:
                 paths, selector = group, "round-robin"
             defaults = SELECTOR_PATH_ARGS.get(selector, ())
-            fixed = []
+            fixed: list[MultipathPath] = []
+            path: MultipathPath | tuple[Any, ...] | DevNo | str | object
             for p, path in enumerate(paths):
-                # A MultipathPath, (device, args) or just the device.
+                # A MultipathPath, (device, args) or just the device.  Until
+                # as_devno below, the MultipathPath holds the device as given.
                 if isinstance(path, tuple) and not all(type(x) is int for x in path):
-                    path = MultipathPath(*path)
+                    path = MultipathPath(*path)  # pyright: ignore[reportArgumentType]
                 else:
-                    path = MultipathPath(path)
+                    path = MultipathPath(path)  # type: ignore[arg-type]
                 args = tuple(str(a) for a in path.args)
                 fixed.append(MultipathPath(as_devno(path.device, self.TYPE, f"group {g + 1} path {p}"),
                                            args + defaults[len(args):]))
@@ -239,7 +248,7 @@ class Multipath(Params):
         if hw:
             kw["hw_handler"] = hw[0]  # its arguments are not printed back
         count, initial = w.int("number of groups"), w.int("initial group")
-        groups = []
+        groups: list[PathGroup] = []
         for g in range(count):
             selector = w.take(f"group {g + 1} selector")
             selector_args = tuple(w.counted(f"group {g + 1} selector arguments"))

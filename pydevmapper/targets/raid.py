@@ -149,8 +149,9 @@ class Raid(Params):
 
     def _convert(self) -> None:
         self._set("raid_type", self.raid_type.lower())
-        devices = []
-        for i, dev in enumerate(self.devices):
+        devices: list[RaidDevice] = []
+        given: tuple[object, ...] = self.devices  # any of the forms the class takes, until now
+        for i, dev in enumerate(given):
             if not isinstance(dev, tuple) or hasattr(dev, "devno") or (
                     len(dev) == 2 and all(type(x) is int for x in dev)):
                 dev = (None, dev)  # a bare data device
@@ -299,7 +300,7 @@ class Raid(Params):
         return Message(action)
 
 
-_ALLOWED_ALL = set().union(*_ALLOWED.values())
+_ALLOWED_ALL = {name for names in _ALLOWED.values() for name in names}
 
 
 def _dash(dev: DevNo | None) -> str:
@@ -411,7 +412,7 @@ class Mirror(Params):
         log.end()
         n = w.int("number of legs")
         legs = tuple(MirrorLeg(w.dev(f"leg {i} device"), w.int(f"leg {i} offset")) for i in range(n))
-        flags = {}
+        flags: dict[str, bool] = {}
         for word in w.counted("features"):
             if word not in ("handle_errors", "keep_log"):
                 raise w.error("features", f"unknown feature {word!r}")

@@ -67,7 +67,8 @@ class SnapshotStatus(Status):
         if first in ("Invalid", "Overflow", "Unknown"):
             return cls(w.take("state"), extra=w.rest())
         if first == "Merge" and w.words[w.pos + 1:w.pos + 2] == ["failed"]:
-            w.take("state"), w.take("state")
+            w.take("state")
+            w.take("state")
             return cls("Merge failed", extra=w.rest())
         allocated, total = w.ratio("allocated_sectors/total_sectors")
         return cls("valid", allocated, total, w.int("metadata_sectors"), w.rest())

@@ -23,6 +23,10 @@ from pydevmapper.targets._base import (
     register,
 )
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 _ON_OFF = ("on", "off")
 _INDEX_STATES = ("closed", "closing", "error", "offline", "online", "opening", "suspended", "unknown")
 
@@ -79,7 +83,8 @@ class Vdo(Params):
     def _convert(self) -> None:
         if not isinstance(self.storage_device, str):
             self._set("storage_device", str(getattr(self.storage_device, "devno", self.storage_device)))
-        opts = self.options.items() if isinstance(self.options, dict) else self.options
+        given: Any = self.options  # a dict or pairs, until now (unnarrowed: see as_devno)
+        opts = given.items() if isinstance(self.options, dict) else given
         self._set("options", tuple((str(k), str(v)) for k, v in opts))
 
     def _check(self) -> None:
@@ -142,7 +147,7 @@ def parse_stats(text: str) -> dict[str, object]:
     tokens = text.replace("{", " { ").replace("}", " } ").replace(",", " , ").replace(":", " : ").split()
     pos = 0
 
-    def value() -> object:
+    def value() -> dict[str, object] | int | str:
         nonlocal pos
         if tokens[pos] == "{":
             pos += 1
@@ -158,7 +163,7 @@ def parse_stats(text: str) -> dict[str, object]:
                 out[key] = value()
             pos += 1
             return out
-        words = []
+        words: list[str] = []
         while tokens[pos] not in (",", "}"):
             words.append(tokens[pos])
             pos += 1

@@ -21,6 +21,23 @@ import pytest
 
 from pydevmapper.testing import kernel
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from typing import Any, NoReturn, TypedDict
+
+    from pydevmapper.control import Control
+    from pydevmapper.device import Device
+    from pydevmapper.loopdev import LoopDevice
+    from pydevmapper.table import Table
+
+    class _State(TypedDict):
+        prefix: str | None
+        loop_dir: str | None
+        reason: str | None  # why root tests cannot run; "unchecked" until asked
+        used: bool
+        leaks: list[str]
+        module_loaded_here: bool
+
 ROOT_MARKER = "dm_root"
 BASIC_MARKER = "dm_needs_basic_target"
 _MARKERS = (
@@ -30,7 +47,7 @@ _MARKERS = (
 )
 BASIC_TARGET_ENV = "PYDM_BASIC_TARGET_KO"
 
-_state = {"prefix": None, "loop_dir": None, "reason": "unchecked", "used": False,
+_state: _State = {"prefix": None, "loop_dir": None, "reason": "unchecked", "used": False,
           "leaks": [], "module_loaded_here": False}
 
 
@@ -45,7 +62,7 @@ def _unavailable() -> str | None:
     return _state["reason"]
 
 
-def _skip_or_fail(reason: str) -> None:
+def _skip_or_fail(reason: str) -> NoReturn:
     if kernel.require_kernel():
         pytest.fail(f"{reason} (and {kernel.REQUIRE_ENV} is set: this tier must run)",
                     pytrace=False)
@@ -69,11 +86,11 @@ def dm_prefix() -> str:
     """The session's device-name prefix; the sweep removes what carries it."""
     if _state["prefix"] is None:
         _state["prefix"] = f"pydmt-{secrets.token_hex(3)}-"
-    return _state["prefix"]
+    return _state["prefix"]  # type: ignore[return-value]  # set above: mypy does not narrow it
 
 
 @pytest.fixture(scope="session")
-def dm_control():
+def dm_control() -> Iterator[Control]:
     """A Control for the session (root tests only)."""
     reason = _unavailable()
     if reason:
@@ -92,18 +109,19 @@ _counter = itertools.count()
 def dm_name(dm_prefix: str, request: pytest.FixtureRequest) -> str:
     """A device name unique to this test, under the session prefix."""
     # Test ids may hold anything (parameters with '/'); names may not.
-    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:60]
+    # pytest leaves FixtureRequest.node untyped.
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:60]  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
     return f"{dm_prefix}{next(_counter)}-{stem}"[:127]
 
 
 def _loop_dir() -> str:
     if _state["loop_dir"] is None:
         _state["loop_dir"] = tempfile.mkdtemp(prefix="pydmt-loop-")
-    return _state["loop_dir"]
+    return _state["loop_dir"]  # type: ignore[return-value]  # set above: mypy does not narrow it
 
 
 @pytest.fixture
-def dm_make_loop() -> Iterator[Callable[..., object]]:
+def dm_make_loop() -> Iterator[Callable[..., LoopDevice]]:
     """Factory: ``dm_make_loop(size_mib=64)`` attaches a loop device over a sparse file."""
     from pydevmapper import loopdev
 
@@ -120,7 +138,7 @@ def dm_make_loop() -> Iterator[Callable[..., object]]:
         return loop
 
     yield factory
-    errors = []
+    errors: list[OSError] = []
     for loop in reversed(made):
         try:
             loop.detach()
@@ -135,18 +153,18 @@ def dm_make_loop() -> Iterator[Callable[..., object]]:
 
 
 @pytest.fixture
-def dm_loop_device(dm_make_loop):
+def dm_loop_device(dm_make_loop: Callable[..., LoopDevice]) -> LoopDevice:
     """One 64 MiB loop device over a sparse file."""
     return dm_make_loop(64)
 
 
 @pytest.fixture
-def dm_make_device(dm_control, dm_prefix: str):
+def dm_make_device(dm_control: Control, dm_prefix: str) -> Iterator[Callable[..., Device]]:
     """Factory: ``dm_make_device(table, name=None, **kw)`` -> Device, removed after the test."""
-    made = []
+    made: list[Device] = []
     names = (f"{dm_prefix}dev{next(_counter)}" for _ in itertools.count())
 
-    def factory(table, name: str | None = None, **kwargs):
+    def factory(table: Table | str, name: str | None = None, **kwargs: Any) -> Device:
         dev = dm_control.create_device(name or next(names), table, **kwargs)
         made.append(dev)
         return dev
@@ -163,7 +181,7 @@ def dm_make_device(dm_control, dm_prefix: str):
 
 
 @pytest.fixture(scope="session")
-def dm_basic_target():
+def dm_basic_target() -> Iterator[str]:
     """Loads basic_target (from $PYDM_BASIC_TARGET_KO) for the session; unloads it after.
 
     Yields the module's path.  Tests using it should carry the
@@ -208,7 +226,7 @@ def _sweep_devices() -> None:
             leaks += [f"device {n}" for n in devices]
             stuck = sweep.remove_devices(ctl, devices) if devices else []
             leaks += [f"device {n} (could not be removed)" for n in stuck]
-    except Exception as exc:  # the sweep must not hide the run's own result
+    except Exception as exc:  # noqa: BLE001 - the sweep must not hide the run's own result
         leaks.append(f"sweep failed: {exc}")
 
 

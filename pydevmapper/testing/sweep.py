@@ -18,7 +18,7 @@ def remove_devices(ctl: Control, names: list[str]) -> list[str]:
     remaining = list(names)
     # A device may sit on top of another of ours: retry in rounds.
     for _ in range(len(remaining) + 1):
-        stuck = []
+        stuck: list[str] = []
         for name in remaining:
             try:
                 ctl.clear(name)
@@ -36,7 +36,7 @@ def remove_devices(ctl: Control, names: list[str]) -> list[str]:
 
 def leftover_loops(backing_dir: str) -> list[str]:
     """Loop devices whose backing file lies under backing_dir."""
-    found = []
+    found: list[str] = []
     try:
         names = os.listdir("/sys/block")
     except OSError:
@@ -51,7 +51,7 @@ def leftover_loops(backing_dir: str) -> list[str]:
 
 
 def detach_loops(paths: list[str]) -> list[str]:
-    stuck = []
+    stuck: list[str] = []
     for path in paths:
         try:
             LoopDevice(path, "").detach()

@@ -186,7 +186,7 @@ class PyFloor:
             self._cookie.remove()
             self._cookie = None
 
-    def _caller(self, cmd: "_channel.Command", size: int, *, name: str = "", flags: int = 0,
+    def _caller(self, cmd: _channel.Command, size: int, *, name: str = "", flags: int = 0,
                 event_nr: int = 0, payload: bytes = b"",
                 target_count: int = 0) -> Callable[[], bytearray]:
         """One call: the request (built here, once) copied in, the ioctl."""
@@ -549,11 +549,11 @@ class Command:
         self.prefix = list(prefix)
 
     @classmethod
-    def dmsetup(cls) -> "Command":
+    def dmsetup(cls) -> Command:
         return cls("dmsetup", [shutil.which("dmsetup") or "dmsetup"])
 
     @classmethod
-    def pydmsetup(cls) -> "Command":
+    def pydmsetup(cls) -> Command:
         return cls("pydmsetup", pydmsetup_argv())
 
     def run(self, args: Sequence[str]) -> None:

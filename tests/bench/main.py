@@ -54,7 +54,7 @@ def run_here(a: argparse.Namespace) -> Dict[str, Any]:
     sizes = (10, 100) if a.quick else operations.LIST_SIZES
     if a.list_sizes:
         sizes = tuple(int(n) for n in a.list_sizes.split(","))
-    def partial(r: "operations.Run") -> None:
+    def partial(r: operations.Run) -> None:
         # In the guest, send results after each operation: a run cut short
         # by the guest's time limit still reports what it measured.
         if a.here:

@@ -41,10 +41,10 @@ class Budget(NamedTuple):
     max_n: int
     seconds: float
 
-    def scaled(self, f: float) -> "Budget":
+    def scaled(self, f: float) -> Budget:
         return Budget(self.warmup, max(3, int(self.min_n * f)), self.max_n, self.seconds * f)
 
-    def share(self, r: int, rounds: int) -> "Budget":
+    def share(self, r: int, rounds: int) -> Budget:
         """Round ``r``'s part of this budget.  The warm-up is repeated in
         every round: the other contenders ran in between, and under TCG
         code that has not run for a while is dear again (its translations
@@ -208,7 +208,7 @@ def grow_to(ctl: dm.Control, n: int, made: List[str]) -> int:
 class Run:
     def __init__(self, *, scale: float = 1.0, list_sizes: Sequence[int] = LIST_SIZES,
                  profile: bool = True,
-                 progress: Optional[Callable[["Run"], None]] = None, only: Optional[str] = None) -> None:
+                 progress: Optional[Callable[[Run], None]] = None, only: Optional[str] = None) -> None:
         self.progress = progress  # called after each operation (partial results)
         self.only = only  # None: everything; "devices" or "thin_status": that part
         self.scale = scale

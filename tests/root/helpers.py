@@ -101,7 +101,7 @@ def forked_main(argv, stdin=b"", unprivileged=False):
                     code = main(list(argv), prog="dmsetup")
                 except SystemExit as exc:
                     code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
-                except BaseException:
+                except BaseException:  # noqa: BLE001 - reported as the process would report it
                     traceback.print_exc()
                     code = 1
                 sys.stdout.flush()

@@ -16,7 +16,6 @@ import os
 import subprocess
 import time
 
-import pydevmapper as dm
 from pydevmapper import targets as t
 from tests.root.helpers import dm_block_node
 

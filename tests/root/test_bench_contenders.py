@@ -14,8 +14,8 @@ import pytest
 
 import pydevmapper as dm
 from pydevmapper import records, udev
-from tests.bench import contenders as cn
 from pydevmapper.testing import kernel
+from tests.bench import contenders as cn
 
 pytestmark = [pytest.mark.dm_root, pytest.mark.dm_needs_basic_target]
 

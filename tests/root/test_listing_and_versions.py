@@ -80,7 +80,7 @@ def test_control_is_shared_between_threads(dm_control, dm_make_device):
             for _ in range(50):
                 assert dm_control.info(dev.devno).name == dev.name
                 dm_control.list_devices()
-        except Exception as exc:  # pragma: no cover - reported below
+        except Exception as exc:  # noqa: BLE001 # pragma: no cover - reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=worker) for _ in range(4)]

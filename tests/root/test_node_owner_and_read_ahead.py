@@ -14,8 +14,8 @@ import pytest
 
 from pydevmapper import readahead
 from pydevmapper.control import Control
-from pydevmapper.types import DevNo
 from pydevmapper.errors import DeviceNotFoundError
+from pydevmapper.types import DevNo
 
 pytestmark = pytest.mark.dm_root
 

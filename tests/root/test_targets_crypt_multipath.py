@@ -12,8 +12,7 @@ import pytest
 import pydevmapper as dm
 from pydevmapper import targets as t
 from tests.root.helpers import dm_block_node, sectors_of
-from tests.root.target_helpers import (MIB, direct_read, loaded_equal, status, wait_until,
-                                       write)
+from tests.root.target_helpers import MIB, direct_read, loaded_equal, status, wait_until, write
 
 pytestmark = pytest.mark.dm_root
 

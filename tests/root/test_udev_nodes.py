@@ -19,7 +19,6 @@ import pydevmapper as dm
 from pydevmapper import udev
 from pydevmapper.control import Control
 from pydevmapper.errors import DeviceBusyError
-
 from tests.root.helpers import wait_for_dm_event
 
 pytestmark = pytest.mark.dm_root
@@ -267,7 +266,7 @@ def test_remove_retry_is_bounded_and_succeeds_once_closed(ctl, dm_name):
 
 
 def test_force_remove_swaps_in_an_error_table(ctl, dm_name):
-    dev = ctl.create_device(dm_name, ZERO)
+    ctl.create_device(dm_name, ZERO)
     fd = os.open(ctl.node_path(dm_name), os.O_RDONLY)
     try:
         with pytest.raises(DeviceBusyError):

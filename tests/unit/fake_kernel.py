@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Callable, Dict, List, NamedTuple, Optional
 
-from pydevmapper._dm import ffi, lib as real_lib
+from pydevmapper._dm import ffi
+from pydevmapper._dm import lib as real_lib
 
 COMMANDS = [
     "DM_VERSION", "DM_REMOVE_ALL", "DM_LIST_DEVICES", "DM_DEV_CREATE", "DM_DEV_REMOVE",

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 from pydevmapper.cli import jsonout
-from pydevmapper.types import DeviceInfo
 from pydevmapper.flags import DMFlag
-from pydevmapper.types import ListedDevice, TargetVersion
+from pydevmapper.types import DeviceInfo, ListedDevice, TargetVersion
 
 
 def _info(**kw):

@@ -13,10 +13,9 @@ import pytest
 
 from pydevmapper.cli import tree
 from pydevmapper.deptree import DevNo, dependency_graph
-from pydevmapper.types import DeviceInfo
 from pydevmapper.errors import DeviceNotFoundError
 from pydevmapper.flags import DMFlag
-from pydevmapper.types import ListedDevice
+from pydevmapper.types import DeviceInfo, ListedDevice
 
 
 class FakeControl:
@@ -99,7 +98,7 @@ def test_vt100_bytes(flat):
 
 
 def test_bad_options_name_the_rest_of_the_string():
-    with pytest.raises(tree.BadOption, match="^bogus,ascii$"):
+    with pytest.raises(tree.BadOption, match=r"^bogus,ascii$"):
         tree.parse_options("bogus,ascii", False)
     assert tree.parse_options("a,c,i", False) == tree.TreeOptions(
         tree.ASCII, active=True, compact=True, inverted=True)

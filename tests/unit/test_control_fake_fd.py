@@ -11,13 +11,11 @@ import os
 import struct
 
 import pytest
-from fake_kernel import (FULL, FakeCursor, device_reply, fail, huge_encode_dev, pad8,
-                         put_data)
+from fake_kernel import FULL, FakeCursor, device_reply, fail, huge_encode_dev, pad8, put_data
 
 from pydevmapper import channel, records
 from pydevmapper._dm import HEADER_SIZE, ffi, lib
 from pydevmapper.control import Control
-from pydevmapper.types import DevNo, Uuid
 from pydevmapper.errors import (
     DeviceBusyError,
     DeviceExistsError,
@@ -29,8 +27,8 @@ from pydevmapper.errors import (
     ValidationError,
 )
 from pydevmapper.flags import DMFlag
-from pydevmapper.types import ListedDevice, TargetVersion
 from pydevmapper.table import Table, Target, TargetStatus
+from pydevmapper.types import DevNo, ListedDevice, TargetVersion, Uuid
 
 # -- the fake itself --------------------------------------------------------------
 

@@ -15,9 +15,9 @@ from pydevmapper import cparse, readahead
 from pydevmapper.cli import options
 from pydevmapper.cli.session import Session
 from pydevmapper.control import Control
-from pydevmapper.types import DevNo
 from pydevmapper.errors import ValidationError
 from pydevmapper.nodes import NodeDir
+from pydevmapper.types import DevNo
 
 
 @pytest.mark.parametrize("kwargs", [

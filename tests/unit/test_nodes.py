@@ -11,9 +11,9 @@ import stat
 
 import pytest
 
-from pydevmapper.types import DevNo
 from pydevmapper.errors import ValidationError
 from pydevmapper.nodes import NodeDir, NodeError
+from pydevmapper.types import DevNo
 
 needs_mknod = pytest.mark.skipif(os.geteuid() != 0, reason="mknod of block nodes needs root")
 

@@ -60,8 +60,9 @@ def draw_raid(draw):
     kw = {}
     allowed = t.raid._ALLOWED[level]
     values = {
-        "daemon_sleep": small, "min_recovery_rate": st.integers(0, 100), "max_recovery_rate": st.integers(100, 1000),
-        "max_write_behind": st.integers(0, 32767), "stripe_cache": small, "region_size": st.sampled_from([0, 1024, 8192]),
+        "daemon_sleep": small, "min_recovery_rate": st.integers(0, 100),
+        "max_recovery_rate": st.integers(100, 1000), "max_write_behind": st.integers(0, 32767),
+        "stripe_cache": small, "region_size": st.sampled_from([0, 1024, 8192]),
         "raid10_copies": st.integers(2, n), "raid10_format": st.sampled_from(["far", "offset"]),
         "delta_disks": st.sampled_from([-2, -1, 1, 3]), "data_offset": st.sampled_from([0, 32, 2048]),
         "journal_dev": devs,
@@ -137,7 +138,8 @@ STRATEGIES = {
                        opt(st.builds(t.Algorithm, st.sampled_from(["crc32c", "sha256", "hmac(sha256)"]),
                                      opt(st.binary(min_size=1, max_size=32).map(t.Secret).map(
                                          lambda s: t.Secret(s.reveal().hex()))))),
-                       opt(st.builds(t.Algorithm, st.just("ctr(aes)"))), opt(st.builds(t.Algorithm, st.just("sha256")))),
+                       opt(st.builds(t.Algorithm, st.just("ctr(aes)"))),
+                       opt(st.builds(t.Algorithm, st.just("sha256")))),
     t.Multipath: valid(t.Multipath,
                        st.lists(st.tuples(st.lists(st.tuples(devs, st.just(())), min_size=1, max_size=4).map(tuple),
                                           st.sampled_from(["round-robin", "queue-length", "service-time"])),

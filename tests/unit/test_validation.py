@@ -7,9 +7,9 @@ import os
 import pytest
 
 from pydevmapper import validate
-from pydevmapper.types import DevNo, Uuid, address, check_id
 from pydevmapper.errors import ValidationError
 from pydevmapper.table import Table, TableSyntaxError, Target, as_table, parse_targets
+from pydevmapper.types import DevNo, Uuid, address, check_id
 
 
 def test_validation_error_is_a_value_error():
