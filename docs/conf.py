@@ -117,6 +117,12 @@ nitpick_ignore = [
     ("py:class", "collections.abc.Sequence"),
     ("py:class", "pathlib.Path"),
     ("py:class", "Logger"),  # logging.Logger, named as log.py imports it
+    # Names that exist for the type checkers only (under TYPE_CHECKING):
+    # Params.parse/Status.parse return the class they are called on (P, S);
+    # Version is tuple[int, int, int], the interface version.
+    ("py:class", "P"),
+    ("py:class", "S"),
+    ("py:class", "Version"),
     ("py:class", "logging.Logger"),
     # Internal: the kernel-log cursor an operation passes to the steps of
     # Control.create/load/resume; pydevmapper.kmsg is not public API.

@@ -289,6 +289,7 @@ class Channel:
         if cursor is None and cmd.logs_reason:
             cursor = self.kmsg_cursor()
         trace = log.logger("ioctl")
+        started = 0.0
         local = self._local
         while True:
             # One attribute for the buffer, its view and its size: each

@@ -35,7 +35,7 @@ def aligned(size: int) -> mmap.mmap:
 @pytest.fixture
 def basic_dev(dm_basic_target, dm_loop_device, dm_make_device):
     size = sectors_of(dm_loop_device.path) - OFFSET
-    table = dm.Table.single(size, "basic_target", f"{loop_device.devno_str} {OFFSET}")
+    table = dm.Table.single(size, "basic_target", f"{dm_loop_device.devno_str} {OFFSET}")
     dev = dm_make_device(table)
     return dev, dm_loop_device
 

@@ -24,11 +24,11 @@ SINGLE = ("version", "info", "table", "status", "message", "list_10")
 
 @pytest.fixture
 def spec(dm_basic_target, dm_loop_device, dm_make_device, dm_prefix):
-    linear = dm_make_device(f"0 2048 linear {loop_device.devno_str} 0")
-    basic = dm_make_device(f"0 2048 basic_target {loop_device.devno_str} 0")
+    linear = dm_make_device(f"0 2048 linear {dm_loop_device.devno_str} 0")
+    basic = dm_make_device(f"0 2048 basic_target {dm_loop_device.devno_str} 0")
     lifecycle = f"{dm_prefix}bench-lc"
     yield cn.Spec(linear.name, basic.name, "stats", lifecycle,
-                  f"0 2048 linear {loop_device.devno_str} 0")
+                  f"0 2048 linear {dm_loop_device.devno_str} 0")
     with dm.Control(udev_sync=False) as ctl:
         if ctl.exists(lifecycle):  # a failed lifecycle's leftover
             ctl.remove(lifecycle, retry=30.0)

@@ -54,7 +54,7 @@ def zero_dev(dm_make_device):
 
 @pytest.fixture
 def linear_dev(dm_make_device, dm_loop_device):
-    return dm_make_device(f"0 4096 linear {loop_device.path} 0\n4096 4096 zero")
+    return dm_make_device(f"0 4096 linear {dm_loop_device.path} 0\n4096 4096 zero")
 
 
 READ_CASES = [

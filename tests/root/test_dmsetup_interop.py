@@ -69,7 +69,7 @@ def assert_same_view(dmsetup, ctl, name):
 
 
 def test_api_creates_dmsetup_reads(dm_control, dmsetup, dm_loop_device, dm_name):
-    table = dm.Table([dm.Target(0, 1024, "linear", f"{loop_device.devno_str} 0"),
+    table = dm.Table([dm.Target(0, 1024, "linear", f"{dm_loop_device.devno_str} 0"),
                       dm.Target(1024, 1024, "zero")])
     with dm_control.create_device(dm_name, table, uuid=f"PYDMT-interop-{dm_name}") as dev:
         fd = os.open(dm_block_node(dev.devno), os.O_RDONLY)
@@ -84,7 +84,7 @@ def test_api_creates_dmsetup_reads(dm_control, dmsetup, dm_loop_device, dm_name)
 
 def test_dmsetup_creates_api_reads(dm_control, dmsetup, dm_loop_device, dm_name):
     dmsetup("create", dm_name, "-u", f"PYDMT-interop-{dm_name}",
-            "--table", f"0 2048 linear {loop_device.devno_str} 0")
+            "--table", f"0 2048 linear {dm_loop_device.devno_str} 0")
     try:
         dmsetup("load", dm_name, "--table", "0 4096 error")  # an inactive table too
         assert_same_view(dmsetup, dm_control, dm_name)

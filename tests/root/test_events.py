@@ -24,7 +24,7 @@ TIMEOUT = 60.0  # generous for TCG; tests return as soon as the event arrives
 @pytest.fixture
 def event_dev(dm_basic_target, dm_loop_device, dm_make_device, dm_prefix):
     size = 2048
-    return dm_make_device(dm.Table.single(size, "basic_target", f"{loop_device.devno_str} 0"))
+    return dm_make_device(dm.Table.single(size, "basic_target", f"{dm_loop_device.devno_str} 0"))
 
 
 @pytest.mark.dm_needs_basic_target

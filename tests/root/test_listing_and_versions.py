@@ -93,7 +93,7 @@ def test_control_is_shared_between_threads(dm_control, dm_make_device):
 
 @pytest.fixture
 def basic_dev(dm_basic_target, dm_loop_device, dm_make_device):
-    return dm_make_device(dm.Table.single(1024, "basic_target", f"{loop_device.devno_str} 0"))
+    return dm_make_device(dm.Table.single(1024, "basic_target", f"{dm_loop_device.devno_str} 0"))
 
 
 @pytest.mark.dm_needs_basic_target

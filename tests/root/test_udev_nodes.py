@@ -133,7 +133,7 @@ def test_table_less_device(ctl, dm_name):
 
 def test_rename_while_open_keeps_working_under_the_new_node(ctl, dm_name, dm_loop_device):
     size = 8 * 2048
-    dev = ctl.create_device(dm_name, dm.Table.single(size, "linear", f"{loop_device.devno_str} 0"))
+    dev = ctl.create_device(dm_name, dm.Table.single(size, "linear", f"{dm_loop_device.devno_str} 0"))
     new = dm_name + "-renamed"
     try:
         fd = os.open(ctl.node_path(dm_name), os.O_RDWR)
