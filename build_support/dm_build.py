@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """cffi API-mode build of pydevmapper's raw kernel binding.
 
 Build-time only: setup.py names this file in ``cffi_modules`` and it is not

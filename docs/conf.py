@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Sphinx configuration for the pydevmapper documentation.
 
 Built by scripts/build-docs.sh (html and the pydmsetup(8) man page, with

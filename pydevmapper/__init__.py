@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """pydevmapper: Linux device-mapper from Python, straight over the DM ioctls::
 
     import pydevmapper as dm

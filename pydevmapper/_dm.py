@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The one door to the compiled binding.
 
 Only this module imports ``pydevmapper._dm_cffi``; everything else takes

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Types of the compiled binding, built by build_support/dm_build.py.
 
 The extension module holds only ``ffi`` and ``lib``; the classes here are

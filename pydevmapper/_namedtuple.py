@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """``NamedTuple`` class syntax without importing ``typing`` at run time.
 
 Every record in the library (``DevNo``, ``DeviceInfo``, ``Target``, ...) is

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Module-level functions for scripts: one shared Control, opened on first use::
 
     import pydevmapper as dm

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The ioctl channel: the one door to the kernel.
 
 ``Channel.call`` is the only place that calls ``ioctl(2)``.  It gates a

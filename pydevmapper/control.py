@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """``Control``: one method per device-mapper command.
 
 Each method checks its arguments, sends its command through the channel

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Numbers read as glibc reads them: ``strtol``, ``strtoul``, ``atoi``.
 
 dmsetup reads its switches, cookies and table lines with these (and with

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Which devices use which: the dependency graph of every mapped device::
 
     import pydevmapper as dm

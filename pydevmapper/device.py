@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """A handle on one device."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Typed errors.
 
 Kernel failures are ``DMError``: an ``OSError`` that keeps the errno and adds

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Device events without a polling loop: DM_DEV_ARM_POLL + poll().
 
 The kernel counts device-mapper events globally; ``arm_poll`` remembers the

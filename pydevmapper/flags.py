@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The dm_ioctl flag bits, as IntFlags whose values come from the compiler."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Loading and unloading kernel modules (basic_target) without kmod tools.
 
 finit_module(2) and delete_module(2) have no glibc wrappers; the syscall

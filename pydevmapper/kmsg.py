@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """What the kernel logged about a failed command.
 
 The kernel explains a rejected table only in its log, e.g.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The library's log: the ``pydevmapper`` logger and its children.
 
 ``pydevmapper.ioctl``

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Loop devices over files, for tests and the walkthrough.
 
 Uses /dev/loop-control and LOOP_CONFIGURE (Linux 5.8+), with constants and

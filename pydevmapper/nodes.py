@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """``<dev_dir>/mapper/<name>`` block nodes, for when udev does not make them.
 
 Every operation works relative to one descriptor of the mapper directory,

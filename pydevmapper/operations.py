@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Operations that take several device-mapper commands, shared by the API
 and pydmsetup.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """A block device's read-ahead, in 512-byte sectors.
 
 Read and set through sysfs (``/sys/dev/block/<major>:<minor>/bdi/read_ahead_kb``),

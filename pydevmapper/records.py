@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Encoding and decoding of the records that follow ``struct dm_ioctl``.
 
 Pure functions over bytes: no kernel, no file descriptor, so the unit tests

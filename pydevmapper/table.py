@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Tables: ordered targets, checked before the kernel sees them.
 
 The text form is dmsetup's: one target a line, ``<start> <length> <type>

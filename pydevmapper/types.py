@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The value types: how a device is addressed, and what the kernel says about devices and targets.
 
 Tables and their targets are in ``table``; the handle on one device is ``device.Device``.

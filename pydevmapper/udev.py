@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Waiting for udev: libdevmapper-compatible cookies.
 
 Why cookies (and not a uevent socket): the kernel copies the ``event_nr``

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Who makes ``/dev/mapper`` match the kernel after a command that raises a
 uevent (resume, remove, rename), and how the caller waits for it.
 

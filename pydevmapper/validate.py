@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Checks run before anything is sent, so the kernel never sees bad input.
 
 The kernel would silently truncate long names (strscpy into fixed arrays),

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The walkthrough: basic_target over a loop file, through the API, step by step.
 
     python -m pydevmapper.walkthrough [--module PATH/basic_target.ko]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Build the documentation: the html site and the pydmsetup(8) man page,
 # with warnings as errors (-W), every cross-reference checked (-n), and the
 # public names checked for a docstring and a page (docs/_ext/apicheck.py).

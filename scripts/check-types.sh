@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The static checks: ruff on the package and the tests, then mypy --strict
 # and pyright (strict, see [tool.pyright]) on the package and
 # tests/typing/downstream_example.py.  Runs all three, prints a summary and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Every test tier: the unit tier on this host, the documentation build,
 # then the root tier (real kernel) once per guest kernel and udev mode, each
 # in one pytest session.

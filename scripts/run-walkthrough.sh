@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The main job: build and load basic_target, create a device over a loop file
 # through the API, move data through it, show it with the CLI, remove it.
 # On a host without device-mapper (or with --guest) it runs in a QEMU guest.

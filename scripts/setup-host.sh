@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Prepare a Debian 12 host for pydevmapper development and the QEMU sandbox.
 # Idempotent: re-running only does what is still missing.  Run as root.
 #

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Every public name is documented: with a docstring in the source, and on a
 page of the site.
 

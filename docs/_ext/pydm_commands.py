@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """``command-output``: a command's output, run when the docs are built.
 
     ```{command-output} python -m pydevmapper.sandbox run --help

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Cross-references the Python domain cannot resolve by itself.
 
 The library keeps ``typing`` and most of its own imports out of run time

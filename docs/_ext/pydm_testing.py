@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The pytest plugin's markers and fixtures, read from the plugin itself.
 
 ``.. pytest-plugin:: pydevmapper.testing.plugin`` lists every marker the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """pydmsetup: dmsetup's commands, options, output and exit status, on the Python API.
 
 ``main(argv)`` follows dmsetup's main(): parse the switches, pick the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """dmsetup's command table: each command's function and argument counts.
 
 Every function takes the Session and the arguments left for it (for

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """dmsetup's commands that change devices: create, load, remove, wipe_table,
 suspend, resume, clear, wait, rename, message, setgeometry.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """``--json``: pydmsetup's machine-readable output (not in dmsetup).
 
 The schema is stable: fields are only ever added.  Every document is one

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Hiding keys in table lines, as dmsetup does without ``--showkeys``."""
 
 from __future__ import annotations

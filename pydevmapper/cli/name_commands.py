@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """dmsetup's name commands: splitname (user space only) and mangle.
 
 Each parses its arguments, calls the API and formats; see commands.py for

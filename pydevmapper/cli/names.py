@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Name handling dmsetup does in user space: LVM name splitting, mangling.
 
 ``split_lvm_name`` follows libdm's rule: a single '-' separates VG, LV and

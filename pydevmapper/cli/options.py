@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Command-line parsing exactly as dmsetup's getopt_long() call sees it.
 
 glibc's getopt_long permutes (options may follow the command and its

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """dmsetup's commands that read devices: ls, info, deps, status, table,
 targets, target-version, version.
 

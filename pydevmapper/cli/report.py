@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The ``-c`` report: fields, -o/-O/-S, and libdm-report's output layouts.
 
 Rows are plain dicts of field id -> value (str or int) built by the

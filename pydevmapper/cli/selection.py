@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """``-S/--select``: libdm-report's selection grammar, messages included.
 
 The grammar (libdm-report.c, lvm2 2.03.16 / libdm 1.02.185)::

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """What every command shares: the switches, output, the control node, and
 libdevmapper's wording of failures.
 

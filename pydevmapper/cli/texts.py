@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """dmsetup's fixed texts, byte for byte (Debian's dmsetup 1.02.185).
 
 Scripts and test suites compare these, so they are data, not prose to

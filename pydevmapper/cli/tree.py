@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """``ls --tree``: its ``-o`` options and the drawing, byte for byte as dmsetup.
 
 dmsetup draws the graph pstree-style: one node a line (or, with

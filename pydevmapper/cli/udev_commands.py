@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """dmsetup's udev commands: mknodes, udevflags, udevcomplete, udevcomplete_all,
 udevcookies, udevcreatecookie, udevreleasecookie.
 

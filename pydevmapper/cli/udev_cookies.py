@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """dmsetup's udev* commands: argument parsing and output only.
 
 The cookies themselves (SysV semaphores keyed ``0x0D4D << 16 | base``) are

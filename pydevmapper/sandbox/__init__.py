@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Run the root test tier inside a throwaway QEMU guest (virtme-ng).
 
 The host this project is developed on has no device-mapper and no module

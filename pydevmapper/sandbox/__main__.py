@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """CLI for the sandbox.
 
     python -m pydevmapper.sandbox fetch [--kernel 6.1|6.12]

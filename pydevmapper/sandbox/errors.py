@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Errors and tool lookup shared by the sandbox modules."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Boot a cached kernel under virtme-ng and run one command in it.
 
 Design notes (the "why"):

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Find, fetch, unpack and patch the Debian kernels the guest boots.
 
 Cache layout::

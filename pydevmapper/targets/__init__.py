@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Targets as Python objects: typed parameters, parsed status, typed messages.
 
     from pydevmapper import targets as t

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """What every typed target shares: the parameter and status base classes,
 the word reader that parses the kernel's text, device references, messages.
 

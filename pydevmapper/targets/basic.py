@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The simple mappings: linear, striped, zero, error, unstriped, and our own
 ``basic_target`` (csrc/basic_target.c).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Caching and change tracking: ``cache`` (policies smq, mq, cleaner,
 default), ``writecache`` and ``era``.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Encryption and integrity: ``crypt``, ``verity`` and ``integrity``.
 
 Keys are ``Secret`` objects: never in ``repr``, ``str``, exceptions or logs;

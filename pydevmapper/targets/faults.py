@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Targets that misbehave on purpose, for testing what sits above them:
 ``flakey`` (fails, drops or corrupts I/O in periodic windows) and ``delay``.
 

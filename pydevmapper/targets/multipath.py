@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Several paths to one place: ``multipath`` (path selectors round-robin,
 queue-length, service-time), ``switch``, and ``log-writes`` (which records
 every write on a second device).

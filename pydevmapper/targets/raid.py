@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """RAID through md: ``raid`` (raid0/1/4/5/6/10 and their layouts) and the
 older ``mirror``.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Snapshots of a whole device: ``snapshot-origin``, ``snapshot`` and
 ``snapshot-merge``.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Thin provisioning: ``thin-pool`` and ``thin``.
 
 Formats: the kernel's drivers/md/dm-thin.c (pool_status, thin_status,

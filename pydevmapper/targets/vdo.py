@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """``vdo``: deduplication and compression (Linux 6.9+, target 9.x).
 
 Gate on the target: ``ctl.target_version("vdo")`` is None on kernels

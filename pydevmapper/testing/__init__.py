@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """A test kit for code that drives device-mapper.
 
 Installed with pydevmapper as a pytest plugin (entry point ``pydevmapper``).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Can this process drive device-mapper?  One answer, with the reason."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The pytest plugin: markers, fixtures and the end-of-session sweep.
 
 pytest loads it in every run where pydevmapper is installed, so it keeps to

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Finding and removing what a test session left behind."""
 
 from __future__ import annotations

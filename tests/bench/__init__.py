@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Benchmarks: the pydevmapper API against the raw-C floor, libdevmapper and dmsetup.
 
 Started with ``python -m tests.bench [--json FILE]`` from the top of a source

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """``python -m tests.bench`` from the repository's top directory."""
 
 import sys

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The contenders and how each one performs an operation.
 
 In-process contenders (``api``, ``libdm``) and per-operation processes

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """python -m tests.bench [--json FILE] [--kernel 6.1|6.12] [--quick]
 
 Runs every operation for every contender (api, c, libdm, dmsetup,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The devices the operations need, and the run: every operation, every contender.
 
 All benchmark devices are named ``pydmbench-*``; a sweep removes leftovers

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Statistics, ratios to the C floor, target checks, the table and the JSON.
 
 Pure functions over per-iteration timings: nothing here touches the kernel,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Small helpers shared by the root tests (reading the kernel's own view)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Helpers of the typed-target root tests (pydevmapper.targets against the
 real kernel).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The seeds' walkthrough, end to end, through the API and basic_target."""
 
 from __future__ import annotations

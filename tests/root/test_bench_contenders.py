@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The benchmark's contenders do what they are timed for, on the real kernel.
 
 A contender that silently did less (a wrong request, the wrong device, a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """pydmsetup against Debian's dmsetup on the same kernel state, byte for byte.
 
 Each case runs both tools with the same arguments (always --noudevsync:

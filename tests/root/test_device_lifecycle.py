@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """DEV_CREATE, DEV_STATUS, DEV_RENAME, DEV_SUSPEND, DEV_REMOVE against the kernel."""
 
 from __future__ import annotations

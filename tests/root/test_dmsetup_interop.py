@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """What the API creates, dmsetup reads identically, and the other way round.
 
 dmsetup is only a witness here (tests may run it; the library never does).

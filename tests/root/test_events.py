@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Waiting for device events: DEV_WAIT, and arm_poll + poll as a blocking
 iterator and an asyncio async iterator.  Events come from targets that
 really raise them: basic_target's ``event`` message and a snapshot whose

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """LIST_DEVICES, LIST_VERSIONS, GET_TARGET_VERSION, DEV_WAIT and ARM_POLL."""
 
 from __future__ import annotations

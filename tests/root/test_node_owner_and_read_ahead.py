@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The owner and mode of nodes the library makes, and read-ahead, on the
 real kernel (the values' checks are in the unit tier).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """TABLE_LOAD / CLEAR / STATUS / DEPS on linear, zero, error and striped targets."""
 
 from __future__ import annotations

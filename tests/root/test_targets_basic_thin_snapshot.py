@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Typed targets against the real kernel: the simple mappings, flakey,
 delay, snapshots, thin provisioning and basic_target.
 

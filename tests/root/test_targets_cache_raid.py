@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Typed targets against the real kernel: cache, writecache, era, raid,
 mirror and snapshot-merge (targets whose kernel does work in the
 background: promotion, writeback, resync, merge)."""

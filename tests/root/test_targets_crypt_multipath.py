@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Typed targets against the real kernel: crypt, verity, multipath,
 switch and log-writes."""
 

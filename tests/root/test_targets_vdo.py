@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """vdo against the real kernel, as far as this machine allows: the target is
 in 6.12 (dm-vdo, 6.9+) and not in 6.1, and without vdoformat (not packaged
 in Debian 12) no volume can be formatted, so a load stops at the metadata -

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """udev transactions (``--udevcookie``, ``$DM_UDEV_COOKIE``) and
 ``--noudevrules``, through pydmsetup and the API, against the real kernel.
 

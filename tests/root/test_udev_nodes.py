@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """/dev/mapper/<name> is final the moment create, resume, rename and remove
 return - with udevd running (cookies) and with it stopped (our own nodes).
 

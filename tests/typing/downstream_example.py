@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Code as a user of the package writes it, for the type checkers only.
 
 scripts/check-types.sh runs mypy --strict and pyright (strict) over this

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Fixtures of the unit tier: the fake kernel behind a regular file."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """A fake kernel behind a regular file, for Control's ioctl path.
 
 ``Control(path=<regular file>)`` only opens the file; the ``kernel``

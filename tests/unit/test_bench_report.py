@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """tests.bench.report: statistics, ratios, target checks, table and JSON shape."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """pydevmapper/_dm_cffi.pyi, the type checkers' view of the compiled binding,
 names what the binding holds: every constant and function of ``lib`` (so a
 cdef change without a stub change fails here) and the ``ffi`` methods the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """pydmsetup --json: the formatter's pure functions and the documented schema."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """pydmsetup's requests, seen by the fake kernel: what reaches the kernel
 for each switch (``$DM_DEV_DIR`` points pydmsetup at the fake control node)."""
 

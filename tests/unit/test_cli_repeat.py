@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """--count and --interval: dmsetup's repeated runs, on a fake clock.
 
 The output itself is compared with the host's dmsetup in

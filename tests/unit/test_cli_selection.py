@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """-S evaluation on report rows, without dmsetup (the byte comparisons are in
 test_cli_vs_host_dmsetup.py and, on a kernel, tests/root/test_cli_vs_dmsetup.py)."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """pydmsetup's start-up stays lazy: `version` imports no module it does not use.
 
 Start-up time matters to scripts (each pydmsetup call is a new interpreter),

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """ls --tree without a kernel: the dependency graph from a fake control and
 the drawing, against output dmsetup 1.02.185 printed for the same devices.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """pydmsetup's udev switches reach the API as dmsetup's reach libdevmapper."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """pydmsetup against the host's dmsetup where no kernel is needed.
 
 Option-parsing errors, usage and field help, splitname, udevflags and the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Control's ioctl path against the fake kernel (fake_kernel.py).
 
 It checks what ``Control`` writes into the request buffer and how it reads

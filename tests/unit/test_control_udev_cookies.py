@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """What resume, rename and remove put in ``event_nr`` for udev, over the fake
 descriptor, with real SysV semaphores standing in for libdevmapper's.
 

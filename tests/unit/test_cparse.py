@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """cparse against the C library itself: the same text gives the same number,
 the same end and the same overflow as glibc's strtol and strtoul."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """errno -> typed error mapping, and what the errors carry."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Which kernel-log lines a failed command's error keeps (kmsg.about)."""
 
 from pydevmapper import kmsg

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The package's shape: its import graph has no cycle, nothing in it imports
 the tests, and only the channel calls the device-mapper ioctl."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The ``pydevmapper`` logger: what each ioctl and udev wait records, that
 nothing is recorded unless asked, and pydmsetup's -vv/-vvv."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Node owner/mode and read-ahead: the checks made before anything happens,
 and how pydmsetup reads -U, -G, -M and --readahead.
 

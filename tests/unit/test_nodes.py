@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Node directory operations under a throwaway DM_DEV_DIR (no kernel needed).
 
 Making block nodes needs CAP_MKNOD: those tests skip unless root.  The

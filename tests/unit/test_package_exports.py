@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The package's top-level names: imported lazily at run time (``_EXPORTS``,
 ``_SUBMODULES`` and ``__getattr__``), seen by type checkers through the
 literal ``__all__`` and the ``if TYPE_CHECKING:`` imports.  The three must

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The pytest plugin minds its own business: another project's tests, with
 their own ``root`` marker and ``loop_device`` fixture, run untouched where
 pydevmapper is installed, and a broken binding troubles only the tests

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Record encoding and decoding against byte layouts built without the binding.
 
 Every expected byte string here is packed with ``struct`` from the x86_64

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The sandbox boots again when the guest dies before the command starts,
 and never re-runs a command that did start (its failure is a result)."""
 

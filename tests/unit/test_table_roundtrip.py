@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Table text round trip: ``Table.parse(table.format()) == table``."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Typed targets (pydevmapper.targets) without a kernel: every target's
 parameters round-trip through their text, real status and table lines
 captured from the guest kernels parse, every validation rule refuses

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """udev cookies against real SysV semaphores (no kernel device-mapper needed).
 
 ``udev.complete`` plays the part of ``dmsetup udevcomplete`` from the rules.

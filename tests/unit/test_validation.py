@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Every input rule is enforced before anything reaches the kernel."""
 
 from __future__ import annotations
