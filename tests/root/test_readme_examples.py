@@ -37,7 +37,7 @@ def test_the_first_example_runs(dm_control, capsys):
         exec(compile(block, "README.md", "exec"), {})
     finally:
         _gone(dm_control, "demo", "broken")
-    out = capsys.readouterr().out.splitlines()
+    out = [line for line in capsys.readouterr().out.splitlines() if line]  # print(table) ends in a newline
     assert len(out) == 4 and out[2] == "['zero', 'error']" and " DM_TABLE_LOAD " in out[3], out
 
 
