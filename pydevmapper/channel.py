@@ -327,17 +327,16 @@ class Channel:
                 raise self._failure(err, cmd, device, name, cursor)
             (v0, v1, v2, data_size, data_start, r_targets, r_open, r_flags, r_event,
              r_dev, r_name, r_uuid) = _unpack_header(view, 0)
-            if trace is not None:
-                trace.debug("%s %s flags=%#x size=%d: flags=%#x data_size=%d event_nr=%d in %.0f us",
-                            cmd.name, _label(device, name), flags, size, r_flags, data_size,
-                            r_event, (time.perf_counter() - started) * 1e6)
             if (r_flags & _BUFFER_FULL) and retry_full:
+                if flags & _SECURE_DATA:
+                    # What did fit may hold keys, and this buffer may be dropped for a larger one.
+                    _zero(buf, data_start, min(data_size, size))
                 if size >= MAX_BUFFER_SIZE:
                     raise DMError(errno.ENOBUFS, cmd.name, _label(device, name), None,
                                   f"reply still larger than {size} bytes")
                 if trace is not None:
-                    trace.debug("%s: the reply did not fit in %d bytes; asking again with %d",
-                                cmd.name, size, size * 2)
+                    trace.debug("%s %s flags=%#x size=%d: the reply did not fit; asking again with %d",
+                                cmd.name, _label(device, name), flags, size, size * 2)
                 size *= 2
                 self.size_hints[cmd.name] = size
                 self.buffer_retries += 1
@@ -350,6 +349,12 @@ class Channel:
             data = view[data_start:end] if end > data_start else b""
             if data and flags & _SECURE_DATA:
                 _zero(buf, data_start, end)  # a table read back may hold keys
+            if trace is not None:
+                # Last: the reply is copied out, so a handler that calls back
+                # into pydevmapper on this thread cannot change it.
+                trace.debug("%s %s flags=%#x size=%d: flags=%#x data_size=%d event_nr=%d in %.0f us",
+                            cmd.name, _label(device, name), flags, size, r_flags, data_size,
+                            r_event, (time.perf_counter() - started) * 1e6)
             return build(Reply, (
                 (v0, v1, v2), r_flags, r_event, r_open, r_targets, r_dev, r_name, r_uuid, data,
             ))

@@ -36,7 +36,12 @@ def logger(child: str, level: int = DEBUG) -> Logger | None:
     found = _loggers.get(child)
     if found is None:
         logging = sys.modules.get("logging")
-        if logging is None:
+        # Its names are missing while another thread is still importing it.
+        if logging is None or not hasattr(logging, "NullHandler"):
             return None
+        if not _loggers:
+            # A library's records go nowhere until the program says where:
+            # without this, logging's last-resort handler prints warnings.
+            logging.getLogger(NAME).addHandler(logging.NullHandler())
         found = _loggers[child] = logging.getLogger(f"{NAME}.{child}")
     return found if found.isEnabledFor(level) else None

