@@ -59,7 +59,7 @@ fi
 
 # The CPythons here, oldest and newest (pyenv's and the system's).
 mapfile -t pythons < <(
-    for py in /root/.pyenv/versions/3.*/bin/python3 "${PYENV_ROOT:-/nonexistent}"/versions/3.*/bin/python3 \
+    for py in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.*/bin/python3 \
               /usr/bin/python3.[0-9] /usr/bin/python3.[0-9][0-9] \
               /usr/local/bin/python3.[0-9] /usr/local/bin/python3.[0-9][0-9]; do
         [ -x "$py" ] || continue
