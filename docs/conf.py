@@ -86,7 +86,7 @@ apicheck_modules = [
     "pydevmapper",
     "pydevmapper.control",
     "pydevmapper.device",
-    "pydevmapper.table",
+    "pydevmapper.tables",
     "pydevmapper.types",
     "pydevmapper.flags",
     "pydevmapper.errors",

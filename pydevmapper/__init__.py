@@ -20,8 +20,8 @@ __version__ = "0.1.0"
 # public name -> defining module
 _EXPORTS = {
     "Control": "control", "Device": "device", "default_dev_dir": "control",
-    "Table": "table", "Target": "table", "TargetStatus": "table",
-    "TableSyntaxError": "table", "parse_targets": "table",
+    "Table": "tables", "Target": "tables", "TargetStatus": "tables",
+    "TableSyntaxError": "tables", "parse_targets": "tables",
     "DeviceInfo": "types", "DevNo": "types", "Name": "types", "Uuid": "types",
     "ListedDevice": "types", "TargetVersion": "types",
     "DMFlag": "flags",
@@ -106,5 +106,5 @@ if TYPE_CHECKING:  # pragma: no cover
         ValidationError,
     )
     from pydevmapper.flags import DMFlag
-    from pydevmapper.table import Table, TableSyntaxError, Target, TargetStatus, parse_targets
+    from pydevmapper.tables import Table, TableSyntaxError, Target, TargetStatus, parse_targets
     from pydevmapper.types import DeviceInfo, DevNo, ListedDevice, Name, TargetVersion, Uuid

@@ -15,7 +15,7 @@ import threading
 
 from pydevmapper.control import Control
 from pydevmapper.device import Device
-from pydevmapper.table import Table, TargetStatus
+from pydevmapper.tables import Table, TargetStatus
 from pydevmapper.types import DeviceInfo, DevNo, ListedDevice, TargetVersion
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing

@@ -35,6 +35,7 @@ from pydevmapper.channel import (
     LIST_EVENT_NR,
     LIST_UUID,
     LIST_VERSIONS,
+    MAX_BUFFER_SIZE,
     REMOVE_ALL,
     RENAME_UUID,
     TABLE_CLEAR,
@@ -49,9 +50,9 @@ from pydevmapper.channel import (
     text,
 )
 from pydevmapper.device import Device
-from pydevmapper.errors import DeviceNotFoundError, DMError, ValidationError
+from pydevmapper.errors import DeviceExistsError, DeviceNotFoundError, DMError, ValidationError
 from pydevmapper.nodes import NODE_MODE, NODE_UID, NodeDir, Reconciled
-from pydevmapper.table import Table, TargetStatus, as_table
+from pydevmapper.tables import Table, TargetStatus, as_table
 from pydevmapper.types import DeviceInfo, DevNo, ListedDevice, TargetVersion, Uuid, check_id, describe
 from pydevmapper.uevent_policy import UeventPolicy
 
@@ -274,16 +275,24 @@ class Control:
         ``channel.kmsg_cursor()`` placed before the first step of an
         operation, so a failure reads what was logged since.
         """
-        raw = validate.device_name(name)
-        uuid_raw = validate.device_uuid(uuid) if uuid is not None else b""
+        raw = validate.new_device_name(name)
+        uuid_raw = validate.new_device_uuid(uuid) if uuid is not None else b""
         flags = 0
         dev = 0
         if devno is not None:
             check_id(devno)
             flags |= lib.DM_PERSISTENT_DEV_FLAG
             dev = os.makedev(devno.major, devno.minor)
-        info = self.channel.call(DEV_CREATE, name=raw, uuid=uuid_raw, dev=dev,
-                                 flags=flags, cursor=cursor).info()
+        try:
+            info = self.channel.call(DEV_CREATE, name=raw, uuid=uuid_raw, dev=dev,
+                                     flags=flags, cursor=cursor).info()
+        except DeviceNotFoundError as exc:
+            if devno is None:
+                raise
+            # dm_create() answers ENXIO when it cannot have the minor asked
+            # for: another device has it.
+            raise DeviceExistsError(errno.ENXIO, exc.command, exc.device, exc.kernel_message,
+                                    f"device number {devno.major}:{devno.minor} is in use") from None
         if node:
             try:
                 self.policy.created(info.name, info.devno)
@@ -323,7 +332,7 @@ class Control:
     def rename(self, device: DeviceId, new_name: str) -> DeviceInfo:
         """DM_DEV_RENAME to a new name."""
         check_id(device)
-        raw = validate.device_name(new_name)
+        raw = validate.new_device_name(new_name)
         old = self._renameable(device)
         if self.policy.real and isinstance(old, Uuid):
             old = self.info(old).name  # the node to move is named by name
@@ -336,7 +345,7 @@ class Control:
     def set_uuid(self, device: DeviceId, uuid: str) -> DeviceInfo:
         """DM_DEV_RENAME with DM_UUID_FLAG: give a device without one a uuid."""
         check_id(device)
-        raw = validate.device_uuid(uuid)
+        raw = validate.new_device_uuid(uuid)
         self.channel.require(RENAME_UUID, "setting a uuid")
         info = self.channel.call(DEV_RENAME, self._renameable(device), flags=lib.DM_UUID_FLAG,
                                  payload=records.encode_cstring(raw)).info()
@@ -365,7 +374,8 @@ class Control:
         """DM_DEV_SUSPEND without the suspend flag: swap in any inactive table, resume.
 
         The device's /dev/mapper entry exists on return (see ``Control``;
-        in a udev transaction, once it is released).
+        in a udev transaction, once it is released) if it has a live table:
+        the kernel resumes a device without one to no effect.
         """
         flags = 0
         if noflush:
@@ -373,7 +383,10 @@ class Control:
         if nolockfs:
             flags |= lib.DM_SKIP_LOCKFS_FLAG
         info = self._uevent(DEV_SUSPEND, device, flags=flags, cursor=cursor).info()
-        self.policy.resumed(info.name, info.devno)
+        # Without a table the kernel does nothing (no disk exists before the
+        # first load, no uevent is raised), so there is no node to make.
+        if info.live_table:
+            self.policy.resumed(info.name, info.devno)
         return info
 
     def info(self, device: DeviceId, *, inactive: bool = False) -> DeviceInfo:
@@ -399,6 +412,8 @@ class Control:
         check_id(device)
         if event_nr is None:
             event_nr = self.info(device).event_nr
+        else:
+            validate.unsigned(event_nr, "event_nr", 32)
         # The reply's status records are not needed (info() reads them on
         # demand), and re-issuing a wait to fit them would wait again.
         return self.channel.call(DEV_WAIT, device, event_nr=event_nr, retry_full=False).info()
@@ -481,11 +496,17 @@ class Control:
         """
         # The device address is checked by the channel, before anything is sent.
         validate.sector_count(sector, "message sector")
+        validate.unsigned(reply_size, "reply_size", 32)
+        if reply_size > MAX_BUFFER_SIZE:
+            raise ValidationError(f"reply_size {reply_size} exceeds the "
+                                  f"{MAX_BUFFER_SIZE}-byte limit of a reply buffer")
         flags = 0
         if not isinstance(message, str):  # a typed message (pydevmapper.targets)
             if message.secure:
                 flags = lib.DM_SECURE_DATA_FLAG  # the kernel wipes its copy, the channel ours
             message = message.text()
+        elif message.lstrip().startswith("key"):
+            flags = lib.DM_SECURE_DATA_FLAG  # dm-crypt's "key set <key>", as text
         raw = validate.parameter_string(message, "message", secret=bool(flags))
         if not raw.strip():
             raise ValidationError("message must not be empty")

@@ -6,7 +6,7 @@ from __future__ import annotations
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from pydevmapper.control import Control
-    from pydevmapper.table import Table, TargetStatus
+    from pydevmapper.tables import Table, TargetStatus
     from pydevmapper.targets import Message
     from pydevmapper.types import DeviceInfo, DevNo
 

@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 from pydevmapper.channel import TABLE_LOAD
 from pydevmapper.device import Device
-from pydevmapper.errors import DeviceBusyError, DMError
-from pydevmapper.table import Table, as_table
+from pydevmapper.errors import DeviceBusyError, DeviceNotFoundError, DMError, DMPermissionError
+from pydevmapper.tables import Table, as_table
 from pydevmapper.types import DevNo, check_id, describe
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
@@ -86,6 +86,8 @@ def wipe_table(ctl: Control, device: DeviceId, *, noflush: bool = True, nolockfs
     check_id(device)
     try:
         live = ctl.table(device)
+    except (DeviceNotFoundError, DMPermissionError):
+        raise
     except DMError:
         live = None
     if live is None or not live.size:

@@ -19,7 +19,7 @@ from itertools import repeat
 
 from pydevmapper._dm import ffi, lib
 from pydevmapper._namedtuple import build
-from pydevmapper.table import Target, TargetStatus
+from pydevmapper.tables import Target, TargetStatus
 from pydevmapper.types import ListedDevice, TargetVersion
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing

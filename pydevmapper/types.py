@@ -167,6 +167,11 @@ class ListedDevice(NamedTuple):
     event_nr: int | None
     uuid: str | None
 
+    @property
+    def devno(self) -> DevNo:
+        """The device number, as a ``DevNo`` (as ``DeviceInfo.devno``)."""
+        return build(DevNo, (self.major, self.minor))
+
 
 class TargetVersion(NamedTuple):
     """A loaded target type and its version (DM_LIST_VERSIONS)."""

@@ -38,6 +38,15 @@ def _bounded(value: object, what: str, max_bytes: int) -> bytes:
     return raw
 
 
+def _control_character(raw: bytes, value: object, what: str) -> None:
+    """Refuse C0 controls and DEL: the kernel takes them, but udev and the
+    /dev/mapper entries would then name the device differently (udev
+    replaces them, dmsetup mangles them to ``\\xNN``)."""
+    bad = next((c for c in raw if c < 0x20 or c == 0x7F), None)
+    if bad is not None:
+        raise ValidationError(f"{what} {value!r} contains the control character {bad:#04x}")
+
+
 def device_name(name: object) -> bytes:
     """Check a device name and return its bytes."""
     # A good name passes in this one frame: it is checked on every create,
@@ -50,7 +59,7 @@ def device_name(name: object) -> bytes:
             raw = name.encode("utf-8")
         except UnicodeEncodeError:
             raw = b""
-        if (raw and len(raw) <= NAME_MAX_BYTES and b"\0" not in raw and b"/" not in raw
+        if (raw and len(raw) <= NAME_MAX_BYTES and b"/" not in raw and name.isprintable()
                 and name not in _RESERVED_NAMES):
             return raw
     raw = _bounded(name, "device name", NAME_MAX_BYTES)
@@ -61,9 +70,36 @@ def device_name(name: object) -> bytes:
     return raw
 
 
+def new_device_name(name: object) -> bytes:
+    """Check a name a device is to be given (create, rename): a device_name
+    without control characters.  An existing device is still addressed by
+    the name it has, whoever gave it."""
+    raw = device_name(name)
+    if not name.isprintable():  # type: ignore[attr-defined]  # device_name passed a str
+        _control_character(raw, name, "device name")
+    return raw
+
+
 def device_uuid(uuid: object) -> bytes:
     """Check a device uuid and return its bytes."""
     return _bounded(uuid, "uuid", UUID_MAX_BYTES)
+
+
+def new_device_uuid(uuid: object) -> bytes:
+    """Check a uuid a device is to be given (create, set_uuid)."""
+    raw = _bounded(uuid, "uuid", UUID_MAX_BYTES)
+    _control_character(raw, uuid, "uuid")
+    return raw
+
+
+def unsigned(value: object, what: str, bits: int) -> int:
+    """An int that fits the protocol's ``bits``-bit unsigned field (bool is
+    refused): the record codec would fail on it with an untyped error."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"{what} must be an int, not {type(value).__name__}")
+    if not 0 <= value < 1 << bits:
+        raise ValidationError(f"{what} {value} is out of range (0 to {(1 << bits) - 1})")
+    return value
 
 
 def sector_count(value: object, what: str) -> int:

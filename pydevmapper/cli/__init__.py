@@ -140,7 +140,8 @@ def _run(s: Session, args: list[str]) -> int:
     columns = columns or selected is not None
     opts = None
     needs = {"needs_deps": False, "needs_tree": False, "needs_stats": False}
-    if columns and name not in ("help", "version") and not s.has("json"):
+    # --json replaces a report's rows, not -S's selection.
+    if columns and name not in ("help", "version") and (not s.has("json") or s.has("select")):
         from pydevmapper.cli import report
 
         try:
@@ -220,7 +221,7 @@ def _run_once(s: Session, args: list[str], multiple: bool, widths: list[int]) ->
         ok = False
     if s.concise_started:
         s.write("\n")
-    if opts is not None and plan.selected is None:
+    if opts is not None and plan.selected is None and not s.has("json"):
         from pydevmapper.cli import report
 
         s.write(report.format_report(opts, s.report_rows, widths))
@@ -280,8 +281,8 @@ def _run_selected(s: Session, cmd: Command, opts: Options | None) -> None:
 
     def keep(dev: ListedDevice) -> bool:
         row = info_row(s, s.info(dev.name))
-        # opts is None under --json, which -S here does not handle yet.
-        return row is not None and (opts.selection is None or opts.selection(row))  # type: ignore[union-attr]
+        selection = opts.selection if opts is not None else None
+        return row is not None and (selection is None or selection(row))
 
     for_all(s, cmd.fn, [], keep=keep)
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from pydevmapper.cli.commands import CommandFn
     from pydevmapper.errors import DMError
-    from pydevmapper.table import Target
+    from pydevmapper.tables import Target
     from pydevmapper.types import DeviceId, DeviceInfo
 
 
@@ -46,7 +46,7 @@ def _read_table(s: Session, file: str | None) -> list[Target]:
 
 
 def _parse_table(s: Session, text: str, label: str) -> list[Target]:
-    from pydevmapper.table import TableSyntaxError, parse_targets
+    from pydevmapper.tables import TableSyntaxError, parse_targets
 
     try:
         return parse_targets(text, dmsetup=True)
@@ -89,7 +89,7 @@ def _create_one(s: Session, name: str, uuid: str | None, minor: int | None,
                 readonly: bool, targets: list[Target] | None) -> None:
     from pydevmapper import operations
     from pydevmapper.errors import ValidationError
-    from pydevmapper.table import Table
+    from pydevmapper.tables import Table
     from pydevmapper.types import DevNo
 
     devno = None
@@ -206,7 +206,7 @@ def concise_devices(s: Session, text: str) -> Iterator[tuple[str, str | None, in
 
 def load(s: Session, args: list[str], multiple: bool) -> None:
     from pydevmapper.errors import ValidationError
-    from pydevmapper.table import Table
+    from pydevmapper.tables import Table
 
     if s.has("notable"):
         s.error("--notable only available when creating new device.")
@@ -234,7 +234,8 @@ def load(s: Session, args: list[str], multiple: bool) -> None:
 
 
 # A wipe's failed step, as libdm names it: (task, device number, uuid sent).
-_WIPE_STEPS = {"DM_TABLE_LOAD": ("reload", False, False),
+_WIPE_STEPS = {"DM_TABLE_STATUS": ("table", False, False),
+               "DM_TABLE_LOAD": ("reload", False, False),
                "DM_DEV_SUSPEND": ("resume", False, False)}
 
 
@@ -269,15 +270,28 @@ def remove_all(s: Session, args: list[str], multiple: bool) -> None:
 
 def wipe_table(s: Session, args: list[str], multiple: bool) -> None:
     from pydevmapper import operations
+    from pydevmapper.errors import DeviceNotFoundError
 
     if not args or not args[0]:
         s.error("No device specified.")
         raise Failed()
     device, force = args[0], bool(s.has("force"))
     ctl = s.control
-    s.call(_WIPE_STEPS, device, lambda: operations.wipe_table(
-        ctl, device, noflush=force or bool(s.has("noflush")),
-        nolockfs=force or bool(s.has("nolockfs")), readonly=bool(s.has("readonly"))))
+
+    def wipe() -> DeviceInfo:
+        try:
+            return operations.wipe_table(ctl, device, noflush=force or bool(s.has("noflush")),
+                                         nolockfs=force or bool(s.has("nolockfs")),
+                                         readonly=bool(s.has("readonly")))
+        except DeviceNotFoundError as exc:
+            if exc.command != "DM_TABLE_STATUS":
+                raise
+            # dmsetup sizes the error table from a table ioctl that failed,
+            # then sends the reload all the same, which fails the same way.
+            s.failure(_WIPE_STEPS, device, exc)
+            raise DeviceNotFoundError(errno.ENXIO, "DM_TABLE_LOAD", exc.device) from None
+
+    s.call(_WIPE_STEPS, device, wipe)
 
 
 # -- suspend, resume, clear, wait, rename, message -----------------------------
@@ -315,7 +329,7 @@ def wait(s: Session, args: list[str], multiple: bool) -> None:
             raise Failed()
         name, args = args[0], args[1:]
     device = s.device(name)
-    event_nr = atoi(args[-1]) if args else 0
+    event_nr = atoi(args[-1]) & 0xFFFFFFFF if args else 0  # dmsetup's (uint32_t) atoi()
     info = s.call("waitevent", device, lambda: s.control.wait(device, event_nr))
     if s.has("verbose"):
         s.write(s.long_info(info))

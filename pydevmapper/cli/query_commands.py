@@ -134,6 +134,11 @@ def info(s: Session, args: list[str], multiple: bool) -> None:
         return for_all(s, info, [])
     dev = s.info(s.device(args[0] if args else None))
     if s.has("json"):
+        selection = s.plan.report.selection if s.plan.report is not None else None
+        if selection is not None:  # info -c -S: the rows the report would keep
+            row = info_row(s, dev)
+            if row is None or not selection(row):
+                return
         s.json_rows.append(jsonout.info(dev, read_ahead(dev.major, dev.minor)))
     elif s.plan.columns:
         row = info_row(s, dev)

@@ -40,6 +40,13 @@ if TYPE_CHECKING:  # imported lazily: start-up time matters to scripts
 # the library version quote this one so their bytes match.
 EMULATED_LIBRARY = "1.02.185 (2022-05-18)"
 
+# How long pydmsetup waits for udev to release a cookie.  dmsetup waits
+# without bound; pydmsetup stops where udevd gives up on an event itself
+# (systemd-udevd's default event_timeout), so a slow udev - seconds per
+# event in an emulated guest - is waited for as dmsetup would, and a
+# completion that can no longer come still ends the wait.
+UDEV_TIMEOUT = 180.0
+
 
 class Failed(Exception):
     """The command failed; its messages were already printed."""
@@ -139,6 +146,7 @@ class Session:
                 self._control = Control(udev_sync=self.udev_sync_wanted(),
                                         udev_transaction=Transaction(cookie) if cookie else None,
                                         udev_rules=not self.has("noudevrules"),
+                                        udev_timeout=UDEV_TIMEOUT,
                                         on_udev_timeout=self.udev_late,
                                         # node_uid, node_gid and node_mode: ints
                                         **self._node_owner())  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ import os
 import sys
 
 from pydevmapper.cli import udev_cookies
-from pydevmapper.cli.session import Failed, Session
+from pydevmapper.cli.session import UDEV_TIMEOUT, Failed, Session
 
 
 def mknodes(s: Session, args: list[str], multiple: bool) -> None:
@@ -135,7 +135,7 @@ def udevreleasecookie(s: Session, args: list[str], multiple: bool) -> None:
         s.error(udev_cookies.bad_prefix(cookie))
         raise Failed()
     try:
-        udev.release_cookie(cookie)
+        udev.release_cookie(cookie, UDEV_TIMEOUT)
     except udev.UdevTimeoutError as exc:
         s.error(f"{s.prog}: {exc.strerror}")
         raise Failed() from None

@@ -12,16 +12,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import stat
+from typing import TYPE_CHECKING
 
 from pydevmapper.errors import ValidationError
 from pydevmapper.types import DevNo
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     import builtins
     from typing import Any, ClassVar, NoReturn, TypeVar
 
-    from pydevmapper.table import Target, TargetStatus
+    from pydevmapper.tables import Target, TargetStatus
 
     # The class a classmethod is called on (typing.Self is Python 3.11+).
     P = TypeVar("P", bound="Params")
@@ -305,7 +305,7 @@ class Params(_Typed):
 
     def target(self, start: int, length: int) -> Target:
         """The table line for this target at ``start`` for ``length`` sectors."""
-        from pydevmapper.table import Target
+        from pydevmapper.tables import Target
 
         self.check_length(length)
         return Target(start, length, self.TYPE, self.format())
@@ -368,7 +368,7 @@ class Unknown(Params):
         return self.params
 
     def target(self, start: int, length: int) -> Target:
-        from pydevmapper.table import Target
+        from pydevmapper.tables import Target
 
         return Target(start, length, self.type, self.params)
 

@@ -9,6 +9,7 @@ dm-target.c (error), dm-unstripe.c.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from pydevmapper._namedtuple import NamedTuple
 from pydevmapper.targets._base import (
@@ -22,7 +23,6 @@ from pydevmapper.targets._base import (
 )
 from pydevmapper.types import DevNo
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import TypeVar
 

@@ -10,6 +10,7 @@ dm-writecache.c, dm-era-target.c and their
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from pydevmapper.targets._base import (
     Message,
@@ -23,7 +24,6 @@ from pydevmapper.targets._base import (
 )
 from pydevmapper.types import DevNo
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

@@ -13,6 +13,7 @@ Documentation/admin-guide/device-mapper/vdo.rst.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from pydevmapper.targets._base import (
     Message,
@@ -24,7 +25,6 @@ from pydevmapper.targets._base import (
     register,
 )
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

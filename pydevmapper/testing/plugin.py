@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from pydevmapper.control import Control
     from pydevmapper.device import Device
     from pydevmapper.loopdev import LoopDevice
-    from pydevmapper.table import Table
+    from pydevmapper.tables import Table
 
     class _State(TypedDict):
         prefix: str | None

@@ -29,7 +29,7 @@ import pydevmapper as dm
 from pydevmapper import channel as _channel
 from pydevmapper import records, udev
 from pydevmapper._dm import HEADER_SIZE, ffi, lib
-from pydevmapper.table import Table
+from pydevmapper.tables import Table
 
 REPO = Path(__file__).resolve().parents[2]
 FLOOR = REPO / "csrc" / "dm_ioctl_floor"

@@ -136,3 +136,14 @@ def dmsetup_installed() -> None:
             pytest.fail(f"dmsetup is not installed ({kernel.REQUIRE_ENV} is set: this tier must run)",
                         pytrace=False)
         pytest.skip("needs dmsetup")
+
+
+# The reliability tier's counts, printed at the end of the session
+# (tests/root/conftest.py): section -> [cases tried, cases that held].
+RELIABILITY: dict[str, list[int]] = {}
+
+
+def record_cases(section: str, tried: int, held: int) -> None:
+    counts = RELIABILITY.setdefault(section, [0, 0])
+    counts[0] += tried
+    counts[1] += held

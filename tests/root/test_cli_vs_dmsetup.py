@@ -210,6 +210,8 @@ def test_failures_on_existing_state(dm_control, dm_name, zero_dev):
     same(["suspend", "nonexistent-pydmt"])
     same(["resume", "nonexistent-pydmt"])
     same(["rename", "nonexistent-pydmt", "x"])
+    same(["wipe_table", "nonexistent-pydmt"])
+    same(["wait", "--", zero_dev.name, "-1"])  # (uint32_t) -1: any event will do
     same(["message", zero_dev.name, "0", "hello"])
     same(["message", zero_dev.name, "x", "hello"])
     same(["reload", zero_dev.name, "--table", "0 8 nosuchtarget"])
@@ -344,6 +346,12 @@ def test_json_matches_the_api(dm_control, zero_dev, linear_dev, dm_loop_device):
         {"start": t.start, "length": t.length, "type": t.type, "params": t.status,
          "parsed": t.parsed().to_dict()}
         for t in dm_control.status(l)])
+
+    # -S keeps its selection under --json: only the selected device's rows
+    for command in (["info", "-c"], ["status"], ["table"]):
+        doc = _json(["-S", f"name={z}", *command])
+        assert [d["name"] for d in doc["devices"]] == [z], command
+    assert _json(["-S", f"name={z}", "info", "-c", l]) == {"devices": []}
 
     # targets and version
     assert _json(["targets"]) == {"targets": [

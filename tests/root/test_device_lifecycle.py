@@ -47,6 +47,32 @@ def test_create_with_chosen_minor(dm_control, dm_name):
         dm_control.remove(dm_name)
 
 
+def test_a_device_number_in_use_is_refused_as_taken(dm_make_device, dm_control, dm_name):
+    taken = dm_make_device("0 8 zero").info().devno
+    with pytest.raises(dm.DeviceExistsError, match=f"device number {taken.major}:{taken.minor} is in use"):
+        dm_control.create(dm_name, devno=taken)
+    assert not dm_control.exists(dm_name)
+
+
+def test_resume_without_a_table_changes_nothing_and_makes_no_node(dm_control, dm_name):
+    """The kernel resumes a device that has no table to no effect (it has no
+    disk yet, no uevent is raised): no /dev/mapper entry appears, through
+    the API or pydmsetup."""
+    from tests.root.helpers import forked_main
+
+    dm_control.create(dm_name, node=False)
+    try:
+        before = dm_control.info(dm_name)
+        assert not before.live_table
+        dm_control.resume(dm_name)
+        assert not os.path.lexists(f"/dev/mapper/{dm_name}")
+        assert forked_main(["resume", dm_name]) == (0, b"", b"")
+        assert not os.path.lexists(f"/dev/mapper/{dm_name}")
+        assert dm_control.info(dm_name) == before
+    finally:
+        dm_control.remove(dm_name)
+
+
 def test_duplicate_name_and_uuid_are_refused(dm_make_device, dm_control, dm_name):
     dm_make_device("0 8 zero", name=dm_name, uuid=f"PYDMT-dup-{dm_name}")
     with pytest.raises(dm.DeviceExistsError) as exc:
@@ -113,21 +139,40 @@ def test_deferred_remove_and_cancel(dm_control, dm_name):
     assert wait_for_dm_event(dm_control, lambda: not dm_control.exists(dm_name))
 
 
-def test_remove_all_spares_open_devices(dm_control, dm_make_device):
-    # REMOVE_ALL touches every device on the host, so only check it does not
-    # remove an open one (the guest holds nothing else of value).
+def test_remove_all_removes_the_unused_and_spares_open_devices(dm_control, dm_make_device):
+    # REMOVE_ALL touches every device of the machine: the guest holds
+    # nothing else of value.
+    unused = dm_make_device("0 8 zero")
     dev = dm_make_device("0 8 zero")
     fd = os.open(dev_node(dev), os.O_RDONLY)
     try:
         dm_control.remove_all()
         assert dm_control.exists(dev.devno)
+        assert not dm_control.exists(unused.devno)
     finally:
         os.close(fd)
 
 
-def test_set_geometry(dm_make_device, dm_control):
+def _geometry(path: str) -> tuple[int, int, int, int]:
+    """HDIO_GETGEO: struct hd_geometry {u8 heads, sectors; u16 cylinders; ulong start}."""
+    import fcntl
+    import struct
+
+    layout = struct.Struct("@BBHL")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        heads, sectors, cylinders, start = layout.unpack(fcntl.ioctl(fd, 0x0301, bytes(layout.size)))
+    finally:
+        os.close(fd)
+    return cylinders, heads, sectors, start
+
+
+def test_set_geometry_is_what_hdio_getgeo_reports(dm_make_device, dm_control):
     dev = dm_make_device("0 2048 zero")
     dm_control.set_geometry(dev.devno, 2, 16, 63, 0)
+    assert _geometry(dev_node(dev)) == (2, 16, 63, 0)
+    dm_control.set_geometry(dev.name, 65535, 255, 255, 7)
+    assert _geometry(dev_node(dev)) == (65535, 255, 255, 7)
     with pytest.raises(dm.DMError):
         dm_control.set_geometry(dm.DevNo(dev.devno.major, 1 << 19), 2, 16, 63, 0)
 

@@ -83,6 +83,27 @@ def test_reload_swaps_table_and_keeps_old_one_when_rejected(dm_make_device):
     assert not dev.info().inactive_table and not dev.info().suspended
 
 
+def test_a_reload_the_kernel_refuses_only_at_resume_keeps_the_old_table_live(dm_make_device,
+                                                                             dm_loop_device):
+    """A linear target longer than its device loads (the size is checked when
+    the table is swapped in, at resume): the resume fails, the old table
+    stays live and the device is resumed, with no inactive table left."""
+    major, minor = dm_loop_device.devno
+    dev = dm_make_device(f"0 64 linear {major}:{minor} 0")
+    sectors = 64 * 1024 * 2  # the fixture's 64 MiB
+    with pytest.raises(dm.DMError) as exc:
+        dev.reload(f"0 {sectors + 8} linear {major}:{minor} 0")
+    assert exc.value.command == "DM_DEV_SUSPEND"
+    assert dev.table() == dm.Table.parse(f"0 64 linear {major}:{minor} 0")
+    info = dev.info()
+    assert not info.suspended and info.live_table and not info.inactive_table
+    fd = os.open(dev.path, os.O_RDONLY)
+    try:
+        assert len(os.pread(fd, 4096, 0)) == 4096  # it answers I/O again
+    finally:
+        os.close(fd)
+
+
 def test_rejected_table_carries_kernel_reason_and_rolls_back(dm_control, dm_name):
     with pytest.raises(dm.InvalidTableError) as exc:
         dm_control.create_device(dm_name, "0 64 linear 254:65000 0")
@@ -129,12 +150,17 @@ def test_longest_name_is_kept_whole(dm_control, dm_prefix):
         assert name in {d.name for d in dm_control.list_devices()}
 
 
-def test_ima_measurement(dm_make_device, dm_control):
+@pytest.mark.dm_needs_basic_target
+def test_ima_measurement(dm_basic_target, dm_loop_device, dm_make_device, dm_control):
+    """basic_target answers STATUSTYPE_IMA in its own form, unlike its table
+    or status: what comes back proves the IMA flag reached the kernel."""
     if dm_control.version() < (4, 45, 0):
         pytest.skip("kernel DM interface predates IMA")
-    dev = dm_make_device("0 64 zero")
-    measured = dm_control.ima_measurement(dev.devno)
-    assert [m.type for m in measured] == ["zero"]
+    dev = dm_make_device(f"0 64 basic_target {dm_loop_device.devno_str} 8")
+    [measured] = dm_control.ima_measurement(dev.devno)
+    assert measured.type == "basic_target"
+    assert measured.status == (f"target_name=basic_target,target_version=1.0.0,"
+                               f"device_name={dm_loop_device.devno_str},start=8;")
 
 
 def test_reply_buffer_follows_the_replies_and_large_tables_still_come_whole(dm_make_device):

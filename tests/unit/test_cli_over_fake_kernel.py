@@ -55,3 +55,23 @@ def test_concise_devices_before_a_bad_entry_are_created(kernel, dmsetup):
     assert code == 1
     assert err == "Invalid flags parameter 'xx' must be 'ro' or 'rw' or empty.\nCommand failed.\n"
     assert len(kernel.of("DM_DEV_CREATE")) == 1
+
+
+@pytest.mark.parametrize("arg, event_nr", [("-1", 0xFFFFFFFF), ("4294967297", 1), ("7", 7)])
+def test_wait_takes_its_event_number_as_dmsetup_does(kernel, dmsetup, arg, event_nr):
+    """dmsetup sends (uint32_t) atoi(): -1 waits for any event at all."""
+    kernel.handlers["DM_DEV_WAIT"] = device_reply("x", 253, 9)
+    assert dmsetup("wait", "--", "x", arg)[0] == 0
+    [wait] = kernel.of("DM_DEV_WAIT")
+    assert wait.event_nr == event_nr
+
+
+def test_wipe_table_of_a_missing_device_fails_as_dmsetups_does(kernel, dmsetup):
+    """dmsetup's table ioctl fails, and the reload it sends anyway fails too."""
+    from fake_kernel import fail
+
+    kernel.handlers["DM_TABLE_STATUS"] = fail(6)
+    assert dmsetup("wipe_table", "gone") == (1, "", (
+        "device-mapper: table ioctl on gone  failed: No such device or address\n"
+        "device-mapper: reload ioctl on gone  failed: No such device or address\n"
+        "Command failed.\n"))

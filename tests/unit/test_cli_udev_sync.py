@@ -15,6 +15,7 @@ class FakeControl:
     def __init__(self, path=None, *, udev_sync=None, dev_dir=None, udev_timeout=30.0,
                  udev_transaction=None, udev_rules=True, on_udev_timeout=None):
         self.udev_sync_arg = udev_sync
+        self.udev_timeout = udev_timeout
         self.on_udev_timeout = on_udev_timeout
         self.udev_transaction = udev_transaction
         self.udev_rules = udev_rules
@@ -71,6 +72,22 @@ def test_cookies_supported_follows_udev_and_noudevsync(fake_control, monkeypatch
     assert session("--noudevsync", "udevcookies").cookies_supported() is False
     monkeypatch.setattr(udev, "udev_running", lambda *a: False)
     assert session("udevcookies").cookies_supported() is False
+
+
+def test_udev_waits_last_as_long_as_udevd_gives_an_event(fake_control, monkeypatch):
+    """dmsetup waits for udev without bound; pydmsetup bounds its waits where
+    udevd kills an event's worker (180 s), not at the API's 30 s default
+    that an emulated guest's udev can outlast."""
+    from pydevmapper import udev
+    from pydevmapper.cli import udev_commands
+
+    session("create", "x").control
+    assert fake_control.made[-1].udev_timeout == 180.0
+    released = []
+    monkeypatch.setattr(udev, "udev_running", lambda *a: True)
+    monkeypatch.setattr(udev, "release_cookie", lambda key, timeout=30.0: released.append((key, timeout)))
+    udev_commands.udevreleasecookie(session("udevreleasecookie", "0x0D4D1234"), ["0x0D4D1234"], False)
+    assert released == [(0x0D4D1234, 180.0)]
 
 
 def test_udev_timeout_is_a_warning_not_a_failed_ioctl(fake_control, capsys):

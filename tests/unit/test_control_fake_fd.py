@@ -28,7 +28,7 @@ from pydevmapper.errors import (
     ValidationError,
 )
 from pydevmapper.flags import DMFlag
-from pydevmapper.table import Table, Target, TargetStatus
+from pydevmapper.tables import Table, Target, TargetStatus
 from pydevmapper.types import DevNo, ListedDevice, TargetVersion, Uuid
 
 # -- the fake itself --------------------------------------------------------------
@@ -867,3 +867,21 @@ def test_a_table_read_back_leaves_no_key_in_the_buffer(kernel, ctl):
     assert key not in bytes(view)
     ctl.status("vol")  # a status read is not secure data
     assert not kernel.of("DM_TABLE_STATUS")[1].flags & lib.DM_SECURE_DATA_FLAG
+
+
+def test_a_create_whose_minor_is_taken_is_a_device_exists_error(ctl, kernel):
+    """dm_create() answers ENXIO when the minor asked for is taken; without
+    one asked for, ENXIO stays what it is."""
+    kernel.handlers["DM_DEV_CREATE"] = fail(errno.ENXIO)
+    with pytest.raises(DeviceExistsError, match="device number 253:9 is in use") as exc:
+        ctl.create("x", devno=DevNo(253, 9))
+    assert (exc.value.errno, exc.value.command) == (errno.ENXIO, "DM_DEV_CREATE")
+    with pytest.raises(DeviceNotFoundError):
+        ctl.create("x")
+
+
+def test_wipe_table_of_a_missing_device_says_so(ctl, kernel):
+    kernel.handlers["DM_TABLE_STATUS"] = fail(errno.ENXIO)
+    with pytest.raises(DeviceNotFoundError):
+        ctl.wipe_table("gone")
+    assert "DM_TABLE_LOAD" not in kernel.commands()

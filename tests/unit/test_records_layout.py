@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from pydevmapper import records
 from pydevmapper._dm import HEADER_SIZE, ffi, lib
-from pydevmapper.table import Target, TargetStatus
+from pydevmapper.tables import Target, TargetStatus
 from pydevmapper.types import ListedDevice, TargetVersion
 
 # -- the independent layouts (little-endian x86_64, packed as the kernel lays them out)
@@ -336,6 +336,7 @@ def test_decode_name_list_empty():
 def test_decode_name_list_one_device_with_uuid():
     data = name_list_reply([("vol", 253, 0, 5, 1, "LVM-abc")])
     assert records.decode_name_list(data) == [ListedDevice("vol", 253, 0, 5, "LVM-abc")]
+    assert records.decode_name_list(data)[0].devno == (253, 0)
 
 
 def test_decode_name_list_doesnt_have_uuid_gives_empty_string():

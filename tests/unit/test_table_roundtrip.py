@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pydevmapper.errors import ValidationError
-from pydevmapper.table import Table, Target
+from pydevmapper.tables import Table, Target
 
 TARGET_TYPES = st.text(alphabet=string.ascii_lowercase + string.digits + "_-", min_size=1, max_size=15)
 # Printable one-line text with no leading or trailing whitespace (dmsetup's

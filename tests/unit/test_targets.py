@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from pydevmapper import targets as t
 from pydevmapper.errors import ValidationError
-from pydevmapper.table import Table, Target, TargetStatus
+from pydevmapper.tables import Table, Target, TargetStatus
 from pydevmapper.types import DevNo
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "targets"
@@ -552,3 +552,19 @@ def test_vdo_stats_answer_parses():
     text = "{ version : 36, dataBlocksUsed : 120, mode : normal, index : { entriesIndexed : 5, }, }"
     assert t.vdo.parse_stats(text) == {"version": 36, "dataBlocksUsed": 120, "mode": "normal",
                                        "index": {"entriesIndexed": 5}}
+
+
+def test_a_key_message_written_as_text_is_secure_data_too(kernel, ctl):
+    """dm-crypt's ``key set <key>`` sent as a plain string: the kernel is
+    told to wipe its copy, and a refused one is not quoted."""
+    from pydevmapper._dm import lib
+
+    ctl.message("vol", 0, f"key set {KEY_HEX}")
+    ctl.message("vol", 0, " key wipe")
+    ctl.message("vol", 0, "@stats_list")
+    keyed, wipe, plain = kernel.of("DM_TARGET_MSG")
+    assert keyed.flags & lib.DM_SECURE_DATA_FLAG and wipe.flags & lib.DM_SECURE_DATA_FLAG
+    assert not plain.flags & lib.DM_SECURE_DATA_FLAG
+    with pytest.raises(ValidationError) as err:
+        ctl.message("vol", 0, f"key set {KEY_HEX}\n")
+    assert KEY_HEX not in str(err.value)

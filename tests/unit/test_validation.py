@@ -9,7 +9,7 @@ import pytest
 
 from pydevmapper import validate
 from pydevmapper.errors import ValidationError
-from pydevmapper.table import Table, TableSyntaxError, Target, as_table, parse_targets
+from pydevmapper.tables import Table, TableSyntaxError, Target, as_table, parse_targets
 from pydevmapper.types import DevNo, Uuid, address, check_id
 
 
@@ -314,3 +314,51 @@ def test_parse_targets_dmsetup_mode_reads_like_sscanf(line, target):
 def test_parse_targets_dmsetup_mode_refuses_what_sscanf_refuses(line):
     with pytest.raises(TableSyntaxError):
         parse_targets(line, dmsetup=True)
+
+
+# -- names and uuids a device is given: no control characters -----------------------
+
+CONTROL_CHARACTERS = [chr(c) for c in [*range(1, 0x20), 0x7F]]
+
+
+@pytest.mark.parametrize("char", CONTROL_CHARACTERS, ids=lambda c: f"{ord(c):#04x}")
+def test_a_new_name_or_uuid_with_a_control_character_is_refused_before_the_kernel(ctl, kernel, char):
+    sent = list(kernel.commands())
+    for call, word in [
+        (lambda: ctl.create(f"x{char}y"), "device name"),
+        (lambda: ctl.create("x", uuid=f"u{char}"), "uuid"),
+        (lambda: ctl.rename("x", f"x{char}y"), "device name"),
+        (lambda: ctl.set_uuid("x", f"u{char}"), "uuid"),
+    ]:
+        with pytest.raises(ValidationError, match=f"{word} .* control character {ord(char):#04x}"):
+            call()
+    assert kernel.commands() == sent
+
+
+@pytest.mark.parametrize("name", ["ümlaut", "a\u00a0b", "zero\u200bwidth", "a b"])
+def test_printable_and_other_non_control_names_are_accepted(name):
+    assert validate.new_device_name(name) == name.encode()
+
+
+def test_an_existing_device_with_a_control_character_can_still_be_addressed(ctl, kernel):
+    """A name another tool gave stays usable: only new names are checked."""
+    ctl.info("x\ny")
+    assert kernel.of("DM_DEV_STATUS")[-1].name == b"x\ny"
+
+
+# -- numbers that fill fixed-size fields: a ValidationError, not struct.error ------
+
+@pytest.mark.parametrize("event_nr", [-1, 1 << 32, 1 << 40, True, "1", 1.0])
+def test_wait_event_nr_out_of_range_is_refused(ctl, kernel, event_nr):
+    sent = list(kernel.commands())
+    with pytest.raises(ValidationError, match="event_nr"):
+        ctl.wait("x", event_nr=event_nr)
+    assert kernel.commands() == sent
+
+
+@pytest.mark.parametrize("size", [-1, 1 << 32, 1 << 40, 256 * 1024 * 1024 + 1, None, 8.0])
+def test_message_reply_size_out_of_range_is_refused(ctl, kernel, size):
+    sent = list(kernel.commands())
+    with pytest.raises(ValidationError, match="reply_size"):
+        ctl.message("x", 0, "hello", reply_size=size)
+    assert kernel.commands() == sent

@@ -1,0 +1,203 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The reliability tier, concurrency: eight threads sharing one ``Control``
+and eight processes with their own, each creating and removing its own
+devices over one loop device, with udev running or not.
+
+A watchdog fails the test - printing every thread's stack, and each child
+prints its own - when a call outlives its bound: the udev timeout plus the
+remove's retry plus a margin.  Afterwards no device, /dev/mapper entry or
+udev cookie semaphore of the workload may remain.
+
+``PYDM_STRESS_LIFECYCLES`` sets the lifecycles per worker (the test
+command runs 10; the reliability issue's full run is 50).
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import sys
+import threading
+import time
+
+import pytest
+
+import pydevmapper as dm
+from pydevmapper import udev
+from tests.root.helpers import record_cases
+
+pytestmark = pytest.mark.dm_root
+
+LIFECYCLES = int(os.environ.get("PYDM_STRESS_LIFECYCLES", "10"))
+THREADS = PROCESSES = 8
+UDEV_TIMEOUT = 30.0
+RETRY = 10.0
+BOUND = UDEV_TIMEOUT + RETRY + 60.0  # per call: a wait, a remove's retries, emulation's slack
+
+
+def _lifecycles(ctl: dm.Control, prefix: str, loop: str, busy: dict, key: object) -> None:
+    for i in range(LIFECYCLES):
+        name = f"{prefix}-{i}"
+        busy[key] = time.monotonic()
+        ctl.create_device(name, f"0 64 linear {loop} {i * 64}")
+        busy[key] = time.monotonic()
+        ctl.remove(name, retry=RETRY)
+        busy.pop(key, None)
+
+
+def _child(prefix: str, loop: str) -> None:  # pragma: no cover - runs in a forked child
+    code = 1
+    try:
+        # Each call gets its own alarm: past the bound, every thread's stack
+        # goes to stderr and the child exits.
+        faulthandler.dump_traceback_later(BOUND * LIFECYCLES * 2, exit=True)
+        with dm.Control(udev_timeout=UDEV_TIMEOUT) as ctl:
+            for i in range(LIFECYCLES):
+                name = f"{prefix}-{i}"
+                faulthandler.dump_traceback_later(BOUND, exit=True)
+                ctl.create_device(name, f"0 64 linear {loop} {i * 64}")
+                faulthandler.dump_traceback_later(BOUND, exit=True)
+                ctl.remove(name, retry=RETRY)
+            faulthandler.cancel_dump_traceback_later()
+        code = 0
+    except BaseException as exc:  # noqa: BLE001 - the exit status and stderr report it
+        sys.stderr.write(f"child {prefix}: {type(exc).__name__}: {exc}\n")
+    finally:
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _leftovers(ctl: dm.Control, prefix: str, cookies_before: set[int]) -> list[str]:
+    left = [d.name for d in ctl.list_devices(uuids=False) if d.name.startswith(prefix)]
+    left += [f"/dev/mapper/{e}" for e in os.listdir("/dev/mapper") if e.startswith(prefix)]
+    left += [f"cookie {c:#x}" for c in {c.cookie for c in udev.list_cookies()} - cookies_before]
+    return left
+
+
+def test_threads_and_processes_create_and_remove_without_hang_or_leftovers(dm_loop_device, dm_prefix):
+    loop = dm_loop_device.devno_str
+    prefix = f"{dm_prefix}cc"
+    cookies_before = {c.cookie for c in udev.list_cookies()}
+    busy: dict = {}
+    errors: list[str] = []
+    stuck = threading.Event()
+    done = threading.Event()
+
+    def watchdog() -> None:
+        while not done.wait(1.0):
+            now = time.monotonic()
+            late = [k for k, since in list(busy.items()) if now - since > BOUND]
+            if late:
+                errors.append(f"threads {late} in one call for more than {BOUND:g}s")
+                faulthandler.dump_traceback(all_threads=True)
+                stuck.set()
+                return
+
+    shared = dm.Control(udev_timeout=UDEV_TIMEOUT)
+    children = []
+    try:
+        sys.stderr.flush()
+        for p in range(PROCESSES):
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - child
+                _child(f"{prefix}p{p}", loop)
+            children.append(pid)
+
+        def thread_main(t: int) -> None:
+            try:
+                _lifecycles(shared, f"{prefix}t{t}", loop, busy, t)
+            except BaseException as exc:  # noqa: BLE001 - collected for the assert
+                errors.append(f"thread {t}: {type(exc).__name__}: {exc}")
+
+        threads = [threading.Thread(target=thread_main, args=(t,), daemon=True) for t in range(THREADS)]
+        guard = threading.Thread(target=watchdog, daemon=True)
+        guard.start()
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + BOUND * LIFECYCLES * 2
+        for t in threads:
+            while t.is_alive() and not stuck.is_set() and time.monotonic() < deadline:
+                t.join(1.0)
+        for p, pid in enumerate(children):
+            _, status = os.waitpid(pid, 0)
+            if os.waitstatus_to_exitcode(status) != 0:
+                errors.append(f"process {p}: exit {os.waitstatus_to_exitcode(status)} (its stderr above)")
+        done.set()
+        if any(t.is_alive() for t in threads) and not stuck.is_set():
+            errors.append("threads still running at the workload's deadline")
+            faulthandler.dump_traceback(all_threads=True)
+    finally:
+        done.set()
+        shared.close()
+        with dm.Control() as ctl:  # whatever a failure left, for the next test
+            for d in ctl.list_devices(uuids=False):
+                if d.name.startswith(prefix):
+                    try:
+                        ctl.remove(d.devno, retry=RETRY)
+                    except dm.DMError as exc:
+                        errors.append(f"cleanup of {d.name}: {exc}")
+    with dm.Control() as ctl:
+        left = _leftovers(ctl, prefix, cookies_before)
+    for cookie in {c.cookie for c in udev.list_cookies()} - cookies_before:
+        udev.remove_cookie(cookie)  # counted above; not left to fail the next test
+    workers = THREADS + PROCESSES
+    record_cases(f"concurrency ({THREADS} threads, {PROCESSES} processes, {LIFECYCLES} lifecycles each)",
+                 workers, workers - len({e.split(":")[0] for e in errors}))
+    assert not errors, "\n".join(errors)
+    assert not left, f"left behind: {left}"
+
+
+@pytest.mark.skipif(not udev.sync_available(), reason="needs udevd with 95-dm-notify.rules (udev boot)")
+def test_with_udev_paused_every_call_times_out_within_its_bound_and_nothing_is_left(dm_loop_device,
+                                                                                    dm_prefix):
+    """udevd takes uevents but runs no rules for longer than the timeout:
+    every create_device gives up within its bound with UdevTimeoutError and
+    takes its device back; once udev runs again and settles, nothing of the
+    workload remains."""
+    import subprocess
+
+    loop = dm_loop_device.devno_str
+    prefix = f"{dm_prefix}paused"
+    timeout = 3.0
+    # create, load, resume (one wait), and on the timeout the rollback's
+    # remove (a second wait), with emulation's slack.
+    bound = 2 * timeout + 30.0
+    cookies_before = {c.cookie for c in udev.list_cookies()}
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def worker(ctl: dm.Control, w: int) -> None:
+        for i in range(2):
+            started = time.monotonic()
+            try:
+                ctl.create_device(f"{prefix}{w}-{i}", f"0 64 linear {loop} {i * 64}")
+                outcome = "created"
+            except udev.UdevTimeoutError:
+                outcome = "timed out"
+            except BaseException as exc:  # noqa: BLE001 - reported
+                outcome = f"{type(exc).__name__}: {exc}"
+            took = time.monotonic() - started
+            with lock:
+                outcomes.append(outcome if took <= bound else f"{outcome} after {took:.0f}s")
+
+    subprocess.run(["udevadm", "control", "--stop-exec-queue"], check=True, timeout=60)
+    try:
+        with dm.Control(udev_timeout=timeout) as shared:
+            threads = [threading.Thread(target=worker, args=(shared, w), daemon=True) for w in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(bound * 3)
+            assert not any(t.is_alive() for t in threads), "a worker is still blocked"
+    finally:
+        subprocess.run(["udevadm", "control", "--start-exec-queue"], check=True, timeout=60)
+        subprocess.run(["udevadm", "settle", "--timeout=300"], check=False, timeout=400)
+    with dm.Control() as ctl:
+        left = _leftovers(ctl, prefix, cookies_before)
+        for d in ctl.list_devices(uuids=False):
+            if d.name.startswith(prefix):
+                ctl.remove(d.devno, retry=RETRY)
+    record_cases("udev paused past the timeout", len(outcomes),
+                 outcomes.count("timed out"))
+    assert outcomes == ["timed out"] * 8, outcomes
+    assert not left, f"left behind: {left}"
