@@ -290,9 +290,11 @@ class Control:
             if devno is None:
                 raise
             # dm_create() answers ENXIO when it cannot have the minor asked
-            # for: another device has it.
+            # for (the kernel takes the minor alone): another device has it,
+            # or it could not be allocated.  The errno stays the kernel's.
             raise DeviceExistsError(errno.ENXIO, exc.command, exc.device, exc.kernel_message,
-                                    f"device number {devno.major}:{devno.minor} is in use") from None
+                                    f"minor {devno.minor} is already in use (or could "
+                                    f"not be allocated)") from None
         if node:
             try:
                 self.policy.created(info.name, info.devno)
@@ -413,7 +415,7 @@ class Control:
         if event_nr is None:
             event_nr = self.info(device).event_nr
         else:
-            validate.unsigned(event_nr, "event_nr", 32)
+            validate.unsigned(event_nr, "event_nr", 0xFFFFFFFF)
         # The reply's status records are not needed (info() reads them on
         # demand), and re-issuing a wait to fit them would wait again.
         return self.channel.call(DEV_WAIT, device, event_nr=event_nr, retry_full=False).info()
@@ -496,17 +498,17 @@ class Control:
         """
         # The device address is checked by the channel, before anything is sent.
         validate.sector_count(sector, "message sector")
-        validate.unsigned(reply_size, "reply_size", 32)
-        if reply_size > MAX_BUFFER_SIZE:
-            raise ValidationError(f"reply_size {reply_size} exceeds the "
-                                  f"{MAX_BUFFER_SIZE}-byte limit of a reply buffer")
+        validate.unsigned(reply_size, "reply_size", MAX_BUFFER_SIZE)
         flags = 0
         if not isinstance(message, str):  # a typed message (pydevmapper.targets)
             if message.secure:
                 flags = lib.DM_SECURE_DATA_FLAG  # the kernel wipes its copy, the channel ours
             message = message.text()
-        elif message.lstrip().startswith("key"):
-            flags = lib.DM_SECURE_DATA_FLAG  # dm-crypt's "key set <key>", as text
+        elif message.lstrip()[:3].lower() == "key":
+            # dm-crypt's "key set <key>" as text (the kernel compares the
+            # words without case), marked as the typed Crypt.key_set() is;
+            # another message marked so is only wiped and not quoted.
+            flags = lib.DM_SECURE_DATA_FLAG
         raw = validate.parameter_string(message, "message", secret=bool(flags))
         if not raw.strip():
             raise ValidationError("message must not be empty")

@@ -38,13 +38,13 @@ def _bounded(value: object, what: str, max_bytes: int) -> bytes:
     return raw
 
 
-def _control_character(raw: bytes, value: object, what: str) -> None:
-    """Refuse C0 controls and DEL: the kernel takes them, but udev and the
-    /dev/mapper entries would then name the device differently (udev
-    replaces them, dmsetup mangles them to ``\\xNN``)."""
-    bad = next((c for c in raw if c < 0x20 or c == 0x7F), None)
+def _control_character(value: str, what: str) -> None:
+    """Refuse control characters (C0, DEL, C1): the kernel takes them, but
+    udev and the /dev/mapper entries would then name the device differently
+    (udev replaces them), and a line break in a name splits every listing."""
+    bad = next((c for c in value if c < " " or "\x7f" <= c <= "\x9f"), None)
     if bad is not None:
-        raise ValidationError(f"{what} {value!r} contains the control character {bad:#04x}")
+        raise ValidationError(f"{what} {value!r} contains the control character {ord(bad):#04x}")
 
 
 def device_name(name: object) -> bytes:
@@ -75,8 +75,9 @@ def new_device_name(name: object) -> bytes:
     without control characters.  An existing device is still addressed by
     the name it has, whoever gave it."""
     raw = device_name(name)
-    if not name.isprintable():  # type: ignore[attr-defined]  # device_name passed a str
-        _control_character(raw, name, "device name")
+    assert isinstance(name, str)  # device_name refused anything else
+    if not name.isprintable():
+        _control_character(name, "device name")
     return raw
 
 
@@ -88,17 +89,19 @@ def device_uuid(uuid: object) -> bytes:
 def new_device_uuid(uuid: object) -> bytes:
     """Check a uuid a device is to be given (create, set_uuid)."""
     raw = _bounded(uuid, "uuid", UUID_MAX_BYTES)
-    _control_character(raw, uuid, "uuid")
+    assert isinstance(uuid, str)  # _bounded refused anything else
+    _control_character(uuid, "uuid")
     return raw
 
 
-def unsigned(value: object, what: str, bits: int) -> int:
-    """An int that fits the protocol's ``bits``-bit unsigned field (bool is
-    refused): the record codec would fail on it with an untyped error."""
+def unsigned(value: object, what: str, maximum: int) -> int:
+    """An int from 0 to ``maximum`` (bool is refused): a protocol field's
+    range, checked before the record codec or an allocation would fail on
+    it with an untyped error."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationError(f"{what} must be an int, not {type(value).__name__}")
-    if not 0 <= value < 1 << bits:
-        raise ValidationError(f"{what} {value} is out of range (0 to {(1 << bits) - 1})")
+    if not 0 <= value <= maximum:
+        raise ValidationError(f"{what} {value} is out of range (0 to {maximum})")
     return value
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import stat
-from typing import TYPE_CHECKING
 
 from pydevmapper.errors import ValidationError
 from pydevmapper.types import DevNo
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     import builtins
     from typing import Any, ClassVar, NoReturn, TypeVar

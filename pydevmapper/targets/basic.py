@@ -9,7 +9,6 @@ dm-target.c (error), dm-unstripe.c.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
 from pydevmapper._namedtuple import NamedTuple
 from pydevmapper.targets._base import (
@@ -23,6 +22,7 @@ from pydevmapper.targets._base import (
 )
 from pydevmapper.types import DevNo
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from typing import TypeVar
 

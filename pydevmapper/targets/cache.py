@@ -10,7 +10,6 @@ dm-writecache.c, dm-era-target.c and their
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
 from pydevmapper.targets._base import (
     Message,
@@ -24,6 +23,7 @@ from pydevmapper.targets._base import (
 )
 from pydevmapper.types import DevNo
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from typing import Any
 

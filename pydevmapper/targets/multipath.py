@@ -10,7 +10,6 @@ dm-log-writes.c and their Documentation/admin-guide/device-mapper/*.rst.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
 from pydevmapper._namedtuple import NamedTuple
 from pydevmapper.targets._base import (
@@ -25,6 +24,7 @@ from pydevmapper.targets._base import (
 )
 from pydevmapper.types import DevNo
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any

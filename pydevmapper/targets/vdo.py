@@ -13,7 +13,6 @@ Documentation/admin-guide/device-mapper/vdo.rst.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
 from pydevmapper.targets._base import (
     Message,
@@ -25,6 +24,7 @@ from pydevmapper.targets._base import (
     register,
 )
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from typing import Any
 

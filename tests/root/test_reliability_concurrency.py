@@ -74,6 +74,18 @@ def _leftovers(ctl: dm.Control, prefix: str, cookies_before: set[int]) -> list[s
     return left
 
 
+def _clear(ctl: dm.Control, prefix: str, cookies_before: set[int], errors: list[str]) -> None:
+    """Remove what the workload left, after it was counted."""
+    for d in ctl.list_devices(uuids=False):
+        if d.name.startswith(prefix):
+            try:
+                ctl.remove(d.devno, force=True, retry=RETRY)
+            except dm.DMError as exc:
+                errors.append(f"cleanup of {d.name}: {exc}")
+    for cookie in {c.cookie for c in udev.list_cookies()} - cookies_before:
+        udev.remove_cookie(cookie)
+
+
 def test_threads_and_processes_create_and_remove_without_hang_or_leftovers(dm_loop_device, dm_prefix):
     loop = dm_loop_device.devno_str
     prefix = f"{dm_prefix}cc"
@@ -129,17 +141,9 @@ def test_threads_and_processes_create_and_remove_without_hang_or_leftovers(dm_lo
     finally:
         done.set()
         shared.close()
-        with dm.Control() as ctl:  # whatever a failure left, for the next test
-            for d in ctl.list_devices(uuids=False):
-                if d.name.startswith(prefix):
-                    try:
-                        ctl.remove(d.devno, retry=RETRY)
-                    except dm.DMError as exc:
-                        errors.append(f"cleanup of {d.name}: {exc}")
-    with dm.Control() as ctl:
-        left = _leftovers(ctl, prefix, cookies_before)
-    for cookie in {c.cookie for c in udev.list_cookies()} - cookies_before:
-        udev.remove_cookie(cookie)  # counted above; not left to fail the next test
+        with dm.Control() as ctl:
+            left = _leftovers(ctl, prefix, cookies_before)
+            _clear(ctl, prefix, cookies_before, errors)  # for the next test
     workers = THREADS + PROCESSES
     record_cases(f"concurrency ({THREADS} threads, {PROCESSES} processes, {LIFECYCLES} lifecycles each)",
                  workers, workers - len({e.split(":")[0] for e in errors}))
@@ -192,11 +196,9 @@ def test_with_udev_paused_every_call_times_out_within_its_bound_and_nothing_is_l
     finally:
         subprocess.run(["udevadm", "control", "--start-exec-queue"], check=True, timeout=60)
         subprocess.run(["udevadm", "settle", "--timeout=300"], check=False, timeout=400)
-    with dm.Control() as ctl:
-        left = _leftovers(ctl, prefix, cookies_before)
-        for d in ctl.list_devices(uuids=False):
-            if d.name.startswith(prefix):
-                ctl.remove(d.devno, retry=RETRY)
+        with dm.Control() as ctl:
+            left = _leftovers(ctl, prefix, cookies_before)
+            _clear(ctl, prefix, cookies_before, [])
     record_cases("udev paused past the timeout", len(outcomes),
                  outcomes.count("timed out"))
     assert outcomes == ["timed out"] * 8, outcomes

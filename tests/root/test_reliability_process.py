@@ -32,9 +32,11 @@ def _in_child_as_nobody(action):
         except BaseException as exc:  # noqa: BLE001 - handed to the parent
             result, code = exc, 1
         finally:
-            with os.fdopen(write_end, "wb") as out:
-                pickle.dump(result, out)
-            os._exit(code)
+            try:
+                with os.fdopen(write_end, "wb") as out:
+                    pickle.dump(result, out)
+            finally:
+                os._exit(code)
     os.close(write_end)
     with os.fdopen(read_end, "rb") as pipe:
         result = pickle.load(pipe)

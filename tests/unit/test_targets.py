@@ -560,10 +560,10 @@ def test_a_key_message_written_as_text_is_secure_data_too(kernel, ctl):
     from pydevmapper._dm import lib
 
     ctl.message("vol", 0, f"key set {KEY_HEX}")
-    ctl.message("vol", 0, " key wipe")
+    ctl.message("vol", 0, f" KEY Set {KEY_HEX}")  # dm-crypt takes the words in any case
     ctl.message("vol", 0, "@stats_list")
-    keyed, wipe, plain = kernel.of("DM_TARGET_MSG")
-    assert keyed.flags & lib.DM_SECURE_DATA_FLAG and wipe.flags & lib.DM_SECURE_DATA_FLAG
+    keyed, upper, plain = kernel.of("DM_TARGET_MSG")
+    assert keyed.flags & lib.DM_SECURE_DATA_FLAG and upper.flags & lib.DM_SECURE_DATA_FLAG
     assert not plain.flags & lib.DM_SECURE_DATA_FLAG
     with pytest.raises(ValidationError) as err:
         ctl.message("vol", 0, f"key set {KEY_HEX}\n")

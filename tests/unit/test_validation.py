@@ -318,7 +318,7 @@ def test_parse_targets_dmsetup_mode_refuses_what_sscanf_refuses(line):
 
 # -- names and uuids a device is given: no control characters -----------------------
 
-CONTROL_CHARACTERS = [chr(c) for c in [*range(1, 0x20), 0x7F]]
+CONTROL_CHARACTERS = [chr(c) for c in [*range(1, 0x20), *range(0x7F, 0xA0)]]
 
 
 @pytest.mark.parametrize("char", CONTROL_CHARACTERS, ids=lambda c: f"{ord(c):#04x}")
