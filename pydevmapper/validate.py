@@ -90,7 +90,8 @@ def new_device_uuid(uuid: object) -> bytes:
     """Check a uuid a device is to be given (create, set_uuid)."""
     raw = _bounded(uuid, "uuid", UUID_MAX_BYTES)
     assert isinstance(uuid, str)  # _bounded refused anything else
-    _control_character(uuid, "uuid")
+    if not uuid.isprintable():
+        _control_character(uuid, "uuid")
     return raw
 
 

@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from pydevmapper.cli.commands import Command
     from pydevmapper.cli.report import Options
     from pydevmapper.cli.session import Session
-    from pydevmapper.types import ListedDevice
 
 __all__ = ["main"]
 
@@ -213,7 +212,7 @@ def _run_once(s: Session, args: list[str], multiple: bool, widths: list[int]) ->
     ok = True
     try:
         if plan.selected is not None:
-            _run_selected(s, plan.selected, opts)
+            _run_selected(s, plan.selected)
         else:
             _repeat(s, plan.run, args, multiple)
     except Failed:
@@ -275,16 +274,11 @@ def _repeat(s: Session, cmd: Command, args: list[str], multiple: bool) -> None:
         cmd.fn(s, args[i:], multiple)
 
 
-def _run_selected(s: Session, cmd: Command, opts: Options | None) -> None:
+def _run_selected(s: Session, cmd: Command) -> None:
     """-S on a command other than info: run it on each device the selection keeps."""
-    from pydevmapper.cli.query_commands import for_all, info_row
+    from pydevmapper.cli.query_commands import for_all, selected
 
-    def keep(dev: ListedDevice) -> bool:
-        row = info_row(s, s.info(dev.name))
-        selection = opts.selection if opts is not None else None
-        return row is not None and (selection is None or selection(row))
-
-    for_all(s, cmd.fn, [], keep=keep)
+    for_all(s, cmd.fn, [], keep=lambda dev: selected(s, s.info(dev.name)))
 
 
 def _report_options(s: Session, name: str) -> Options:

@@ -289,7 +289,7 @@ def wipe_table(s: Session, args: list[str], multiple: bool) -> None:
             # dmsetup sizes the error table from a table ioctl that failed,
             # then sends the reload all the same, which fails the same way.
             s.failure(_WIPE_STEPS, device, exc)
-            raise DeviceNotFoundError(errno.ENXIO, "DM_TABLE_LOAD", exc.device) from None
+            raise s.ioctl_failed("reload", device, exc) from None
 
     s.call(_WIPE_STEPS, device, wipe)
 

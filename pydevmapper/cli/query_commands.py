@@ -134,11 +134,9 @@ def info(s: Session, args: list[str], multiple: bool) -> None:
         return for_all(s, info, [])
     dev = s.info(s.device(args[0] if args else None))
     if s.has("json"):
-        selection = s.plan.report.selection if s.plan.report is not None else None
-        if selection is not None:  # info -c -S: the rows the report would keep
-            row = info_row(s, dev)
-            if row is None or not selection(row):
-                return
+        report = s.plan.report
+        if report is not None and report.selection is not None and not selected(s, dev):
+            return  # info -c -S: only the rows the report would keep
         s.json_rows.append(jsonout.info(dev, read_ahead(dev.major, dev.minor)))
     elif s.plan.columns:
         row = info_row(s, dev)
@@ -146,6 +144,14 @@ def info(s: Session, args: list[str], multiple: bool) -> None:
             s.report_rows.append(row)
     else:
         s.write(s.long_info(dev))
+
+
+def selected(s: Session, dev: DeviceInfo) -> bool:
+    """Whether -S keeps the device: its -c row passes the selection (a
+    device without a row is never kept)."""
+    row = info_row(s, dev)
+    selection = s.plan.report.selection if s.plan.report is not None else None
+    return row is not None and (selection is None or selection(row))
 
 
 def info_row(s: Session, dev: DeviceInfo) -> Row | None:

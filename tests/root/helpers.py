@@ -147,3 +147,10 @@ def record_cases(section: str, tried: int, held: int) -> None:
     counts = RELIABILITY.setdefault(section, [0, 0])
     counts[0] += tried
     counts[1] += held
+
+
+def cookie_keys() -> set[int]:
+    """The keys of every udev cookie semaphore now."""
+    from pydevmapper import udev
+
+    return {c.cookie for c in udev.list_cookies()}

@@ -24,7 +24,7 @@ import pytest
 
 import pydevmapper as dm
 from pydevmapper import udev
-from tests.root.helpers import record_cases
+from tests.root.helpers import cookie_keys, record_cases
 
 pytestmark = pytest.mark.dm_root
 
@@ -70,7 +70,7 @@ def _child(prefix: str, loop: str) -> None:  # pragma: no cover - runs in a fork
 def _leftovers(ctl: dm.Control, prefix: str, cookies_before: set[int]) -> list[str]:
     left = [d.name for d in ctl.list_devices(uuids=False) if d.name.startswith(prefix)]
     left += [f"/dev/mapper/{e}" for e in os.listdir("/dev/mapper") if e.startswith(prefix)]
-    left += [f"cookie {c:#x}" for c in {c.cookie for c in udev.list_cookies()} - cookies_before]
+    left += [f"cookie {c:#x}" for c in cookie_keys() - cookies_before]
     return left
 
 
@@ -82,14 +82,14 @@ def _clear(ctl: dm.Control, prefix: str, cookies_before: set[int], errors: list[
                 ctl.remove(d.devno, force=True, retry=RETRY)
             except dm.DMError as exc:
                 errors.append(f"cleanup of {d.name}: {exc}")
-    for cookie in {c.cookie for c in udev.list_cookies()} - cookies_before:
+    for cookie in cookie_keys() - cookies_before:
         udev.remove_cookie(cookie)
 
 
 def test_threads_and_processes_create_and_remove_without_hang_or_leftovers(dm_loop_device, dm_prefix):
     loop = dm_loop_device.devno_str
     prefix = f"{dm_prefix}cc"
-    cookies_before = {c.cookie for c in udev.list_cookies()}
+    cookies_before = cookie_keys()
     busy: dict = {}
     errors: list[str] = []
     stuck = threading.Event()
@@ -166,7 +166,7 @@ def test_with_udev_paused_every_call_times_out_within_its_bound_and_nothing_is_l
     # create, load, resume (one wait), and on the timeout the rollback's
     # remove (a second wait), with emulation's slack.
     bound = 2 * timeout + 30.0
-    cookies_before = {c.cookie for c in udev.list_cookies()}
+    cookies_before = cookie_keys()
     outcomes: list[str] = []
     lock = threading.Lock()
 

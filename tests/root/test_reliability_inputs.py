@@ -21,7 +21,7 @@ import pytest
 
 import pydevmapper as dm
 from pydevmapper import udev
-from tests.root.helpers import dmsetup_installed, forked_main, record_cases  # noqa: F401 (fixture)
+from tests.root.helpers import cookie_keys, dmsetup_installed, forked_main, record_cases  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.dm_root
 
@@ -40,7 +40,7 @@ def kernel_state(ctl: dm.Control) -> tuple:
                         ctl.table(listed.devno) if info.live_table else None,
                         ctl.table(listed.devno, inactive=True) if info.inactive_table else None))
     entries = sorted(os.listdir("/dev/mapper"))
-    cookies = sorted(c.cookie for c in udev.list_cookies())
+    cookies = sorted(cookie_keys())
     return devices, entries, cookies
 
 
@@ -55,7 +55,7 @@ def _undo(ctl: dm.Control, before: tuple) -> None:
     for listed in ctl.list_devices(uuids=False):
         if listed.devno not in kept:
             ctl.remove(listed.devno, force=True, retry=30.0)
-    for cookie in {c.cookie for c in udev.list_cookies()} - set(cookies):
+    for cookie in cookie_keys() - set(cookies):
         udev.remove_cookie(cookie)
 
 

@@ -20,7 +20,7 @@ import pytest
 
 import pydevmapper as dm
 from pydevmapper import udev
-from tests.root.helpers import record_cases
+from tests.root.helpers import cookie_keys, record_cases
 
 pytestmark = pytest.mark.dm_root
 
@@ -44,7 +44,7 @@ def test_kill_9_at_random_points_leaves_bounded_state_the_library_clears(dm_cont
     rng = random.Random(SEED)
     loop = dm_loop_device.devno_str
     name = f"{dm_prefix}killed"
-    cookies_before = {c.cookie for c in udev.list_cookies()}
+    cookies_before = cookie_keys()
     seen: dict[str, int] = {}
     problems: list[str] = []
     for r in range(ROUNDS):
@@ -57,7 +57,7 @@ def test_kill_9_at_random_points_leaves_bounded_state_the_library_clears(dm_cont
         os.waitpid(pid, 0)
 
         devices = [d for d in dm_control.list_devices(uuids=False) if d.name.startswith(dm_prefix)]
-        cookies = {c.cookie for c in udev.list_cookies()} - cookies_before
+        cookies = cookie_keys() - cookies_before
         if len(devices) > 1 or len(cookies) > 1:
             problems.append(f"round {r} (after {delay:.2f}s): {devices}, cookies {cookies}")
         for d in devices:
@@ -81,7 +81,7 @@ def test_kill_9_at_random_points_leaves_bounded_state_the_library_clears(dm_cont
             subprocess.run(["udevadm", "settle", "--timeout=120"], check=False, timeout=180)
         if os.path.lexists(f"/dev/mapper/{name}"):
             problems.append(f"round {r}: /dev/mapper/{name} is still there after clearing")
-        if dm_control.exists(name) or {c.cookie for c in udev.list_cookies()} - cookies_before:
+        if dm_control.exists(name) or cookie_keys() - cookies_before:
             problems.append(f"round {r}: something is left after clearing")
     record_cases(f"kill -9 at random points ({ROUNDS} rounds; left: "
                  f"{', '.join(f'{k} x{v}' for k, v in sorted(seen.items())) or 'nothing'})",
