@@ -124,6 +124,8 @@ nitpick_ignore = [
     ("py:class", "P"),
     ("py:class", "S"),
     ("py:class", "Version"),
+    # mangling.Mode is Literal["none", "auto", "hex"], as the module says.
+    ("py:class", "Mode"),
     ("py:class", "logging.Logger"),
     # Internal: the kernel-log cursor an operation passes to the steps of
     # Control.create/load/resume; pydevmapper.kmsg is not public API.

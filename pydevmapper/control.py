@@ -349,8 +349,10 @@ class Control:
         check_id(device)
         raw = validate.new_device_uuid(uuid)
         self.channel.require(RENAME_UUID, "setting a uuid")
-        info = self.channel.call(DEV_RENAME, self._renameable(device), flags=lib.DM_UUID_FLAG,
-                                 payload=records.encode_cstring(raw)).info()
+        # The kernel sends a change uevent for a new uuid as for a new name:
+        # udev's rules (by-id links) run, and a cookie waits for them.
+        info = self._uevent(DEV_RENAME, self._renameable(device), flags=lib.DM_UUID_FLAG,
+                            payload=records.encode_cstring(raw)).info()
         return info._replace(uuid=uuid)  # the reply still has the old (empty) uuid
 
     def _renameable(self, device: DeviceId) -> str:

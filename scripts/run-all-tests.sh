@@ -38,21 +38,52 @@ echo "== docs (html and man page; warnings are errors)"
 PYTHON="$PY" "$REPO/scripts/build-docs.sh" "$REPO/build/docs"
 record "docs" $?
 
+# The guest tiers, each one pytest session in its own guest, output to
+# build/logs/ and printed whole when the tier ends.  The udev boots run one
+# at a time with every host core (udevd's workers need them); the no-udev
+# boots, whose tests use one vCPU, run side by side with a core each.
+logs="$REPO/build/logs"
+mkdir -p "$logs"
+cores=$(nproc)
+declare -A tier_of=() log_of=() started=()
+declare -a failures=()
+start_tier() {  # kernel, udev|no-udev, vCPUs: boot a guest in the background
+    local kernel=$1 udev=$2 tier="$1 $2" flag=()
+    [ "$udev" = no-udev ] && flag=(--no-udev)
+    log_of[$tier]="$logs/root-$kernel-$udev.log"
+    started[$tier]=$SECONDS
+    echo "-- started: root tier, kernel $kernel, $udev ($3 vCPU)"
+    "$PY" -m pydevmapper.sandbox run --kernel "$kernel" "${flag[@]}" --cpus "$3" --timeout 2400 \
+        --env PYDM_REQUIRE_KERNEL=1 --env PYTHONDONTWRITEBYTECODE=1 -- \
+        "$PY" -m pytest tests/root -q -p no:cacheprovider --durations=10 > "${log_of[$tier]}" 2>&1 &
+    tier_of[$!]=$tier
+}
+finish_tier() {  # wait for one guest tier, print its log, record it
+    local pid rc tier
+    wait -n -p pid "${!tier_of[@]}"
+    rc=$?
+    tier=${tier_of[$pid]}
+    unset "tier_of[$pid]"
+    echo "== root tier: kernel ${tier% *}, ${tier#* } (guest, $(( SECONDS - started[$tier] )) s)"
+    cat "${log_of[$tier]}"
+    record "root tier, kernel ${tier% *}, ${tier#* }" "$rc"
+    # What a failed tier said last, for where only the end of the output is read.
+    [ "$rc" = 0 ] || failures+=("$tier: $(grep -E '^(FAILED|ERROR) |watchdog|^sandbox:|timed out' \
+        "${log_of[$tier]}" | tail -n 8 | cut -c1-300 | tr '\n' '|')")
+}
 for kernel in ${PYDM_KERNELS:-6.1 6.12}; do
-    for udev in udev no-udev; do
-        flag=()
-        [ "$udev" = no-udev ] && flag=(--no-udev)
-        echo "== root tier: kernel $kernel, $udev (guest)"
-        "$PY" -m pydevmapper.sandbox run --kernel "$kernel" "${flag[@]}" \
-            --env PYDM_REQUIRE_KERNEL=1 --env PYTHONDONTWRITEBYTECODE=1 -- \
-            "$PY" -m pytest tests/root -q -p no:cacheprovider
-        record "root tier, kernel $kernel, $udev" $?
-    done
+    start_tier "$kernel" udev "$cores"
+    finish_tier
 done
+for kernel in ${PYDM_KERNELS:-6.1 6.12}; do
+    start_tier "$kernel" no-udev $(( cores > 2 ? cores / 2 : 1 ))
+done
+while [ "${#tier_of[@]}" -gt 0 ]; do finish_tier; done
 
 echo
 echo "== summary"
 printf '%s\n' "${results[@]}"
+for f in "${failures[@]}"; do echo "failed tier $f"; done
 passed=$(printf '%s\n' "${results[@]}" | grep -c '^PASS')
 echo "tiers: $passed passed, $((${#results[@]} - passed)) failed"
 exit $failed

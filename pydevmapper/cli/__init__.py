@@ -278,7 +278,7 @@ def _run_selected(s: Session, cmd: Command) -> None:
     """-S on a command other than info: run it on each device the selection keeps."""
     from pydevmapper.cli.query_commands import for_all, selected
 
-    for_all(s, cmd.fn, [], keep=lambda dev: selected(s, s.info(dev.name)))
+    for_all(s, cmd.fn, [], keep=lambda dev: selected(s, s.info(s.device(dev.name))))
 
 
 def _report_options(s: Session, name: str) -> Options:

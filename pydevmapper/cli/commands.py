@@ -87,7 +87,7 @@ COMMANDS: dict[str, Command] = {
     "reload": Command(lambda: _device().load, 0, 2, 0),
     "wipe_table": Command(lambda: _device().wipe_table, 0, -1, 2),
     "rename": Command(lambda: _device().rename, 1, 2, 0),
-    "measure": Command(lambda: not_implemented("measure"), 0, -1, 2),
+    "measure": Command(lambda: _query().status, 0, -1, 2),
     "message": Command(lambda: _device().message, 2, -1, 0),
     "ls": Command(lambda: _query().ls, 0, 0, 0),
     "info": Command(lambda: _query().info, 0, -1, 1),

@@ -92,6 +92,8 @@ def _create_one(s: Session, name: str, uuid: str | None, minor: int | None,
     from pydevmapper.tables import Table
     from pydevmapper.types import DevNo
 
+    name = s.new_name(name)
+    uuid = s.sent(uuid, "UUID") if uuid is not None else None
     devno = None
     if minor is not None:
         devno = DevNo(atoi(s.value("major")) if s.has("major") else dm_major(), minor)
@@ -339,9 +341,11 @@ def rename(s: Session, args: list[str], multiple: bool) -> None:
     device = s.device(args[0] if len(args) == 2 else None)
     ctl = s.control
     if s.has("setuuid"):
-        s.call("rename", device, lambda: ctl.set_uuid(device, args[-1]))
+        uuid = s.sent(args[-1], "new UUID")
+        s.call("rename", device, lambda: ctl.set_uuid(device, uuid))
     else:
-        s.call("rename", device, lambda: ctl.rename(device, args[-1]))
+        name = s.new_name(args[-1], "new name")
+        s.call("rename", device, lambda: ctl.rename(device, name))
 
 
 def message(s: Session, args: list[str], multiple: bool) -> None:

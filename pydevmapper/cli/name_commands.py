@@ -7,9 +7,11 @@ the calling convention.
 
 from __future__ import annotations
 
+from pydevmapper import mangling
 from pydevmapper.cli import names
 from pydevmapper.cli.query_commands import for_all
 from pydevmapper.cli.session import Failed, Session
+from pydevmapper.errors import ValidationError
 
 
 def splitname(s: Session, args: list[str], multiple: bool) -> None:
@@ -22,6 +24,8 @@ def mangle(s: Session, args: list[str], multiple: bool) -> None:
     device = s.device(args[0] if args else None)
     dev = s.info(device)
     name = args[0] if args else dev.name
+    # The target form: --manglename, else libdm's built-in default (the
+    # environment is not read here); the lookups above were not mangled.
     mode = (s.value("manglename") or "auto").lower() if s.has("manglename") else "auto"
     if mode == "auto":
         for what, text in (("name", name), ("UUID", dev.uuid)):
@@ -30,8 +34,7 @@ def mangle(s: Session, args: list[str], multiple: bool) -> None:
                 s.error(f'The {what} "{text}" seems to be mangled more than once. '
                         f"Manual intervention required to {extra}.")
                 raise Failed()
-    fix = names.unmangle if mode == "none" else names.mangle
-    new_name, new_uuid = fix(name), fix(dev.uuid)
+    new_name, new_uuid = _fixed(s, name, "name", mode), _fixed(s, dev.uuid, "UUID", mode)
     if new_uuid != dev.uuid:
         s.error(f"{name}: {dev.uuid}: UUID in incorrect form. ")
         s.error("Unable to change device UUID. The device must be deactivated first.")
@@ -42,3 +45,16 @@ def mangle(s: Session, args: list[str], multiple: bool) -> None:
         return
     s.write(f"{name}: renaming to {new_name}\n")
     s.call("rename", device, lambda: s.control.rename(device, new_name))
+
+
+def _fixed(s: Session, text: str, what: str, mode: str) -> str:
+    """The form ``mode`` wants: unmangled for none, else mangled as auto
+    mangles (libdm mangles for this command as auto, even for hex)."""
+    if mode == "none":
+        return mangling.unmangle(text, "none")
+    try:
+        return mangling.mangle(text, "none", what)
+    except ValidationError as exc:
+        s.error(str(exc))
+        s.error(f'Failed to mangle device {what.lower()} "{text}".')
+        raise Failed() from None

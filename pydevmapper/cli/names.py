@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""Name handling dmsetup does in user space: LVM name splitting, mangling.
+"""Name handling dmsetup does in user space: LVM name splitting (mangling
+is the library's: pydevmapper.mangling).
 
 ``split_lvm_name`` follows libdm's rule: a single '-' separates VG, LV and
-layer, and '--' stands for a '-' inside a component.  ``mangle`` encodes
-every byte outside udev's safe set as ``\\xNN`` (libdm's "hex" mode).
+layer, and '--' stands for a '-' inside a component.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from __future__ import annotations
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from pydevmapper.cli.report import Row
-
-_SAFE = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#+-.:=@_")
 
 
 def _unquote(text: str) -> tuple[str, str]:
@@ -49,25 +47,3 @@ def uuid_prefix(uuid: str) -> str:
     """The subsystem of a device: its uuid up to the first '-' ("" without one)."""
     head, sep, _ = uuid.partition("-")
     return head if sep else ""
-
-
-def mangle(text: str) -> str:
-    raw = text.encode("utf-8", "surrogateescape")
-    return "".join(chr(b) if b in _SAFE else f"\\x{b:02x}" for b in raw)
-
-
-def unmangle(text: str) -> str:
-    out = bytearray()
-    raw = text.encode("utf-8", "surrogateescape")
-    i = 0
-    while i < len(raw):
-        if raw[i:i + 2] == b"\\x" and i + 4 <= len(raw):
-            try:
-                out.append(int(raw[i + 2:i + 4], 16))
-                i += 4
-                continue
-            except ValueError:
-                pass
-        out.append(raw[i])
-        i += 1
-    return out.decode("utf-8", "surrogateescape")

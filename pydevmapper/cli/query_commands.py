@@ -39,7 +39,7 @@ def for_all(s: Session, fn: CommandFn, args: list[str], silent: bool = False,
     """Run fn for every device (dmsetup's _process_all), or for those
     ``keep(device)`` keeps (-S on a command other than info); any failure
     fails the lot."""
-    devices = s.call("names", None, lambda: s.control.list_devices(uuids=False))
+    devices = s.list_devices()
     if not devices:
         if not silent and not s.has("json"):  # --json: an empty list, nothing else
             s.write("No devices found\n")
@@ -94,7 +94,8 @@ def read_output_options(s: Session, columns: bool) -> tuple[str | None, str, Tre
 
 def ls(s: Session, args: list[str], multiple: bool) -> None:
     if s.has("json"):
-        s.write(jsonout.ls(s.control.list_devices()))
+        s.write(jsonout.ls([d._replace(name=s.shown(d.name), uuid=d.uuid and s.shown(d.uuid, "UUID"))
+                            for d in s.control.list_devices()]))
         return
     if s.has("target") or s.has("exec"):
         for_all(s, lambda s2, a, m: _status_one(s2, a[0], "ls", False), [])
@@ -102,7 +103,7 @@ def ls(s: Session, args: list[str], multiple: bool) -> None:
     if s.has("tree"):
         _ls_tree(s)
         return
-    devices = s.call("names", None, lambda: s.control.list_devices(uuids=False))
+    devices = s.list_devices()
     if not devices:
         s.write("No devices found\n")
     for dev in devices:
@@ -115,6 +116,10 @@ def device_graph(s: Session) -> DeviceGraph:
 
     if s.graph is None:
         s.graph = s.call("names", None, lambda: dependency_graph(s.control))
+        for node in s.graph:
+            if node.info is not None:
+                node.info = node.info._replace(name=s.shown(node.info.name),
+                                               uuid=s.shown(node.info.uuid, "UUID"))
         if not len(s.graph):
             s.write("No devices found\n")
     return s.graph
@@ -162,9 +167,9 @@ def info_row(s: Session, dev: DeviceInfo) -> Row | None:
         return None
     subsystem = names.uuid_prefix(dev.uuid)
     row: Row = {
-        "name": dev.name, "mangled_name": names.mangle(dev.name),
-        "unmangled_name": names.unmangle(dev.name), "uuid": dev.uuid,
-        "mangled_uuid": names.mangle(dev.uuid), "unmangled_uuid": names.unmangle(dev.uuid),
+        "name": dev.name, "mangled_name": _mangled(s, dev.name, "name"),
+        "unmangled_name": _unmangled(s, dev.name), "uuid": dev.uuid,
+        "mangled_uuid": _mangled(s, dev.uuid, "UUID"), "unmangled_uuid": _unmangled(s, dev.uuid),
         "read_ahead": read_ahead(dev.major, dev.minor) or 0,
         "blkdevname": kernel_name(dev.major, dev.minor) or "",
         "attr": ("L" if dev.live_table else "-") + ("I" if dev.inactive_table else "-")
@@ -187,6 +192,29 @@ def info_row(s: Session, dev: DeviceInfo) -> Row | None:
     if s.plan.needs_tree:
         row.update(_tree_fields(s, dev.devno))
     return row
+
+
+def _mangled(s: Session, text: str, what: str) -> str:
+    """libdm's dm_task_get_{name,uuid}_mangled: ``text`` as shown, mangled
+    in the session's mode (none mangles as auto does)."""
+    from pydevmapper import mangling
+    from pydevmapper.errors import ValidationError
+
+    try:
+        return mangling.mangle(text, "hex" if s.mangling == "hex" else "none", what)
+    except ValidationError as exc:
+        s.error(str(exc))
+        s.error(f'Failed to mangle device {what.lower()} "{text}".')
+        s.error(f"_do_report_object: report function failed for field mangled_{what.lower()}")
+        raise Failed() from None
+
+
+def _unmangled(s: Session, text: str) -> str:
+    """libdm's dm_task_get_{name,uuid}_unmangled: shown names are already
+    unmangled unless mangling is off; then every \\xNN is decoded."""
+    from pydevmapper import mangling
+
+    return mangling.unmangle(text, "none") if s.mangling == "none" else text
 
 
 def _refuse_stats_regions(s: Session, dev: DeviceInfo) -> None:
@@ -257,6 +285,9 @@ def _status_one(s: Session, name: str | None, cmd: str, multiple: bool) -> None:
     if cmd == "table":
         tbl = s.call("table", device, lambda: ctl.table(device, inactive=inactive))
         lines = [(t.start, t.length, t.type, t.params) for t in (tbl or ())]
+    elif cmd == "measure":  # status with the IMA flag: what IMA would record now
+        lines = [(t.start, t.length, t.type, t.status) for t in s.call(
+            "status", device, lambda: ctl.ima_measurement(device, inactive=inactive), absent=True)]
     else:
         lines = [(t.start, t.length, t.type, t.status) for t in s.call("status", device, lambda: ctl.status(
             device, inactive=inactive, noflush=bool(s.has("noflush"))), absent=True)]

@@ -214,7 +214,8 @@ def format_report(opts: Options, rows: Sequence[Row],
     for field, descending in reversed(opts.sort):  # stable: last key first
         kept.sort(key=lambda r: r[field.id], reverse=descending)
     cells = [[str(r[f.id]) for f in opts.fields] for r in kept]
-    widths = [max([f.width] + [len(row[i]) for row in cells]) for i, f in enumerate(opts.fields)]
+    # libdm measures and pads in bytes (printf's %-*s): "é" takes two columns.
+    widths = [max([f.width] + [_bytes(row[i]) for row in cells]) for i, f in enumerate(opts.fields)]
     if widths_so_far is not None:
         if widths_so_far:
             widths = [max(pair) for pair in zip(widths, widths_so_far)]
@@ -223,7 +224,8 @@ def format_report(opts: Options, rows: Sequence[Row],
     def show(i: int, text: str) -> str:
         field = opts.fields[i]
         if opts.aligned and not opts.rows:  # libdm never pads transposed output
-            text = text.rjust(widths[i]) if field.kind == NUM else text.ljust(widths[i])
+            pad = " " * (widths[i] - _bytes(text))
+            text = pad + text if field.kind == NUM else text + pad
         if opts.prefixes:
             quote = "'" if opts.quoted else ""
             return f"DM_{field.id.upper()}={quote}{text}{quote}"
@@ -244,3 +246,6 @@ def format_report(opts: Options, rows: Sequence[Row],
             lines.append(sep.join(show(i, text) for i, text in enumerate(row)))
     return "".join(line + "\n" for line in lines)
 
+
+def _bytes(text: str) -> int:
+    return len(text.encode("utf-8", "surrogateescape"))

@@ -27,7 +27,8 @@ if TYPE_CHECKING:  # imported lazily: start-up time matters to scripts
     from pydevmapper.control import Control
     from pydevmapper.deptree import DeviceGraph
     from pydevmapper.errors import DMError
-    from pydevmapper.types import DeviceId, DeviceInfo, DevNo
+    from pydevmapper.mangling import Mode
+    from pydevmapper.types import DeviceId, DeviceInfo, DevNo, ListedDevice
     from pydevmapper.udev import UdevTimeoutError
 
     T = TypeVar("T")
@@ -46,6 +47,13 @@ EMULATED_LIBRARY = "1.02.185 (2022-05-18)"
 # event in an emulated guest - is waited for as dmsetup would, and a
 # completion that can no longer come still ends the wait.
 UDEV_TIMEOUT = 180.0
+
+
+# libdm's second line when a name or uuid cannot be mangled.
+_MANGLE_FAILED = {"name": 'Failed to mangle device name "{}".',
+                  "new name": 'Failed to mangle new device name "{}"',
+                  "UUID": 'Failed to mangle device uuid "{}".',
+                  "new UUID": 'Failed to mangle new device UUID "{}"'}
 
 
 class Failed(Exception):
@@ -113,6 +121,77 @@ class Session:
 
     def value(self, name: str) -> str | None:
         return self.values.get(name)
+
+    # -- names, mangled as libdm mangles them ----------------------------------
+    @property
+    def mangling(self) -> Mode:
+        """--manglename, else $DM_DEFAULT_NAME_MANGLING_MODE, else auto; the
+        mangle command looks devices up by their names as the kernel holds them."""
+        from pydevmapper import mangling
+
+        if self.current == "mangle":
+            return "none"
+        if self.has("manglename"):
+            return (self.value("manglename") or "").lower()  # type: ignore[return-value]  # checked by options
+        return mangling.default_mode()
+
+    def sent(self, text: str, what: str = "name") -> str:
+        """A name or uuid from the command line as libdm sends it (a path,
+        with '/', is looked up as it is)."""
+        from pydevmapper import mangling
+        from pydevmapper.errors import ValidationError
+
+        mode = self.mangling
+        if mode == "none" or not text or "/" in text:
+            return text
+        twice = mangling.mangled_twice(text, what) if mode == "auto" else None
+        if twice:
+            self.error(str(twice))
+            raise Failed()
+        try:
+            return mangling.mangle(text, mode, what)
+        except ValidationError as exc:
+            self.error(str(exc))
+            self.error(_MANGLE_FAILED[what].format(text))
+            raise Failed() from None
+
+    def new_name(self, name: str, what: str = "name") -> str:
+        """A name create or rename gives, as libdm sends it: '/' is refused
+        (a lookup takes it as a path), then the name is mangled."""
+        if "/" in name:
+            self.error(f'Name "{name}" invalid. It contains "/".')
+            raise Failed()
+        return self.sent(name, what)
+
+    def shown(self, text: str, what: str = "name") -> str:
+        """A name or uuid from the kernel as libdm returns it to dmsetup:
+        unmangled, unless mangling is off.  One libdm refuses fails the command."""
+        from pydevmapper import mangling
+        from pydevmapper.errors import ValidationError
+
+        mode = self.mangling
+        if mode == "none" or not text:
+            return text
+        try:
+            return mangling.unmangle(text, mode, what)
+        except ValidationError as exc:
+            self.error(str(exc))
+            raise Failed() from None
+
+    def list_devices(self) -> list[ListedDevice]:
+        """DM_LIST_DEVICES with names as libdm returns them: one name it
+        cannot unmangle fails the whole list, after each such name is said."""
+        devices = self.call("names", None, lambda: self.control.list_devices(uuids=False))
+        shown: list[ListedDevice] = []
+        failed = False
+        for dev in devices:
+            try:
+                shown.append(dev._replace(name=self.shown(dev.name)))
+            except Failed:
+                failed = True
+        if failed:
+            raise Failed()
+        return shown
 
     # -- output ----------------------------------------------------------------
     def write(self, text: str) -> None:
@@ -295,9 +374,9 @@ class Session:
         from pydevmapper.types import DevNo, Uuid
 
         if name is not None:
-            return name
+            return self.sent(name)
         if self.has("uuid"):
-            return Uuid(self.value("uuid") or "")
+            return Uuid(self.sent(self.value("uuid") or "", "UUID"))
         if self.has("major") and self.has("minor"):
             return DevNo(atoi(self.value("major")), atoi(self.value("minor")))
         self.error("No device specified.")
@@ -374,8 +453,10 @@ class Session:
         self.error(f"{self.prog}: warning: {task} on {exc.device}: {exc.strerror}")
 
     def info(self, device: DeviceId) -> DeviceInfo:
-        return self.call("info", device, lambda: self.control.info(
+        """DM_DEV_STATUS, its name and uuid as libdm returns them (shown)."""
+        info = self.call("info", device, lambda: self.control.info(
             device, inactive=bool(self.has("inactive"))), absent=True)
+        return info._replace(name=self.shown(info.name), uuid=self.shown(info.uuid, "UUID"))
 
     # -- long info ---------------------------------------------------------------
     def _node_read_ahead_failed(self, name: str) -> None:
@@ -398,7 +479,7 @@ class Session:
         lines = [f"Name:              {info.name}", f"State:             {state}"]
         ahead = read_ahead(info.major, info.minor)
         if ahead is None:
-            self._node_read_ahead_failed(info.name)
+            self._node_read_ahead_failed(self.sent(info.name))
         else:
             lines.append(f"Read Ahead:        {ahead}")
         if not info.live_table and not info.inactive_table:

@@ -21,7 +21,8 @@ def mknodes(s: Session, args: list[str], multiple: bool) -> None:
     if args or s.has("uuid") or s.has("major"):
         info = s.info(s.device(args[0] if args else None))
         if info is not None:
-            s.call("mknodes", info.name, lambda: s.control.sync_node(info.name))
+            name = s.sent(info.name)  # /dev/mapper holds the names as sent
+            s.call("mknodes", name, lambda: s.control.sync_node(name))
     else:
         s.call("mknodes", None, s.control.sync_nodes)
 

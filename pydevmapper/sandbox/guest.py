@@ -89,12 +89,17 @@ def host_has_device_mapper() -> bool:
     return False
 
 
+# What qemu prints when the host's KVM cannot set up a vCPU (nested hosts).
+_KVM_BROKEN = "failed to set MSR"
+
+
 def kvm_usable() -> bool:
     """Whether qemu can actually run a vCPU under KVM here.
 
     /dev/kvm existing and opening isn't enough: on some nested hosts qemu
     aborts at vCPU setup ("failed to set MSR ...").  So start a paused qemu
-    (-S) and see whether it survives a moment; that costs ~1 s.
+    (-S) and see whether it survives a moment; that costs 3 s where KVM
+    works (on a loaded host a broken one can take over a second to fail).
     Override with PYDM_SANDBOX_ACCEL=kvm|tcg.
     """
     forced = os.environ.get("PYDM_SANDBOX_ACCEL", "").lower()
@@ -108,7 +113,7 @@ def kvm_usable() -> bool:
     argv = [qemu, "-accel", "kvm", "-cpu", "host", "-nodefaults", "-display", "none", "-S", "-m", "64"]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        proc.wait(timeout=1.5)
+        proc.wait(timeout=3.0)
         return False  # exited on its own: KVM is broken
     except subprocess.TimeoutExpired:
         return True
@@ -391,6 +396,10 @@ def run_in_guest(
         log(f"sandbox: boot {attempt} of {BOOT_ATTEMPTS} failed before the command started; booting again")
         for note in result.notes:
             log(f"sandbox: {note}")
+        if accel == "kvm" and any(_KVM_BROKEN in note for note in result.notes):
+            # The probe can pass on a loaded host where KVM then fails.
+            log("sandbox: KVM cannot run this guest; using TCG")
+            accel = "tcg"
     raise AssertionError("unreachable")
 
 

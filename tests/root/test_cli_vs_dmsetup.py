@@ -76,6 +76,8 @@ READ_CASES = [
     ["table", "--inactive", "{z}"], ["table", "nonexistent-pydmt"],
     ["status", "{z}"], ["status", "{l}"], ["status", "-v", "{z}", "{l}"],
     ["status", "nonexistent-pydmt"], ["status", "--target", "linear", "{l}"],
+    ["measure", "{z}"], ["measure", "{l}"], ["measure", "-v", "{z}", "{l}"], ["measure", "--inactive", "{l}"],
+    ["measure", "--target", "linear", "{l}"], ["measure", "nonexistent-pydmt"],
     ["targets"], ["target-version", "zero", "linear"], ["target-version", "nosuchtarget"],
     ["mangle", "{z}"], ["mknodes", "{z}"], ["wait", "{z}", "5"],
     # --count/--interval: a report again after each tick, other output again at once

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import threading
 
 import pytest
 
@@ -107,6 +110,58 @@ def test_suspend_and_resume_flags(dm_make_device, dm_control):
     assert dev.suspend(noflush=True, nolockfs=True).suspended
     assert dm_control.info(dev.devno).suspended
     assert not dev.resume().suspended
+
+
+def in_thread(fn, *args):
+    """Start fn(*args) in a daemon thread; returns (thread, outcome list)."""
+    outcome: list = []
+
+    def run():
+        try:
+            outcome.append(fn(*args))
+        except OSError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+# How long a call that should block is watched before calling it blocked,
+# and how long one that should finish may take under emulation.
+BLOCKED_FOR = 3.0
+FINISHES_IN = 60.0
+
+
+def test_suspend_freezes_the_filesystem_unless_nolockfs(dm_make_loop, dm_make_device, tmp_path):
+    # Without nolockfs the kernel freezes the mounted filesystem: a write
+    # into it waits for the resume.  With nolockfs it goes to the page
+    # cache while the device stays suspended.
+    for tool in ("mkfs.ext4", "mount", "umount"):
+        if not shutil.which(tool):
+            pytest.fail(f"{tool} is missing (Debian: e2fsprogs, mount)")
+    loop = dm_make_loop(32)
+    dev = dm_make_device(f"0 {32 * 2048} linear {loop.path} 0")
+    subprocess.run(["mkfs.ext4", "-q", "-F", dev_node(dev)], check=True)
+    subprocess.run(["mount", dev_node(dev), str(tmp_path)], check=True)
+    try:
+        fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            for nolockfs in (False, True):
+                dev.suspend(nolockfs=nolockfs)
+                try:
+                    thread, outcome = in_thread(os.write, fd, b"x" * 4096)
+                    thread.join(FINISHES_IN if nolockfs else BLOCKED_FOR)
+                    assert thread.is_alive() is not nolockfs, f"nolockfs={nolockfs}"
+                    assert dev.info().suspended
+                finally:
+                    dev.resume()
+                thread.join(FINISHES_IN)
+                assert outcome == [4096]
+        finally:
+            os.close(fd)
+    finally:
+        subprocess.run(["umount", str(tmp_path)], check=True)
 
 
 def test_open_count_and_busy_remove(dm_make_device, dm_control):

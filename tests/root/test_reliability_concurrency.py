@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import faulthandler
 import os
+import signal
 import sys
 import threading
 import time
@@ -45,20 +46,29 @@ def _lifecycles(ctl: dm.Control, prefix: str, loop: str, busy: dict, key: object
         busy.pop(key, None)
 
 
+def _overdue(signum: int, frame: object) -> None:  # pragma: no cover - in a forked child
+    sys.stderr.write(f"child {os.getpid()}: a call outlived {BOUND:g}s\n")
+    faulthandler.dump_traceback(all_threads=True)
+    sys.stderr.flush()
+    os._exit(3)
+
+
 def _child(prefix: str, loop: str) -> None:  # pragma: no cover - runs in a forked child
     code = 1
     try:
         # Each call gets its own alarm: past the bound, every thread's stack
-        # goes to stderr and the child exits.
-        faulthandler.dump_traceback_later(BOUND * LIFECYCLES * 2, exit=True)
+        # goes to stderr and the child exits.  Not faulthandler's own timer:
+        # a child forked while the parent has one armed (pytest's
+        # faulthandler_timeout) deadlocks arming its own.
+        signal.signal(signal.SIGALRM, _overdue)
         with dm.Control(udev_timeout=UDEV_TIMEOUT) as ctl:
             for i in range(LIFECYCLES):
                 name = f"{prefix}-{i}"
-                faulthandler.dump_traceback_later(BOUND, exit=True)
+                signal.setitimer(signal.ITIMER_REAL, BOUND)
                 ctl.create_device(name, f"0 64 linear {loop} {i * 64}")
-                faulthandler.dump_traceback_later(BOUND, exit=True)
+                signal.setitimer(signal.ITIMER_REAL, BOUND)
                 ctl.remove(name, retry=RETRY)
-            faulthandler.cancel_dump_traceback_later()
+            signal.setitimer(signal.ITIMER_REAL, 0)
         code = 0
     except BaseException as exc:  # noqa: BLE001 - the exit status and stderr report it
         sys.stderr.write(f"child {prefix}: {type(exc).__name__}: {exc}\n")
