@@ -95,7 +95,7 @@ def mangle(text: str, mode: Mode = "auto", what: str = "name") -> str:
         i += 1
     result = "".join(out)
     # libdm mangles into the ioctl's field: 127 bytes for a name, 128 for a uuid.
-    if len(result) > (128 if what.endswith("UUID") else 127):
+    if len(result.encode("utf-8", "surrogateescape")) > (128 if what.endswith("UUID") else 127):
         raise ValidationError(f'Mangled form of the {what} too long for "{text}".')
     return result
 
@@ -106,23 +106,31 @@ def unmangle(text: str, mode: Mode = "auto", what: str = "name") -> str:
     In ``"auto"`` and ``"hex"`` a name must be in mangled form: any byte
     outside the set but a backslash is refused with libdm's message (and
     ``"auto"`` refuses a name mangled twice).  In ``"none"`` every ``\\xNN``
-    is decoded and the rest kept.  Decoding stops at a ``\\x`` not followed
-    by two hex digits, as libdm's does.
+    is decoded and the rest kept.  As in libdm, decoding stops at a ``\\x``
+    not followed by two hex digits: the name is kept as it is if nothing was
+    decoded before, else cut there.
     """
     if mode not in MODES:
         raise ValidationError(f"unknown name mangling mode {mode!r}: one of {', '.join(MODES)}")
     if mode == "auto" and (twice := mangled_twice(text, what)):
         raise twice
     raw = text.encode("utf-8", "surrogateescape")
-    if mode != "none" and any(b not in _SAFE and b != 0x5C for b in raw):
-        raise ValidationError(f'The {what} "{text}" should be mangled but it contains blacklisted characters.')
+    strict = mode != "none"
     out = bytearray()
+    decoded = False
     i = 0
     while i < len(raw):
+        if strict and raw[i] not in _SAFE and raw[i] != 0x5C:
+            raise ValidationError(f'The {what} "{text}" should be mangled but it contains blacklisted characters.')
         if raw[i:i + 2] == b"\\x":
             if not (len(raw) - i >= 4 and raw[i + 2] in _HEX and raw[i + 3] in _HEX):
+                # libdm stops here: the name as it was if nothing was
+                # decoded yet, else what was decoded so far.
+                if not decoded:
+                    return text
                 break
             out.append(int(raw[i + 2:i + 4], 16))
+            decoded = True
             i += 4
             continue
         out.append(raw[i])

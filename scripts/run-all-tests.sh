@@ -41,12 +41,14 @@ record "docs" $?
 # The guest tiers, each one pytest session in its own guest, output to
 # build/logs/ and printed whole when the tier ends.  The udev boots run one
 # at a time with every host core (udevd's workers need them); the no-udev
-# boots, whose tests use one vCPU, run side by side with a core each.
+# boots, whose tests use one vCPU, run side by side with half the cores each.
 logs="$REPO/build/logs"
 mkdir -p "$logs"
 cores=$(nproc)
 declare -A tier_of=() log_of=() started=()
 declare -a failures=()
+# Interrupted: stop the guests still running (each sandbox kills its qemu).
+trap 'kill $(jobs -p) 2>/dev/null; wait' EXIT
 start_tier() {  # kernel, udev|no-udev, vCPUs: boot a guest in the background
     local kernel=$1 udev=$2 tier="$1 $2" flag=()
     [ "$udev" = no-udev ] && flag=(--no-udev)
@@ -68,8 +70,10 @@ finish_tier() {  # wait for one guest tier, print its log, record it
     cat "${log_of[$tier]}"
     record "root tier, kernel ${tier% *}, ${tier#* }" "$rc"
     # What a failed tier said last, for where only the end of the output is read.
-    [ "$rc" = 0 ] || failures+=("$tier: $(grep -E '^(FAILED|ERROR) |watchdog|^sandbox:|timed out' \
-        "${log_of[$tier]}" | tail -n 8 | cut -c1-300 | tr '\n' '|')")
+    local said
+    said=$(grep -E '^(FAILED|ERROR) |watchdog|^sandbox:|timed out' "${log_of[$tier]}" | tail -n 8)
+    [ -n "$said" ] || said=$(tail -n 3 "${log_of[$tier]}")
+    [ "$rc" = 0 ] || failures+=("$tier: $(printf '%s' "$said" | cut -c1-300 | tr '\n' '|')")
 }
 for kernel in ${PYDM_KERNELS:-6.1 6.12}; do
     start_tier "$kernel" udev "$cores"

@@ -232,7 +232,7 @@ def load(s: Session, args: list[str], multiple: bool) -> None:
     info = s.call("reload", device, lambda: s.control.load(
         device, table, readonly=bool(s.has("readonly"))))
     if s.has("verbose"):
-        s.write(s.long_info(info))
+        s.write(s.long_info(s.shown_info(info)))
 
 
 # A wipe's failed step, as libdm names it: (task, device number, uuid sent).
@@ -277,7 +277,7 @@ def wipe_table(s: Session, args: list[str], multiple: bool) -> None:
     if not args or not args[0]:
         s.error("No device specified.")
         raise Failed()
-    device, force = args[0], bool(s.has("force"))
+    device, force = s.device(args[0]), bool(s.has("force"))
     ctl = s.control
 
     def wipe() -> DeviceInfo:
@@ -314,7 +314,7 @@ def _simple(task: str, method: str, pass_flags: bool) -> CommandFn:
         if info is not None and request:
             s.set_read_ahead(info.devno, request)
         if info is not None and s.has("verbose"):
-            s.write(s.long_info(info))
+            s.write(s.long_info(s.shown_info(info)))
     return run
 
 
@@ -334,7 +334,7 @@ def wait(s: Session, args: list[str], multiple: bool) -> None:
     event_nr = atoi(args[-1]) & 0xFFFFFFFF if args else 0  # dmsetup's (uint32_t) atoi()
     info = s.call("waitevent", device, lambda: s.control.wait(device, event_nr))
     if s.has("verbose"):
-        s.write(s.long_info(info))
+        s.write(s.long_info(s.shown_info(info)))
 
 
 def rename(s: Session, args: list[str], multiple: bool) -> None:

@@ -115,11 +115,11 @@ def device_graph(s: Session) -> DeviceGraph:
     from pydevmapper.deptree import dependency_graph
 
     if s.graph is None:
-        s.graph = s.call("names", None, lambda: dependency_graph(s.control))
-        for node in s.graph:
+        graph = s.call("names", None, lambda: dependency_graph(s.control))
+        for node in graph:
             if node.info is not None:
-                node.info = node.info._replace(name=s.shown(node.info.name),
-                                               uuid=s.shown(node.info.uuid, "UUID"))
+                node.info = s.shown_info(node.info)
+        s.graph = graph
         if not len(s.graph):
             s.write("No devices found\n")
     return s.graph

@@ -142,7 +142,7 @@ class Session:
         from pydevmapper.errors import ValidationError
 
         mode = self.mangling
-        if mode == "none" or not text or "/" in text:
+        if mode == "none" or not text or ("/" in text and what == "name"):
             return text
         twice = mangling.mangled_twice(text, what) if mode == "auto" else None
         if twice:
@@ -454,8 +454,11 @@ class Session:
 
     def info(self, device: DeviceId) -> DeviceInfo:
         """DM_DEV_STATUS, its name and uuid as libdm returns them (shown)."""
-        info = self.call("info", device, lambda: self.control.info(
-            device, inactive=bool(self.has("inactive"))), absent=True)
+        return self.shown_info(self.call("info", device, lambda: self.control.info(
+            device, inactive=bool(self.has("inactive"))), absent=True))
+
+    def shown_info(self, info: DeviceInfo) -> DeviceInfo:
+        """A reply's name and uuid as libdm returns them (see ``shown``)."""
         return info._replace(name=self.shown(info.name), uuid=self.shown(info.uuid, "UUID"))
 
     # -- long info ---------------------------------------------------------------
@@ -479,7 +482,7 @@ class Session:
         lines = [f"Name:              {info.name}", f"State:             {state}"]
         ahead = read_ahead(info.major, info.minor)
         if ahead is None:
-            self._node_read_ahead_failed(self.sent(info.name))
+            self._node_read_ahead_failed(info.name)  # libdm names the node as shown
         else:
             lines.append(f"Read Ahead:        {ahead}")
         if not info.live_table and not info.inactive_table:

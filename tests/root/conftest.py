@@ -4,6 +4,7 @@ reliability cases."""
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import os
 import signal
@@ -11,7 +12,7 @@ import sys
 
 import pytest
 
-# A test (setup and teardown included) that runs longer than this fails with
+# A test's set-up, call or clean-up that runs longer than this fails with
 # every thread's stack, instead of stalling the session until the guest is
 # killed and its output says nothing of where.  The slowest legitimate test
 # takes a few minutes under emulation.
@@ -24,22 +25,46 @@ class WatchdogExpired(BaseException):
 
 
 def _expired(signum, frame):
-    sys.stderr.write(f"\n== {TEST_TIMEOUT:.0f} s watchdog: every thread's stack\n")
-    faulthandler.dump_traceback(all_threads=True)
+    # The real stderr (descriptor 2, which pytest captures per test): a
+    # test's own capture of sys.stderr may not take a file descriptor.
+    err = sys.__stderr__
+    err.write(f"\n== {TEST_TIMEOUT:.0f} s watchdog: every thread's stack\n")
+    err.flush()
+    faulthandler.dump_traceback(file=err, all_threads=True)
     raise WatchdogExpired(f"the test ran over {TEST_TIMEOUT:.0f} s (PYDM_TEST_TIMEOUT); stacks above")
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_protocol(item, nextitem):
-    previous = signal.signal(signal.SIGALRM, _expired)
+@contextlib.contextmanager
+def _watchdog():
     # Not faulthandler's timer, which would also see a wait in the kernel:
     # a child forked while it is armed deadlocks arming its own.
+    previous = signal.signal(signal.SIGALRM, _expired)
     signal.setitimer(signal.ITIMER_REAL, TEST_TIMEOUT)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+# Armed for each phase apart, inside pytest's own handling of the phase,
+# so an expiry is that phase's failure and never the session's.
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    with _watchdog():
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    with _watchdog():
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    with _watchdog():
+        yield
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -99,7 +99,8 @@ def test_names_the_kernel_holds_are_shown_and_looked_up_as_dmsetup_does(ctl, pre
                  *(["info", "-c", "-o", report, prefix + name] for name in FEW),
                  ["info", prefix + "a b"], ["info", prefix + "a\\x20b"]):
         both(ctl, prefix, [*mode, *args], fresh=False)
-    for args in (["mangle"], ["remove", prefix + "a b"], ["remove", prefix + "a\\x20b"]):
+    for args in (["mangle"], ["remove", prefix + "a b"], ["remove", prefix + "a\\x20b"],
+                 ["wipe_table", prefix + "é"], ["resume", "-v", prefix + "a b"]):
         both(ctl, prefix, [*mode, *args], setup)
 
 

@@ -66,8 +66,12 @@ def test_round_trip_of_non_utf8_bytes():
 
 
 def test_decoding_stops_at_a_broken_escape():
-    assert mangling.unmangle("ab\\x4", "none") == "ab"
-    assert mangling.unmangle("ab\\xzz1", "none") == "ab"
+    # Nothing decoded yet: the name as it is; else what was decoded so far.
+    assert mangling.unmangle("ab\\x4", "none") == "ab\\x4"
+    assert mangling.unmangle("ab\\xzz1", "auto") == "ab\\xzz1"
+    assert mangling.unmangle("a\\x20b\\xzz1", "none") == "a b"
+    # libdm checks characters in order and stops at the broken escape.
+    assert mangling.unmangle("a\\xZZ b", "hex") == "a\\xZZ b"
 
 
 def test_the_mangled_form_must_fit_the_ioctl():
