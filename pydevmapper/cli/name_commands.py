@@ -11,7 +11,6 @@ from pydevmapper import mangling
 from pydevmapper.cli import names
 from pydevmapper.cli.query_commands import for_all
 from pydevmapper.cli.session import Failed, Session
-from pydevmapper.errors import ValidationError
 
 
 def splitname(s: Session, args: list[str], multiple: bool) -> None:
@@ -52,9 +51,4 @@ def _fixed(s: Session, text: str, what: str, mode: str) -> str:
     mangles (libdm mangles for this command as auto, even for hex)."""
     if mode == "none":
         return mangling.unmangle(text, "none")
-    try:
-        return mangling.mangle(text, "none", what)
-    except ValidationError as exc:
-        s.error(str(exc))
-        s.error(f'Failed to mangle device {what.lower()} "{text}".')
-        raise Failed() from None
+    return s.mangled(text, "none", what)

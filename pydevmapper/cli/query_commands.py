@@ -197,16 +197,8 @@ def info_row(s: Session, dev: DeviceInfo) -> Row | None:
 def _mangled(s: Session, text: str, what: str) -> str:
     """libdm's dm_task_get_{name,uuid}_mangled: ``text`` as shown, mangled
     in the session's mode (none mangles as auto does)."""
-    from pydevmapper import mangling
-    from pydevmapper.errors import ValidationError
-
-    try:
-        return mangling.mangle(text, "hex" if s.mangling == "hex" else "none", what)
-    except ValidationError as exc:
-        s.error(str(exc))
-        s.error(f'Failed to mangle device {what.lower()} "{text}".')
-        s.error(f"_do_report_object: report function failed for field mangled_{what.lower()}")
-        raise Failed() from None
+    return s.mangled(text, "hex" if s.mangling == "hex" else "none", what,
+                     f"_do_report_object: report function failed for field mangled_{what.lower()}")
 
 
 def _unmangled(s: Session, text: str) -> str:

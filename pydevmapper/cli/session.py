@@ -139,7 +139,6 @@ class Session:
         """A name or uuid from the command line as libdm sends it (a path,
         with '/', is looked up as it is)."""
         from pydevmapper import mangling
-        from pydevmapper.errors import ValidationError
 
         mode = self.mangling
         if mode == "none" or not text or ("/" in text and what == "name"):
@@ -148,11 +147,21 @@ class Session:
         if twice:
             self.error(str(twice))
             raise Failed()
+        return self.mangled(text, mode, what)
+
+    def mangled(self, text: str, mode: Mode, what: str, *after: str) -> str:
+        """``mangling.mangle``; a refusal printed as libdm prints it (its
+        message, then its "Failed to mangle" line and any ``after``)."""
+        from pydevmapper import mangling
+        from pydevmapper.errors import ValidationError
+
         try:
             return mangling.mangle(text, mode, what)
         except ValidationError as exc:
             self.error(str(exc))
             self.error(_MANGLE_FAILED[what].format(text))
+            for line in after:
+                self.error(line)
             raise Failed() from None
 
     def new_name(self, name: str, what: str = "name") -> str:
