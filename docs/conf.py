@@ -94,6 +94,8 @@ apicheck_modules = [
     "pydevmapper.operations",
     "pydevmapper.events",
     "pydevmapper.deptree",
+    "pydevmapper.stacks",
+    "pydevmapper.uevents",
     "pydevmapper.log",
     "pydevmapper.udev",
     "pydevmapper.nodes",
@@ -115,6 +117,8 @@ nitpick_ignore = [
     # would fetch its inventory over the network, and the build is offline.
     ("py:class", "collections.abc.Callable"),
     ("py:class", "collections.abc.Iterable"),
+    ("py:class", "collections.abc.Iterator"),
+    ("py:class", "collections.abc.Mapping"),
     ("py:class", "collections.abc.Sequence"),
     ("py:class", "pathlib.Path"),
     ("py:class", "Logger"),  # logging.Logger, named as log.py imports it
@@ -124,6 +128,9 @@ nitpick_ignore = [
     ("py:class", "P"),
     ("py:class", "S"),
     ("py:class", "Version"),
+    # stacks.TableSpec: what a declared device's table may be, as
+    # DeviceSpec's docstring says.
+    ("py:class", "TableSpec"),
     # mangling.Mode is Literal["none", "auto", "hex"], as the module says.
     ("py:class", "Mode"),
     ("py:class", "logging.Logger"),

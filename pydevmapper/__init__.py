@@ -26,6 +26,10 @@ _EXPORTS = {
     "ListedDevice": "types", "TargetVersion": "types",
     "DMFlag": "flags",
     "dependency_graph": "deptree", "DeviceGraph": "deptree", "DeviceNode": "deptree",
+    "stack_members": "stacks", "suspend_stack": "stacks", "resume_stack": "stacks",
+    "reload_stack": "stacks", "remove_stack": "stacks", "ensure_stack": "stacks",
+    "teardown_stack": "stacks", "DeviceSpec": "stacks", "Ensured": "stacks",
+    "StackConflictError": "errors", "RollbackError": "errors",
     "DMError": "errors", "DeviceNotFoundError": "errors", "DeviceBusyError": "errors",
     "DeviceExistsError": "errors", "DMPermissionError": "errors",
     "InvalidTableError": "errors", "UnsupportedError": "errors",
@@ -43,11 +47,13 @@ _SUBMODULES = {"targets"}
 __all__ = [
     "Control", "DMError", "DMFlag", "DMPermissionError", "DevNo", "Device", "DeviceBusyError",
     "DeviceExistsError", "DeviceGraph", "DeviceInfo", "DeviceMapperUnavailableError", "DeviceNode",
-    "DeviceNotFoundError", "InvalidTableError", "ListedDevice", "Name", "Table", "TableSyntaxError",
-    "Target", "TargetStatus", "TargetVersion", "UnsupportedError", "Uuid", "ValidationError",
-    "create_device", "default_control", "default_dev_dir", "dependency_graph", "info",
-    "list_devices", "message", "parse_targets", "reload", "remove", "status", "table",
-    "target_versions", "version",
+    "DeviceNotFoundError", "DeviceSpec", "Ensured", "InvalidTableError", "ListedDevice", "Name",
+    "RollbackError", "StackConflictError", "Table", "TableSyntaxError", "Target", "TargetStatus", "TargetVersion",
+    "UnsupportedError", "Uuid", "ValidationError",
+    "create_device", "default_control", "default_dev_dir", "dependency_graph", "ensure_stack", "info",
+    "list_devices", "message", "parse_targets", "reload", "reload_stack", "remove", "remove_stack",
+    "resume_stack", "stack_members", "status", "suspend_stack", "table", "target_versions",
+    "teardown_stack", "version",
     "targets",
     "__version__",
 ]
@@ -102,9 +108,22 @@ if TYPE_CHECKING:  # pragma: no cover
         DMError,
         DMPermissionError,
         InvalidTableError,
+        RollbackError,
+        StackConflictError,
         UnsupportedError,
         ValidationError,
     )
     from pydevmapper.flags import DMFlag
+    from pydevmapper.stacks import (
+        DeviceSpec,
+        Ensured,
+        ensure_stack,
+        reload_stack,
+        remove_stack,
+        resume_stack,
+        stack_members,
+        suspend_stack,
+        teardown_stack,
+    )
     from pydevmapper.tables import Table, TableSyntaxError, Target, TargetStatus, parse_targets
     from pydevmapper.types import DeviceInfo, DevNo, ListedDevice, Name, TargetVersion, Uuid

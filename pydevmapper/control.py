@@ -413,14 +413,32 @@ class Control:
         device's state after the event.  Interrupted by a signal: raises
         ``InterruptedError`` (after any Python signal handler ran).
         """
+        return self._wait(device, event_nr, 0).info()
+
+    def wait_status(self, device: DeviceId,
+                    event_nr: int | None = None) -> tuple[DeviceInfo, list[TargetStatus]]:
+        """As ``wait``, and each target's status line as the kernel read it
+        right after the event (DM_DEV_WAIT's reply carries them): a thin
+        pool's free blocks at its low-water mark, a multipath device's
+        failed path.  Lines too long for the reply buffer are read again
+        with DM_TABLE_STATUS, a moment later.
+        """
+        reply = self._wait(device, event_nr, INITIAL_REPLY_SIZE)
+        info = reply.info()
+        if reply.flags & lib.DM_BUFFER_FULL_FLAG:
+            return info, self.status(device)
+        count = reply.target_count if reply.flags & _ACTIVE_PRESENT and reply.data else 0
+        return info, records.decode_status(reply.data, count)
+
+    def _wait(self, device: DeviceId, event_nr: int | None, room: int) -> Reply:
+        # ``room``: bytes for the status lines; a bare wait asks for none.
         check_id(device)
         if event_nr is None:
             event_nr = self.info(device).event_nr
         else:
             validate.unsigned(event_nr, "event_nr", 0xFFFFFFFF)
-        # The reply's status records are not needed (info() reads them on
-        # demand), and re-issuing a wait to fit them would wait again.
-        return self.channel.call(DEV_WAIT, device, event_nr=event_nr, retry_full=False).info()
+        # Never sent again for a bigger buffer: that would wait again.
+        return self.channel.call(DEV_WAIT, device, event_nr=event_nr, min_size=room, retry_full=False)
 
     def load(self, device: DeviceId, table: Table | str, *, readonly: bool = False,
              cursor: kmsg.KmsgCursor | None = None) -> DeviceInfo:

@@ -87,6 +87,11 @@ class Device:
         event); see ``Control.wait``."""
         return self.control.wait(self.devno, event_nr)
 
+    def wait_status(self, event_nr: int | None = None) -> tuple[DeviceInfo, list[TargetStatus]]:
+        """As ``wait``, with the status lines read right after the event; see
+        ``Control.wait_status``."""
+        return self.control.wait_status(self.devno, event_nr)
+
     def wipe_table(self) -> DeviceInfo:
         """An ``error`` table of the same size, live at once; see ``Control.wipe_table``."""
         return self.control.wipe_table(self.devno)

@@ -18,6 +18,17 @@ class ValidationError(ValueError):
     """Input the kernel would reject, truncate or misread; nothing was sent."""
 
 
+class StackConflictError(ValidationError):
+    """A declared stack cannot be made: devices of its names exist and are
+    not what it declares.  ``device`` names the stack (its top device),
+    ``differences`` has a line per difference; nothing was changed."""
+
+    def __init__(self, device: str, differences: list[str]) -> None:
+        super().__init__(f"stack {device} conflicts with what exists: " + "; ".join(differences))
+        self.device = device
+        self.differences = differences
+
+
 class DMError(OSError):
     """A device-mapper command failed in the kernel.
 
@@ -51,6 +62,22 @@ class DMError(OSError):
     def __reduce__(self) -> tuple[type[DMError], tuple[object, ...]]:  # keep the extra fields across pickling
         return (type(self), (self.errno, self.command, self.device,
                              self.kernel_message, self.strerror))
+
+
+class RollbackError(DMError):
+    """A multi-step operation failed and putting back what it had changed
+    failed too.  The errno, command, device and kernel message are the
+    original failure's (also ``__cause__``); ``left`` has a line per device
+    that is not as it was."""
+
+    def __init__(self, cause: DMError, left: list[str]) -> None:
+        code = cause.errno if cause.errno is not None else _errno.EIO
+        super().__init__(code, cause.command, cause.device, cause.kernel_message,
+                         f"{cause.strerror}; not put back: {'; '.join(left)}")
+        self.left = left
+
+    def __reduce__(self) -> tuple[type[DMError], tuple[object, ...]]:
+        return (DMError, (self.errno, self.command, self.device, self.kernel_message, self.strerror))
 
 
 class DeviceNotFoundError(DMError):

@@ -9,13 +9,15 @@ before and after.  Arming happens *before* each listing: an event between
 the listing and the poll then still wakes the poll, so none is lost.
 
 ``watch()`` is a blocking generator, ``async_watch()`` an asyncio async
-iterator; both yield ``DeviceEvent(name, event_nr)`` for every device whose
-event number changed, and for devices that appeared.  Each opens its own
+iterator; both yield a ``DeviceEvent`` for every device whose event number
+changed, that appeared, was renamed or went away.  Each opens its own
 control descriptor, because arming is per descriptor: two watchers sharing
 one would re-arm each other and miss events.
 
 For one device, ``Control.wait(device, event_nr)`` (DM_DEV_WAIT) blocks in
-the kernel until that device's event number moves.
+the kernel until that device's event number moves.  For what udev and the
+kernel announce (with udev cookies, and devices of other processes as they
+come), see ``pydevmapper.uevents``.
 """
 
 from __future__ import annotations
@@ -34,12 +36,17 @@ from pydevmapper.types import DevNo
 
 
 class DeviceEvent(NamedTuple):
-    """A device whose event number moved, or that appeared: its name, event number and device
-    number."""
+    """A device that changed between two listings: its name, event number and
+    device number, and ``kind``: "added", "renamed", "event" (its event number
+    moved) or "removed" (with the name and event number it had).  With a
+    ``name_prefix``, a device renamed away from the prefix is "removed", one
+    renamed into it "added".  The net change between two listings, by
+    device number: a number reused by a new device reads as "renamed"."""
 
     name: str
     event_nr: int
     devno: DevNo
+    kind: str = "event"
 
 
 Snapshot = dict[DevNo, DeviceEvent]
@@ -68,17 +75,25 @@ class _Watcher:
 
     def _snapshot(self) -> Snapshot:
         listed = self.ctl.list_devices(uuids=False)
-        return {DevNo(d.major, d.minor): DeviceEvent(d.name, d.event_nr or 0, DevNo(d.major, d.minor))
+        return {d.devno: DeviceEvent(d.name, d.event_nr or 0, d.devno)
                 for d in listed if d.name.startswith(self.prefix)}
 
     def changes(self) -> list[DeviceEvent]:
-        """Re-arm, list, and return what moved since the last listing."""
+        """Re-arm, list, and return what changed since the last listing."""
         self.ctl.arm_poll()
         now = self._snapshot()
-        moved = [ev for devno, ev in now.items()
-                 if devno not in self.last or self.last[devno].event_nr != ev.event_nr]
+        found: list[DeviceEvent] = []
+        for devno, ev in now.items():
+            old = self.last.get(devno)
+            if old is None:
+                found.append(ev._replace(kind="added"))
+            elif old.name != ev.name:
+                found.append(ev._replace(kind="renamed"))
+            elif old.event_nr != ev.event_nr:
+                found.append(ev)
+        found += [ev._replace(kind="removed") for devno, ev in self.last.items() if devno not in now]
         self.last = now
-        return moved
+        return found
 
     def close(self) -> None:
         self.ctl.close()
@@ -134,9 +149,23 @@ class watch:
 
 
 def _wake(ready: asyncio.Future[None]) -> None:
-    """async_watch's reader callback: the control node is readable."""
     if not ready.done():
         ready.set_result(None)
+
+
+async def readable(fd: int, timeout: float | None) -> bool:
+    """Wait on the running loop (``loop.add_reader``, never blocking it)
+    until ``fd`` is readable; False once ``timeout`` seconds have passed."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+    loop.add_reader(fd, _wake, ready)
+    try:
+        await asyncio.wait_for(ready, timeout)
+        return True
+    except asyncio.TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(fd)
 
 
 class async_watch:
@@ -164,19 +193,8 @@ class async_watch:
         loop = asyncio.get_running_loop()
         deadline = None if self._timeout is None else loop.time() + self._timeout
         while not self._pending:
-            ready: asyncio.Future[None] = loop.create_future()
-            fd = self._watcher.fileno()
-            loop.add_reader(fd, _wake, ready)
             left = None if deadline is None else deadline - loop.time()
-            try:
-                await asyncio.wait_for(ready, left)
-            except asyncio.TimeoutError:
-                timed_out = True
-            else:
-                timed_out = False
-            finally:
-                loop.remove_reader(fd)
-            if timed_out:
+            if not await readable(self._watcher.fileno(), left):
                 await self.aclose()
                 raise StopAsyncIteration
             self._pending = self._watcher.changes()

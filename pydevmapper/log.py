@@ -8,6 +8,8 @@
 ``pydevmapper.udev``
     DEBUG: each wait on a udev cookie and how it ended; WARNING: a wait
     that timed out.
+``pydevmapper.stacks``
+    WARNING: a device ``remove_stack`` left in place, and why.
 
 Enable it as any library's: ``logging.basicConfig(level=logging.DEBUG)`` or
 ``logging.getLogger("pydevmapper").setLevel(logging.DEBUG)`` with a handler.

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import errno
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from pydevmapper.channel import TABLE_LOAD
 from pydevmapper.device import Device
-from pydevmapper.errors import DeviceBusyError, DeviceNotFoundError, DMError, DMPermissionError
+from pydevmapper.errors import DeviceBusyError, DeviceNotFoundError, DMError, DMPermissionError, RollbackError
 from pydevmapper.tables import Table, as_table
 from pydevmapper.types import DevNo, check_id, describe
 
@@ -55,21 +55,85 @@ def create_device(ctl: Control, name: str, table: Table | str, *, uuid: str | No
 
 def reload(ctl: Control, device: DeviceId, table: Table | str, *, readonly: bool = False,
            noflush: bool = False, nolockfs: bool = False) -> DeviceInfo:
-    """Load a new table and make it live; the old one stays live on failure."""
+    """Load a new table and make it live; the old one is live again on
+    failure (``RollbackError`` if that failed too)."""
     check_id(device)
-    ctl.load(device, as_table(table), readonly=readonly)
+    new = as_table(table)
+    info = ctl.info(device)
+    old = {info.devno: (ctl.table(info.devno), info.read_only)}
+    ctl.load(info.devno, new, readonly=readonly)
     try:
-        ctl.suspend(device, noflush=noflush, nolockfs=nolockfs)
-    except BaseException:
-        _quietly(ctl.clear, device)
+        ctl.suspend(info.devno, noflush=noflush, nolockfs=nolockfs)
+        return ctl.resume(info.devno, noflush=noflush, nolockfs=nolockfs)
+    except DMError as exc:
+        left = put_back(ctl, [info.devno], old, noflush=noflush, nolockfs=nolockfs)
+        if left:
+            raise RollbackError(exc, left) from exc
         raise
-    try:
-        return ctl.resume(device, noflush=noflush, nolockfs=nolockfs)
     except BaseException:
-        # The swap failed: drop the new table and bring the old one back.
-        _quietly(ctl.clear, device)
-        _quietly(ctl.resume, device)
+        put_back(ctl, [info.devno], old, noflush=noflush, nolockfs=nolockfs)
         raise
+
+
+def put_back(ctl: Control, order: list[DevNo], old: Mapping[DevNo, tuple[Table | None, bool]], *,
+             noflush: bool = False, nolockfs: bool = False) -> list[str]:
+    """After a failed reload of the devices in ``order`` (top-down), make
+    each one's old table (and read-only flag) live again and resume it.
+
+    Whichever step failed: a new table may wait inactive (dropped), or be
+    live already, because the kernel swaps tables before the targets'
+    resume hooks run and does not swap back when one refuses (then the
+    old table is loaded again and swapped in the same way).  Returns a
+    line per device left otherwise; empty when all are as they were.
+    """
+    # What each device has live; a device running its new table is given
+    # its old one and suspended now, top-down, as a reload does.
+    swap: dict[DevNo, bool] = {}
+    loaded: set[DevNo] = set()
+    for devno in order:
+        table, ro = old[devno]
+        try:
+            info = ctl.info(devno)
+            live = ctl.table(devno)
+        except DMError:
+            swap[devno] = False
+            continue
+        swap[devno] = table is not None and (live != table or info.read_only != ro)
+        if swap[devno] and not info.suspended:
+            quietly(ctl.load, devno, table, readonly=ro)
+            quietly(ctl.suspend, devno, noflush=noflush, nolockfs=nolockfs)
+            loaded.add(devno)
+    # Then bottom-up, each device once every device under it runs again: a
+    # new table dropped (or replaced) while a device under it is suspended
+    # can leave it unable to resume (a thin volume's, under a suspended
+    # pool), and a resume onto a suspended device can wait for ever.  So
+    # nothing above a device that stays suspended is touched.
+    for devno in reversed(order):
+        table, ro = old[devno]
+        try:
+            if not swap[devno]:
+                ctl.clear(devno)  # the new table, if it still waits
+            elif devno not in loaded:
+                ctl.load(devno, table, readonly=ro)
+            ctl.resume(devno, noflush=noflush, nolockfs=nolockfs)
+        except OSError:
+            break
+    left: list[str] = []
+    for devno in order:
+        table, ro = old[devno]
+        try:
+            info = ctl.info(devno)
+            live = ctl.table(devno)
+        except DMError as exc:
+            left.append(f"{devno}: {exc}")
+            continue
+        wrong = [what for what, bad in (("another table is live", live != table),
+                                        ("the read-only flag changed", info.read_only != ro),
+                                        ("it is suspended", info.suspended),
+                                        ("a table waits inactive", info.inactive_table)) if bad]
+        if wrong:
+            left.append(f"{info.name}: {', '.join(wrong)}")
+    return left
 
 
 def wipe_table(ctl: Control, device: DeviceId, *, noflush: bool = True, nolockfs: bool = True,
@@ -97,7 +161,7 @@ def wipe_table(ctl: Control, device: DeviceId, *, noflush: bool = True, nolockfs
     try:
         return ctl.resume(device, noflush=noflush, nolockfs=nolockfs)
     except BaseException:
-        _quietly(ctl.clear, device)
+        quietly(ctl.clear, device)
         raise
 
 
@@ -147,7 +211,7 @@ def remove_all(ctl: Control, *, deferred: bool = False, force: bool = False,
         return []
     for dev in left:
         _wipe_on(ctl, dev.name, on_wipe_error)
-    _quietly(ctl.remove_all)
+    quietly(ctl.remove_all)
     return [d.name for d in ctl.list_devices(uuids=False)]
 
 
@@ -160,17 +224,17 @@ def _wipe_on(ctl: Control, device: DeviceId,
             on_error(exc)
 
 
-def _quietly(fn: Callable[..., object], *args: object) -> None:
+def quietly(fn: Callable[..., object], *args: object, **kwargs: object) -> None:
     """A clean-up step: its failure must not hide the error being handled."""
     try:
-        fn(*args)
+        fn(*args, **kwargs)
     except OSError:  # DMError and node errors alike
         pass
 
 
 def remove_quietly(ctl: Control, devno: DevNo) -> None:
     """Clean-up: drop any inactive table and remove the device, errors ignored."""
-    _quietly(ctl.clear, devno)
+    quietly(ctl.clear, devno)
     try:
         remove(ctl, devno, retry=5.0)
     except DMError:

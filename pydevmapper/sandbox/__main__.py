@@ -99,7 +99,7 @@ def _cmd_info(a: argparse.Namespace) -> int:
     print(f"kernel:      {k.version}\nvmlinuz:     {k.vmlinuz}\nmodules:     {k.modules_dir}\nkdir:        {k.kdir}")
     for mod in ("dm-mod", "loop"):
         print(f"{mod + ':':<12} {module_state(k, mod)}")
-    print(f"host dm:     {host_has_device_mapper()}\nkvm usable:  {kvm_usable()}")
+    print(f"host dm:     {host_has_device_mapper()}\nkvm usable:  {kvm_usable(k.vmlinuz)}")
     return 0
 
 

@@ -18,6 +18,7 @@ Design notes (the "why"):
 from __future__ import annotations
 
 import os
+import select
 import shlex
 import shutil
 import signal
@@ -91,16 +92,21 @@ def host_has_device_mapper() -> bool:
 
 # What qemu prints when the host's KVM cannot set up a vCPU (nested hosts).
 _KVM_BROKEN = "failed to set MSR"
+# The kernel's first console line, and how long KVM gets to print it (under
+# TCG it takes well under a second; a loaded host may start qemu slowly).
+_KVM_BANNER = b"Linux version"
+_KVM_PROBE_SECONDS = 8.0
 
 
-def kvm_usable() -> bool:
-    """Whether qemu can actually run a vCPU under KVM here.
+def kvm_usable(vmlinuz: Path) -> bool:
+    """Whether qemu can actually run this kernel under KVM here.
 
     /dev/kvm existing and opening isn't enough: on some nested hosts qemu
-    aborts at vCPU setup ("failed to set MSR ...").  So start a paused qemu
-    (-S) and see whether it survives a moment; that costs 3 s where KVM
-    works (on a loaded host a broken one can take over a second to fail).
-    Override with PYDM_SANDBOX_ACCEL=kvm|tcg.
+    aborts at vCPU setup ("failed to set MSR ..."), on others the vCPU
+    starts and never runs a guest instruction (qemu spins, the console stays
+    empty).  So boot the kernel with no root file system and wait for its
+    first console line: a fraction of a second where KVM works, the whole
+    wait where it doesn't.  Override with PYDM_SANDBOX_ACCEL=kvm|tcg.
     """
     forced = os.environ.get("PYDM_SANDBOX_ACCEL", "").lower()
     if forced in ("kvm", "tcg"):
@@ -110,17 +116,26 @@ def kvm_usable() -> bool:
     qemu = find_tool("qemu-system-x86_64")
     if qemu is None:
         return False
-    argv = [qemu, "-accel", "kvm", "-cpu", "host", "-nodefaults", "-display", "none", "-S", "-m", "64"]
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    argv = [qemu, "-accel", "kvm", "-cpu", "host", "-nodefaults", "-display", "none", "-m", "256",
+            "-no-reboot", "-serial", "stdio", "-kernel", str(vmlinuz), "-append", "console=ttyS0 panic=-1"]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + _KVM_PROBE_SECONDS
+    seen = b""
     try:
-        proc.wait(timeout=3.0)
-        return False  # exited on its own: KVM is broken
-    except subprocess.TimeoutExpired:
+        while _KVM_BANNER not in seen:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([proc.stdout], [], [], left)[0]:
+                return False
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                return False  # qemu exited without a banner: KVM is broken
+            seen = (seen + chunk)[-4096:]
         return True
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
 
 
 def find_vng() -> str:
@@ -385,7 +400,7 @@ def run_in_guest(
             env["PYDM_BASIC_TARGET_KO"] = str(ko)
     compile_bytecode()
     busybox = static_busybox(log=log)
-    accel = "kvm" if kvm_usable() else "tcg"
+    accel = "kvm" if kvm_usable(kernel.vmlinuz) else "tcg"
     for attempt in range(1, BOOT_ATTEMPTS + 1):
         result = _boot(argv, kernel, busybox, accel, udev=udev, timeout=timeout, memory=memory, cpus=cpus,
                        preload=preload, env=env, cwd=cwd, sink=sink, vng_args=vng_args)

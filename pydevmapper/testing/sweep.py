@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 
 from pydevmapper.control import Control
+from pydevmapper.deptree import dependency_graph
 from pydevmapper.errors import DMError
 from pydevmapper.loopdev import LoopDevice, backing_file_of
+from pydevmapper.stacks import top_down
 
 
 def leftover_devices(ctl: Control, prefix: str) -> list[str]:
@@ -15,24 +17,25 @@ def leftover_devices(ctl: Control, prefix: str) -> list[str]:
 
 
 def remove_devices(ctl: Control, names: list[str]) -> list[str]:
-    """Remove the named devices (stacked ones first); returns those that stayed."""
-    remaining = list(names)
-    # A device may sit on top of another of ours: retry in rounds.
-    for _ in range(len(remaining) + 1):
-        stuck: list[str] = []
-        for name in remaining:
-            try:
-                ctl.clear(name)
-            except DMError:
-                pass
-            try:
-                ctl.remove(name, retry=2.0)
-            except DMError:
-                stuck.append(name)
-        if len(stuck) == len(remaining):
-            return stuck
-        remaining = stuck
-    return remaining
+    """Remove the named devices, each after every one that uses it; returns
+    those that stayed."""
+    wanted = set(names)
+    graph = dependency_graph(ctl)
+    by_devno = {node.devno: node.name for node in graph if node.name in wanted}
+    order = [by_devno[d] for d in top_down(list(by_devno), graph)]
+    # Inactive tables hold devices too, and are not in the graph's order.
+    for name in order:
+        try:
+            ctl.clear(name)
+        except DMError:
+            pass
+    stuck: list[str] = []
+    for name in order:
+        try:
+            ctl.remove(name, retry=2.0)
+        except DMError:
+            stuck.append(name)
+    return stuck
 
 
 def leftover_loops(backing_dir: str) -> list[str]:

@@ -109,3 +109,22 @@ def test_a_filling_snapshot_raises_an_event(dm_control, dm_make_loop, dm_make_de
     assert ev.devno == snap.devno
     assert ev.event_nr > before
     assert snap.status()[0].status == "Invalid"
+
+
+def test_watch_reports_devices_added_renamed_and_removed(dm_control, dm_prefix):
+    name = f"{dm_prefix}watched"
+    seen = []
+    with watch(dm_control, timeout=TIMEOUT, name_prefix=dm_prefix) as events:
+        dev = dm_control.create_device(name, dm.Table.single(8, "zero"))
+        try:
+            for step in (lambda: dev.rename(f"{name}-2"), lambda: dev.remove(retry=30.0), None):
+                ev = next(events)
+                while ev.devno != dev.devno:
+                    ev = next(events)
+                seen.append((ev.kind, ev.name))
+                if step is not None:
+                    step()
+        finally:
+            if dm_control.exists(dev.devno):
+                dm_control.remove(dev.devno, retry=30.0)
+    assert seen == [("added", name), ("renamed", f"{name}-2"), ("removed", f"{name}-2")]

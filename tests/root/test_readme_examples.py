@@ -55,6 +55,19 @@ def test_the_typed_target_example_runs(dm_control, dm_make_loop, capsys):
     assert capsys.readouterr().out.split() == ["0", "16384", "True"]
 
 
+def test_the_stack_example_runs(dm_control, dm_make_loop, capsys):
+    block = _block("python", "from pydevmapper import uevents")
+    loop = dm_make_loop(4)
+    try:
+        exec(compile("import pydevmapper as dm\n" + block.replace("7:0", loop.devno_str), "README.md", "exec"), {})
+    finally:
+        _gone(dm_control, "vol", "data")
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "['vol', 'data']"
+    assert [line for line in out[:-1] if line.endswith((" vol", " data"))] == [
+        "add data", "change data", "add vol", "change vol"], out
+
+
 def test_the_shell_example_runs(dm_control):
     pydmsetup = os.path.join(os.path.dirname(sys.executable), "pydmsetup")
     lines = [shlex.split(line.split("#")[0]) for line in _block("sh", "pydmsetup create").splitlines() if line.strip()]

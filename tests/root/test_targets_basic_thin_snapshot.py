@@ -193,6 +193,31 @@ def test_thin_pool_low_water_mark_raises_an_event(dm_make_loop, dm_make_device, 
     assert status(pool_dev).used_data_blocks == 16
 
 
+def test_the_low_water_event_wakes_a_waiter_with_the_pool_status(dm_make_loop, dm_make_device,
+                                                                 monkeypatch):
+    import threading
+
+    meta, data = dm_make_loop(4), dm_make_loop(8)  # 128 blocks of 64 KiB
+    pool_dev = dm_make_device(dm.Table.single(sectors_of(data.path), t.ThinPool(meta, data, 128, 120)))
+    pool_dev.message(t.ThinPool.create_thin(1))
+    thin = dm_make_device(dm.Table.single(8 * MIB, t.Thin(pool_dev, 1)))
+    event = pool_dev.info().event_nr
+    # The status must come in the wait's own reply, not from a second read.
+    monkeypatch.setattr(pool_dev.control, "status", lambda *a, **k: pytest.fail("status read again"))
+    woke = []
+    waiter = threading.Thread(target=lambda: woke.append(pool_dev.wait_status(event)), daemon=True)
+    waiter.start()
+    try:
+        write(thin, 0, b"\x66" * (16 * 65536))  # 16 blocks used: 112 free <= 120
+    finally:
+        waiter.join(120)
+    assert not waiter.is_alive(), "the low-water event did not wake the waiter"
+    info, statuses = woke[0]
+    assert info.event_nr > event
+    # The status the kernel put in DM_DEV_WAIT's reply: the blocks past the mark.
+    assert statuses[0].type == "thin-pool" and statuses[0].parsed().used_data_blocks >= 8
+
+
 @pytest.mark.dm_needs_basic_target
 def test_basic_target_typed(dm_basic_target, dm_make_loop, dm_make_device):
     loop = dm_make_loop(4)

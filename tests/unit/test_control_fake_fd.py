@@ -697,8 +697,9 @@ def test_reload_failing_load_issues_no_suspend(kernel, ctl):
     kernel.handlers["DM_TABLE_LOAD"] = fail(errno.EINVAL)
     with pytest.raises(InvalidTableError):
         ctl.reload(DevNo(253, 5), "0 8 zero")
-    # The failure path may ask whether the device exists; it never suspends.
-    assert kernel.commands()[0] == "DM_TABLE_LOAD"
+    # The old table is read first, to be put back; the failure path may ask
+    # whether the device exists; nothing is suspended.
+    assert kernel.commands()[:3] == ["DM_DEV_STATUS", "DM_TABLE_STATUS", "DM_TABLE_LOAD"]
     assert "DM_DEV_SUSPEND" not in kernel.commands()
 
 
@@ -711,8 +712,9 @@ def test_reload_by_name_failing_load_issues_no_suspend(kernel, ctl):
 
 def test_reload_swaps_table(kernel, ctl):
     ctl.reload("vol", "0 8 zero", noflush=True)
-    assert kernel.commands() == ["DM_TABLE_LOAD", "DM_DEV_SUSPEND", "DM_DEV_SUSPEND"]
-    _, suspend, resume = kernel.calls
+    assert kernel.commands() == ["DM_DEV_STATUS", "DM_TABLE_STATUS", "DM_TABLE_LOAD", "DM_DEV_SUSPEND",
+                                 "DM_DEV_SUSPEND"]
+    suspend, resume = kernel.calls[-2:]
     assert suspend.flags & DMFlag.SUSPEND and suspend.flags & DMFlag.NOFLUSH
     assert not resume.flags & DMFlag.SUSPEND
 
@@ -721,7 +723,9 @@ def test_reload_failing_suspend_clears_new_table(kernel, ctl):
     kernel.handlers["DM_DEV_SUSPEND"] = fail(errno.EBUSY)
     with pytest.raises(DeviceBusyError):
         ctl.reload(DevNo(253, 5), "0 8 zero")
-    assert kernel.commands() == ["DM_TABLE_LOAD", "DM_DEV_SUSPEND", "DM_TABLE_CLEAR"]
+    # The old table found live, the new one dropped, the device resumed and checked.
+    assert kernel.commands()[2:] == ["DM_TABLE_LOAD", "DM_DEV_SUSPEND", "DM_DEV_STATUS", "DM_TABLE_STATUS",
+                                     "DM_TABLE_CLEAR", "DM_DEV_SUSPEND", "DM_DEV_STATUS", "DM_TABLE_STATUS"]
 
 
 def test_reload_failing_resume_restores_old_table(kernel, ctl):
@@ -731,8 +735,9 @@ def test_reload_failing_resume_restores_old_table(kernel, ctl):
     kernel.handlers["DM_DEV_SUSPEND"] = resume_fails
     with pytest.raises(DMError):
         ctl.reload(DevNo(253, 5), "0 8 zero")
-    assert kernel.commands() == [
-        "DM_TABLE_LOAD", "DM_DEV_SUSPEND", "DM_DEV_SUSPEND", "DM_TABLE_CLEAR", "DM_DEV_SUSPEND"]
+    assert kernel.commands()[2:] == [
+        "DM_TABLE_LOAD", "DM_DEV_SUSPEND", "DM_DEV_SUSPEND", "DM_DEV_STATUS", "DM_TABLE_STATUS",
+        "DM_TABLE_CLEAR", "DM_DEV_SUSPEND", "DM_DEV_STATUS", "DM_TABLE_STATUS"]
 
 
 def test_reload_invalid_table_sends_nothing(kernel, ctl):

@@ -25,12 +25,12 @@ def boots(monkeypatch: pytest.MonkeyPatch) -> list[guest.GuestResult]:
     monkeypatch.setattr(guest, "check_host", lambda udev: None)
     monkeypatch.setattr(guest, "compile_bytecode", lambda: None)
     monkeypatch.setattr(guest, "static_busybox", lambda log: Path("/bin/busybox"))
-    monkeypatch.setattr(guest, "kvm_usable", lambda: False)
+    monkeypatch.setattr(guest, "kvm_usable", lambda vmlinuz: False)
     monkeypatch.setattr(guest, "_boot", lambda *a, **k: queue.pop(0))
     return queue
 
 
-KERNEL = Kernel.__new__(Kernel)
+KERNEL = Kernel("6.1", "6.1.0-test", Path("/k"), Path("/k/vmlinuz"), Path("/k/modules"), Path("/k/kdir"))
 
 
 def test_a_boot_that_dies_before_the_command_is_tried_again(boots: list) -> None:
