@@ -96,6 +96,7 @@ apicheck_modules = [
     "pydevmapper.deptree",
     "pydevmapper.stacks",
     "pydevmapper.uevents",
+    "pydevmapper.composites.thin",
     "pydevmapper.log",
     "pydevmapper.udev",
     "pydevmapper.nodes",

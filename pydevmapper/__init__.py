@@ -40,7 +40,7 @@ _EXPORTS = {
 }
 
 # subpackages reachable as attributes: ``dm.targets.ThinPool``
-_SUBMODULES = {"targets"}
+_SUBMODULES = {"composites", "targets"}
 
 # Spelled out, not computed from the two above: type checkers read only a
 # literal list (a unit test keeps the three in step).
@@ -54,7 +54,7 @@ __all__ = [
     "list_devices", "message", "parse_targets", "reload", "reload_stack", "remove", "remove_stack",
     "resume_stack", "stack_members", "status", "suspend_stack", "table", "target_versions",
     "teardown_stack", "version",
-    "targets",
+    "composites", "targets",
     "__version__",
 ]
 
@@ -83,7 +83,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any
 
-    from pydevmapper import targets
+    from pydevmapper import composites, targets
     from pydevmapper.api import (
         create_device,
         default_control,

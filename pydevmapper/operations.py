@@ -113,7 +113,7 @@ def put_back(ctl: Control, order: list[DevNo], old: Mapping[DevNo, tuple[Table |
         try:
             if not swap[devno]:
                 ctl.clear(devno)  # the new table, if it still waits
-            elif devno not in loaded:
+            elif devno not in loaded and table is not None:
                 ctl.load(devno, table, readonly=ro)
             ctl.resume(devno, noflush=noflush, nolockfs=nolockfs)
         except OSError:

@@ -1,0 +1,381 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""A thin pool on its own metadata and data devices, with its volumes::
+
+    import pydevmapper as dm
+    from pydevmapper.composites import Segment, ThinPoolStack
+
+    with dm.Control() as ctl:
+        pool = ThinPoolStack.create(ctl, "pool", metadata=[Segment("/dev/sdb", 0, 65536)],
+                                    data=[Segment("/dev/sdb", 65536, 8388608)])
+        vol = pool.create_thin("vol", 2097152)       # 1 GiB, thin id handed out
+        snap = pool.snapshot("vol", "vol-snap")      # the origin suspended around it
+        pool.extend_data([Segment("/dev/sdc", 0, 8388608)])
+        pool.delete("vol-snap")
+        pool.teardown(volumes=True)
+
+The stack is three mapped devices, named as LVM names its own:
+``<name>_tmeta`` and ``<name>_tdata``, linear over the segments given, and
+``<name>``, the pool on them.  Volumes are the mapped devices whose table
+is a ``thin`` target on the pool.
+
+Thin ids are handed out through the pool's transaction id, which this
+class owns: for a new id the transaction id is moved from T to T+1 (the
+kernel refuses the move if another process moved it first: then it is
+read again), and T+1 is the id.  Ids are never reused, so one made by a
+run that was cut short is never handed out twice.  Do not use it on a
+pool whose transaction id something else keeps (LVM's).
+
+Every method checks its input and refuses before it changes anything, and
+puts back what it made when a later step fails.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+
+from pydevmapper import events
+from pydevmapper._namedtuple import NamedTuple
+from pydevmapper.channel import DEV_CREATE, TARGET_MSG
+from pydevmapper.deptree import dependency_graph
+from pydevmapper.device import Device
+from pydevmapper.errors import DeviceExistsError, DMError, ValidationError
+from pydevmapper.operations import create_device, quietly, remove, remove_quietly
+from pydevmapper.stacks import DeviceSpec, Ensured, ensure_stack, reload_stack, teardown_stack
+from pydevmapper.tables import Table, Target
+from pydevmapper.targets import Linear, Thin, ThinPool, ThinPoolStatus, ThinStatus
+from pydevmapper.targets._base import Message, as_devno
+from pydevmapper.types import DevNo, check_id
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from pydevmapper.control import Control
+
+#: bytes zeroed at the start of new metadata: the superblock, which the
+#: kernel formats when it reads all zeroes and refuses when it reads garbage
+_SUPERBLOCK = 4096
+
+
+class Segment(NamedTuple):
+    """``length`` sectors of ``device`` (a ``DevNo``, ``"major:minor"`` or a
+    block device path) from sector ``offset``."""
+
+    device: DevNo | str
+    offset: int
+    length: int
+
+
+class ThinVolume(NamedTuple):
+    """A thin volume of the pool: its device, thin id, size and status."""
+
+    name: str
+    devno: DevNo
+    dev_id: int
+    sectors: int
+    status: ThinStatus
+
+
+def _linear(segments: Iterable[Segment], what: str) -> Table:
+    """The segments end to end, checked."""
+    targets: list[Target] = []
+    start = 0
+    for seg in segments:
+        if not isinstance(seg, tuple) or len(seg) != 3:
+            raise ValidationError(f"{what}: a segment is (device, offset, length), not {seg!r}")
+        device, offset, length = seg
+        if type(offset) is not int or offset < 0:
+            raise ValidationError(f"{what}: a segment's offset is a sector number, not {offset!r}")
+        if type(length) is not int or length <= 0:
+            raise ValidationError(f"{what}: a segment's length is a positive number of sectors, not {length!r}")
+        targets.append(Linear(as_devno(device, "linear"), offset).target(start, length))
+        start += length
+    if not targets:
+        raise ValidationError(f"{what}: at least one segment")
+    return Table(targets)
+
+
+class _Layout(NamedTuple):
+    """The three devices' tables; the pool's once the other two exist."""
+
+    name: str
+    meta: Table
+    data: Table
+    params: ThinPool  # with stand-in devices
+    length: int
+
+    @property
+    def meta_name(self) -> str:
+        return f"{self.name}_tmeta"
+
+    @property
+    def data_name(self) -> str:
+        return f"{self.name}_tdata"
+
+    def pool(self, devnos: Mapping[str, DevNo]) -> Table:
+        return Table.single(self.length, dataclasses.replace(
+            self.params, metadata_device=devnos[self.meta_name], data_device=devnos[self.data_name]))
+
+    def spec(self) -> DeviceSpec:
+        return DeviceSpec(self.name, self.pool, children=(DeviceSpec(self.meta_name, self.meta),
+                                                          DeviceSpec(self.data_name, self.data)))
+
+
+class ThinPoolStack:
+    """A thin pool, its metadata and data devices, and its volumes.  Made
+    with ``create`` (new metadata), ``setup`` (make or adopt the same
+    layout: after a restart) or ``open`` (a pool running already)."""
+
+    def __init__(self, ctl: Control, name: str) -> None:
+        """The pool ``name`` as it runs now (see ``open``)."""
+        check_id(name)
+        self.ctl = ctl
+        self.name = name
+        self.meta_name = f"{name}_tmeta"
+        self.data_name = f"{name}_tdata"
+        table = ctl.table(name)
+        params = table[0].parsed() if table is not None and len(table) == 1 else None
+        if not isinstance(params, ThinPool):
+            raise ValidationError(f"{name} is not a thin pool (its table is {table})")
+        self.params: ThinPool = params
+        self.devno = ctl.info(name).devno
+
+    # -- making and adopting -------------------------------------------------
+
+    @staticmethod
+    def _layout(name: str, metadata: Sequence[Segment], data: Sequence[Segment], block_size: int,
+                low_water_mark: int | None, features: dict[str, bool]) -> _Layout:
+        meta_table, data_table = _linear(metadata, f"{name} metadata"), _linear(data, f"{name} data")
+        blocks = data_table.size // block_size if type(block_size) is int and block_size > 0 else 0
+        if low_water_mark is None:
+            low_water_mark = blocks // 10
+        known = [f.name for f in dataclasses.fields(ThinPool)][4:]
+        unknown = sorted(set(features) - set(known))
+        if unknown:
+            raise ValidationError(f"{name}: unknown pool feature(s) {', '.join(unknown)}; "
+                                  f"known: {', '.join(known)}")
+        # Checked now, with stand-in devices, so that nothing is made for a bad block size.
+        params = ThinPool(DevNo(0, 1), DevNo(0, 2), block_size, low_water_mark, **features)
+        if blocks == 0:
+            raise ValidationError(f"{name}: the data segments hold no whole {block_size}-sector block")
+        return _Layout(name, meta_table, data_table, params, blocks * block_size)
+
+    @classmethod
+    def create(cls, ctl: Control, name: str, *, metadata: Sequence[Segment], data: Sequence[Segment],
+               block_size: int = 128, low_water_mark: int | None = None, **features: bool) -> ThinPoolStack:
+        """A new pool: its metadata device's first 4 KiB are zeroed, so the
+        kernel formats it.  Refused if a device of the stack's names exists.
+
+        ``block_size``: data block size in sectors (a multiple of 128);
+        ``low_water_mark``: free data blocks at which the pool raises an
+        event (default: a tenth of them); ``features``: ``ThinPool``'s
+        (``error_if_no_space=True``, ...).  On failure, nothing is left.
+        """
+        layout = cls._layout(name, metadata, data, block_size, low_water_mark, features)
+        for each in (layout.meta_name, layout.data_name, name):
+            if ctl.exists(each):
+                raise DeviceExistsError(errno.EBUSY, DEV_CREATE.name, each, None,
+                                        "exists: ThinPoolStack.create makes a new pool (setup adopts one)")
+        made: list[Device] = []
+        try:
+            meta = create_device(ctl, layout.meta_name, layout.meta)
+            made.append(meta)
+            _zero(meta.path, _SUPERBLOCK)
+            made.append(create_device(ctl, layout.data_name, layout.data))
+            made.append(create_device(ctl, name, layout.pool({d.name: d.devno for d in made})))
+        except BaseException:
+            for dev in reversed(made):
+                remove_quietly(ctl, dev.devno)
+            raise
+        return cls(ctl, name)
+
+    @classmethod
+    def setup(cls, ctl: Control, name: str, *, metadata: Sequence[Segment], data: Sequence[Segment],
+              block_size: int = 128, low_water_mark: int | None = None,
+              **features: bool) -> tuple[ThinPoolStack, Ensured]:
+        """The pool with this layout: devices that exist and match are
+        adopted, missing ones made (``dm.ensure_stack``), so a script can
+        run it after every restart.  The metadata is never zeroed: it must
+        hold this pool's, or be zeroed already.  Refused with
+        ``StackConflictError``, naming each difference, when a device of
+        the stack's names is not what this layout makes."""
+        layout = cls._layout(name, metadata, data, block_size, low_water_mark, features)
+        done = ensure_stack(ctl, layout.spec())
+        return cls(ctl, name), done
+
+    @classmethod
+    def open(cls, ctl: Control, name: str) -> ThinPoolStack:
+        """The pool ``name`` as it runs (made by anyone, with any layout)."""
+        return cls(ctl, name)
+
+    def teardown(self, *, volumes: bool = False, retry: float = 5.0) -> list[str]:
+        """Remove the pool and its metadata and data devices (their data
+        stays on the segments: ``setup`` brings the pool back).  Active
+        volumes are removed first if ``volumes``, else their presence
+        refuses the teardown before anything is removed."""
+        active = self.volumes()
+        if active and not volumes:
+            raise ValidationError(f"{self.name} has active volumes ({', '.join(v.name for v in active)}): "
+                                  f"teardown(volumes=True) removes them too")
+        removed: list[str] = []
+        for vol in active:
+            remove(self.ctl, vol.devno, retry=retry)
+            removed.append(vol.name)
+        meta = DeviceSpec(self.meta_name, "")
+        data = DeviceSpec(self.data_name, "")
+        removed += teardown_stack(self.ctl, DeviceSpec(self.name, "", children=(meta, data)), retry=retry)
+        return removed
+
+    # -- the pool ---------------------------------------------------------------
+
+    def status(self) -> ThinPoolStatus:
+        """The pool's typed status."""
+        st = self.ctl.status(self.devno)[0].parsed()
+        assert isinstance(st, ThinPoolStatus)
+        return st
+
+    def _message(self, message: Message) -> None:
+        self.ctl.message(self.devno, 0, message)
+
+    def _new_id(self) -> int:
+        """A thin id never handed out before: the transaction id, moved on."""
+        for _ in range(100):
+            current = self.status().transaction_id
+            if current is None:
+                raise DMError(errno.EIO, TARGET_MSG.name, self.name, None, "the pool has failed")
+            try:
+                self._message(ThinPool.set_transaction_id(current, current + 1))
+            except DMError as exc:
+                if exc.errno == errno.EINVAL:  # moved by another process since read
+                    continue
+                raise
+            return current + 1
+        raise DMError(errno.EBUSY, TARGET_MSG.name, self.name, None,
+                      "the transaction id kept moving: another process hands out ids too")
+
+    def volumes(self) -> list[ThinVolume]:
+        """The active volumes on the pool, with their typed status."""
+        graph = dependency_graph(self.ctl)
+        found: list[ThinVolume] = []
+        for devno in graph[self.devno].used_by if self.devno in graph else []:
+            table = self.ctl.table(devno)
+            if table is None or len(table) != 1:
+                continue
+            params = table[0].parsed()
+            if not isinstance(params, Thin) or params.pool != self.devno:
+                continue
+            st = self.ctl.status(devno)[0].parsed()
+            assert isinstance(st, ThinStatus)
+            found.append(ThinVolume(graph[devno].name, devno, params.dev_id, table.size, st))
+        return sorted(found, key=lambda v: v.dev_id)
+
+    def _volume(self, name: str) -> tuple[Device, Thin, int]:
+        check_id(name)
+        table = self.ctl.table(name)
+        params = table[0].parsed() if table is not None and len(table) == 1 else None
+        if not isinstance(params, Thin) or params.pool != self.devno:
+            raise ValidationError(f"{name} is not a thin volume of {self.name}")
+        assert table is not None
+        return self.ctl.device(name), params, table.size
+
+    def create_thin(self, name: str, sectors: int, *, uuid: str | None = None) -> Device:
+        """A new, empty volume of ``sectors`` sectors with a new thin id;
+        the id is deleted again if the device cannot be made."""
+        if type(sectors) is not int or sectors <= 0:
+            raise ValidationError(f"create_thin: sectors is a positive number, not {sectors!r}")
+        check_id(name)
+        if self.ctl.exists(name):
+            raise DeviceExistsError(errno.EBUSY, DEV_CREATE.name, name, None, "exists")
+        dev_id = self._new_id()
+        self._message(ThinPool.create_thin(dev_id))
+        return self._activate_new(name, dev_id, sectors, uuid)
+
+    def _activate_new(self, name: str, dev_id: int, sectors: int, uuid: str | None) -> Device:
+        try:
+            return create_device(self.ctl, name, Table.single(sectors, Thin(self.devno, dev_id)), uuid=uuid)
+        except BaseException:
+            quietly(self._message, ThinPool.delete(dev_id))
+            raise
+
+    def activate(self, name: str, dev_id: int, sectors: int, *, uuid: str | None = None) -> Device:
+        """A device for thin id ``dev_id`` that exists in the pool's metadata
+        (after a restart, say)."""
+        return create_device(self.ctl, name, Table.single(sectors, Thin(self.devno, dev_id)), uuid=uuid)
+
+    def snapshot(self, origin: str, name: str, *, sectors: int | None = None,
+                 uuid: str | None = None) -> Device:
+        """A snapshot of the volume ``origin`` as a new volume ``name`` (of the
+        origin's size unless ``sectors``).  The origin is suspended around
+        the snapshot, so what it had written is in it, and resumed even if
+        the snapshot fails."""
+        dev, params, size = self._volume(origin)
+        check_id(name)
+        if sectors is not None and (type(sectors) is not int or sectors <= 0):
+            raise ValidationError(f"snapshot: sectors is a positive number, not {sectors!r}")
+        if self.ctl.exists(name):
+            raise DeviceExistsError(errno.EBUSY, DEV_CREATE.name, name, None, "exists")
+        dev_id = self._new_id()
+        dev.suspend()
+        try:
+            self._message(ThinPool.create_snap(dev_id, params.dev_id))
+        finally:
+            dev.resume()
+        return self._activate_new(name, dev_id, sectors or size, uuid)
+
+    def delete(self, name: str, *, retry: float = 5.0) -> None:
+        """Remove the volume's device and delete its thin id, freeing its blocks."""
+        dev, params, _ = self._volume(name)
+        remove(self.ctl, dev.devno, retry=retry)
+        self._message(ThinPool.delete(params.dev_id))
+
+    def _grow(self, which: str, more: Sequence[Segment]) -> None:
+        name = self.meta_name if which == "metadata" else self.data_name
+        live = self.ctl.table(name)
+        if live is None:
+            raise ValidationError(f"{name} has no live table")
+        added = _linear(more, f"{self.name} {which}")
+        grown = Table([*live, *(Target(t.start + live.size, t.length, t.type, t.params) for t in added)])
+        pool_live = self.ctl.table(self.devno)
+        assert pool_live is not None
+        block = self.params.data_block_size
+        length = (grown.size // block) * block if which == "data" else pool_live.size
+        reload_stack(self.ctl, {name: grown, self.devno: Table.single(length, self.params)})
+
+    def extend_data(self, more: Sequence[Segment]) -> None:
+        """Append segments to the data device and grow the pool onto them,
+        as one reload (the pool suspended first, resumed last)."""
+        self._grow("data", more)
+
+    def extend_metadata(self, more: Sequence[Segment]) -> None:
+        """Append segments to the metadata device; the pool takes them up as
+        it resumes."""
+        self._grow("metadata", more)
+
+    def wait_low_water(self, timeout: float | None = None) -> ThinPoolStatus | None:
+        """Wait until free data blocks are at or below the low-water mark and
+        return the status then; None after ``timeout`` seconds.  Woken by
+        the pool's event (DM_DEV_ARM_POLL), not by polling."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return None
+            # Armed before the status is read: an event after it wakes us.
+            with events.watch(self.ctl, timeout=left, name_prefix=self.name) as seen:
+                st = self.status()
+                if (st.total_data_blocks is not None and st.used_data_blocks is not None
+                        and st.total_data_blocks - st.used_data_blocks <= self.params.low_water_mark):
+                    return st
+                if next((e for e in seen if e.devno == self.devno), None) is None:
+                    return None
+
+
+def _zero(path: str, size: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.pwrite(fd, bytes(size), 0)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
