@@ -96,7 +96,9 @@ apicheck_modules = [
     "pydevmapper.deptree",
     "pydevmapper.stacks",
     "pydevmapper.uevents",
+    "pydevmapper.composites.segments",
     "pydevmapper.composites.thin",
+    "pydevmapper.composites.snapshot",
     "pydevmapper.log",
     "pydevmapper.udev",
     "pydevmapper.nodes",
@@ -132,6 +134,8 @@ nitpick_ignore = [
     # stacks.TableSpec: what a declared device's table may be, as
     # DeviceSpec's docstring says.
     ("py:class", "TableSpec"),
+    # composites.segments.Segment, as the composite modules import it.
+    ("py:class", "Segment"),
     # mangling.Mode is Literal["none", "auto", "hex"], as the module says.
     ("py:class", "Mode"),
     ("py:class", "logging.Logger"),

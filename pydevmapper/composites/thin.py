@@ -33,21 +33,21 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from pydevmapper import events
 from pydevmapper._namedtuple import NamedTuple
 from pydevmapper.channel import DEV_CREATE, TARGET_MSG
+from pydevmapper.composites.segments import Segment, linear, zero
 from pydevmapper.deptree import dependency_graph
 from pydevmapper.device import Device
 from pydevmapper.errors import DeviceExistsError, DMError, ValidationError
 from pydevmapper.operations import create_device, quietly, remove, remove_quietly
 from pydevmapper.stacks import DeviceSpec, Ensured, ensure_stack, reload_stack, teardown_stack
 from pydevmapper.tables import Table, Target
-from pydevmapper.targets import Linear, Thin, ThinPool, ThinPoolStatus, ThinStatus
-from pydevmapper.targets._base import Message, as_devno
+from pydevmapper.targets import Thin, ThinPool, ThinPoolStatus, ThinStatus
+from pydevmapper.targets._base import Message
 from pydevmapper.types import DevNo, check_id
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
@@ -59,15 +59,6 @@ if TYPE_CHECKING:
 _SUPERBLOCK = 4096
 
 
-class Segment(NamedTuple):
-    """``length`` sectors of ``device`` (a ``DevNo``, ``"major:minor"`` or a
-    block device path) from sector ``offset``."""
-
-    device: DevNo | str
-    offset: int
-    length: int
-
-
 class ThinVolume(NamedTuple):
     """A thin volume of the pool: its device, thin id, size and status."""
 
@@ -76,25 +67,6 @@ class ThinVolume(NamedTuple):
     dev_id: int
     sectors: int
     status: ThinStatus
-
-
-def _linear(segments: Iterable[Segment], what: str) -> Table:
-    """The segments end to end, checked."""
-    targets: list[Target] = []
-    start = 0
-    for seg in segments:
-        if not isinstance(seg, tuple) or len(seg) != 3:
-            raise ValidationError(f"{what}: a segment is (device, offset, length), not {seg!r}")
-        device, offset, length = seg
-        if type(offset) is not int or offset < 0:
-            raise ValidationError(f"{what}: a segment's offset is a sector number, not {offset!r}")
-        if type(length) is not int or length <= 0:
-            raise ValidationError(f"{what}: a segment's length is a positive number of sectors, not {length!r}")
-        targets.append(Linear(as_devno(device, "linear"), offset).target(start, length))
-        start += length
-    if not targets:
-        raise ValidationError(f"{what}: at least one segment")
-    return Table(targets)
 
 
 class _Layout(NamedTuple):
@@ -147,7 +119,7 @@ class ThinPoolStack:
     @staticmethod
     def _layout(name: str, metadata: Sequence[Segment], data: Sequence[Segment], block_size: int,
                 low_water_mark: int | None, features: dict[str, bool]) -> _Layout:
-        meta_table, data_table = _linear(metadata, f"{name} metadata"), _linear(data, f"{name} data")
+        meta_table, data_table = linear(metadata, f"{name} metadata"), linear(data, f"{name} data")
         blocks = data_table.size // block_size if type(block_size) is int and block_size > 0 else 0
         if low_water_mark is None:
             low_water_mark = blocks // 10
@@ -182,7 +154,7 @@ class ThinPoolStack:
         try:
             meta = create_device(ctl, layout.meta_name, layout.meta)
             made.append(meta)
-            _zero(meta.path, _SUPERBLOCK)
+            zero(meta.path, _SUPERBLOCK)
             made.append(create_device(ctl, layout.data_name, layout.data))
             made.append(create_device(ctl, name, layout.pool({d.name: d.devno for d in made})))
         except BaseException:
@@ -335,7 +307,7 @@ class ThinPoolStack:
         live = self.ctl.table(name)
         if live is None:
             raise ValidationError(f"{name} has no live table")
-        added = _linear(more, f"{self.name} {which}")
+        added = linear(more, f"{self.name} {which}")
         grown = Table([*live, *(Target(t.start + live.size, t.length, t.type, t.params) for t in added)])
         pool_live = self.ctl.table(self.devno)
         assert pool_live is not None
@@ -370,12 +342,3 @@ class ThinPoolStack:
                     return st
                 if next((e for e in seen if e.devno == self.devno), None) is None:
                     return None
-
-
-def _zero(path: str, size: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-    try:
-        os.pwrite(fd, bytes(size), 0)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
