@@ -99,6 +99,7 @@ apicheck_modules = [
     "pydevmapper.composites.segments",
     "pydevmapper.composites.thin",
     "pydevmapper.composites.snapshot",
+    "pydevmapper.composites.cache",
     "pydevmapper.log",
     "pydevmapper.udev",
     "pydevmapper.nodes",

@@ -1,18 +1,34 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""What the composite devices share: segments of block devices, and the
-linear tables and header wipes made of them."""
+"""What the composite devices share: segments of block devices and the
+linear tables made of them, a header wipe, typed status reads, the undoing
+of a half-made stack, and waits on the kernel's progress."""
 
 from __future__ import annotations
 
+import errno
 import os
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
 from pydevmapper._namedtuple import NamedTuple
 from pydevmapper.errors import ValidationError
+from pydevmapper.operations import remove_quietly
 from pydevmapper.tables import Table, Target
 from pydevmapper.targets import Linear
 from pydevmapper.targets._base import as_devno
 from pydevmapper.types import DevNo
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    from pydevmapper.control import Control
+    from pydevmapper.device import Device
+    from pydevmapper.targets import Params, Status
+    from pydevmapper.types import DeviceId
+
+    S = TypeVar("S", bound=Status)
+    P = TypeVar("P", bound=Params)
 
 
 class Segment(NamedTuple):
@@ -51,3 +67,45 @@ def zero(path: str, size: int) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def single_target(ctl: Control, name: str, kind: type[P], what: str) -> tuple[P, int]:
+    """The parameters and length of the device's one target, which must be
+    exactly a ``kind`` (not a subclass: a snapshot-merge is no snapshot);
+    else ``ValidationError`` saying the device is not ``what``."""
+    table = ctl.table(name)
+    params = table[0].parsed() if table is not None and len(table) == 1 else None
+    if table is None or type(params) is not kind:
+        raise ValidationError(f"{name} is not {what} (its table is {table})")
+    return params, table.size
+
+
+def status_of(ctl: Control, device: DeviceId, kind: type[S]) -> S:
+    """The device's first target's typed status, which must be a ``kind``."""
+    st = ctl.status(device)[0].parsed()
+    if not isinstance(st, kind):
+        raise ValueError(f"{device}: expected a {kind.TYPE} status, read {st!r}")
+    return st
+
+
+def undo(ctl: Control, made: list[Device]) -> None:
+    """Remove what a failed step had made, the last made first."""
+    for dev in reversed(made):
+        remove_quietly(ctl, dev.devno)
+
+
+def wait_until(read: Callable[[], S], done: Callable[[S], bool], timeout: float | None,
+               late: Callable[[S], str]) -> S:
+    """``read()`` until ``done`` says yes, sleeping a little longer each time
+    (10 ms up to 0.5 s); ``TimeoutError`` saying ``late(last read)`` after
+    ``timeout`` seconds."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    pause = 0.01
+    while True:
+        value = read()
+        if done(value):
+            return value
+        if deadline is not None and time.monotonic() + pause > deadline:
+            raise TimeoutError(errno.ETIMEDOUT, late(value))
+        time.sleep(pause)
+        pause = min(pause * 2, 0.5)

@@ -26,15 +26,14 @@ what it changed when a later step fails.
 from __future__ import annotations
 
 import errno
-import time
 from collections.abc import Sequence
 
 from pydevmapper.channel import DEV_CREATE, DEV_REMOVE
-from pydevmapper.composites.segments import Segment, linear, zero
+from pydevmapper.composites.segments import Segment, linear, single_target, status_of, undo, wait_until, zero
 from pydevmapper.deptree import dependency_graph
 from pydevmapper.device import Device
 from pydevmapper.errors import DeviceBusyError, DeviceExistsError, DMError, RollbackError, ValidationError
-from pydevmapper.operations import create_device, put_back, quietly, reload, remove, remove_quietly
+from pydevmapper.operations import create_device, put_back, quietly, reload, remove
 from pydevmapper.tables import Table
 from pydevmapper.targets import Snapshot, SnapshotMerge, SnapshotOrigin, SnapshotStatus
 from pydevmapper.types import DevNo, check_id
@@ -57,12 +56,8 @@ class SnapshotStack:
         check_id(name)
         self.ctl = ctl
         self.name = name
-        table = ctl.table(name)
-        params = table[0].parsed() if table is not None and len(table) == 1 else None
-        if type(params) is not Snapshot:
-            raise ValidationError(f"{name} is not a snapshot (its table is {table})")
-        self.params: Snapshot = params
-        self.size = table.size if table is not None else 0
+        self.params, self.size = single_target(ctl, name, Snapshot, "a snapshot")
+        params = self.params
         graph = dependency_graph(ctl)
         origins = [u for u in (graph[params.origin].used_by if params.origin in graph else [])
                    if _single(ctl, u, SnapshotOrigin)]
@@ -121,16 +116,13 @@ class SnapshotStack:
         except BaseException:
             if loaded:
                 quietly(ctl.clear, info.devno)
-            for dev in reversed(made):
-                remove_quietly(ctl, dev.devno)
+            undo(ctl, made)
             raise
         return cls(ctl, name)
 
     def status(self) -> SnapshotStatus:
         """The snapshot's typed status (COW space used, or why it is invalid)."""
-        st = self.ctl.status(self.name)[0].parsed()
-        assert isinstance(st, SnapshotStatus)
-        return st
+        return status_of(self.ctl, self.name, SnapshotStatus)
 
     def _others(self) -> list[DevNo]:
         """The other snapshots of the same origin."""
@@ -203,20 +195,13 @@ class SnapshotStack:
                     raise RollbackError(exc, left) from exc
                 raise
             remove(self.ctl, self.name, retry=retry)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        pause = 0.01
-        while True:
-            st = self.ctl.status(self.origin)[0].parsed()
-            assert isinstance(st, SnapshotStatus)
+        def merged(st: SnapshotStatus) -> bool:
             if not st.valid:
                 raise OSError(errno.EIO, f"{self.name}: the merge failed ({st.state})")
-            if st.allocated_sectors == st.metadata_sectors:
-                break
-            if deadline is not None and time.monotonic() + pause > deadline:
-                raise TimeoutError(errno.ETIMEDOUT, f"{self.name}: still merging after {timeout} s "
-                                   f"({st.allocated_sectors} sectors left to copy)")
-            time.sleep(pause)
-            pause = min(pause * 2, 0.5)
+            return st.allocated_sectors == st.metadata_sectors
+        wait_until(lambda: status_of(self.ctl, self.origin, SnapshotStatus), merged, timeout,
+                   lambda st: f"{self.name}: still merging after {timeout} s "
+                              f"({st.allocated_sectors} sectors left to copy)")
         self._restore_origin(retry)
         remove(self.ctl, self.cow, retry=retry)
         self._merged = True

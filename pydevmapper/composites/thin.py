@@ -39,11 +39,11 @@ from collections.abc import Mapping, Sequence
 from pydevmapper import events
 from pydevmapper._namedtuple import NamedTuple
 from pydevmapper.channel import DEV_CREATE, TARGET_MSG
-from pydevmapper.composites.segments import Segment, linear, zero
+from pydevmapper.composites.segments import Segment, linear, single_target, status_of, undo, zero
 from pydevmapper.deptree import dependency_graph
 from pydevmapper.device import Device
 from pydevmapper.errors import DeviceExistsError, DMError, ValidationError
-from pydevmapper.operations import create_device, quietly, remove, remove_quietly
+from pydevmapper.operations import create_device, quietly, remove
 from pydevmapper.stacks import DeviceSpec, Ensured, ensure_stack, reload_stack, teardown_stack
 from pydevmapper.tables import Table, Target
 from pydevmapper.targets import Thin, ThinPool, ThinPoolStatus, ThinStatus
@@ -107,11 +107,7 @@ class ThinPoolStack:
         self.name = name
         self.meta_name = f"{name}_tmeta"
         self.data_name = f"{name}_tdata"
-        table = ctl.table(name)
-        params = table[0].parsed() if table is not None and len(table) == 1 else None
-        if not isinstance(params, ThinPool):
-            raise ValidationError(f"{name} is not a thin pool (its table is {table})")
-        self.params: ThinPool = params
+        self.params, _ = single_target(ctl, name, ThinPool, "a thin pool")
         self.devno = ctl.info(name).devno
 
     # -- making and adopting -------------------------------------------------
@@ -158,8 +154,7 @@ class ThinPoolStack:
             made.append(create_device(ctl, layout.data_name, layout.data))
             made.append(create_device(ctl, name, layout.pool({d.name: d.devno for d in made})))
         except BaseException:
-            for dev in reversed(made):
-                remove_quietly(ctl, dev.devno)
+            undo(ctl, made)
             raise
         return cls(ctl, name)
 
@@ -204,9 +199,7 @@ class ThinPoolStack:
 
     def status(self) -> ThinPoolStatus:
         """The pool's typed status."""
-        st = self.ctl.status(self.devno)[0].parsed()
-        assert isinstance(st, ThinPoolStatus)
-        return st
+        return status_of(self.ctl, self.devno, ThinPoolStatus)
 
     def _message(self, message: Message) -> None:
         self.ctl.message(self.devno, 0, message)
@@ -238,9 +231,8 @@ class ThinPoolStack:
             params = table[0].parsed()
             if not isinstance(params, Thin) or params.pool != self.devno:
                 continue
-            st = self.ctl.status(devno)[0].parsed()
-            assert isinstance(st, ThinStatus)
-            found.append(ThinVolume(graph[devno].name, devno, params.dev_id, table.size, st))
+            found.append(ThinVolume(graph[devno].name, devno, params.dev_id, table.size,
+                                    status_of(self.ctl, devno, ThinStatus)))
         return sorted(found, key=lambda v: v.dev_id)
 
     def _volume(self, name: str) -> tuple[Device, Thin, int]:

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""ThinPoolStack's checks, before anything reaches the kernel: the pool and
-its volumes against the kernel are in tests/root/test_composite_thin.py."""
+"""The composite devices' checks, before anything reaches the kernel: the
+devices against the kernel are in tests/root/test_composite_*.py."""
 
 from __future__ import annotations
 
@@ -44,3 +44,17 @@ def test_the_default_low_water_mark_is_a_tenth_of_the_data_blocks():
     assert layout.params.low_water_mark == 51 and layout.length == 65536
     table = layout.pool({"pool_tmeta": dm.DevNo(253, 0), "pool_tdata": dm.DevNo(253, 1)})
     assert str(table).strip() == "0 65536 thin-pool 253:0 253:1 128 51 0"
+
+
+@pytest.mark.parametrize("kwargs, complaint", [
+    ({"metadata": []}, "at least one segment"),
+    ({"block_size": 100}, "multiple of 64"),
+    ({"io_mode": "sometimes"}, "io_mode"),
+    ({"policy": "cleaner", "policy_args": {"sequential_threshold": "4"}}, "takes no"),
+])
+def test_a_bad_cache_is_refused_before_anything_is_sent(kwargs, complaint):
+    from pydevmapper.composites import CacheStack
+
+    args = {"metadata": META, "cache": DATA, **kwargs}
+    with pytest.raises(dm.ValidationError, match=complaint):
+        CacheStack.create(NoKernel(), "vol", **args)

@@ -1,0 +1,158 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""A cache in front of a live device, and its removal::
+
+    import pydevmapper as dm
+    from pydevmapper.composites import CacheStack, Segment
+
+    with dm.Control() as ctl:
+        cache = CacheStack.create(ctl, "vol", metadata=[Segment("/dev/nvme0n1", 0, 16384)],
+                                  cache=[Segment("/dev/nvme0n1", 16384, 2097152)], io_mode="writeback")
+        print(cache.status().dirty)          # blocks not yet written to the origin
+        cache.flush(timeout=600)             # every dirty block written back
+        cache.uncache(timeout=600)           # vol as it was, without the cache
+
+The devices are named as LVM names its own: the device ``<name>`` keeps its
+name and number and becomes a ``cache`` target over ``<name>_corig`` (a
+new device with its old table), ``<name>_cmeta`` and ``<name>_cdata``,
+linear over the segments given.  Each method refuses bad input before it
+changes anything and puts back what it changed when a later step fails.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import time
+from collections.abc import Sequence
+
+from pydevmapper.channel import DEV_CREATE
+from pydevmapper.composites.segments import Segment, linear, single_target, status_of, undo, wait_until, zero
+from pydevmapper.device import Device
+from pydevmapper.errors import DeviceExistsError, DMError, RollbackError, ValidationError
+from pydevmapper.operations import create_device, put_back, reload, remove
+from pydevmapper.tables import Table
+from pydevmapper.targets import Cache, CacheStatus
+from pydevmapper.types import DevNo, check_id
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from pydevmapper.control import Control
+
+#: bytes zeroed at the start of new cache metadata: its superblock, which
+#: the kernel formats when it reads all zeroes
+_SUPERBLOCK = 4096
+
+
+class CacheStack:
+    """A cached device, its origin, metadata and cache devices.  Made with
+    ``create``; ``CacheStack(ctl, name)`` takes one that runs."""
+
+    def __init__(self, ctl: Control, name: str) -> None:
+        check_id(name)
+        self.ctl = ctl
+        self.name = name
+        self.params, self.size = single_target(ctl, name, Cache, "a cache")
+
+    @classmethod
+    def create(cls, ctl: Control, name: str, *, metadata: Sequence[Segment], cache: Sequence[Segment],
+               block_size: int = 64, io_mode: str = "writethrough", policy: str = "smq",
+               policy_args: dict[str, str] | None = None) -> CacheStack:
+        """Put a cache in front of the running device ``name``: its I/O goes
+        through the cache from the moment the call returns, its name and
+        number unchanged.  ``block_size`` in sectors (a multiple of 64);
+        ``io_mode``: ``writethrough`` (the origin always current),
+        ``writeback`` or ``passthrough``.  The metadata's first 4 KiB are
+        zeroed, so the kernel formats it.  On failure nothing is left and
+        the device runs as before."""
+        check_id(name)
+        meta_table, cache_table = linear(metadata, f"{name} metadata"), linear(cache, f"{name} cache")
+        probe = Cache(DevNo(0, 1), DevNo(0, 2), DevNo(0, 3), block_size, io_mode, policy=policy,
+                      policy_args=tuple((policy_args or {}).items()))
+        info = ctl.info(name)
+        live = ctl.table(name)
+        if live is None:
+            raise ValidationError(f"{name} has no live table to put a cache in front of")
+        names = [f"{info.name}_cmeta", f"{info.name}_cdata", f"{info.name}_corig"]
+        for each in names:
+            if ctl.exists(each):
+                raise DeviceExistsError(errno.EBUSY, DEV_CREATE.name, each, None, "exists")
+        made: list[Device] = []
+        try:
+            meta = create_device(ctl, names[0], meta_table)
+            made.append(meta)
+            zero(meta.path, _SUPERBLOCK)
+            made.append(create_device(ctl, names[1], cache_table))
+            made.append(create_device(ctl, names[2], live, readonly=info.read_only))
+            params = dataclasses.replace(probe, metadata_device=made[0].devno, cache_device=made[1].devno,
+                                         origin_device=made[2].devno)
+            # The old table is live again if the kernel refuses the new one.
+            reload(ctl, info.devno, Table.single(live.size, params), readonly=info.read_only)
+        except BaseException:
+            undo(ctl, made)
+            raise
+        return cls(ctl, name)
+
+    def status(self) -> CacheStatus:
+        """The cache's typed status: hits, misses, dirty blocks, mode."""
+        return status_of(self.ctl, self.name, CacheStatus)
+
+    def _swap_policy(self, params: Cache) -> None:
+        reload(self.ctl, self.name, Table.single(self.size, params),
+               readonly=self.ctl.info(self.name).read_only)
+        self.params = params
+
+    def flush(self, *, timeout: float | None = None) -> CacheStatus:
+        """Write every dirty block back to the origin: the ``cleaner``
+        policy is loaded (the device runs on meanwhile) until none is
+        dirty, then the policy before it.  ``TimeoutError`` after
+        ``timeout`` seconds, with the cleaner still loaded: call again."""
+        before = self.params if self.params.policy != "cleaner" else None
+        if before is not None:
+            self._swap_policy(dataclasses.replace(self.params, policy="cleaner", policy_args=()))
+        st = self._wait_clean(timeout)
+        if before is not None:
+            self._swap_policy(before)
+        return st
+
+    def _wait_clean(self, timeout: float | None) -> CacheStatus:
+        def clean(st: CacheStatus) -> bool:
+            if st.failed or st.error or st.dirty is None:
+                raise OSError(errno.EIO, f"{self.name}: the cache has failed")
+            return st.dirty == 0
+        return wait_until(self.status, clean, timeout,
+                          lambda st: f"{self.name}: {st.dirty} blocks still dirty after {timeout} s")
+
+    def uncache(self, *, timeout: float | None = None, retry: float = 5.0) -> None:
+        """Flush, then give the device its origin's table back and remove
+        the origin, metadata and cache devices.  The device keeps its name
+        and number throughout; the swap happens only once the device,
+        suspended, has no dirty block (a write between the flush and the
+        suspend sends it back to flushing)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if self.params.policy != "cleaner":
+            self._swap_policy(dataclasses.replace(self.params, policy="cleaner", policy_args=()))
+        origin = self.ctl.table(self.params.origin_device)
+        assert origin is not None
+        readonly = self.ctl.info(self.params.origin_device).read_only
+        old = {self.ctl.info(self.name).devno: (self.ctl.table(self.name), self.ctl.info(self.name).read_only)}
+        while True:
+            self._wait_clean(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            self.ctl.load(self.name, origin, readonly=readonly)
+            try:
+                self.ctl.suspend(self.name)
+                clean = self.status().dirty == 0  # nothing is written while suspended
+                if clean:
+                    self.ctl.resume(self.name)
+                    break
+            except DMError as exc:
+                left = put_back(self.ctl, list(old), old)
+                if left:
+                    raise RollbackError(exc, left) from exc
+                raise
+            except BaseException:
+                put_back(self.ctl, list(old), old)
+                raise
+            self.ctl.clear(self.name)
+            self.ctl.resume(self.name)
+        for devno in (self.params.origin_device, self.params.cache_device, self.params.metadata_device):
+            remove(self.ctl, devno, retry=retry)

@@ -1,0 +1,100 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""CacheStack against the kernel: a writeback cache put in front of a
+device that runs and is written, flushed through the cleaner policy and
+removed, the device keeping its name and number and the origin holding
+every write; a refused step leaves nothing."""
+
+from __future__ import annotations
+
+import mmap
+import os
+import time
+
+import pytest
+
+import pydevmapper as dm
+from pydevmapper import targets as t
+from pydevmapper.composites import CacheStack, Segment
+from pydevmapper.testing.sweep import leftover_devices, remove_devices
+from tests.root.helpers import dm_block_node
+from tests.root.target_helpers import MIB, write
+
+pytestmark = pytest.mark.dm_root
+
+
+@pytest.fixture
+def origin(dm_control, dm_make_loop, dm_name):
+    """<name>, linear over a 64 MiB loop device, and a 24 MiB loop device
+    to cache on; nothing of the test's prefix left afterwards."""
+    disk, fast = dm_make_loop(64), dm_make_loop(24)
+    dev = dm_control.create_device(dm_name, dm.Table.single(64 * MIB, t.Linear(disk.devno, 0)))
+    yield dev, disk, fast
+    left = [n for n in leftover_devices(dm_control, dm_name) if n != dm_name]
+    remove_devices(dm_control, [*left, dm_name])
+    assert left == [], f"left behind: {left}"
+
+
+def read_direct(path, offset, size=65536):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    try:
+        with mmap.mmap(-1, size) as buf:  # page-aligned, as O_DIRECT needs
+            os.preadv(fd, [buf], offset)
+            return bytes(buf)
+    finally:
+        os.close(fd)
+
+
+def test_a_cache_put_in_front_flushed_and_removed(dm_control, dm_name, origin):
+    dev, disk, fast = origin
+    ctl = dm_control
+    table = ctl.table(dm_name)
+    write(dev, 0, b"\x01" * (1024 * 1024))
+    cache = CacheStack.create(ctl, dm_name, metadata=[Segment(fast.devno, 0, 4 * MIB)],
+                              cache=[Segment(fast.devno, 4 * MIB, 16 * MIB)], io_mode="writeback")
+    assert ctl.info(dm_name).devno == dev.devno and ctl.table(dm_name)[0].type == "cache"
+    assert sorted(d.name for d in ctl.list_devices(uuids=False) if d.name.startswith(dm_name)) == sorted(
+        [dm_name, f"{dm_name}_cmeta", f"{dm_name}_cdata", f"{dm_name}_corig"])
+    node = dm_block_node(dev.devno)
+    for _ in range(64):  # hits, so that the policy promotes the blocks and later writes stay in the cache
+        for offset in range(0, 1024 * 1024, 65536):
+            read_direct(node, offset)
+    # The policy promotes in the background: wait for it, so that the
+    # writes below land in the cache as dirty blocks the flush must write.
+    deadline = time.monotonic() + 120
+    while cache.status().used_cache_blocks == 0:
+        assert time.monotonic() < deadline, "nothing was promoted into the cache"
+        time.sleep(0.05)
+    write(dev, 0, b"\x02" * (1024 * 1024))
+    st = cache.status()
+    assert st.io_mode == "writeback" and st.dirty > 0
+    flushed = cache.flush(timeout=300)
+    assert flushed.dirty == 0 and ctl.table(dm_name)[0].parsed().policy == "smq"
+    write(dev, 65536, b"\x03" * 65536)
+    assert cache.status().dirty > 0  # for uncache to write back
+    cache.uncache(timeout=300)
+    assert ctl.info(dm_name).devno == dev.devno and ctl.table(dm_name) == table
+    assert sorted(d.name for d in ctl.list_devices(uuids=False) if d.name.startswith(dm_name)) == [dm_name]
+    # Every write is on the origin's own disk (read past the loop device's
+    # page cache, which udev's probe filled with what it held then).
+    assert read_direct(disk.path, 0) == b"\x02" * 65536
+    assert read_direct(disk.path, 65536) == b"\x03" * 65536
+    assert read_direct(disk.path, 131072) == b"\x02" * 65536
+
+
+def test_a_refused_cache_leaves_the_device_as_it_was(dm_control, dm_name, origin):
+    dev, disk, fast = origin
+    ctl = dm_control
+    table = ctl.table(dm_name)
+    with pytest.raises(dm.ValidationError):
+        CacheStack.create(ctl, dm_name, metadata=[Segment(fast.devno, 0, 4 * MIB)],
+                          cache=[Segment(fast.devno, 4 * MIB, 16 * MIB)], io_mode="sometimes")
+    # The cache device longer than its loop device: refused as it resumes.
+    with pytest.raises(dm.DMError):
+        CacheStack.create(ctl, dm_name, metadata=[Segment(fast.devno, 0, 4 * MIB)],
+                          cache=[Segment(fast.devno, 4 * MIB, 64 * MIB)])
+    # Metadata too small for the cache's mapping: the cache table is refused.
+    with pytest.raises(dm.DMError):
+        CacheStack.create(ctl, dm_name, metadata=[Segment(fast.devno, 0, 8)],
+                          cache=[Segment(fast.devno, 4 * MIB, 16 * MIB)])
+    assert ctl.table(dm_name) == table and not ctl.info(dm_name).suspended
+    assert sorted(d.name for d in ctl.list_devices(uuids=False) if d.name.startswith(dm_name)) == [dm_name]
