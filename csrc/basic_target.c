@@ -193,11 +193,13 @@ static void basic_status(struct dm_target *ti, status_type_t type,
 	case STATUSTYPE_TABLE:
 		DMEMIT("%s %llu", bc->dev->name, (unsigned long long)bc->start);
 		break;
+#if BASIC_HAVE_STATUSTYPE_IMA
 	case STATUSTYPE_IMA:
 		DMEMIT_TARGET_NAME_VERSION(ti->type);
 		DMEMIT(",device_name=%s,start=%llu;", bc->dev->name,
 		       (unsigned long long)bc->start);
 		break;
+#endif
 	}
 }
 
@@ -235,7 +237,8 @@ static int basic_message(struct dm_target *ti, unsigned int argc, char **argv,
 	return -EINVAL;
 }
 
-static int basic_prepare_ioctl(struct dm_target *ti, struct block_device **bdev)
+static int basic_prepare_ioctl(struct dm_target *ti, struct block_device **bdev
+			       BASIC_PREPARE_IOCTL_ARGS)
 {
 	struct basic_c *bc = ti->private;
 	struct dm_dev *dev = bc->dev;

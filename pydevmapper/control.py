@@ -222,9 +222,12 @@ class Control:
                      uuid_prefix: str = "") -> list[ListedDevice]:
         """DM_LIST_DEVICES: every device, in the kernel's (name) order.
 
-        Event numbers come with interface 4.37+, uuids with 4.45+ when
-        ``uuids`` is true (otherwise ``uuid`` is None).  The prefixes filter
-        in the kernel (4.45+).
+        Event numbers come with interface 4.37+.  With ``uuids`` (the
+        default) each entry has its uuid ("" for none): in the listing from
+        interface 4.45, before that read per device with DM_DEV_STATUS (a
+        device removed in between is left out); without, ``uuid`` is None.
+        The prefixes filter in the kernel and need 4.45 (UnsupportedError
+        before).
         """
         flags = 0
         if uuids and self.supports(LIST_UUID):
@@ -240,7 +243,20 @@ class Control:
             if len(uuid) > UUID_MAX_BYTES:
                 raise ValidationError("uuid prefix is longer than a uuid can be")
         reply = self.channel.call(LIST_DEVICES, flags=flags, name=name, uuid=uuid)
-        return records.decode_name_list(reply.data, self.supports(LIST_EVENT_NR))
+        listed = records.decode_name_list(reply.data, self.supports(LIST_EVENT_NR))
+        if uuids and not flags & lib.DM_UUID_FLAG:
+            listed = self._with_uuids(listed)
+        return listed
+
+    def _with_uuids(self, listed: list[ListedDevice]) -> list[ListedDevice]:
+        found: list[ListedDevice] = []
+        for d in listed:
+            try:
+                info = self.info(d.devno)
+            except DeviceNotFoundError:
+                continue
+            found.append(d._replace(uuid=info.uuid))
+        return found
 
     def targets(self) -> list[TargetVersion]:
         """DM_LIST_VERSIONS: the target types the kernel has loaded."""

@@ -74,7 +74,8 @@ def write(devno: DevNo, sectors: int, *, minimum: bool = False,
 def _error(exc: OSError, device: str) -> DMError:
     if exc.errno == errno.ENOENT:
         # No sysfs entry: no such block device, or a DM device whose disk
-        # the kernel has not added yet (it does at the first table load).
+        # the kernel has not added yet (from 5.15 it does at the first
+        # table load; before, at the creation).
         # ENXIO, as the DM ioctls answer for an unknown device.
         return DeviceNotFoundError(errno.ENXIO, COMMAND, device, None,
                                    "no such block device (a device-mapper device has "

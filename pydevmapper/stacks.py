@@ -180,7 +180,7 @@ def remove_stack(ctl: Control, device: DeviceId, *, retry: float = 5.0) -> list[
     devices briefly).
     """
     graph, top = _read(ctl, device)
-    users = [graph[u].name or str(u) for u in graph[top].used_by]
+    users = sorted(graph[u].name or str(u) for u in graph[top].used_by)
     if users:
         raise DeviceBusyError(errno.EBUSY, DEV_REMOVE.name, describe(device), None,
                               f"used by {', '.join(users)}: remove those first")

@@ -6,7 +6,10 @@
 # Exits non-zero if any tier fails; a root tier that cannot run fails
 # (PYDM_REQUIRE_KERNEL=1 turns its skips into failures).
 #
-#   scripts/run-all-tests.sh            # PYDM_KERNELS="6.1 6.12" to choose
+#   scripts/run-all-tests.sh
+#
+# Kernels: PYDM_UDEV_KERNELS (default "6.1 6.12") run with and without udev,
+# PYDM_NOUDEV_KERNELS (default "5.10 latest") only without.
 set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$REPO/scripts/setup-host.sh" >&2 || { echo "setup-host.sh failed" >&2; exit 1; }
@@ -41,10 +44,12 @@ record "docs" $?
 # The guest tiers, each one pytest session in its own guest, output to
 # build/logs/ and printed whole when the tier ends.  The udev boots run one
 # at a time with every host core (udevd's workers need them); the no-udev
-# boots, whose tests use one vCPU, run side by side with half the cores each.
+# boots, whose tests use one vCPU, run two at a time with half the cores each.
 logs="$REPO/build/logs"
 mkdir -p "$logs"
 cores=$(nproc)
+udev_kernels=${PYDM_UDEV_KERNELS-6.1 6.12}
+noudev_kernels=$(printf '%s\n' $udev_kernels ${PYDM_NOUDEV_KERNELS-5.10 latest} | awk '!seen[$0]++')
 declare -A tier_of=() log_of=() started=()
 declare -a failures=()
 # Interrupted: stop the guests still running (each sandbox kills its qemu).
@@ -61,25 +66,28 @@ start_tier() {  # kernel, udev|no-udev, vCPUs: boot a guest in the background
     tier_of[$!]=$tier
 }
 finish_tier() {  # wait for one guest tier, print its log, record it
-    local pid rc tier
+    local pid rc tier what
     wait -n -p pid "${!tier_of[@]}"
     rc=$?
     tier=${tier_of[$pid]}
     unset "tier_of[$pid]"
     echo "== root tier: kernel ${tier% *}, ${tier#* } (guest, $(( SECONDS - started[$tier] )) s)"
     cat "${log_of[$tier]}"
-    record "root tier, kernel ${tier% *}, ${tier#* }" "$rc"
+    # "<release>, DM interface <version>", from the session's last lines.
+    what=$(sed -n 's/^pydevmapper-guest-kernel: //p' "${log_of[$tier]}" | tail -n 1)
+    record "root tier, kernel ${tier% *} (${what:-kernel not reached}), ${tier#* }" "$rc"
     # What a failed tier said last, for where only the end of the output is read.
     local said
     said=$(grep -E '^(FAILED|ERROR) |watchdog|^sandbox:|timed out' "${log_of[$tier]}" | tail -n 8)
     [ -n "$said" ] || said=$(tail -n 3 "${log_of[$tier]}")
     [ "$rc" = 0 ] || failures+=("$tier: $(printf '%s' "$said" | cut -c1-300 | tr '\n' '|')")
 }
-for kernel in ${PYDM_KERNELS:-6.1 6.12}; do
+for kernel in $udev_kernels; do
     start_tier "$kernel" udev "$cores"
     finish_tier
 done
-for kernel in ${PYDM_KERNELS:-6.1 6.12}; do
+for kernel in $noudev_kernels; do
+    [ "${#tier_of[@]}" -ge 2 ] && finish_tier
     start_tier "$kernel" no-udev $(( cores > 2 ? cores / 2 : 1 ))
 done
 while [ "${#tier_of[@]}" -gt 0 ]; do finish_tier; done

@@ -4,7 +4,7 @@
 # through the API, move data through it, show it with the CLI, remove it.
 # On a host without device-mapper (or with --guest) it runs in a QEMU guest.
 #
-#   scripts/run-walkthrough.sh [--kernel 6.1|6.12] [--guest]
+#   scripts/run-walkthrough.sh [--kernel 5.10|6.1|6.12|latest] [--guest]
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$REPO/scripts/setup-host.sh" >&2

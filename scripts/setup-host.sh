@@ -7,11 +7,13 @@
 #
 # What it does:
 #   1. apt: qemu, udev, kmod, busybox, e2fsprogs, dmsetup, libdevmapper-dev,
-#      gcc/gcc-12/make (kernel module builds), python3-dev, file
+#      gcc/gcc-12/make (kernel module builds), mmdebstrap (build roots for
+#      other releases' kernels), python3-dev, file
 #   2. a venv at <repo>/.venv with virtme-ng + the project
 #      (editable, compat mode, with its test, docs and dev extras)
-#   3. the 6.1 and 6.12 guest kernels + a static busybox into
-#      ${PYDM_CACHE:-~/.cache/pydevmapper} (downloaded, never installed)
+#   3. the guest kernels (5.10, 6.1, 6.12 and the newest Debian has) + a
+#      static busybox into ${PYDM_CACHE:-~/.cache/pydevmapper} (downloaded
+#      with apt on a state of their own, never installed)
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,8 +31,11 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install o
 # --- 1. packages -------------------------------------------------------------
 # gcc-12: Debian's kernel headers hard-code CC=gcc-12.  file: virtme-ng uses
 # it to read the kernel version from vmlinuz.
+# mmdebstrap: the 5.10 and newest kernels are built for in their own
+# release's userland (their headers name gcc-10 and gcc-14, and trixie's
+# kbuild tools need its C library).
 PKGS=(qemu-system-x86 udev kmod e2fsprogs dmsetup libdevmapper-dev
-      gcc gcc-12 make python3-dev file ca-certificates)
+      gcc gcc-12 make mmdebstrap debian-archive-keyring python3-dev file ca-certificates)
 # busybox-static Conflicts with busybox; either one is fine here (the sandbox
 # keeps its own static busybox in the cache for virtme-ng's initramfs).
 installed busybox || installed busybox-static || PKGS+=(busybox)
@@ -38,14 +43,10 @@ installed busybox || installed busybox-static || PKGS+=(busybox)
 missing=()
 for p in "${PKGS[@]}"; do installed "$p" || missing+=("$p"); done
 
-# The kernel fetch needs apt lists too; a fresh container has none.
-need_update=0
-[ ${#missing[@]} -gt 0 ] && need_update=1
-[ -z "$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$' 2>/dev/null)" ] && need_update=1
-if [ $need_update = 1 ]; then
-    apt-get update
-fi
+# Only what is installed needs the host's lists: the kernels are fetched
+# with apt lists of their own (pydevmapper/sandbox/debian.py).
 if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update
     echo "setup-host.sh: installing ${missing[*]}"
     apt-get install -y --no-install-recommends "${missing[@]}"
 else
@@ -82,8 +83,9 @@ fi
 # Run from the repo so `-m pydevmapper.sandbox` works even before the project
 # is pip-installed.  fetch reuses a complete cached kernel.
 cd "$REPO"
-"$VENV/bin/python" -m pydevmapper.sandbox fetch --kernel 6.1
-"$VENV/bin/python" -m pydevmapper.sandbox fetch --kernel 6.12
+for kernel in 6.1 6.12 5.10 latest; do
+    "$VENV/bin/python" -m pydevmapper.sandbox fetch --kernel "$kernel"
+done
 
 echo "setup-host.sh: done.  Try:"
 echo "  $VENV/bin/python -m pydevmapper.sandbox run -- sh -c 'modprobe dm-mod && cat /proc/misc'"

@@ -56,6 +56,13 @@ _MANGLE_FAILED = {"name": 'Failed to mangle device name "{}".',
                   "new UUID": 'Failed to mangle new device UUID "{}"'}
 
 
+# What libdm says when the kernel's interface is too old for a request
+# (its _flatten), by the feature UnsupportedError names.
+_LIBDM_REFUSALS = {
+    "IMA measurement": "WARNING: IMA measurement unsupported by kernel.  Aborting operation.",
+}
+
+
 class Failed(Exception):
     """The command failed; its messages were already printed."""
 
@@ -437,9 +444,14 @@ class Session:
     def failure(self, task: Task, device: DeviceId | None, exc: DMError, *, devno: str | None = None,
                 absent: bool = False, sent_uuid: str = "") -> Failed:
         """Print libdm's lines for a failed API call (see ``call``); returns Failed to raise."""
-        from pydevmapper.errors import DeviceNotFoundError
+        from pydevmapper.errors import DeviceNotFoundError, UnsupportedError
         from pydevmapper.udev import UdevCookieError
 
+        if isinstance(exc, UnsupportedError) and exc.command in _LIBDM_REFUSALS:
+            # libdm refuses while building the ioctl, before any device is looked up.
+            self.error(_LIBDM_REFUSALS[exc.command])
+            self.error("Couldn't create ioctl argument.")
+            return Failed()
         if isinstance(exc, UdevCookieError):
             from pydevmapper.cli.udev_cookies import join_failed
 

@@ -6,12 +6,12 @@ loading, so root tests boot a cached Debian kernel under QEMU and run there.
 This package is stdlib-only and imports nothing else from pydevmapper, so it
 works before the core (or its compiled extension) is built.
 
-CLI: ``python -m pydevmapper.sandbox {fetch,run} ...``.
+CLI: ``python -m pydevmapper.sandbox {fetch,run,info} ...``.
 """
 
 from .errors import SandboxError
 from .guest import GuestResult, host_has_device_mapper, run_in_guest, run_native
-from .kernels import DEFAULT_SERIES, SERIES, Kernel, ensure_kernel, fetch, find_cached
+from .kernels import DEFAULT_SERIES, SERIES, Kernel, Series, ensure_kernel, fetch, find_cached
 
 __all__ = [
     "DEFAULT_SERIES",
@@ -19,6 +19,7 @@ __all__ = [
     "GuestResult",
     "Kernel",
     "SandboxError",
+    "Series",
     "ensure_kernel",
     "fetch",
     "find_cached",

@@ -1,9 +1,12 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """CLI for the sandbox.
 
-    python -m pydevmapper.sandbox fetch [--kernel 6.1|6.12]
-    python -m pydevmapper.sandbox run [--kernel 6.1|6.12] [--no-udev] [--timeout S] -- CMD ARGS...
-    python -m pydevmapper.sandbox info [--kernel 6.1|6.12]
+    python -m pydevmapper.sandbox fetch [--kernel 5.10|6.1|6.12|latest]
+    python -m pydevmapper.sandbox run [--kernel 5.10|6.1|6.12|latest] [--no-udev] [--timeout S] -- CMD ARGS...
+    python -m pydevmapper.sandbox info [--kernel 5.10|6.1|6.12|latest]
+
+"latest" is the newest series Debian's trixie and its backports carry; the
+kernel a series resolved to is printed on stderr.
 
 ``run`` exits with the command's exit status (124: timeout, 125: the guest
 died without reporting one).  The command's output streams to stdout;
@@ -77,6 +80,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
         return run_native(argv, build=a.build, extra_env=env, log=_log)
 
     kernel = ensure_kernel(a.kernel)
+    _log(f"sandbox: kernel {a.kernel}: {kernel.version} (Linux {kernel.line}, Debian {kernel.release})")
     preload = () if a.no_preload else tuple(a.preload or DEFAULT_PRELOAD)
     res = run_in_guest(
         argv, kernel, udev=a.udev, timeout=a.timeout, memory=a.memory, cpus=a.cpus, preload=preload,
@@ -96,7 +100,9 @@ def _cmd_run(a: argparse.Namespace) -> int:
 
 def _cmd_info(a: argparse.Namespace) -> int:
     k = ensure_kernel(a.kernel)
-    print(f"kernel:      {k.version}\nvmlinuz:     {k.vmlinuz}\nmodules:     {k.modules_dir}\nkdir:        {k.kdir}")
+    print(f"kernel:      {k.version} (Linux {k.line}, Debian {k.release})")
+    print(f"build root:  {k.buildroot or 'the host'}")
+    print(f"vmlinuz:     {k.vmlinuz}\nmodules:     {k.modules_dir}\nkdir:        {k.kdir}")
     for mod in ("dm-mod", "loop"):
         print(f"{mod + ':':<12} {module_state(k, mod)}")
     print(f"host dm:     {host_has_device_mapper()}\nkvm usable:  {kvm_usable(k.vmlinuz)}")
@@ -118,7 +124,8 @@ def main(args: list[str] | None = None) -> int:
         if a.cmd == "fetch":
             k = fetch(a.kernel, log=_log)
             static_busybox(log=_log)  # virtme-ng's initramfs needs one; fetch it now, not mid-run
-            print(f"{k.series}: {k.version}\n  vmlinuz {k.vmlinuz}\n  modules {k.modules_dir}\n  kdir    {k.kdir}")
+            print(f"{k.series}: {k.version} (Linux {k.line}, Debian {k.release})")
+            print(f"  vmlinuz {k.vmlinuz}\n  modules {k.modules_dir}\n  kdir    {k.kdir}")
             return 0
         if a.cmd == "info":
             return _cmd_info(a)

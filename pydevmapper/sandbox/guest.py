@@ -32,8 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from .build import build_module
+from .debian import cache_dir
 from .errors import Log, SandboxError, find_tool, require_tool
-from .kernels import Kernel, cache_dir, static_busybox
+from .kernels import Kernel, static_busybox
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_PRELOAD = ("dm-mod", "loop")
@@ -171,36 +173,6 @@ def check_host(*, udev: bool) -> None:
         raise SandboxError(
             "the sandbox host is missing tools (or run scripts/setup-host.sh):\n  " + "\n  ".join(missing)
         )
-
-
-# --------------------------------------------------------------------------
-# building csrc/ for the guest kernel
-
-
-def build_module(kdir: Path, kver: str, *, csrc: Path = REPO / "csrc", log: Log = print) -> Path | None:
-    """Build basic_target.ko for *kver* into ${PYDM_CACHE}/build/<kver>/.
-
-    Returns the .ko path, or None (with a message) when csrc/ has no
-    Makefile yet.  csrc/Makefile copies its sources to BUILD_DIR and runs
-    kbuild there, so the source tree stays clean and kernels don't clobber
-    each other.
-    """
-    if not (csrc / "Makefile").is_file():
-        log(f"sandbox: {csrc}/Makefile not found; not building basic_target.ko (PYDM_BASIC_TARGET_KO unset)")
-        return None
-    make = require_tool("make")
-    out = cache_dir() / "build" / kver
-    out.mkdir(parents=True, exist_ok=True)
-    argv = [make, "-C", str(csrc), f"KDIR={kdir}", f"BUILD_DIR={out}", "modules"]
-    env = dict(os.environ, PWD=str(csrc))  # some Makefiles use $(PWD) for M=
-    res = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
-    ko = out / "basic_target.ko"
-    if res.returncode != 0 or not ko.is_file():
-        raise SandboxError(
-            f"building basic_target.ko for {kver} failed ({shlex.join(argv)}):\n{res.stdout}{res.stderr}"
-            "\n(needs: apt-get install make gcc-12)"
-        )
-    return ko
 
 
 def compile_bytecode(dirs: Sequence[Path] = (REPO / "pydevmapper", REPO / "tests")) -> None:
@@ -395,7 +367,7 @@ def run_in_guest(
     check_host(udev=udev)
     env = dict(extra_env or {})
     if build:
-        ko = build_module(kernel.kdir, kernel.version, log=log)
+        ko = build_module(kernel.kdir, kernel.version, buildroot=kernel.buildroot, log=log)
         if ko is not None:
             env["PYDM_BASIC_TARGET_KO"] = str(ko)
     compile_bytecode()

@@ -3,12 +3,16 @@
 
 Cache layout::
 
-    ${PYDM_CACHE:-~/.cache/pydevmapper}/kernels/<kver>/debs/   the .deb files
-    ${PYDM_CACHE:-~/.cache/pydevmapper}/kernels/<kver>/root/   dpkg -x of them
+    ${PYDM_CACHE:-~/.cache/pydevmapper}/kernels/<kver>/debs/       the .deb files
+    ${PYDM_CACHE:-~/.cache/pydevmapper}/kernels/<kver>/root/       dpkg -x of them
+    ${PYDM_CACHE:-~/.cache/pydevmapper}/kernels/<kver>/buildroot/  the kernel's own
+        Debian userland with its headers installed, for a kernel of another
+        release than the host's (see build.py)
 
-The packages are only ever *downloaded* (``apt-get download``) and unpacked
-with ``dpkg -x``; nothing is installed, so the host's /boot and /lib/modules
-are never touched.  Everything here is stdlib + subprocess with argv lists.
+The packages are only ever *downloaded* (``apt-get download``, on the private
+apt state of :mod:`.debian`) and unpacked with ``dpkg -x``; nothing is
+installed, so the host's /boot and /lib/modules are never touched.
+Everything here is stdlib + subprocess with argv lists.
 """
 
 from __future__ import annotations
@@ -21,17 +25,35 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .debian import RELEASES, Apt, bootstrap, cache_dir, host_release
 from .errors import Log, SandboxError, require_tool
 
-#: Series name -> regex over ``apt-cache`` package names; group 1 is the kver.
-#: POSIX ERE (apt-cache search uses regcomp, so no \d).
-#: Only the generic signed "-amd64" flavour: -cloud lacks loop/dm bits we want
-#: and -rt changes scheduling behaviour the tests don't care about.
-SERIES: dict[str, str] = {
-    "6.1": r"^linux-image-(6\.1\.0-[0-9]+-amd64)$",
-    "6.12": r"^linux-image-(6\.12\.[0-9]+\+deb12-amd64)$",
+
+@dataclass(frozen=True)
+class Series:
+    """A kernel series the sandbox offers, and where Debian carries it."""
+
+    name: str
+    release: str  # the Debian release whose archive carries it
+    #: POSIX ERE over package names (apt-cache search uses regcomp, so no \d);
+    #: group 1 is the kernel release.  Only the generic signed "-amd64"
+    #: flavour: -cloud lacks loop/dm bits we want and -rt changes scheduling
+    #: the tests don't care about.
+    pattern: str
+
+
+SERIES: dict[str, Series] = {
+    s.name: s
+    for s in (
+        Series("5.10", "bullseye", r"^linux-image-(5\.10\.0-[0-9]+-amd64)$"),
+        Series("6.1", "bookworm", r"^linux-image-(6\.1\.0-[0-9]+-amd64)$"),
+        Series("6.12", "bookworm", r"^linux-image-(6\.12\.[0-9]+\+deb12-amd64)$"),
+        # The newest series trixie and its backports carry, whatever it is.
+        Series("latest", "trixie", r"^linux-image-([0-9]+\.[0-9]+\.[0-9]+\+deb13-amd64)$"),
+    )
 }
 DEFAULT_SERIES = "6.1"
+DEFAULT_RELEASE = SERIES[DEFAULT_SERIES].release
 
 # The -amd64 headers' Makefile is a one-line include of the -common tree by
 # absolute path; we rewrite it to point into the cache (and re-rewrite it if
@@ -43,16 +65,29 @@ _INCLUDE_RE = re.compile(r"^include[ \t]+(\S*/)?(linux-headers-[^/\s]+-common)/M
 class Kernel:
     """One unpacked kernel in the cache."""
 
-    series: str
+    series: str  # as asked for: "5.10", "6.1", "6.12" or "latest"
     version: str  # kernel release, i.e. `uname -r` in the guest
+    release: str  # the Debian release that carries it
     root: Path  # the dpkg -x tree
     vmlinuz: Path
     modules_dir: Path  # root/lib/modules/<version>
     kdir: Path  # root/usr/src/linux-headers-<version>, for `make -C KDIR M=...`
 
+    @property
+    def line(self) -> str:
+        """The kernel's major.minor, e.g. "7.3" for series "latest"."""
+        return ".".join(re.findall(r"\d+", self.version)[:2])
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("PYDM_CACHE") or Path.home() / ".cache" / "pydevmapper")
+    @property
+    def buildroot(self) -> Path | None:
+        """Where modules for it are built: its own release's userland, or None for the host.
+
+        A Debian kernel's headers name the compiler it was built with
+        (5.10's gcc-10, trixie's gcc-14) and its kbuild tools are linked
+        against its release's C library (trixie's need glibc 2.38), so
+        only the host of the same release can build for it directly.
+        """
+        return None if self.release == host_release() else self.root.parent / "buildroot"
 
 
 def kernels_dir() -> Path:
@@ -65,30 +100,42 @@ def _version_key(kver: str) -> tuple[int, ...]:
     return tuple(int(n) for n in re.findall(r"\d+", kver))
 
 
-def _check_series(series: str) -> str:
+def _check_series(series: str) -> Series:
     if series not in SERIES:
         raise SandboxError(f"unknown kernel series {series!r}; choose one of: {', '.join(SERIES)}")
-    return series
+    return SERIES[series]
 
 
 def kernel_at(series: str, kver: str, root: Path) -> Kernel:
+    # Debian's kernel packages up to bookworm's put the image in /boot and
+    # the modules in /lib/modules; trixie-backports' (seen with 7.3) are
+    # merged-/usr, the image /usr/lib/modules/<kver>/vmlinuz.
+    modules_dir = root / "lib" / "modules" / kver
+    if not modules_dir.is_dir():
+        modules_dir = root / "usr" / "lib" / "modules" / kver
+    vmlinuz = root / "boot" / f"vmlinuz-{kver}"
+    if not vmlinuz.is_file():
+        vmlinuz = modules_dir / "vmlinuz"
     return Kernel(
         series=series,
         version=kver,
+        release=_check_series(series).release,
         root=root,
-        vmlinuz=root / "boot" / f"vmlinuz-{kver}",
-        modules_dir=root / "lib" / "modules" / kver,
+        vmlinuz=vmlinuz,
+        modules_dir=modules_dir,
         kdir=root / "usr" / "src" / f"linux-headers-{kver}",
     )
 
 
 def _is_complete(k: Kernel) -> bool:
-    return k.vmlinuz.is_file() and k.modules_dir.is_dir() and (k.kdir / "Makefile").is_file()
+    unpacked = k.vmlinuz.is_file() and k.modules_dir.is_dir() and (k.kdir / "Makefile").is_file()
+    br = k.buildroot
+    return unpacked and (br is None or (br / "usr" / "src" / f"linux-headers-{k.version}" / "Makefile").is_file())
 
 
 def find_cached(series: str = DEFAULT_SERIES) -> Kernel | None:
     """Newest complete cached kernel of *series*, prepared; None if none."""
-    pattern = re.compile(SERIES[_check_series(series)].replace("^linux-image-", "^"))
+    pattern = re.compile(_check_series(series).pattern.replace("^linux-image-", "^"))
     base = kernels_dir()
     if not base.is_dir():
         return None
@@ -113,57 +160,44 @@ def ensure_kernel(series: str = DEFAULT_SERIES) -> Kernel:
 # apt side
 
 
-def _apt(args: list[str], *, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, check=False)
-
-
-def _candidates(series: str) -> list[str]:
-    """Kernel versions of *series* that apt knows, newest first."""
-    require_tool("apt-cache", "this needs a Debian/Ubuntu host with apt")
-    pattern = SERIES[series]
-    res = _apt(["apt-cache", "search", "--names-only", pattern])
-    if res.returncode != 0:
-        raise SandboxError(f"apt-cache search failed: {res.stderr.strip()}")
-    rx = re.compile(pattern)
-    kvers = {m.group(1) for line in res.stdout.splitlines() if (m := rx.match(line.split(" - ")[0].strip()))}
+def _candidates(apt: Apt, series: Series) -> list[str]:
+    """Kernel versions of *series* that the registry has, newest first."""
+    rx = re.compile(series.pattern)
+    kvers = {m.group(1) for name in apt.search(series.pattern) if (m := rx.match(name))}
     return sorted(kvers, key=_version_key, reverse=True)
 
 
-def _show(pkg: str) -> dict[str, str]:
-    """Candidate stanza of ``apt-cache show`` as a dict (first stanza only)."""
-    res = _apt(["apt-cache", "show", "--no-all-versions", pkg])
-    fields: dict[str, str] = {}
-    for line in res.stdout.splitlines():
-        if not line.strip():
-            break
-        if ":" in line and not line.startswith(" "):
-            key, _, val = line.partition(":")
-            fields[key] = val.strip()
-    return fields
+def _depends(stanza: dict[str, str]) -> list[tuple[str, str]]:
+    """(name, apt spec) of each dependency's first alternative; "=" deps pinned."""
+    out: list[tuple[str, str]] = []
+    for dep in stanza.get("Depends", "").split(","):
+        alt = dep.split("|")[0].strip()
+        m = re.match(r"^(\S+)(?:\s*\((\S+)\s+(\S+)\))?$", alt)
+        if m:
+            name, op, ver = m.groups()
+            # For ">=" deps take the candidate, which apt guarantees is at least as new.
+            out.append((name, f"{name}={ver}" if op == "=" else name))
+    return out
 
 
-def _package_specs(kver: str) -> list[str]:
-    """apt-get download specs for image, headers (-amd64, -common) and kbuild.
+def _package_specs(apt: Apt, kver: str) -> list[str]:
+    """apt-get download specs for the image, headers (-amd64, -common) and kbuild.
 
-    The -common and kbuild package names differ between series (e.g.
-    ``linux-kbuild-6.1`` vs ``linux-kbuild-6.12.117+deb12``), so they are taken
-    from the headers package's Depends rather than guessed.
+    Names differ between series (``linux-kbuild-6.1`` vs
+    ``linux-kbuild-6.12.117+deb12``; from 7.x the image is a metapackage
+    over ``linux-binary-*`` and ``linux-modules-*``), so they are taken from
+    the image's and the headers' Depends rather than guessed.
     """
     image, headers = f"linux-image-{kver}", f"linux-headers-{kver}"
-    img, hdr = _show(image), _show(headers)
+    img, hdr = apt.show(image), apt.show(headers)
     if not img.get("Version") or not hdr.get("Version"):
         return []
     specs = [f"{image}={img['Version']}", f"{headers}={hdr['Version']}"]
     common = kbuild = None
-    for dep in hdr.get("Depends", "").split(","):
-        alt = dep.split("|")[0].strip()
-        m = re.match(r"^(\S+)(?:\s*\((\S+)\s+(\S+)\))?$", alt)
-        if not m:
-            continue
-        name, op, ver = m.groups()
-        # Pin exact-equal deps; for ">=" deps take the candidate, which apt
-        # guarantees is at least as new.
-        spec = f"{name}={ver}" if op == "=" else name
+    for name, spec in _depends(img):
+        if re.fullmatch(rf"linux-(binary|modules|base)-{re.escape(kver)}", name):
+            specs.append(spec)
+    for name, spec in _depends(hdr):
         if name.startswith("linux-headers-") and name.endswith("-common"):
             common = spec
         elif name.startswith("linux-kbuild-"):
@@ -173,58 +207,75 @@ def _package_specs(kver: str) -> list[str]:
     return specs + [common, kbuild]
 
 
-def _downloadable(specs: list[str]) -> bool:
-    # --print-uris resolves every spec without downloading ~100 MB.
-    res = _apt(["apt-get", "download", "--print-uris", *specs])
-    return res.returncode == 0 and res.stdout.count("'") >= 2 * len(specs)
-
-
 def fetch(series: str = DEFAULT_SERIES, *, log: Log = print) -> Kernel:
     """Reuse the cached kernel of *series* or download + unpack the newest one.
 
     Picks the newest kver for which image, headers, -common headers and
     kbuild are all downloadable.  Downloads into a staging dir that is renamed
     into place only when complete, so an interrupted fetch never leaves a
-    half-unpacked kernel that find_cached() would trust.
+    half-unpacked kernel that find_cached() would trust.  A kernel of
+    another release than the host's also gets its build root.
     """
-    _check_series(series)
+    ser = _check_series(series)
     cached = find_cached(series)
-    candidates = _candidates(series)
+    apt = Apt(ser.release)
+    try:
+        apt.refresh(log=log)
+        candidates = _candidates(apt, ser)
+    except SandboxError as e:
+        if cached is None:
+            raise
+        log(f"kernel {series}: {e}; using cached {cached.version}")
+        return cached
     if not candidates:
         if cached:
-            log(f"apt knows no {series} kernels; using cached {cached.version}")
+            log(f"the registry has no {series} kernels; using cached {cached.version}")
             return cached
-        raise SandboxError(
-            f"apt knows no linux-image for series {series}; run `apt-get update`"
-            + (" and enable bookworm-backports for 6.12" if series == "6.12" else "")
-        )
+        raise SandboxError(f"Debian {ser.release} has no linux-image matching {ser.pattern}")
     for kver in candidates:
         if cached and _version_key(kver) <= _version_key(cached.version):
             log(f"kernel {series}: using cached {cached.version} ({cached.root.parent})")
             return cached
-        specs = _package_specs(kver)
-        if specs and _downloadable(specs):
-            return _download_and_unpack(series, kver, specs, log=log)
+        specs = _package_specs(apt, kver)
+        if specs and apt.downloadable(specs):
+            try:
+                return _download_and_unpack(apt, series, kver, specs, log=log)
+            except SandboxError as e:
+                if cached is None:
+                    raise
+                log(f"kernel {kver}: {e}\nkernel {series}: using cached {cached.version}")
+                return cached
         log(f"kernel {kver}: not all of image/headers/common/kbuild downloadable, trying older")
     if cached:
         return cached
     raise SandboxError(f"no {series} kernel has image, headers and kbuild all downloadable")
 
 
-def _download_and_unpack(series: str, kver: str, specs: list[str], *, log: Log) -> Kernel:
+def _remove_dead_staging() -> None:
+    # A fetch killed outright leaves its staging directory (up to ~1 GB with
+    # a build root); the pid in its name says whether it is still running.
+    for d in kernels_dir().glob(".staging-*-*"):
+        pid = d.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _download_and_unpack(apt: Apt, series: str, kver: str, specs: list[str], *, log: Log) -> Kernel:
     require_tool("dpkg", "apt-get install dpkg")
+    _remove_dead_staging()
     final = kernels_dir() / kver
     staging = kernels_dir() / f".staging-{kver}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "debs").mkdir(parents=True)
     try:
         log(f"kernel {kver}: downloading {' '.join(specs)}")
-        res = _apt(["apt-get", "download", *specs], cwd=staging / "debs")
-        if res.returncode != 0:
-            raise SandboxError(f"apt-get download failed:\n{res.stderr.strip()}")
+        apt.download(specs, staging / "debs")
         for deb in sorted((staging / "debs").glob("*.deb")):
             subprocess.run(["dpkg", "-x", str(deb), str(staging / "root")], check=True)
-        prepare(kernel_at(series, kver, staging / "root"))
+        k = prepare(kernel_at(series, kver, staging / "root"))
+        if k.buildroot is not None:
+            # The headers package pulls in the compiler and kbuild it names.
+            bootstrap(k.release, staging / "buildroot", [f"linux-headers-{kver}", "make", "binutils"], log=log)
         if final.exists():  # e.g. incomplete leftover from an older tool version
             shutil.rmtree(final)
         staging.rename(final)
@@ -245,11 +296,13 @@ def prepare(k: Kernel) -> Kernel:
       point it into the cache so ``make -C KDIR M=...`` works on the host.
     * lib/modules/<kver>/{build,source} are absolute /usr/src symlinks ->
       make them relative, so they resolve on the host and in the guest.
+    * merged-/usr packages (trixie-backports') -> link lib to usr/lib.
     * .debs ship no modules.dep -> run depmod, so modprobe works in the guest
       (virtme-ng would do it too, but silently and only when booting).
     """
     _patch_makefile(k)
     _relink_build(k)
+    _link_merged_usr(k)
     if not (k.modules_dir / "modules.dep").is_file():
         depmod = require_tool("depmod", "apt-get install kmod")
         subprocess.run([depmod, "-a", "-b", str(k.root), k.version], check=True)
@@ -266,6 +319,14 @@ def _patch_makefile(k: Kernel) -> None:
     want = f"include {k.root.resolve() / 'usr' / 'src' / m.group(2)}/Makefile"
     if m.group(0).strip() != want:
         mk.write_text(text[: m.start()] + want + text[m.end() :])
+
+
+def _link_merged_usr(k: Kernel) -> None:
+    # A merged-/usr kernel package has only usr/lib/modules; give the tree
+    # the /lib -> usr/lib link such a system has, so depmod -b and
+    # virtme-ng find the modules where they look.
+    if (k.root / "usr" / "lib" / "modules").is_dir() and not os.path.lexists(k.root / "lib"):
+        (k.root / "lib").symlink_to("usr/lib")
 
 
 def _relink_build(k: Kernel) -> None:
@@ -331,13 +392,13 @@ def static_busybox(*, log: Log = print) -> Path:
     bb = tools / "busybox-static" / "bin" / "busybox"
     if bb.is_file():
         return bb
-    require_tool("apt-get", "this needs a Debian/Ubuntu host with apt")
     debs = tools / "debs"
     debs.mkdir(parents=True, exist_ok=True)
     log("fetching busybox-static into the cache (virtme-ng needs a static busybox)")
-    res = _apt(["apt-get", "download", "busybox-static"], cwd=debs)
-    if res.returncode != 0:
-        raise SandboxError(f"apt-get download busybox-static failed:\n{res.stderr.strip()}")
+    host = host_release()
+    apt = Apt(host if host in RELEASES else DEFAULT_RELEASE)
+    apt.refresh(log=log)
+    apt.download(["busybox-static"], debs)
     staging = tools / f".busybox-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     for deb in debs.glob("busybox-static_*.deb"):

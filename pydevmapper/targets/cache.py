@@ -309,7 +309,9 @@ class WritecacheStatus(Status):
         # The kernel prints writecache_has_error() with %ld: 0 or 1.
         error = w.int("error")
         total, free, writeback = w.int("total_blocks"), w.int("free_blocks"), w.int("writeback_blocks")
-        counters = {f: w.int(f) for f in _WC_COUNTERS} if w.more() else {}
+        # The counters came with 5.15; a word there that is no count is
+        # something newer still, kept in extra.
+        counters = {f: w.int(f) for f in _WC_COUNTERS} if (w.peek() or "").isdigit() else {}
         return cls(error != 0, total, free, writeback, **counters, extra=w.rest())
 
 
@@ -424,5 +426,6 @@ class Writecache(Params):
 
     @staticmethod
     def clear_stats() -> Message:
-        """Reset the statistics counters the status reports."""
+        """Reset the statistics counters the status reports (Linux 5.15
+        and later, which have them)."""
         return Message("clear_stats")

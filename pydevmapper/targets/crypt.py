@@ -249,10 +249,16 @@ class VerityFec(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class VerityStatus(Status):
-    """``V`` (every block read verified) or ``C`` (a corrupted block was seen)."""
+    """``V`` (every block read verified) or ``C`` (a corrupted block was
+    seen), then, from Linux 7.x, the errors forward error correction has
+    corrected (``-`` when the table has none).
+
+    ``fec_corrected`` is None when there is no FEC, or the kernel does not
+    report it."""
 
     TYPE = "verity"
     state: str
+    fec_corrected: int | None = None
     extra: tuple[str, ...] = ()
 
     @property
@@ -262,7 +268,12 @@ class VerityStatus(Status):
 
     @classmethod
     def _read(cls, w: Words) -> VerityStatus:
-        return cls(w.choice("state", ("V", "C")), w.rest())
+        state = w.choice("state", ("V", "C"))
+        # Before 7.x the state is all; a word there that is no count is
+        # something newer still, kept in extra.
+        fec = w.peek()
+        corrected = w.optional_int("fec corrected") if fec == "-" or (fec or "").isdigit() else None
+        return cls(state, corrected, w.rest())
 
 
 def _hex_field(value: str | None, field: str) -> str:

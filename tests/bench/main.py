@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""python -m tests.bench [--json FILE] [--kernel 6.1|6.12] [--quick]
+"""python -m tests.bench [--json FILE] [--kernel 5.10|6.1|6.12|latest] [--quick]
 
 Runs every operation for every contender (api, c, libdm, dmsetup,
 pydmsetup) in one kernel and prints the ratio table; ``--json`` also writes

@@ -67,9 +67,22 @@ def pytest_runtest_teardown(item, nextitem):
         yield
 
 
+def _interface_line():
+    try:
+        from pydevmapper import Control
+
+        with Control() as ctl:
+            version = ".".join(map(str, ctl.version()))
+    except Exception as e:  # noqa: BLE001 - the session has failed or skipped with the reason
+        return f"pydevmapper-guest-kernel: {os.uname().release}, DM interface not readable ({e})"
+    return f"pydevmapper-guest-kernel: {os.uname().release}, DM interface {version}"
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     from tests.root.helpers import RELIABILITY
 
+    # Read by scripts/run-all-tests.sh for its summary.
+    terminalreporter.write_line(_interface_line())
     if not RELIABILITY:
         return
     terminalreporter.section("reliability")

@@ -13,6 +13,16 @@ import pytest
 NOBODY = 65534  # the unprivileged user both tools run as in the permission cases
 
 
+def kernel_at_least(major: int, minor: int) -> bool:
+    """Whether the running kernel is Linux major.minor or newer."""
+    return tuple(int(n) for n in os.uname().release.split(".")[:2]) >= (major, minor)
+
+
+# Before 5.15 a mapped device's disk (and its sysfs entry, read-ahead and
+# holders) exists from its creation; since, from its first table load.
+DISK_AT_CREATE = not kernel_at_least(5, 15)
+
+
 def sysfs_dm_devices() -> Dict[str, Tuple[str, int, int]]:
     """name -> (uuid, major, minor) straight from /sys/block/dm-*/."""
     found = {}

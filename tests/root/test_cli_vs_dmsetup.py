@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from tests.root.helpers import NOBODY, dmsetup_installed, forked_main, gone  # noqa: F401 (fixture)
+from tests.root.helpers import DISK_AT_CREATE, NOBODY, dmsetup_installed, forked_main, gone  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.dm_root,
               pytest.mark.usefixtures("dmsetup_installed")]
@@ -602,9 +602,10 @@ def library_nodes(monkeypatch):
     (["--readahead", "1000"], None), (["--readahead", "7"], None), (["--readahead", "+8"], None),
     (["--readahead", "+4096"], None), (["--readahead", "none"], None),
     (["--readahead", "auto"], None), (["--readahead", "+8", "--readahead", "16"], None),
-    # No table: no resume, so no node (unless --addnodeoncreate) and no disk.
-    (["-n", "--readahead", "1000", "-U", "7"], (None, None)),
-    (["-n", "--addnodeoncreate", "-U", "7"], ((0o060000, 0o660, 7, 6), None)),
+    # No table: no resume, so no node (unless --addnodeoncreate), and from
+    # 5.15 no disk either (before, its read-ahead is the default, untouched).
+    (["-n", "--readahead", "1000", "-U", "7"], (None, 256 if DISK_AT_CREATE else None)),
+    (["-n", "--addnodeoncreate", "-U", "7"], ((0o060000, 0o660, 7, 6), 256 if DISK_AT_CREATE else None)),
 ])
 def test_create_node_owner_and_read_ahead(dm_control, dm_name, library_nodes, switches, expected):
     table = [] if "-n" in switches else ["--table", "0 64 zero"]

@@ -32,8 +32,12 @@ def test_listing_many_devices_matches_the_kernel(dm_control, dm_prefix):
             assert entry.event_nr == dm_control.info(name).event_nr
         # A second listing reuses the size that worked: same answer.
         assert {d.name for d in dm_control.list_devices()} == set(kernel)
-        prefixed = dm_control.list_devices(name_prefix=f"{dm_prefix}many-00")
-        assert sorted(d.name for d in prefixed) == names[:100]
+        if dm_control.version() >= (4, 45, 0):
+            prefixed = dm_control.list_devices(name_prefix=f"{dm_prefix}many-00")
+            assert sorted(d.name for d in prefixed) == names[:100]
+        else:  # 5.10: uuids came per device above; the kernel cannot filter
+            with pytest.raises(dm.UnsupportedError, match=r"needs device-mapper interface 4\.45\.0"):
+                dm_control.list_devices(name_prefix=f"{dm_prefix}many-00")
     finally:
         for devno in made:
             dm_control.remove(devno, retry=30.0)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 import pytest
@@ -153,10 +154,15 @@ def test_longest_name_is_kept_whole(dm_control, dm_prefix):
 @pytest.mark.dm_needs_basic_target
 def test_ima_measurement(dm_basic_target, dm_loop_device, dm_make_device, dm_control):
     """basic_target answers STATUSTYPE_IMA in its own form, unlike its table
-    or status: what comes back proves the IMA flag reached the kernel."""
-    if dm_control.version() < (4, 45, 0):
-        pytest.skip("kernel DM interface predates IMA")
+    or status: what comes back proves the IMA flag reached the kernel.
+    A kernel before interface 4.45 (5.10) has no IMA measurement: the call
+    is refused with the typed error, naming the interface it needs."""
     dev = dm_make_device(f"0 64 basic_target {dm_loop_device.devno_str} 8")
+    if dm_control.version() < (4, 45, 0):
+        with pytest.raises(dm.UnsupportedError, match=r"IMA measurement needs device-mapper interface 4\.45\.0") as err:
+            dm_control.ima_measurement(dev.devno)
+        assert err.value.errno == errno.ENOTSUP
+        return
     [measured] = dm_control.ima_measurement(dev.devno)
     assert measured.type == "basic_target"
     assert measured.status == (f"target_name=basic_target,target_version=1.0.0,"

@@ -10,6 +10,8 @@ real work.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import pydevmapper as dm
@@ -96,7 +98,7 @@ def test_snapshot_allocation_rises_then_overflow(dm_make_loop, dm_make_device):
     origin_loop, cow_loop = dm_make_loop(16), dm_make_loop(1)
     size = sectors_of(origin_loop.path)
     origin = dm_make_device(dm.Table.single(size, t.SnapshotOrigin(origin_loop)))
-    snap_params = t.Snapshot(origin_loop, cow_loop, "PO", 8, discard_zeroes_cow=True)
+    snap_params = t.Snapshot(origin_loop, cow_loop, "PO", 8)
     snap = dm_make_device(dm.Table.single(size, snap_params))
     loaded_equal(origin, t.SnapshotOrigin(origin_loop))
     loaded_equal(snap, snap_params)
@@ -113,6 +115,23 @@ def test_snapshot_allocation_rises_then_overflow(dm_make_loop, dm_make_device):
     with pytest.raises(OSError):
         write(snap, MIB * 512, b"\x22" * (2 * 1024 * 1024))
     assert status(snap) == t.SnapshotStatus("Overflow")
+
+
+# Linux 7.3.4 oopses loading such a table (a divide error in
+# blk_stack_limits, the task killed): dm-snapshot's io_hints set the
+# discard granularity, a byte count, to the chunk size in sectors.
+_DISCARD_ZEROES_COW_OOPSES = tuple(int(n) for n in os.uname().release.split(".")[:2]) >= (7, 3)
+
+
+@pytest.mark.skipif(_DISCARD_ZEROES_COW_OOPSES, reason="the kernel oopses loading it (a kernel bug, seen on 7.3.4)")
+def test_snapshot_discard_zeroes_cow_round_trips(dm_make_loop, dm_make_device):
+    origin_loop, cow_loop = dm_make_loop(16), dm_make_loop(1)
+    size = sectors_of(origin_loop.path)
+    dm_make_device(dm.Table.single(size, t.SnapshotOrigin(origin_loop)))
+    snap_params = t.Snapshot(origin_loop, cow_loop, "PO", 8, discard_zeroes_cow=True)
+    snap = dm_make_device(dm.Table.single(size, snap_params))
+    loaded_equal(snap, snap_params)
+    assert status(snap).valid
 
 
 def test_snapshot_p_store_turns_invalid_when_full(dm_make_loop, dm_make_device):

@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """vdo against the real kernel, as far as this machine allows: the target is
-in 6.12 (dm-vdo, 6.9+) and not in 6.1, and without vdoformat (not packaged
-in Debian 12) no volume can be formatted, so a load stops at the metadata -
-after the kernel has taken every parameter of the typed table."""
+in 6.12 and later (dm-vdo, 6.9+) and not in 5.10 or 6.1, and without
+vdoformat (not packaged in Debian 12) or room for the kernel to format one
+itself no volume is usable, so a load stops at the metadata - after the
+kernel has taken every parameter of the typed table."""
 
 from __future__ import annotations
 
@@ -45,8 +46,10 @@ def test_vdo_table_reaches_the_metadata(dm_control, dm_make_loop, dm_name):
     if _vdo_version(dm_control) is None:  # 6.1: no such target
         assert "unknown target type" in (exc.value.kernel_message or "").lower()
         return
-    # vdo logs the table line it parsed; the unformatted volume (no
-    # geometry block) is what stops it.
+    # vdo logs the table line it parsed; the unformatted volume is what
+    # stops it: dm-vdo of 6.12 finds no geometry block, newer ones (seen
+    # on 7.3) format a blank volume themselves and find 64 MiB too small.
     said = exc.value.kernel_message or ""
     assert f"table line: {params.format()}" in said
-    assert "Could not load geometry block" in said
+    assert ("Could not load geometry block" in said
+            or "Could not allocate enough space for VDO during format (-ENOSPC)" in said)

@@ -75,3 +75,13 @@ def test_wipe_table_of_a_missing_device_fails_as_dmsetups_does(kernel, dmsetup):
         "device-mapper: table ioctl on gone  failed: No such device or address\n"
         "device-mapper: reload ioctl on gone  failed: No such device or address\n"
         "Command failed.\n"))
+
+
+def test_measure_on_a_kernel_without_ima_says_what_libdm_says(kernel, dmsetup):
+    # Interface 4.43 (Linux 5.10): libdm refuses while building the ioctl,
+    # the device unlooked-up; the real kernel's case is in the root tier.
+    kernel.version = (4, 43, 0)
+    assert dmsetup("measure", "x") == (1, "", (
+        "WARNING: IMA measurement unsupported by kernel.  Aborting operation.\n"
+        "Couldn't create ioctl argument.\nCommand failed.\n"))
+    assert "DM_TABLE_STATUS" not in kernel.commands()

@@ -595,9 +595,33 @@ def test_old_kernel_list_devices_omits_uuid_and_event_nr(old_kernel, ctl):
             for i, n in enumerate(["a", "bb"])]
     data = recs[0][:8] + struct.pack("<I", len(recs[0])) + recs[0][12:] + recs[1]
     old_kernel.handlers["DM_LIST_DEVICES"] = lambda c, hdr, buf: put_data(hdr, buf, data)
-    assert ctl.list_devices() == [ListedDevice("a", 253, 0, None, None),
-                                  ListedDevice("bb", 253, 1, None, None)]
+    assert ctl.list_devices(uuids=False) == [ListedDevice("a", 253, 0, None, None),
+                                             ListedDevice("bb", 253, 1, None, None)]
     assert not old_kernel.of("DM_LIST_DEVICES")[0].flags & DMFlag.UUID
+    assert "DM_DEV_STATUS" not in old_kernel.commands()
+
+
+def test_old_kernel_list_devices_reads_uuids_per_device(old_kernel, ctl):
+    # Before 4.45 the listing has no uuids: each is read with DM_DEV_STATUS,
+    # and a device gone in between is left out.
+    recs = [pad8(struct.pack("<QI", huge_encode_dev(253, i), 0) + n.encode() + b"\0")
+            for i, n in enumerate(["a", "bb", "gone"])]
+    data = b"".join(r[:8] + struct.pack("<I", len(r)) + r[12:] for r in recs[:2]) + recs[2]
+    old_kernel.handlers["DM_LIST_DEVICES"] = lambda c, hdr, buf: put_data(hdr, buf, data)
+    uuids = {0: "LVM-a", 1: ""}
+
+    def status(call, hdr, buf):
+        minor = hdr.dev & 0xFF
+        if minor not in uuids:
+            return errno.ENXIO
+        device_reply(f"n{minor}", 253, minor, uuid=uuids[minor])(call, hdr, buf)
+        return 0
+
+    old_kernel.handlers["DM_DEV_STATUS"] = status
+    assert ctl.list_devices() == [ListedDevice("a", 253, 0, None, "LVM-a"),
+                                  ListedDevice("bb", 253, 1, None, "")]
+    assert not old_kernel.of("DM_LIST_DEVICES")[0].flags & DMFlag.UUID
+    assert len(old_kernel.of("DM_DEV_STATUS")) == 3
 
 
 def test_old_kernel_still_supports_older_features(old_kernel, ctl):

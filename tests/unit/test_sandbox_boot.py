@@ -30,7 +30,7 @@ def boots(monkeypatch: pytest.MonkeyPatch) -> list[guest.GuestResult]:
     return queue
 
 
-KERNEL = Kernel("6.1", "6.1.0-test", Path("/k"), Path("/k/vmlinuz"), Path("/k/modules"), Path("/k/kdir"))
+KERNEL = Kernel("6.1", "6.1.0-test", "bookworm", Path("/k"), Path("/k/vmlinuz"), Path("/k/modules"), Path("/k/kdir"))
 
 
 def test_a_boot_that_dies_before_the_command_is_tried_again(boots: list) -> None:

@@ -638,3 +638,14 @@ def test_a_volume_s_new_table_is_dropped_only_once_its_pool_runs_again(thin):
         dm.reload_stack(thin, {"pool": "0 32 thin-pool 253:0 253:1 128 0", "vol": f"0 64 thin {pool} 1",
                                "vol2": f"0 32 thin {pool} 2"})
     assert thin.state() == before
+
+
+def test_a_refusal_names_the_users_in_name_order() -> None:
+    # The graph lists holders in the kernel's order (creation order on some
+    # kernels, not on others); the message is the same on every kernel.
+    k = FakeDM()
+    pool = k.add("pool", "0 8 zero")
+    k.add("zz", f"0 8 linear {pool} 0")
+    k.add("aa", f"0 8 linear {pool} 0")
+    with pytest.raises(DeviceBusyError, match="used by aa, zz: remove those first"):
+        dm.remove_stack(k, "pool")

@@ -189,9 +189,10 @@ def _fixture_lines():
             yield pytest.param(json.loads(line), id=f"{path.stem}:{n}")
 
 
-def test_fixtures_cover_both_kernels_and_every_target_with_a_root_test():
+def test_fixtures_cover_the_four_kernels_and_every_target_with_a_root_test():
     kernels = {p.stem for p in FIXTURES.glob("*.jsonl")}
-    assert any(k.startswith("6.1.") for k in kernels) and any(k.startswith("6.12.") for k in kernels)
+    for series in ("5.10.", "6.1.", "6.12.", "7."):
+        assert any(k.startswith(series) for k in kernels), series
     seen = {json.loads(line)["type"] for p in FIXTURES.glob("*.jsonl") for line in p.read_text().splitlines()}
     assert set(t.known_types()) - seen == {"vdo"}  # vdo needs a formatted volume (vdoformat)
 
@@ -263,6 +264,10 @@ def test_kernel_lines_parse(record):
     ("vdo", "/dev/dm-1 normal - online online 1234 5678", {"compressing": True, "used_blocks": 1234}),
     ("vdo", "/dev/dm-1 read-only recovering error offline 0 5678", {"recovering": True, "mode": "read-only"}),
     ("basic_target", "1 2 3 4", {"reads": 1, "writes": 2, "read_sectors": 3, "write_sectors": 4}),
+    # verity before 7.x, then with its FEC field: "-" (7.3 without FEC) or a count
+    ("verity", "V", {"state": "V", "fec_corrected": None, "extra": ()}),
+    ("verity", "V -", {"state": "V", "fec_corrected": None, "extra": ()}),
+    ("verity", "C 3", {"corrupted": True, "fec_corrected": 3, "extra": ()}),
     # lines the guests printed, every field checked where it lands
     ("thin-pool", "5 114/1024 17/1024 36 rw discard_passdown queue_if_no_space - 256 ",
      {"transaction_id": 5, "used_metadata_blocks": 114, "total_metadata_blocks": 1024, "used_data_blocks": 17,

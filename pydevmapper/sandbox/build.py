@@ -1,0 +1,101 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Build csrc/'s basic_target.ko for a guest kernel.
+
+The module is built with ``W=1`` and a build that prints any compiler
+warning fails: it must build warning-free on every kernel the sandbox boots.
+A kernel of the host's Debian release is built for on the host; any other
+is built inside its build root (its own release's userland with its headers
+at their usual /usr/src paths, made by :func:`.debian.bootstrap`), entered
+with ``unshare --root`` and a /proc of its own (objtool reads it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+from .debian import cache_dir
+from .errors import Log, SandboxError, require_tool
+
+REPO = Path(__file__).resolve().parents[2]
+# What csrc/Makefile needs to build the module (the copy in a build root).
+MODULE_SOURCES = ("Makefile", "Kbuild", "basic_target.c", "compat.h")
+# What the compiler (file:line[:col]: warning:), objtool (x.o: warning:
+# objtool: ...) and modpost (WARNING: modpost: ...) say about the module.
+# Not make's own notes, nor kbuild's about the build set-up (a compiler or
+# pahole of another point release than the kernel's).
+_WARNING = re.compile(
+    r"^(?:\S+?:\d+(?::\d+)?: (?:fatal )?(?:warning|error):"
+    r"|\S+\.o: (?:warning|error): objtool:"
+    r"|(?:WARNING|ERROR): modpost:).*$",
+    re.M,
+)
+
+
+def compiler_warnings(output: str) -> list[str]:
+    """The compiler's, objtool's and modpost's warning and error lines in *output*."""
+    return [m.group(0).strip() for m in _WARNING.finditer(output)]
+
+
+def build_module(
+    kdir: Path,
+    kver: str,
+    *,
+    buildroot: Path | None = None,
+    csrc: Path = REPO / "csrc",
+    log: Log = print,
+) -> Path | None:
+    """Build basic_target.ko for *kver* into ${PYDM_CACHE}/build/<kver>/.
+
+    *kdir* is the headers tree on the host; with *buildroot*, the build
+    runs in there against ``/usr/src/linux-headers-<kver>`` instead.
+    Returns the .ko path, or None (with a message) when csrc/ has no
+    Makefile.  Raises SandboxError if the build fails or warns.
+    """
+    if not (csrc / "Makefile").is_file():
+        log(f"sandbox: {csrc}/Makefile not found; not building basic_target.ko (PYDM_BASIC_TARGET_KO unset)")
+        return None
+    out = cache_dir() / "build" / kver
+    # Built from scratch each time (a second or two): an incremental build
+    # would reuse an object that warned and print nothing.
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    ko = out / "basic_target.ko"
+    if buildroot is None:
+        argv = [require_tool("make"), "-C", str(csrc), f"KDIR={kdir}", f"BUILD_DIR={out}", "W=1", "modules"]
+        env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+        env["PWD"] = str(csrc)  # some Makefiles use $(PWD) for M=
+        built = ko
+    else:
+        if os.geteuid() != 0:
+            raise SandboxError(f"building for {kver} enters its build root {buildroot}: run as root")
+        shutil.rmtree(buildroot / "build", ignore_errors=True)
+        src = buildroot / "build" / "csrc"
+        src.mkdir(parents=True)
+        for name in MODULE_SOURCES:
+            shutil.copy2(csrc / name, src / name)
+        argv = [require_tool("unshare"), "--mount", "--pid", "--fork", "--mount-proc=/proc", f"--root={buildroot}",
+                "make", "-C", "/build/csrc", f"KDIR=/usr/src/linux-headers-{kver}", "BUILD_DIR=/build/out",
+                "W=1", "modules"]  # fmt: skip
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8", "HOME": "/root"}
+        built = buildroot / "build" / "out" / "basic_target.ko"
+    res = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    output = res.stdout + res.stderr
+    problems = compiler_warnings(output)
+    if res.returncode != 0 or problems or not built.is_file():
+        # A module that built with warnings must not be picked up next time.
+        built.unlink(missing_ok=True)
+        ko.unlink(missing_ok=True)
+        what = "failed" if res.returncode != 0 or not problems else "warned"
+        raise SandboxError(
+            f"building basic_target.ko for {kver} {what} ({shlex.join(argv)}):\n"
+            + ("\n".join(problems) + "\n" if problems else "")
+            + output[-4000:]
+        )
+    if built != ko:
+        shutil.copy2(built, ko)
+    return ko
