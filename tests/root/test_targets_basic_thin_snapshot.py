@@ -10,13 +10,11 @@ real work.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 import pydevmapper as dm
 from pydevmapper import targets as t
-from tests.root.helpers import dm_block_node, sectors_of, wait_for_dm_event
+from tests.root.helpers import dm_block_node, kernel_at_least, sectors_of, wait_for_dm_event
 from tests.root.target_helpers import (
     MIB,
     capture,
@@ -120,7 +118,7 @@ def test_snapshot_allocation_rises_then_overflow(dm_make_loop, dm_make_device):
 # Linux 7.3.4 oopses loading such a table (a divide error in
 # blk_stack_limits, the task killed): dm-snapshot's io_hints set the
 # discard granularity, a byte count, to the chunk size in sectors.
-_DISCARD_ZEROES_COW_OOPSES = tuple(int(n) for n in os.uname().release.split(".")[:2]) >= (7, 3)
+_DISCARD_ZEROES_COW_OOPSES = kernel_at_least(7, 3)
 
 
 @pytest.mark.skipif(_DISCARD_ZEROES_COW_OOPSES, reason="the kernel oopses loading it (a kernel bug, seen on 7.3.4)")

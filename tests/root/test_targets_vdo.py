@@ -8,13 +8,12 @@ kernel has taken every parameter of the typed table."""
 from __future__ import annotations
 
 import errno
-import os
 
 import pytest
 
 import pydevmapper as dm
 from pydevmapper import targets as t
-from tests.root.helpers import sectors_of
+from tests.root.helpers import kernel_at_least, sectors_of
 
 pytestmark = pytest.mark.dm_root
 
@@ -29,8 +28,7 @@ def _vdo_version(ctl):
 
 def test_vdo_is_gated_on_the_kernel(dm_control):
     version = _vdo_version(dm_control)
-    major, minor = (int(x) for x in os.uname().release.split(".")[:2])
-    if (major, minor) >= (6, 9):
+    if kernel_at_least(6, 9):
         assert version is not None and version >= (9, 0, 0)
     else:
         assert version is None
