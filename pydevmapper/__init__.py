@@ -32,7 +32,7 @@ _EXPORTS = {
     "StackConflictError": "errors", "RollbackError": "errors",
     "DMError": "errors", "DeviceNotFoundError": "errors", "DeviceBusyError": "errors",
     "DeviceExistsError": "errors", "DMPermissionError": "errors",
-    "InvalidTableError": "errors", "UnsupportedError": "errors",
+    "InvalidTableError": "errors", "UnsupportedError": "errors", "RegionNotFoundError": "errors",
     "DeviceMapperUnavailableError": "errors", "ValidationError": "errors",
     "version": "api", "list_devices": "api", "info": "api", "create_device": "api",
     "remove": "api", "table": "api", "status": "api", "target_versions": "api",
@@ -40,7 +40,7 @@ _EXPORTS = {
 }
 
 # subpackages reachable as attributes: ``dm.targets.ThinPool``
-_SUBMODULES = {"composites", "targets"}
+_SUBMODULES = {"composites", "stats", "targets"}
 
 # Spelled out, not computed from the two above: type checkers read only a
 # literal list (a unit test keeps the three in step).
@@ -48,13 +48,14 @@ __all__ = [
     "Control", "DMError", "DMFlag", "DMPermissionError", "DevNo", "Device", "DeviceBusyError",
     "DeviceExistsError", "DeviceGraph", "DeviceInfo", "DeviceMapperUnavailableError", "DeviceNode",
     "DeviceNotFoundError", "DeviceSpec", "Ensured", "InvalidTableError", "ListedDevice", "Name",
-    "RollbackError", "StackConflictError", "Table", "TableSyntaxError", "Target", "TargetStatus", "TargetVersion",
+    "RegionNotFoundError", "RollbackError", "StackConflictError", "Table", "TableSyntaxError", "Target",
+    "TargetStatus", "TargetVersion",
     "UnsupportedError", "Uuid", "ValidationError",
     "create_device", "default_control", "default_dev_dir", "dependency_graph", "ensure_stack", "info",
     "list_devices", "message", "parse_targets", "reload", "reload_stack", "remove", "remove_stack",
     "resume_stack", "stack_members", "status", "suspend_stack", "table", "target_versions",
     "teardown_stack", "version",
-    "composites", "targets",
+    "composites", "stats", "targets",
     "__version__",
 ]
 
@@ -83,7 +84,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any
 
-    from pydevmapper import composites, targets
+    from pydevmapper import composites, stats, targets
     from pydevmapper.api import (
         create_device,
         default_control,
@@ -108,6 +109,7 @@ if TYPE_CHECKING:  # pragma: no cover
         DMError,
         DMPermissionError,
         InvalidTableError,
+        RegionNotFoundError,
         RollbackError,
         StackConflictError,
         UnsupportedError,

@@ -84,6 +84,10 @@ class DeviceNotFoundError(DMError):
     """No device with that name, uuid or number (ENXIO)."""
 
 
+class RegionNotFoundError(DMError):
+    """The device has no statistics region of that id (ENOENT)."""
+
+
 class DeviceBusyError(DMError):
     """The device is open or otherwise in use (EBUSY)."""
 

@@ -518,7 +518,7 @@ def teardown_stack(ctl: Control, stack: DeviceSpec | Mapping[str, Any], *, retry
         if outside:
             raise DeviceBusyError(errno.EBUSY, DEV_REMOVE.name, node.name, None,
                                   f"used by {', '.join(outside)}, which the stack does not declare")
-    _wait_unheld(ctl, graph, mine, retry)
+    wait_unheld(ctl, mine, retry, graph=graph)
     removed: list[str] = []
     for devno in top_down(mine, graph):
         remove(ctl, devno, retry=retry)
@@ -526,10 +526,14 @@ def teardown_stack(ctl: Control, stack: DeviceSpec | Mapping[str, Any], *, retry
     return removed
 
 
-def _wait_unheld(ctl: Control, graph: DeviceGraph, devnos: list[DevNo], retry: float) -> None:
+def wait_unheld(ctl: Control, devnos: list[DevNo], retry: float, *, graph: DeviceGraph | None = None,
+                why: str = "from outside the stack") -> None:
     """Wait up to ``retry`` seconds until none of ``devnos`` is open from
-    outside them (udev's workers open a new device briefly); else raise
-    ``DeviceBusyError`` naming the first still held."""
+    outside them (udev's workers open a device briefly after a change);
+    else raise ``DeviceBusyError`` naming the first still held and ``why``
+    that matters."""
+    if graph is None:
+        graph = dependency_graph(ctl)
     opens = _opens_within(ctl, graph, devnos)
     deadline = time.monotonic() + retry
     pause = 0.005
@@ -541,7 +545,7 @@ def _wait_unheld(ctl: Control, graph: DeviceGraph, devnos: list[DevNo], retry: f
                 break
             if time.monotonic() + pause > deadline:
                 raise DeviceBusyError(errno.EBUSY, DEV_REMOVE.name, info.name, None,
-                                      f"open {held} time(s) from outside the stack")
+                                      f"open {held} time(s) {why}")
             time.sleep(pause)
             pause = min(pause * 2, 0.2)
 

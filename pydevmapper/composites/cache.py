@@ -11,6 +11,10 @@
         cache.flush(timeout=600)             # every dirty block written back
         cache.uncache(timeout=600)           # vol as it was, without the cache
 
+After ``teardown`` (or a restart), ``CacheStack.setup`` with the same
+layout, the origin's table included, brings the device back with the
+cache's dirty blocks; run on a stack that runs, it adopts it.
+
 The devices are named as LVM names its own: the device ``<name>`` keeps its
 name and number and becomes a ``cache`` target over ``<name>_corig`` (a
 new device with its old table), ``<name>_cmeta`` and ``<name>_cdata``,
@@ -23,14 +27,15 @@ from __future__ import annotations
 import dataclasses
 import errno
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from pydevmapper.channel import DEV_CREATE
 from pydevmapper.composites.segments import Segment, linear, single_target, status_of, undo, wait_until, zero
 from pydevmapper.device import Device
 from pydevmapper.errors import DeviceExistsError, DMError, RollbackError, ValidationError
 from pydevmapper.operations import create_device, put_back, reload, remove
-from pydevmapper.tables import Table
+from pydevmapper.stacks import DeviceSpec, Ensured, ensure_stack, teardown_stack
+from pydevmapper.tables import Table, as_table
 from pydevmapper.targets import Cache, CacheStatus
 from pydevmapper.types import DevNo, check_id
 
@@ -91,6 +96,45 @@ class CacheStack:
             undo(ctl, made)
             raise
         return cls(ctl, name)
+
+    @classmethod
+    def setup(cls, ctl: Control, name: str, *, origin: Sequence[Segment] | Table | str,
+              metadata: Sequence[Segment], cache: Sequence[Segment], block_size: int = 64,
+              io_mode: str = "writethrough", policy: str = "smq",
+              policy_args: dict[str, str] | None = None) -> tuple[CacheStack, Ensured]:
+        """The cache with this layout, ``origin`` being the table the
+        device had before the cache (segments or a table): devices that
+        exist and match are adopted, missing ones made (``ensure_stack``),
+        so a script can run it after ``teardown`` or a restart.  The
+        metadata is never zeroed: it holds this cache's, whose dirty blocks
+        are still the device's, or zeroes.  Refused with
+        ``StackConflictError``, naming each difference, when a device of
+        the stack's names is not what this layout makes (a device running
+        without a cache: ``create`` puts one in front of it)."""
+        check_id(name)
+        orig_table = as_table(origin) if isinstance(origin, (Table, str)) else linear(origin, f"{name} origin")
+        meta_table, cache_table = linear(metadata, f"{name} metadata"), linear(cache, f"{name} cache")
+        params = Cache(DevNo(0, 1), DevNo(0, 2), DevNo(0, 3), block_size, io_mode, policy=policy,
+                       policy_args=tuple((policy_args or {}).items()))
+        meta, data, orig = f"{name}_cmeta", f"{name}_cdata", f"{name}_corig"
+
+        def top(devnos: Mapping[str, DevNo]) -> Table:
+            return Table.single(orig_table.size, dataclasses.replace(
+                params, metadata_device=devnos[meta], cache_device=devnos[data], origin_device=devnos[orig]))
+        spec = DeviceSpec(name, top, children=(DeviceSpec(meta, meta_table), DeviceSpec(data, cache_table),
+                                               DeviceSpec(orig, orig_table)))
+        done = ensure_stack(ctl, spec)
+        return cls(ctl, name), done
+
+    def teardown(self, *, retry: float = 5.0) -> list[str]:
+        """Remove the cached device and its origin, metadata and cache
+        devices, top-down, without writing dirty blocks back: they stay in
+        the cache, recorded in its metadata, and ``setup`` with the same
+        layout brings the device back as it was.  Returns the names
+        removed; refused before any removal while the device is in use
+        from outside the stack (``DeviceBusyError``)."""
+        children = tuple(DeviceSpec(f"{self.name}{suffix}", "") for suffix in ("_cmeta", "_cdata", "_corig"))
+        return teardown_stack(self.ctl, DeviceSpec(self.name, "", children=children), retry=retry)
 
     def status(self) -> CacheStatus:
         """The cache's typed status: hits, misses, dirty blocks, mode."""

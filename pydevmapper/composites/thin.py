@@ -10,7 +10,7 @@
         vol = pool.create_thin("vol", 2097152)       # 1 GiB, thin id handed out
         snap = pool.snapshot("vol", "vol-snap")      # the origin suspended around it
         pool.extend_data([Segment("/dev/sdc", 0, 8388608)])
-        pool.delete("vol-snap")
+        pool.merge("vol-snap", into="vol")           # vol as it was at the snapshot; vol-snap gone
         pool.teardown(volumes=True)
 
 The stack is three mapped devices, named as LVM names its own:
@@ -43,8 +43,8 @@ from pydevmapper.composites.segments import Segment, linear, single_target, stat
 from pydevmapper.deptree import dependency_graph
 from pydevmapper.device import Device
 from pydevmapper.errors import DeviceExistsError, DMError, ValidationError
-from pydevmapper.operations import create_device, quietly, remove
-from pydevmapper.stacks import DeviceSpec, Ensured, ensure_stack, reload_stack, teardown_stack
+from pydevmapper.operations import create_device, quietly, reload, remove
+from pydevmapper.stacks import DeviceSpec, Ensured, ensure_stack, reload_stack, teardown_stack, wait_unheld
 from pydevmapper.tables import Table, Target
 from pydevmapper.targets import Thin, ThinPool, ThinPoolStatus, ThinStatus
 from pydevmapper.targets._base import Message
@@ -287,6 +287,45 @@ class ThinPoolStack:
         finally:
             dev.resume()
         return self._activate_new(name, dev_id, sectors or size, uuid)
+
+    def merge(self, snapshot: str, into: str, *, retry: float = 5.0) -> Device:
+        """Give the volume ``into`` the content of ``snapshot`` and drop the
+        snapshot, as LVM's thin snapshot merge does: nothing is copied.
+        ``into``'s device (name, number, uuid) now maps the snapshot's thin
+        id, at the snapshot's size; the snapshot's device is removed and
+        ``into``'s old thin id deleted, freeing the blocks only it held.
+
+        Both devices must be closed: their blocks change at once, under
+        whoever has them open (LVM defers such a merge to the next
+        activation); one still open after ``retry`` seconds refuses the
+        merge with ``DeviceBusyError``.  If a step fails, the snapshot's
+        device and ``into``'s table are put back, and nothing is deleted."""
+        if snapshot == into:
+            raise ValidationError(f"merge: {snapshot} into itself")
+        target, target_params, _ = self._volume(into)
+        snap, snap_params, snap_size = self._volume(snapshot)
+        if snap_params.dev_id == target_params.dev_id:
+            raise ValidationError(f"merge: {snapshot} and {into} map the same thin id {snap_params.dev_id}")
+        wait_unheld(self.ctl, [snap.devno, target.devno], retry,
+                    why="(a thin merge changes its blocks at once, under its user)")
+        snap_info, target_info = self.ctl.info(snap.devno), self.ctl.info(target.devno)
+        snap_table = self.ctl.table(snap.devno)
+        target_table = self.ctl.table(target.devno)
+        assert snap_table is not None and target_table is not None
+        remove(self.ctl, snap.devno, retry=retry)
+        try:
+            reload(self.ctl, target.devno, Table.single(snap_size, snap_params),
+                   readonly=target_info.read_only)
+            try:
+                self._message(ThinPool.delete(target_params.dev_id))
+            except BaseException:
+                reload(self.ctl, target.devno, target_table, readonly=target_info.read_only)
+                raise
+        except BaseException:
+            create_device(self.ctl, snap_info.name, snap_table, uuid=snap_info.uuid or None,
+                          readonly=snap_info.read_only)
+            raise
+        return self.ctl.device(target.devno)
 
     def delete(self, name: str, *, retry: float = 5.0) -> None:
         """Remove the volume's device and delete its thin id, freeing its blocks."""

@@ -44,6 +44,22 @@ def read_direct(path, offset, size=65536):
         os.close(fd)
 
 
+def _write_dirty(cache, dev, byte):
+    """Write the first MiB so that it stays in the cache as dirty blocks."""
+    node = dm_block_node(dev.devno)
+    for _ in range(64):  # hits, so that the policy promotes the blocks and later writes stay in the cache
+        for offset in range(0, 1024 * 1024, 65536):
+            read_direct(node, offset)
+    # The policy promotes in the background: wait for it, so that the
+    # writes land in the cache as dirty blocks.
+    deadline = time.monotonic() + 120
+    while cache.status().used_cache_blocks == 0:
+        assert time.monotonic() < deadline, "nothing was promoted into the cache"
+        time.sleep(0.05)
+    write(dev, 0, byte * (1024 * 1024))
+    assert cache.status().dirty > 0
+
+
 def test_a_cache_put_in_front_flushed_and_removed(dm_control, dm_name, origin):
     dev, disk, fast = origin
     ctl = dm_control
@@ -54,19 +70,8 @@ def test_a_cache_put_in_front_flushed_and_removed(dm_control, dm_name, origin):
     assert ctl.info(dm_name).devno == dev.devno and ctl.table(dm_name)[0].type == "cache"
     assert sorted(d.name for d in ctl.list_devices(uuids=False) if d.name.startswith(dm_name)) == sorted(
         [dm_name, f"{dm_name}_cmeta", f"{dm_name}_cdata", f"{dm_name}_corig"])
-    node = dm_block_node(dev.devno)
-    for _ in range(64):  # hits, so that the policy promotes the blocks and later writes stay in the cache
-        for offset in range(0, 1024 * 1024, 65536):
-            read_direct(node, offset)
-    # The policy promotes in the background: wait for it, so that the
-    # writes below land in the cache as dirty blocks the flush must write.
-    deadline = time.monotonic() + 120
-    while cache.status().used_cache_blocks == 0:
-        assert time.monotonic() < deadline, "nothing was promoted into the cache"
-        time.sleep(0.05)
-    write(dev, 0, b"\x02" * (1024 * 1024))
-    st = cache.status()
-    assert st.io_mode == "writeback" and st.dirty > 0
+    _write_dirty(cache, dev, b"\x02")
+    assert cache.status().io_mode == "writeback"
     flushed = cache.flush(timeout=300)
     assert flushed.dirty == 0 and ctl.table(dm_name)[0].parsed().policy == "smq"
     write(dev, 65536, b"\x03" * 65536)
@@ -98,3 +103,38 @@ def test_a_refused_cache_leaves_the_device_as_it_was(dm_control, dm_name, origin
                           cache=[Segment(fast.devno, 4 * MIB, 16 * MIB)])
     assert ctl.table(dm_name) == table and not ctl.info(dm_name).suspended
     assert sorted(d.name for d in ctl.list_devices(uuids=False) if d.name.startswith(dm_name)) == [dm_name]
+
+
+def test_a_torn_down_cache_comes_back_by_its_layout_with_its_dirty_blocks(dm_control, dm_name, origin):
+    dev, disk, fast = origin
+    ctl = dm_control
+    table = ctl.table(dm_name)
+    layout = dict(origin=table, metadata=[Segment(fast.devno, 0, 4 * MIB)],
+                  cache=[Segment(fast.devno, 4 * MIB, 16 * MIB)], io_mode="writeback")
+    names = sorted([dm_name, f"{dm_name}_cmeta", f"{dm_name}_cdata", f"{dm_name}_corig"])
+    # A device that runs without a cache is not this layout: create puts one in front.
+    with pytest.raises(dm.StackConflictError, match=f"{dm_name}: exists, but {dm_name}_cmeta"):
+        CacheStack.setup(ctl, dm_name, **layout)
+    assert ctl.table(dm_name) == table
+    cache = CacheStack.create(ctl, dm_name, metadata=layout["metadata"], cache=layout["cache"],
+                              io_mode="writeback")
+    again, done = CacheStack.setup(ctl, dm_name, **layout)
+    assert done.created == [] and sorted(done.adopted) == names
+    with pytest.raises(dm.StackConflictError, match=f"{dm_name}_cdata: target 0"):
+        CacheStack.setup(ctl, dm_name, **{**layout, "cache": [Segment(fast.devno, 4 * MIB, 8 * MIB)]})
+    _write_dirty(cache, dev, b"\x07")
+    # smq writes dirty blocks back once the device is idle for a second;
+    # with no migration bandwidth it writes none, so they stay dirty.
+    ctl.message(dm_name, 0, "migration_threshold 0")
+    dirty = cache.status().dirty
+    assert dirty > 0
+    assert sorted(cache.teardown()) == names
+    assert not any(d.name.startswith(dm_name) for d in ctl.list_devices(uuids=False))
+    assert read_direct(disk.path, 0) != b"\x07" * 65536  # still only in the cache
+    back, done = CacheStack.setup(ctl, dm_name, **layout, policy_args={"migration_threshold": "0"})
+    assert sorted(done.created) == names
+    assert back.status().dirty == dirty
+    assert read_direct(dm_block_node(ctl.info(dm_name).devno), 0) == b"\x07" * 65536
+    back.uncache(timeout=300)  # through the cleaner policy, with the default bandwidth
+    assert ctl.table(dm_name) == table
+    assert read_direct(disk.path, 0) == b"\x07" * 65536

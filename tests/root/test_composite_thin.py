@@ -15,7 +15,7 @@ import pydevmapper as dm
 from pydevmapper.composites import Segment, ThinPoolStack
 from pydevmapper.testing.sweep import leftover_devices, remove_devices
 from tests.root.helpers import dm_block_node
-from tests.root.target_helpers import MIB, read, write
+from tests.root.target_helpers import MIB, direct_read, read, write
 
 pytestmark = pytest.mark.dm_root
 
@@ -130,6 +130,64 @@ def test_a_failed_step_leaves_nothing(dm_control, dm_name, pool_disks, monkeypat
     pool.ctl.message(pool.devno, 0, "delete 1")
     assert pool.volumes() == []
     pool.teardown()
+
+
+def test_a_thin_snapshot_merged_back_gives_the_volume_its_content_and_frees_the_rest(dm_control, dm_name,
+                                                                                    pool_disks):
+    meta, data = pool_disks
+    ctl = dm_control
+    pool = ThinPoolStack.create(ctl, dm_name, metadata=[Segment(meta.devno, 0, 8 * MIB)],
+                                data=[Segment(data.devno, 0, 32 * MIB)])
+    vol_name, snap_name = f"{dm_name}-v", f"{dm_name}-s"
+    vol = pool.create_thin(vol_name, 8 * MIB, uuid=f"{dm_name}-vol-uuid")
+    write(vol, 0, b"\x11" * 65536)
+    pool.snapshot(vol_name, snap_name)
+    write(vol, 0, b"\x22" * 65536)  # the volume's own copy of block 0
+    write(vol, 4 * 65536, b"\x33" * 65536)  # a block only the volume has
+    assert pool.status().used_data_blocks == 3
+    vol_table, snap_table = ctl.table(vol_name), ctl.table(snap_name)
+
+    def unchanged():
+        assert ctl.table(vol_name) == vol_table and ctl.table(snap_name) == snap_table
+        assert pool.status().used_data_blocks == 3
+        assert read(dm_block_node(vol.devno), 0, 65536) == b"\x22" * 65536
+
+    # Refused before anything changes.
+    with pytest.raises(dm.ValidationError, match="into itself"):
+        pool.merge(vol_name, into=vol_name)
+    with pytest.raises(dm.ValidationError, match="is not a thin volume"):
+        pool.merge(f"{dm_name}_tdata", into=vol_name)
+    fd = os.open(dm_block_node(vol.devno), os.O_RDONLY)
+    try:
+        with pytest.raises(dm.DeviceBusyError, match=f"{vol_name}: open 1 time"):
+            pool.merge(snap_name, into=vol_name, retry=1.0)
+    finally:
+        os.close(fd)
+    unchanged()
+    # The pool refuses the last step: the snapshot's device and the
+    # volume's table come back, and no id is deleted.
+    real = pool._message
+
+    def refuse_delete(message):
+        if message.text().startswith("delete"):
+            raise dm.DMError(5, "DM_TARGET_MSG", dm_name, None, "refused for the test")
+        real(message)
+    pool._message = refuse_delete
+    with pytest.raises(dm.DMError, match="refused for the test"):
+        pool.merge(snap_name, into=vol_name)
+    pool._message = real
+    unchanged()
+    assert ctl.info(snap_name).uuid == ""
+    merged = pool.merge(snap_name, into=vol_name)
+    assert merged.devno == vol.devno and ctl.info(vol_name).uuid == f"{dm_name}-vol-uuid"
+    assert not ctl.exists(snap_name)
+    assert [(v.name, v.dev_id) for v in pool.volumes()] == [(vol_name, snap_table[0].parsed().dev_id)]
+    # The snapshot's content, read past the page cache; the volume's own blocks freed.
+    assert direct_read(dm_block_node(vol.devno), 0, 65536) == b"\x11" * 65536
+    assert direct_read(dm_block_node(vol.devno), 4 * 65536, 65536) == bytes(65536)
+    assert pool.status().used_data_blocks == 1
+    pool.teardown(volumes=True)
+    assert _ours(ctl, dm_name) == []
 
 
 def test_the_pool_grows_under_a_mounted_volume_and_wakes_the_low_water_waiter(dm_control, dm_name,

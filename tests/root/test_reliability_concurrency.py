@@ -8,8 +8,10 @@ prints its own - when a call outlives its bound: the udev timeout plus the
 remove's retry plus a margin.  Afterwards no device, /dev/mapper entry or
 udev cookie semaphore of the workload may remain.
 
-``PYDM_STRESS_LIFECYCLES`` sets the lifecycles per worker (the test
-command runs 10; the reliability issue's full run is 50).
+``PYDM_STRESS_LIFECYCLES`` sets the lifecycles per worker and
+``PYDM_STRESS_ROUNDS`` how many times the whole workload runs in one boot
+(the test command: 10 lifecycles, 2 rounds; the issue's full run is 50
+lifecycles, 5 rounds).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from tests.root.helpers import cookie_keys, record_cases
 pytestmark = pytest.mark.dm_root
 
 LIFECYCLES = int(os.environ.get("PYDM_STRESS_LIFECYCLES", "10"))
+ROUNDS = int(os.environ.get("PYDM_STRESS_ROUNDS", "2"))
 THREADS = PROCESSES = 8
 UDEV_TIMEOUT = 30.0
 RETRY = 10.0
@@ -96,9 +99,10 @@ def _clear(ctl: dm.Control, prefix: str, cookies_before: set[int], errors: list[
         udev.remove_cookie(cookie)
 
 
-def test_threads_and_processes_create_and_remove_without_hang_or_leftovers(dm_loop_device, dm_prefix):
+@pytest.mark.parametrize("round_", range(1, ROUNDS + 1), ids=lambda r: f"round{r}")
+def test_threads_and_processes_create_and_remove_without_hang_or_leftovers(dm_loop_device, dm_prefix, round_):
     loop = dm_loop_device.devno_str
-    prefix = f"{dm_prefix}cc"
+    prefix = f"{dm_prefix}cc{round_}-"
     cookies_before = cookie_keys()
     busy: dict = {}
     errors: list[str] = []
@@ -155,7 +159,8 @@ def test_threads_and_processes_create_and_remove_without_hang_or_leftovers(dm_lo
             left = _leftovers(ctl, prefix, cookies_before)
             _clear(ctl, prefix, cookies_before, errors)  # for the next test
     workers = THREADS + PROCESSES
-    record_cases(f"concurrency ({THREADS} threads, {PROCESSES} processes, {LIFECYCLES} lifecycles each)",
+    record_cases(f"concurrency, round {round_} ({THREADS} threads, {PROCESSES} processes, "
+                 f"{LIFECYCLES} lifecycles each)",
                  workers, workers - len({e.split(":")[0] for e in errors}))
     assert not errors, "\n".join(errors)
     assert not left, f"left behind: {left}"

@@ -52,9 +52,24 @@ def test_the_default_low_water_mark_is_a_tenth_of_the_data_blocks():
     ({"io_mode": "sometimes"}, "io_mode"),
     ({"policy": "cleaner", "policy_args": {"sequential_threshold": "4"}}, "takes no"),
 ])
-def test_a_bad_cache_is_refused_before_anything_is_sent(kwargs, complaint):
+@pytest.mark.parametrize("make", ["create", "setup"])
+def test_a_bad_cache_is_refused_before_anything_is_sent(make, kwargs, complaint):
     from pydevmapper.composites import CacheStack
 
     args = {"metadata": META, "cache": DATA, **kwargs}
+    if make == "setup":
+        args["origin"] = [Segment("7:2", 0, 65536)]
     with pytest.raises(dm.ValidationError, match=complaint):
-        CacheStack.create(NoKernel(), "vol", **args)
+        getattr(CacheStack, make)(NoKernel(), "vol", **args)
+
+
+@pytest.mark.parametrize("origin, complaint", [
+    ([], "at least one segment"),
+    ("0 x linear 7:0 0", "length|number|sector"),
+    ("", "at least one target"),
+])
+def test_a_bad_cache_origin_is_refused_before_anything_is_sent(origin, complaint):
+    from pydevmapper.composites import CacheStack
+
+    with pytest.raises(dm.ValidationError, match=complaint):
+        CacheStack.setup(NoKernel(), "vol", origin=origin, metadata=META, cache=DATA)

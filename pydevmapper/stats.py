@@ -1,0 +1,345 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""I/O statistics of mapped devices (dm-stats): regions whose I/O the
+kernel counts, per area, read as typed counters::
+
+    import pydevmapper as dm
+    from pydevmapper import stats
+
+    with dm.Control() as ctl:
+        region = stats.create_region(ctl, "vol", areas=4, histogram=[1_000_000, 10_000_000])
+        ...                                          # I/O on vol
+        areas = stats.area_counters(ctl, "vol", region, clear=True)
+        total = stats.Counters.total(areas)
+        print(total.reads, total.write_sectors, total.histogram)
+        print(stats.Rates.of(total, interval=5.0).utilization)
+        stats.delete_region(ctl, "vol", region)
+
+Everything is a message to the device (``@stats_create``, ``@stats_list``,
+``@stats_print``, ``@stats_print_clear``, ``@stats_clear``,
+``@stats_delete``, ``@stats_set_aux``); the kernel keeps no regions until
+one is made, so a device without them costs nothing.  Times are in
+nanoseconds throughout, whatever the region counts in: the kernel counts in
+milliseconds unless the region has ``precise_timestamps``, and histogram
+bounds that are not whole milliseconds turn that on, as libdevmapper does.
+
+Regions belong to no program: ``program_id`` (a word, ``-`` if none) tells
+them apart, and ``list_regions(program_id=...)`` lists one program's.
+dmstats, and pydmsetup's ``stats``, use ``dmstats``.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterable, Sequence
+
+from pydevmapper import validate
+from pydevmapper._namedtuple import NamedTuple
+from pydevmapper.channel import MAX_BUFFER_SIZE, TARGET_MSG
+from pydevmapper.errors import DMError, RegionNotFoundError, ValidationError
+from pydevmapper.types import check_id, describe
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from pydevmapper.control import Control
+    from pydevmapper.types import DeviceId
+
+_MS = 1_000_000  # nanoseconds
+
+
+class Region(NamedTuple):
+    """A statistics region, as ``@stats_list`` reports it (sectors; bounds in ns)."""
+
+    region_id: int
+    start: int
+    length: int
+    area_size: int  # the kernel's "step"; the last area may be shorter
+    program_id: str
+    aux_data: str
+    precise_timestamps: bool = False
+    histogram_bounds: tuple[int, ...] = ()
+
+    @property
+    def areas(self) -> int:
+        return -(-self.length // self.area_size)
+
+
+_FIELDS = ("reads", "reads_merged", "read_sectors", "read_time", "writes", "writes_merged",
+           "write_sectors", "write_time", "in_flight", "io_time", "weighted_io_time",
+           "read_busy_time", "write_busy_time")
+_TIMES = frozenset({"read_time", "write_time", "io_time", "weighted_io_time", "read_busy_time",
+                    "write_busy_time"})
+
+
+class Counters(NamedTuple):
+    """One area's counters (``start``/``length`` in sectors, times in ns).
+
+    As in /proc/diskstats: ``read_time``/``write_time`` sum each I/O's
+    time from start to completion; ``io_time`` is the time with any I/O in
+    flight, ``weighted_io_time`` that time multiplied by the I/Os in flight;
+    ``read_busy_time``/``write_busy_time`` the time with reads (writes) in
+    flight.  "Merged" counts I/Os that started where the previous one on
+    the same CPU ended.  ``histogram`` counts completed I/Os by latency:
+    one bin below the first bound, one per bound (from it up to the next).
+    """
+
+    start: int
+    length: int
+    reads: int
+    reads_merged: int
+    read_sectors: int
+    read_time: int
+    writes: int
+    writes_merged: int
+    write_sectors: int
+    write_time: int
+    in_flight: int
+    io_time: int
+    weighted_io_time: int
+    read_busy_time: int
+    write_busy_time: int
+    histogram: tuple[int, ...] = ()
+
+    @staticmethod
+    def total(areas: Iterable[Counters]) -> Counters:
+        """The region's counters: its areas' summed (start and length span them)."""
+        areas = list(areas)
+        if not areas:
+            raise ValidationError("Counters.total: no areas")
+        sums = [sum(getattr(a, f) for a in areas) for f in _FIELDS]
+        bins = tuple(map(sum, zip(*(a.histogram for a in areas)))) if areas[0].histogram else ()
+        start = areas[0].start
+        return Counters._make([start, areas[-1].start + areas[-1].length - start, *sums, bins])
+
+    def since(self, earlier: Counters) -> Counters:
+        """The counts between ``earlier`` and this reading of the same area
+        (``in_flight`` is this reading's)."""
+        if (earlier.start, earlier.length) != (self.start, self.length):
+            raise ValidationError("Counters.since: not the same area")
+        diff = [getattr(self, f) - (0 if f == "in_flight" else getattr(earlier, f)) for f in _FIELDS]
+        bins = tuple(a - b for a, b in zip(self.histogram, earlier.histogram))
+        return Counters._make([self.start, self.length, *diff, bins])
+
+
+class Rates(NamedTuple):
+    """What iostat-like tools show for counters gathered over an interval:
+    per second, sizes in sectors, latencies in ns, ``utilization`` 0 to 1."""
+
+    reads_per_sec: float
+    writes_per_sec: float
+    read_sectors_per_sec: float
+    write_sectors_per_sec: float
+    reads_merged_per_sec: float
+    writes_merged_per_sec: float
+    throughput: float  # I/Os per second
+    utilization: float
+    average_request_size: float
+    average_queue_size: float
+    await_time: float
+    read_await: float
+    write_await: float
+    service_time: float
+
+    @classmethod
+    def of(cls, counters: Counters, interval: float) -> Rates:
+        """The rates of ``counters`` gathered over ``interval`` seconds (the
+        counts since a clear, or ``since`` an earlier reading).  As
+        libdevmapper computes them, except that merges are per second
+        (libdevmapper 1.02.185 divides them by the interval in ns)."""
+        if not interval > 0:
+            raise ValidationError(f"Rates.of: interval is a positive number of seconds, not {interval!r}")
+        c = counters
+        ns = interval * 1e9
+        ios = c.reads + c.writes
+        util = min(c.io_time, ns) / ns
+        tput = ios / interval
+        return cls(
+            c.reads / interval, c.writes / interval, c.read_sectors / interval, c.write_sectors / interval,
+            c.reads_merged / interval, c.writes_merged / interval, tput, util,
+            (c.read_sectors + c.write_sectors) / ios if ios else 0.0,
+            c.weighted_io_time / ns,
+            (c.read_time + c.write_time) / ios if ios else 0.0,
+            c.read_time / c.reads if c.reads else 0.0,
+            c.write_time / c.writes if c.writes else 0.0,
+            util * 1e9 / tput if tput and util else 0.0,
+        )
+
+
+# -- the messages --------------------------------------------------------------
+
+def _word(value: object, what: str) -> str:
+    """program_id and aux_data: one word of the message."""
+    if not isinstance(value, str) or not value:
+        raise ValidationError(f"{what} is a non-empty string, not {value!r}")
+    if any(ch.isspace() or ch == "\\" for ch in value):
+        raise ValidationError(f"{what} is one word, without blanks or backslashes: {value!r}")
+    validate.parameter_string(value, what)
+    return value
+
+
+def _positive(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValidationError(f"{what} is a positive int, not {value!r}")
+    return value
+
+
+def _send(ctl: Control, device: DeviceId, text: str, region_id: int | None = None) -> str:
+    """The message's answer ('' if none); replies that do not fit are asked
+    for again with a buffer twice the size (the kernel neither prints nor
+    clears anything of a reply that does not fit)."""
+    size = 16384
+    while True:
+        try:
+            return ctl.message(device, 0, text, reply_size=size) or ""
+        except DMError as exc:
+            if exc.errno == errno.ENOBUFS and exc.command == TARGET_MSG.name and size < MAX_BUFFER_SIZE:
+                size = min(size * 2, MAX_BUFFER_SIZE)
+                continue
+            if exc.errno == errno.ENOENT and region_id is not None:
+                raise RegionNotFoundError(errno.ENOENT, exc.command, exc.device, exc.kernel_message,
+                                          f"{describe(device)} has no statistics region {region_id}") from exc
+            raise
+
+
+def create_region(ctl: Control, device: DeviceId, *, start: int = 0, length: int | None = None,
+                  area_size: int | None = None, areas: int | None = None, precise_timestamps: bool = False,
+                  histogram: Sequence[int] = (), program_id: str = "-", aux_data: str = "-") -> int:
+    """Start counting I/O to sectors ``start`` to ``start + length`` of the
+    device (the whole device by default) and return the new region's id.
+
+    The region is cut into areas of ``area_size`` sectors, or into
+    ``areas`` equal areas (one area by default).  ``histogram``: latency
+    bounds in ns, increasing; ``precise_timestamps``: count times in ns
+    instead of the kernel's ticks (turned on for bounds that are not whole
+    milliseconds).  The kernel suspends the device for a moment to add it.
+    """
+    check_id(device)
+    validate.sector_count(start, "start")
+    if length is None:
+        if start:
+            raise ValidationError("create_region: a start needs a length")
+        extent = "-"
+    else:
+        extent = f"{start}+{_positive(length, 'length')}"
+    if area_size is not None and areas is not None:
+        raise ValidationError("create_region: give area_size or areas, not both")
+    step = f"/{_positive(areas, 'areas')}" if areas is not None else (
+        str(_positive(area_size, "area_size")) if area_size is not None else "/1")
+    bounds = list(histogram)
+    for i, bound in enumerate(bounds):
+        _positive(bound, "a histogram bound")
+        if i and bound <= bounds[i - 1]:
+            raise ValidationError(f"histogram bounds must increase: {bounds}")
+    if not isinstance(precise_timestamps, bool):
+        raise ValidationError(f"precise_timestamps is True or False, not {precise_timestamps!r}")
+    precise = precise_timestamps or any(b % _MS for b in bounds)
+    features = ["precise_timestamps"] if precise else []
+    if bounds:
+        features.append("histogram:" + ",".join(str(b if precise else b // _MS) for b in bounds))
+    # The feature count is always sent: without it a numeric program id
+    # would be read as one.
+    words = ["@stats_create", extent, step, str(len(features)), *features,
+             _word(program_id, "program_id"), _word(aux_data, "aux_data")]
+    answer = _send(ctl, device, " ".join(words)).strip()
+    try:
+        return int(answer)
+    except ValueError:
+        raise DMError(errno.EPROTO, TARGET_MSG.name, describe(device), None,
+                      f"@stats_create answered {answer!r}, not a region id") from None
+
+
+def _region_id(region_id: object) -> int:
+    if isinstance(region_id, Region):
+        return region_id.region_id
+    if isinstance(region_id, bool) or not isinstance(region_id, int) or region_id < 0:
+        raise ValidationError(f"a region id is an int from 0, not {region_id!r}")
+    return region_id
+
+
+def list_regions(ctl: Control, device: DeviceId, program_id: str | None = None) -> list[Region]:
+    """The device's regions (only ``program_id``'s if given), by id."""
+    check_id(device)
+    text = "@stats_list" if program_id is None else f"@stats_list {_word(program_id, 'program_id')}"
+    return [parse_region(line) for line in _send(ctl, device, text).splitlines() if line.strip()]
+
+
+def parse_region(line: str) -> Region:
+    """One line of ``@stats_list``'s answer."""
+    try:
+        rid, extent, step, program, aux, *options = line.split()
+        start, length = extent.split("+")
+        precise = "precise_timestamps" in options
+        bounds: tuple[int, ...] = ()
+        for option in options:
+            if option.startswith("histogram:"):
+                bounds = tuple(int(b) * (1 if precise else _MS) for b in option[10:].split(","))
+        return Region(int(rid.rstrip(":")), int(start), int(length), int(step), program, aux, precise, bounds)
+    except ValueError:
+        raise ValidationError(f"not a @stats_list line: {line!r}") from None
+
+
+def _find(ctl: Control, device: DeviceId, region: Region | int) -> Region:
+    if isinstance(region, Region):
+        return region
+    rid = _region_id(region)
+    for found in list_regions(ctl, device):
+        if found.region_id == rid:
+            return found
+    raise RegionNotFoundError(errno.ENOENT, TARGET_MSG.name, describe(device), None,
+                              f"{describe(device)} has no statistics region {rid}")
+
+
+def area_counters(ctl: Control, device: DeviceId, region: Region | int, *, clear: bool = False,
+                  first_area: int = 0, count: int | None = None) -> list[Counters]:
+    """The counters of the region's areas (``count`` of them from
+    ``first_area``, or all); with ``clear``, those areas' counters start
+    again from zero as they are read (``@stats_print_clear``), so that each
+    reading holds what happened since the last."""
+    check_id(device)
+    reg = _find(ctl, device, region)
+    validate.unsigned(first_area, "first_area", (1 << 63) - 1)
+    words = ["@stats_print_clear" if clear else "@stats_print", str(reg.region_id)]
+    if first_area or count is not None:
+        words += [str(first_area), "-" if count is None else str(_positive(count, "count"))]
+    answer = _send(ctl, device, " ".join(words), reg.region_id)
+    end = reg.start + reg.length
+    return [parse_counters(line, reg.precise_timestamps, end) for line in answer.splitlines() if line.strip()]
+
+
+def parse_counters(line: str, precise: bool, end: int | None = None) -> Counters:
+    """One line of ``@stats_print``'s answer, times made ns; ``end``: the
+    region's end, which the last area's length stops at (the kernel prints
+    every area with the region's area size)."""
+    try:
+        extent, *values = line.split()
+        start, step = (int(v) for v in extent.split("+"))
+        numbers = [int(v) for v in values[:13]]
+        if len(numbers) != 13 or len(values) > 14:
+            raise ValueError
+        bins = tuple(int(b) for b in values[13].split(":")) if len(values) == 14 else ()
+    except ValueError:
+        raise ValidationError(f"not a @stats_print line: {line!r}") from None
+    scale = 1 if precise else _MS
+    counted = [n * scale if f in _TIMES else n for f, n in zip(_FIELDS, numbers)]
+    length = step if end is None else min(step, end - start)
+    return Counters._make([start, length, *counted, bins])
+
+
+def clear_region(ctl: Control, device: DeviceId, region: Region | int) -> None:
+    """Set the region's counters back to zero (all but the I/Os in flight)."""
+    check_id(device)
+    rid = _region_id(region)
+    _send(ctl, device, f"@stats_clear {rid}", rid)
+
+
+def delete_region(ctl: Control, device: DeviceId, region: Region | int) -> None:
+    """Stop counting the region; its id may be handed out again."""
+    check_id(device)
+    rid = _region_id(region)
+    _send(ctl, device, f"@stats_delete {rid}", rid)
+
+
+def set_aux_data(ctl: Control, device: DeviceId, region: Region | int, aux_data: str) -> None:
+    """Replace the region's aux data (a word; ``-`` for none)."""
+    check_id(device)
+    rid = _region_id(region)
+    _send(ctl, device, f"@stats_set_aux {rid} {_word(aux_data, 'aux_data')}", rid)
