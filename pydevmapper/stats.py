@@ -78,7 +78,7 @@ class Counters(NamedTuple):
     flight, ``weighted_io_time`` that time multiplied by the I/Os in flight;
     ``read_busy_time``/``write_busy_time`` the time with reads (writes) in
     flight.  "Merged" counts I/Os that started where the previous one on
-    the same CPU ended.  ``histogram`` counts completed I/Os by latency:
+    the same CPU ended, in the same direction.  ``histogram`` counts completed I/Os by latency:
     one bin below the first bound, one per bound (from it up to the next).
     """
 
@@ -145,7 +145,7 @@ class Rates(NamedTuple):
         counts since a clear, or ``since`` an earlier reading).  As
         libdevmapper computes them, except that merges are per second
         (libdevmapper 1.02.185 divides them by the interval in ns)."""
-        if not interval > 0:
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not interval > 0:
             raise ValidationError(f"Rates.of: interval is a positive number of seconds, not {interval!r}")
         c = counters
         ns = interval * 1e9
@@ -176,9 +176,13 @@ def _word(value: object, what: str) -> str:
     return value
 
 
-def _positive(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValidationError(f"{what} is a positive int, not {value!r}")
+# The widths the kernel reads each number with (sscanf: a wider one wraps).
+_U32, _S32, _U64 = (1 << 32) - 1, (1 << 31) - 1, (1 << 64) - 1
+
+
+def _positive(value: object, what: str, maximum: int = _U64) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= maximum:
+        raise ValidationError(f"{what} is a positive int up to {maximum}, not {value!r}")
     return value
 
 
@@ -207,7 +211,8 @@ def create_region(ctl: Control, device: DeviceId, *, start: int = 0, length: int
     device (the whole device by default) and return the new region's id.
 
     The region is cut into areas of ``area_size`` sectors, or into
-    ``areas`` equal areas (one area by default).  ``histogram``: latency
+    ``areas`` areas (the kernel rounds the area size up, so there may be
+    fewer: 9 sectors in 4 areas are 3 of 3 sectors), or kept whole.  ``histogram``: latency
     bounds in ns, increasing; ``precise_timestamps``: count times in ns
     instead of the kernel's ticks (turned on for bounds that are not whole
     milliseconds).  The kernel suspends the device for a moment to add it.
@@ -222,8 +227,10 @@ def create_region(ctl: Control, device: DeviceId, *, start: int = 0, length: int
         extent = f"{start}+{_positive(length, 'length')}"
     if area_size is not None and areas is not None:
         raise ValidationError("create_region: give area_size or areas, not both")
-    step = f"/{_positive(areas, 'areas')}" if areas is not None else (
+    step = f"/{_positive(areas, 'areas', _U32)}" if areas is not None else (
         str(_positive(area_size, "area_size")) if area_size is not None else "/1")
+    if isinstance(histogram, (str, bytes)) or not isinstance(histogram, (list, tuple, range)):
+        raise ValidationError(f"histogram is a list of bounds in ns, not {histogram!r}")
     bounds = list(histogram)
     for i, bound in enumerate(bounds):
         _positive(bound, "a histogram bound")
@@ -235,6 +242,8 @@ def create_region(ctl: Control, device: DeviceId, *, start: int = 0, length: int
     features = ["precise_timestamps"] if precise else []
     if bounds:
         features.append("histogram:" + ",".join(str(b if precise else b // _MS) for b in bounds))
+    if length is not None and start + length > _U64:
+        raise ValidationError(f"create_region: start + length is past sector {_U64}")
     # The feature count is always sent: without it a numeric program id
     # would be read as one.
     words = ["@stats_create", extent, step, str(len(features)), *features,
@@ -250,8 +259,8 @@ def create_region(ctl: Control, device: DeviceId, *, start: int = 0, length: int
 def _region_id(region_id: object) -> int:
     if isinstance(region_id, Region):
         return region_id.region_id
-    if isinstance(region_id, bool) or not isinstance(region_id, int) or region_id < 0:
-        raise ValidationError(f"a region id is an int from 0, not {region_id!r}")
+    if isinstance(region_id, bool) or not isinstance(region_id, int) or not 0 <= region_id <= _S32:
+        raise ValidationError(f"a region id is an int from 0 to {_S32}, not {region_id!r}")
     return region_id
 
 
@@ -295,11 +304,14 @@ def area_counters(ctl: Control, device: DeviceId, region: Region | int, *, clear
     again from zero as they are read (``@stats_print_clear``), so that each
     reading holds what happened since the last."""
     check_id(device)
+    validate.unsigned(first_area, "first_area", _U64)
+    window = [str(first_area), "-" if count is None else str(_positive(count, "count"))]
+    if not isinstance(region, Region):
+        _region_id(region)
     reg = _find(ctl, device, region)
-    validate.unsigned(first_area, "first_area", (1 << 63) - 1)
     words = ["@stats_print_clear" if clear else "@stats_print", str(reg.region_id)]
     if first_area or count is not None:
-        words += [str(first_area), "-" if count is None else str(_positive(count, "count"))]
+        words += window
     answer = _send(ctl, device, " ".join(words), reg.region_id)
     end = reg.start + reg.length
     return [parse_counters(line, reg.precise_timestamps, end) for line in answer.splitlines() if line.strip()]

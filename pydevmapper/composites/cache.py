@@ -35,7 +35,7 @@ from pydevmapper.device import Device
 from pydevmapper.errors import DeviceExistsError, DMError, RollbackError, ValidationError
 from pydevmapper.operations import create_device, put_back, reload, remove
 from pydevmapper.stacks import DeviceSpec, Ensured, ensure_stack, teardown_stack
-from pydevmapper.tables import Table, as_table
+from pydevmapper.tables import Table, Target, as_table
 from pydevmapper.targets import Cache, CacheStatus
 from pydevmapper.types import DevNo, check_id
 
@@ -98,21 +98,27 @@ class CacheStack:
         return cls(ctl, name)
 
     @classmethod
-    def setup(cls, ctl: Control, name: str, *, origin: Sequence[Segment] | Table | str,
+    def setup(cls, ctl: Control, name: str, *, origin: Sequence[Segment] | Sequence[Target] | Table | str,
               metadata: Sequence[Segment], cache: Sequence[Segment], block_size: int = 64,
               io_mode: str = "writethrough", policy: str = "smq",
-              policy_args: dict[str, str] | None = None) -> tuple[CacheStack, Ensured]:
+              policy_args: dict[str, str] | None = None, readonly: bool = False) -> tuple[CacheStack, Ensured]:
         """The cache with this layout, ``origin`` being the table the
-        device had before the cache (segments or a table): devices that
-        exist and match are adopted, missing ones made (``ensure_stack``),
-        so a script can run it after ``teardown`` or a restart.  The
-        metadata is never zeroed: it holds this cache's, whose dirty blocks
-        are still the device's, or zeroes.  Refused with
+        device had before the cache (a ``Table``, its text, targets, or
+        segments for a linear one), ``readonly`` whether the device was:
+        devices that exist and match are adopted, missing ones made
+        (``ensure_stack``), so a script can run it after ``teardown`` or a
+        restart.  The metadata is never zeroed: it holds this cache's,
+        whose dirty blocks are still the device's, or zeroes.  Refused with
         ``StackConflictError``, naming each difference, when a device of
         the stack's names is not what this layout makes (a device running
         without a cache: ``create`` puts one in front of it)."""
         check_id(name)
-        orig_table = as_table(origin) if isinstance(origin, (Table, str)) else linear(origin, f"{name} origin")
+        if not isinstance(readonly, bool):
+            raise ValidationError(f"readonly is True or False, not {readonly!r}")
+        if isinstance(origin, (Table, str)) or (origin and all(isinstance(t, Target) for t in origin)):
+            orig_table = as_table(origin)  # type: ignore[arg-type]  # targets, checked just above
+        else:
+            orig_table = linear(origin, f"{name} origin")  # type: ignore[arg-type]  # segments
         meta_table, cache_table = linear(metadata, f"{name} metadata"), linear(cache, f"{name} cache")
         params = Cache(DevNo(0, 1), DevNo(0, 2), DevNo(0, 3), block_size, io_mode, policy=policy,
                        policy_args=tuple((policy_args or {}).items()))
@@ -121,8 +127,9 @@ class CacheStack:
         def top(devnos: Mapping[str, DevNo]) -> Table:
             return Table.single(orig_table.size, dataclasses.replace(
                 params, metadata_device=devnos[meta], cache_device=devnos[data], origin_device=devnos[orig]))
-        spec = DeviceSpec(name, top, children=(DeviceSpec(meta, meta_table), DeviceSpec(data, cache_table),
-                                               DeviceSpec(orig, orig_table)))
+        children = (DeviceSpec(meta, meta_table), DeviceSpec(data, cache_table),
+                    DeviceSpec(orig, orig_table, readonly=readonly))
+        spec = DeviceSpec(name, top, readonly=readonly, children=children)
         done = ensure_stack(ctl, spec)
         return cls(ctl, name), done
 

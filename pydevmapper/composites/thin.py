@@ -42,7 +42,7 @@ from pydevmapper.channel import DEV_CREATE, TARGET_MSG
 from pydevmapper.composites.segments import Segment, linear, single_target, status_of, undo, zero
 from pydevmapper.deptree import dependency_graph
 from pydevmapper.device import Device
-from pydevmapper.errors import DeviceExistsError, DMError, ValidationError
+from pydevmapper.errors import DeviceExistsError, DMError, RollbackError, ValidationError
 from pydevmapper.operations import create_device, quietly, reload, remove
 from pydevmapper.stacks import DeviceSpec, Ensured, ensure_stack, reload_stack, teardown_stack, wait_unheld
 from pydevmapper.tables import Table, Target
@@ -53,6 +53,7 @@ from pydevmapper.types import DevNo, check_id
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from pydevmapper.control import Control
+    from pydevmapper.types import DeviceInfo
 
 #: bytes zeroed at the start of new metadata: the superblock, which the
 #: kernel formats when it reads all zeroes and refuses when it reads garbage
@@ -295,11 +296,15 @@ class ThinPoolStack:
         id, at the snapshot's size; the snapshot's device is removed and
         ``into``'s old thin id deleted, freeing the blocks only it held.
 
-        Both devices must be closed: their blocks change at once, under
-        whoever has them open (LVM defers such a merge to the next
-        activation); one still open after ``retry`` seconds refuses the
-        merge with ``DeviceBusyError``.  If a step fails, the snapshot's
-        device and ``into``'s table are put back, and nothing is deleted."""
+        Any two volumes of the pool will do (the pool's metadata does not
+        record which volume a snapshot was taken of): ``into``'s own blocks
+        are dropped for the snapshot's.  Both devices must be closed: their
+        blocks change at once, under whoever has them open (LVM defers such
+        a merge to the next activation); one still open after ``retry``
+        seconds refuses the merge with ``DeviceBusyError``.  If a step
+        fails, ``into``'s table is put back, then the snapshot's device
+        made again (with a new device number), and no id is deleted;
+        ``RollbackError`` says what could not be put back."""
         if snapshot == into:
             raise ValidationError(f"merge: {snapshot} into itself")
         target, target_params, _ = self._volume(into)
@@ -311,21 +316,37 @@ class ThinPoolStack:
         snap_info, target_info = self.ctl.info(snap.devno), self.ctl.info(target.devno)
         snap_table = self.ctl.table(snap.devno)
         target_table = self.ctl.table(target.devno)
-        assert snap_table is not None and target_table is not None
+        if snap_table is None or target_table is None:  # reloaded meanwhile by someone else
+            raise ValidationError(f"merge: {snapshot} or {into} lost its table meanwhile")
         remove(self.ctl, snap.devno, retry=retry)
         try:
-            reload(self.ctl, target.devno, Table.single(snap_size, snap_params),
-                   readonly=target_info.read_only)
-            try:
-                self._message(ThinPool.delete(target_params.dev_id))
-            except BaseException:
-                reload(self.ctl, target.devno, target_table, readonly=target_info.read_only)
-                raise
-        except BaseException:
-            create_device(self.ctl, snap_info.name, snap_table, uuid=snap_info.uuid or None,
-                          readonly=snap_info.read_only)
+            reload(self.ctl, target.devno, Table.single(snap_size, snap_params), readonly=target_info.read_only)
+            self._message(ThinPool.delete(target_params.dev_id))
+        except BaseException as exc:
+            left = self._unmerge(into, target.devno, target_table, target_info.read_only, snap_info, snap_table)
+            if left and isinstance(exc, DMError):
+                raise RollbackError(exc, left) from exc
             raise
         return self.ctl.device(target.devno)
+
+    def _unmerge(self, into: str, devno: DevNo, table: Table, readonly: bool, snap_info: DeviceInfo,
+                 snap_table: Table) -> list[str]:
+        """After a failed merge: ``into``'s own table back, then the
+        snapshot's device, never while ``into`` still maps the snapshot's
+        id (two writable devices on one thin id corrupt it).  Returns a
+        line per thing not put back."""
+        try:
+            if self.ctl.table(devno) != table:
+                reload(self.ctl, devno, table, readonly=readonly)
+        except DMError as exc:
+            return [f"{into} maps the snapshot's thin id (its own could not be put back: {exc.strerror}); "
+                    f"{snap_info.name} was not made again"]
+        try:
+            create_device(self.ctl, snap_info.name, snap_table, uuid=snap_info.uuid or None,
+                          readonly=snap_info.read_only)
+        except DMError as exc:
+            return [f"{snap_info.name} was not made again ({exc.strerror}); its thin id is kept"]
+        return []
 
     def delete(self, name: str, *, retry: float = 5.0) -> None:
         """Remove the volume's device and delete its thin id, freeing its blocks."""

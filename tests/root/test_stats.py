@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import mmap
 import os
-import subprocess
+import stat
 
 import pytest
 
 import pydevmapper as dm
-from pydevmapper import stats, udev
+from pydevmapper import stats
 from pydevmapper import targets as t
-from tests.root.helpers import dm_block_node
 from tests.root.target_helpers import MIB
 
 pytestmark = pytest.mark.dm_root
@@ -34,11 +33,19 @@ def _direct(node: str, offset: int, size: int, write: bool) -> None:
         buf.close()
 
 
-def test_regions_count_real_io_per_area(dm_control, dm_make_loop, dm_make_device):
+def _private_node(tmp_path, devno) -> str:
+    """A node of the device that udev does not watch: closing it after a
+    write sets off no probe, whose reads would count in the regions."""
+    path = str(tmp_path / "node")
+    os.mknod(path, stat.S_IFBLK | 0o600, os.makedev(devno.major, devno.minor))
+    return path
+
+
+def test_regions_count_real_io_per_area(dm_control, dm_make_loop, dm_make_device, tmp_path):
     ctl = dm_control
     loop = dm_make_loop(8)
     dev = dm_make_device(dm.Table.single(8 * MIB, t.Linear(loop.devno, 0)))
-    node = dm_block_node(dev.devno)
+    node = _private_node(tmp_path, dev.devno)
     assert stats.list_regions(ctl, dev.name) == []
     whole = stats.create_region(ctl, dev.name, areas=4, histogram=[1_000_000, 1_000_000_000])
     part = stats.create_region(ctl, dev.name, start=8192, length=4096, area_size=1024, precise_timestamps=True,
@@ -51,15 +58,11 @@ def test_regions_count_real_io_per_area(dm_control, dm_make_loop, dm_make_device
         stats.clear_region(ctl, dev.name, rid)
 
     _direct(node, 0, 65536, write=True)  # area 0 of the whole device
-    if udev.sync_available():  # its closing makes udev probe the device: reads
-        subprocess.run(["udevadm", "settle", "--timeout=120"], check=True, timeout=180)
     areas = stats.area_counters(ctl, dev.name, whole)
     assert [(a.start, a.length) for a in areas] == [(0, 4096), (4096, 4096), (8192, 4096), (12288, 4096)]
-    assert areas[0].write_sectors == 128 and areas[0].writes >= 1
-    assert [a.writes for a in areas[1:]] == [0, 0, 0]
-    for area in areas:  # every completed I/O in one latency bin
-        assert sum(area.histogram) == area.reads + area.writes
-    assert areas[0].write_time % 1_000_000 == 0  # counted in ms (ticks), made ns
+    assert areas[0].write_sectors == 128 and areas[0].writes >= 1 and areas[0].reads == 0
+    assert [a.writes + a.reads for a in areas[1:]] == [0, 0, 0]
+    assert sum(areas[0].histogram) == areas[0].writes  # every completed I/O in one latency bin
 
     for rid in (whole, part):
         stats.clear_region(ctl, dev.name, rid)

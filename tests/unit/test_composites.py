@@ -65,6 +65,7 @@ def test_a_bad_cache_is_refused_before_anything_is_sent(make, kwargs, complaint)
 
 @pytest.mark.parametrize("origin, complaint", [
     ([], "at least one segment"),
+    ([dm.Target(0, 8, "linear", "7:0 0"), ("7:1", 0, 8)], "a segment is"),
     ("0 x linear 7:0 0", "length|number|sector"),
     ("", "at least one target"),
 ])
@@ -73,3 +74,15 @@ def test_a_bad_cache_origin_is_refused_before_anything_is_sent(origin, complaint
 
     with pytest.raises(dm.ValidationError, match=complaint):
         CacheStack.setup(NoKernel(), "vol", origin=origin, metadata=META, cache=DATA)
+
+
+def test_a_cache_origin_may_be_a_table_its_text_targets_or_segments():
+    from pydevmapper.composites import CacheStack
+
+    with pytest.raises(dm.ValidationError, match="readonly is True or False"):
+        CacheStack.setup(NoKernel(), "vol", origin="0 8 linear 7:0 0", metadata=META, cache=DATA, readonly=1)
+    for origin in ("0 8 linear 7:0 0", dm.Table.parse("0 8 linear 7:0 0"), [dm.Target(0, 8, "linear", "7:0 0")],
+                   [Segment("7:0", 0, 8)]):
+        # Past the checks, the first thing sent is the lookup of a stack device.
+        with pytest.raises(pytest.fail.Exception, match=r"ctl\.info was called"):
+            CacheStack.setup(NoKernel(), "vol", origin=origin, metadata=META, cache=DATA)

@@ -61,6 +61,13 @@ def test_create_sends_the_kernels_grammar_and_returns_the_id(kernel, ctl, kwargs
     ({"program_id": ""}, "non-empty"),
     ({"aux_data": "a\\b"}, "one word"),
     ({"precise_timestamps": 1}, "True or False"),
+    # Wider than the kernel reads them (it would wrap).
+    ({"areas": 1 << 32}, "areas is a positive int up to 4294967295"),
+    ({"start": (1 << 64) - 8, "length": 16}, "past sector"),
+    ({"area_size": 1 << 64}, "area_size is a positive int up to"),
+    ({"histogram": [1 << 64]}, "bound is a positive int up to"),
+    ({"histogram": None}, "histogram is a list"),
+    ({"histogram": "1,2"}, "histogram is a list"),
 ])
 def test_bad_create_input_is_refused_before_anything_is_sent(kernel, ctl, kwargs, complaint):
     with pytest.raises(ValidationError, match=complaint):
@@ -120,9 +127,16 @@ def test_a_region_given_by_id_is_looked_up_and_a_missing_one_is_typed(kernel, ct
     with pytest.raises(RegionNotFoundError):
         stats.set_aux_data(ctl, "vol", 5, "note")
     assert sent(kernel)[-3:] == ["@stats_delete 5", "@stats_clear 5", "@stats_set_aux 5 note"]
-    for bad in (-1, True, "1"):
+    before = len(kernel.calls)
+    for bad in (-1, True, "1", 1 << 31):  # the kernel reads an id as a C int
         with pytest.raises(ValidationError):
             stats.delete_region(ctl, "vol", bad)
+        with pytest.raises(ValidationError):
+            stats.area_counters(ctl, "vol", bad)
+    for window in ({"first_area": -1}, {"count": 0}, {"first_area": 1 << 64}):
+        with pytest.raises(ValidationError):
+            stats.area_counters(ctl, "vol", 4, **window)
+    assert len(kernel.calls) == before  # refused before anything was sent
 
 
 def test_a_long_answer_is_asked_for_again_with_more_room(kernel, ctl):
@@ -152,5 +166,6 @@ def test_rates_as_libdevmapper_derives_them():
     assert r.service_time == pytest.approx(0.25 * 1e9 / 20)
     idle = stats.Rates.of(c._replace(reads=0, writes=0, io_time=0), 1.0)
     assert (idle.await_time, idle.read_await, idle.service_time, idle.average_request_size) == (0, 0, 0, 0)
-    with pytest.raises(ValidationError):
-        stats.Rates.of(c, 0)
+    for bad in (0, -1.0, "5", None, True):
+        with pytest.raises(ValidationError):
+            stats.Rates.of(c, bad)
