@@ -40,10 +40,12 @@ def origin(dm_control, dm_make_loop, dm_make_device, dm_name):
 
 
 class Writer:
-    """Writes numbered files into a directory until stopped."""
+    """Writes numbered files into a directory until stopped, ``limit`` at
+    most: a slow step (a loaded host) must not let it fill the filesystem
+    or overflow the snapshot's COW (150 files of 64 KiB are 9.4 MiB)."""
 
-    def __init__(self, where, prefix):
-        self.where, self.prefix, self.count, self.error = where, prefix, 0, None
+    def __init__(self, where, prefix, limit=150):
+        self.where, self.prefix, self.count, self.error, self.limit = where, prefix, 0, None, limit
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -51,6 +53,9 @@ class Writer:
     def _run(self):
         try:
             while not self.stop.is_set():
+                if self.count >= self.limit:
+                    self.stop.wait(0.1)
+                    continue
                 path = os.path.join(self.where, f"{self.prefix}{self.count}")
                 with open(path, "wb") as f:
                     f.write(bytes([self.count % 256]) * 65536)
