@@ -306,8 +306,6 @@ def area_counters(ctl: Control, device: DeviceId, region: Region | int, *, clear
     check_id(device)
     validate.unsigned(first_area, "first_area", _U64)
     window = [str(first_area), "-" if count is None else str(_positive(count, "count"))]
-    if not isinstance(region, Region):
-        _region_id(region)
     reg = _find(ctl, device, region)
     words = ["@stats_print_clear" if clear else "@stats_print", str(reg.region_id)]
     if first_area or count is not None:

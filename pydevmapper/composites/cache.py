@@ -48,6 +48,13 @@ if TYPE_CHECKING:
 _SUPERBLOCK = 4096
 
 
+def _stand_in(block_size: int, io_mode: str, policy: str, policy_args: dict[str, str] | None) -> Cache:
+    """The cache's parameters, checked now, with stand-in devices: the
+    real ones exist only once the stack's devices are made."""
+    return Cache(DevNo(0, 1), DevNo(0, 2), DevNo(0, 3), block_size, io_mode, policy=policy,
+                 policy_args=tuple((policy_args or {}).items()))
+
+
 class CacheStack:
     """A cached device, its origin, metadata and cache devices.  Made with
     ``create``; ``CacheStack(ctl, name)`` takes one that runs."""
@@ -71,8 +78,7 @@ class CacheStack:
         the device runs as before."""
         check_id(name)
         meta_table, cache_table = linear(metadata, f"{name} metadata"), linear(cache, f"{name} cache")
-        probe = Cache(DevNo(0, 1), DevNo(0, 2), DevNo(0, 3), block_size, io_mode, policy=policy,
-                      policy_args=tuple((policy_args or {}).items()))
+        probe = _stand_in(block_size, io_mode, policy, policy_args)
         info = ctl.info(name)
         live = ctl.table(name)
         if live is None:
@@ -120,8 +126,7 @@ class CacheStack:
         else:
             orig_table = linear(origin, f"{name} origin")  # type: ignore[arg-type]  # segments
         meta_table, cache_table = linear(metadata, f"{name} metadata"), linear(cache, f"{name} cache")
-        params = Cache(DevNo(0, 1), DevNo(0, 2), DevNo(0, 3), block_size, io_mode, policy=policy,
-                       policy_args=tuple((policy_args or {}).items()))
+        params = _stand_in(block_size, io_mode, policy, policy_args)
         meta, data, orig = f"{name}_cmeta", f"{name}_cdata", f"{name}_corig"
 
         def top(devnos: Mapping[str, DevNo]) -> Table:

@@ -236,14 +236,14 @@ class ThinPoolStack:
                                     status_of(self.ctl, devno, ThinStatus)))
         return sorted(found, key=lambda v: v.dev_id)
 
-    def _volume(self, name: str) -> tuple[Device, Thin, int]:
+    def _volume(self, name: str) -> tuple[Device, Thin, Table]:
         check_id(name)
         table = self.ctl.table(name)
         params = table[0].parsed() if table is not None and len(table) == 1 else None
         if not isinstance(params, Thin) or params.pool != self.devno:
             raise ValidationError(f"{name} is not a thin volume of {self.name}")
         assert table is not None
-        return self.ctl.device(name), params, table.size
+        return self.ctl.device(name), params, table
 
     def create_thin(self, name: str, sectors: int, *, uuid: str | None = None) -> Device:
         """A new, empty volume of ``sectors`` sectors with a new thin id;
@@ -275,7 +275,8 @@ class ThinPoolStack:
         origin's size unless ``sectors``).  The origin is suspended around
         the snapshot, so what it had written is in it, and resumed even if
         the snapshot fails."""
-        dev, params, size = self._volume(origin)
+        dev, params, table = self._volume(origin)
+        size = table.size
         check_id(name)
         if sectors is not None and (type(sectors) is not int or sectors <= 0):
             raise ValidationError(f"snapshot: sectors is a positive number, not {sectors!r}")
@@ -307,20 +308,16 @@ class ThinPoolStack:
         ``RollbackError`` says what could not be put back."""
         if snapshot == into:
             raise ValidationError(f"merge: {snapshot} into itself")
-        target, target_params, _ = self._volume(into)
-        snap, snap_params, snap_size = self._volume(snapshot)
+        target, target_params, target_table = self._volume(into)
+        snap, snap_params, snap_table = self._volume(snapshot)
         if snap_params.dev_id == target_params.dev_id:
             raise ValidationError(f"merge: {snapshot} and {into} map the same thin id {snap_params.dev_id}")
         wait_unheld(self.ctl, [snap.devno, target.devno], retry,
                     why="(a thin merge changes its blocks at once, under its user)")
         snap_info, target_info = self.ctl.info(snap.devno), self.ctl.info(target.devno)
-        snap_table = self.ctl.table(snap.devno)
-        target_table = self.ctl.table(target.devno)
-        if snap_table is None or target_table is None:  # reloaded meanwhile by someone else
-            raise ValidationError(f"merge: {snapshot} or {into} lost its table meanwhile")
         remove(self.ctl, snap.devno, retry=retry)
         try:
-            reload(self.ctl, target.devno, Table.single(snap_size, snap_params), readonly=target_info.read_only)
+            reload(self.ctl, target.devno, snap_table, readonly=target_info.read_only)
             self._message(ThinPool.delete(target_params.dev_id))
         except BaseException as exc:
             left = self._unmerge(into, target.devno, target_table, target_info.read_only, snap_info, snap_table)
