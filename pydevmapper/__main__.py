@@ -1,8 +1,6 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """python -m pydevmapper: pydmsetup."""
 
-import sys
+from pydevmapper.cli import console
 
-from pydevmapper.cli import main
-
-sys.exit(main())
+console()

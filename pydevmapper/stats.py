@@ -315,6 +315,17 @@ def area_counters(ctl: Control, device: DeviceId, region: Region | int, *, clear
     return [parse_counters(line, reg.precise_timestamps, end) for line in answer.splitlines() if line.strip()]
 
 
+def region_text(ctl: Control, device: DeviceId, region: Region | int, *, clear: bool = False) -> str:
+    """The region's counters as the kernel prints them (``@stats_print``:
+    one line per area, ``start+area_size`` then the 13 counters, times in
+    the region's own unit, and the histogram's bins), which is what
+    ``dmstats print`` shows; ``area_counters`` gives the same as typed
+    values.  With ``clear`` the counters start again from zero."""
+    check_id(device)
+    rid = _region_id(region)
+    return _send(ctl, device, f"{'@stats_print_clear' if clear else '@stats_print'} {rid}", rid)
+
+
 def parse_counters(line: str, precise: bool, end: int | None = None) -> Counters:
     """One line of ``@stats_print``'s answer, times made ns; ``end``: the
     region's end, which the last area's length stops at (the kernel prints
@@ -353,3 +364,120 @@ def set_aux_data(ctl: Control, device: DeviceId, region: Region | int, aux_data:
     check_id(device)
     rid = _region_id(region)
     _send(ctl, device, f"@stats_set_aux {rid} {_word(aux_data, 'aux_data')}", rid)
+
+
+# -- groups ----------------------------------------------------------------------
+# dmstats (libdevmapper) groups regions by a tag in the aux data of the
+# group's first region, its leader: DMS_GROUP=<alias>:<region ids>#<aux data>.
+# The kernel knows nothing of groups; reading and writing the same tag
+# makes them dmstats' groups.
+
+_GROUP_TAG = "DMS_GROUP="
+
+
+class Group(NamedTuple):
+    """A group of regions: its id is its leader's region id."""
+
+    group_id: int
+    regions: tuple[int, ...]
+    alias: str  # "" if none
+    aux_data: str  # the leader's own aux data ("-" if none)
+
+
+def format_ranges(ids: Iterable[int]) -> str:
+    """Region ids as dmstats writes them: ``0-2,5``."""
+    ordered = sorted(set(ids))
+    parts: list[str] = []
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        parts.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
+        i = j + 1
+    return ",".join(parts)
+
+
+def parse_ranges(text: str) -> tuple[int, ...]:
+    """``0-2,5`` (blanks around a number allowed) as sorted region ids."""
+    ids: set[int] = set()
+    for part in text.split(","):
+        first, dash, last = part.partition("-")
+        try:
+            a, b = int(first.strip(" \t")), int(last.strip(" \t")) if dash else int(first.strip(" \t"))
+        except ValueError:
+            raise ValidationError(f"not a list of region ids: {text!r}") from None
+        if not 0 <= a <= b or not first.strip(" \t").isdigit():
+            raise ValidationError(f"not a list of region ids: {text!r}")
+        ids.update(range(a, b + 1))
+    return tuple(sorted(ids))
+
+
+def parse_group_tag(region_id: int, aux_data: str) -> Group | None:
+    """The group a region leads, from its aux data (None if it leads none)."""
+    start = aux_data.find(_GROUP_TAG)
+    if start < 0:
+        return None
+    alias, colon, rest = aux_data[start + len(_GROUP_TAG):].partition(":")
+    if not colon:
+        raise ValidationError(f"region {region_id}: a group tag without ':' in {aux_data!r}")
+    members, _, own = rest.partition("#")
+    ids = parse_ranges(members)
+    if ids[0] != region_id:
+        raise ValidationError(f"region {region_id}: a group tag led by region {ids[0]}: {aux_data!r}")
+    return Group(region_id, ids, alias, own or "-")
+
+
+def list_groups(ctl: Control, device: DeviceId) -> list[Group]:
+    """The device's groups of regions, by id."""
+    found: list[Group] = []
+    for region in list_regions(ctl, device):
+        group = parse_group_tag(region.region_id, region.aux_data)
+        if group is not None:
+            found.append(group)
+    return found
+
+
+def create_group(ctl: Control, device: DeviceId, regions: Iterable[Region | int], alias: str = "") -> int:
+    """Group existing regions (none in a group yet, histograms alike) as
+    dmstats does; returns the group id, its first region's id."""
+    check_id(device)
+    ids = sorted({_region_id(r) for r in regions})
+    if not ids:
+        raise ValidationError("create_group: no regions")
+    if alias:
+        _word(alias, "alias")
+        if ":" in alias or "#" in alias:
+            raise ValidationError(f"alias has no ':' or '#': {alias!r}")
+    listed = {r.region_id: r for r in list_regions(ctl, device)}
+    grouped = {m for g in list_groups(ctl, device) for m in g.regions}
+    for rid in ids:
+        if rid not in listed:
+            raise RegionNotFoundError(errno.ENOENT, TARGET_MSG.name, describe(device), None,
+                                      f"{describe(device)} has no statistics region {rid}")
+        if rid in grouped:
+            raise ValidationError(f"region {rid} of {describe(device)} is already in a group")
+    if len({listed[rid].histogram_bounds for rid in ids if listed[rid].histogram_bounds}) > 1:
+        raise ValidationError("the regions of a group have the same histogram bounds")
+    leader = listed[ids[0]]
+    own = leader.aux_data
+    set_aux_data(ctl, device, leader, f"{_GROUP_TAG}{alias}:{format_ranges(ids)}#{own}")
+    return leader.region_id
+
+
+def delete_group(ctl: Control, device: DeviceId, group_id: int, *, regions: bool = False) -> None:
+    """Undo a group: its first region gets its own aux data back; with
+    ``regions``, every region of the group is deleted instead."""
+    check_id(device)
+    gid = _region_id(group_id)
+    for group in list_groups(ctl, device):
+        if group.group_id == gid:
+            break
+    else:
+        raise RegionNotFoundError(errno.ENOENT, TARGET_MSG.name, describe(device), None,
+                                  f"{describe(device)} has no statistics group {gid}")
+    if not regions:
+        set_aux_data(ctl, device, gid, group.aux_data)
+        return
+    for rid in reversed(group.regions):
+        delete_region(ctl, device, rid)

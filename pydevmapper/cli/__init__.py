@@ -20,7 +20,26 @@ if TYPE_CHECKING:
     from pydevmapper.cli.report import Options
     from pydevmapper.cli.session import Session
 
-__all__ = ["main"]
+__all__ = ["console", "main", "repeat", "report_options"]
+
+
+def console() -> None:
+    """The console scripts' entry (pydmsetup, pydmstats): ``main()``, then
+    out at once, skipping the interpreter's teardown; ``udevcomplete``
+    ends the process as soon as it has released the waiter.  udev's rules
+    run ``dmsetup udevcomplete`` to release a program waiting on its
+    cookie, and udevd starts watching the device for writes only once that
+    rule's programs have ended; a program that writes as soon as it is
+    released (LVM wiping a new volume) must not get there first, or the
+    change event its write should raise never comes
+    (tests/root/test_dropin_dmsetup.py)."""
+    from pydevmapper.cli.session import Session
+
+    Session.ends_when_released = True
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
@@ -100,12 +119,18 @@ def _check_switches(s: Session) -> str | None:
 def _run(s: Session, args: list[str]) -> int:
     from pydevmapper.cli import commands, texts
     from pydevmapper.cli.session import Failed, Plan
-    from pydevmapper.cparse import atoi
 
     problem = _check_switches(s)
     if problem:
         _err(f"{problem}\nCouldn't process command line.\n")
         return 1
+    # `dmsetup stats ...`, or the program started as dmstats: its own flow.
+    stats_base = "dmsetup stats" if args[:1] == ["stats"] else (
+        "dmstats" if s.prog in ("dmstats", "pydmstats") else None)
+    if stats_base is not None:
+        from pydevmapper.cli import stats_commands
+
+        return stats_commands.run(s, stats_base, args[1:] if args[:1] == ["stats"] else args)
     forced_ok = bool(s.has("help") or s.has("version"))
     if s.has("help"):
         name, args = "help", []
@@ -144,7 +169,7 @@ def _run(s: Session, args: list[str]) -> int:
         from pydevmapper.cli import report
 
         try:
-            opts = _report_options(s, name)
+            opts = report_options(s, name)
         except report.HelpShown:
             return 0
         except report.ReportError as exc:
@@ -177,20 +202,28 @@ def _run(s: Session, args: list[str]) -> int:
 
     multiple = bool(run_cmd.repeatable and len(args) != 1
                     and (args or (not s.has("uuid") and not s.has("major"))))
-    # --count/--interval: the whole command again, as dmsetup repeats it:
-    # a -c report waits for the next tick of a fixed-rate interval timer
-    # (default 1 s) between runs and heads every run's rows; other output
-    # comes again at once.  --interval without --count, or --count 0: until
-    # interrupted.
+    widths: list[int] = []  # libdm's column widths only ever grow over a report's runs
+    return repeat(s, lambda: _run_once(s, args, multiple, widths), report=opts is not None,
+                  forced_ok=forced_ok)
+
+
+def repeat(s: Session, run: Callable[[], bool], *, report: bool, forced_ok: bool = False) -> int:
+    """--count/--interval: the whole command again, as dmsetup repeats it:
+    a report waits for the next tick of a fixed-rate interval timer
+    (default 1 s) between runs and heads every run's rows; other output
+    comes again at once.  --interval without --count, or --count 0: until
+    interrupted.  ``run`` does one run and says whether it succeeded;
+    returns the exit status."""
+    from pydevmapper.cparse import atoi
+
     count = s.has("count") and atoi(s.value("count") or "")
     runs = count if count else (None if s.has("count") or s.has("interval") else 1)
     ticks = None  # only a report waits between runs
-    if runs != 1 and opts is not None:
+    if runs != 1 and report:
         ticks = _Ticks(atoi(s.value("interval") or "") if s.has("interval") else 1)
-    widths: list[int] = []  # libdm's column widths only ever grow over a report's runs
     done = 0
     while True:
-        ok = _run_once(s, args, multiple, widths)
+        ok = run()
         done += 1
         if not ok or done == runs:
             return 0 if ok or forced_ok else 1
@@ -281,11 +314,16 @@ def _run_selected(s: Session, cmd: Command) -> None:
     for_all(s, cmd.fn, [], keep=lambda dev: selected(s, s.info(s.device(dev.name))))
 
 
-def _report_options(s: Session, name: str) -> Options:
+def report_options(s: Session, name: str, default: str | None = None) -> Options:
+    """The -c report's fields and layout from -o, -O, -S and the layout
+    switches (dmsetup's _report_init); ``default``: the fields without -o
+    (the command's own defaults otherwise)."""
     from pydevmapper.cli import report
 
     prefix = "splitname_" if name == "splitname" else ""
     spec = report.DEFAULT_SPLITNAME if name == "splitname" else report.DEFAULT_INFO
+    if default is not None:
+        spec = default
     given = s.value("options") if s.has("options") else None
     headings, aligned, separator = True, True, " "
     if s.has("noheadings"):

@@ -5,7 +5,8 @@ Every function takes the Session and the arguments left for it (for
 repeatable commands, the current device first) and ``multiple`` (whether
 output lines carry a ``name: `` prefix); it raises Failed after printing why.
 The functions live by kind: device_commands (change devices),
-query_commands (read them), udev_commands, name_commands.
+query_commands (read them), udev_commands, name_commands.  ``stats`` has
+subcommands and its own flow: stats_commands.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pydevmapper._namedtuple import NamedTuple
-from pydevmapper.cli.session import Failed, Session
+from pydevmapper.cli.session import Session
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
@@ -68,13 +69,6 @@ def help_(s: Session, args: list[str], multiple: bool) -> None:
         s.error(texts.FIELD_HELP)
 
 
-def not_implemented(name: str) -> CommandFn:
-    def run(s: Session, args: list[str], multiple: bool) -> None:
-        s.error(f"pydmsetup: {name} is not implemented")
-        raise Failed()
-    return run
-
-
 COMMANDS: dict[str, Command] = {
     "help": Command(lambda: help_, 0, 0, 0),
     "create": Command(lambda: _device().create, 0, 2, 0),
@@ -92,7 +86,6 @@ COMMANDS: dict[str, Command] = {
     "ls": Command(lambda: _query().ls, 0, 0, 0),
     "info": Command(lambda: _query().info, 0, -1, 1),
     "deps": Command(lambda: _query().deps, 0, -1, 2),
-    "stats": Command(lambda: not_implemented("stats"), 1, -1, 1),
     "status": Command(lambda: _query().status, 0, -1, 2),
     "table": Command(lambda: _query().status, 0, -1, 2),
     "wait": Command(lambda: _device().wait, 0, 2, 0),

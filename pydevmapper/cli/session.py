@@ -84,6 +84,10 @@ class Plan(NamedTuple):
 
 
 class Session:
+    # A console process (cli.console) ends at once after udevcomplete has
+    # released the waiter; main() called in a process of its own returns.
+    ends_when_released = False
+
     def __init__(self, prog: str, parsed: Parsed) -> None:
         self.prog = prog
         self.counts = parsed.counts

@@ -48,6 +48,7 @@ def udevcomplete(s: Session, args: list[str], multiple: bool) -> None:
     if not cookie & ~udev.FLAGS_MASK or not s.cookies_supported():
         return
     key = udev_cookies.key_of(cookie)
+    s.flush()  # all out before the waiter runs on
     try:
         udev.complete(key)
     except OSError as exc:
@@ -58,6 +59,12 @@ def udevcomplete(s: Session, args: list[str], multiple: bool) -> None:
             semid = next((c.semid for c in udev.list_cookies() if c.cookie == key), None)
             s.error(udev_cookies.complete_failed(key, semid, exc.errno))  # type: ignore[arg-type]
         raise Failed() from None
+    if s.ends_when_released:
+        # Run by udev's rules: udevd watches the device for writes only once
+        # this program has ended, and the waiter just released may write at
+        # once (LVM wiping a new volume); every moment more here loses the
+        # change event that write should raise.
+        os._exit(0)
 
 
 def udevcookies(s: Session, args: list[str], multiple: bool) -> None:

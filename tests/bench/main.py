@@ -35,8 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="smoke run: small budgets, N = 10 and 100")
     p.add_argument("--list-sizes", default=None, help="comma-separated N for listing (default 10,100,1000,5000)")
     p.add_argument("--no-profile", dest="profile", action="store_false", help="skip the cProfile runs")
-    p.add_argument("--only", choices=("devices", "thin_status"),
-                   help="one part: the per-device operations and listing, or thin_status_1000")
+    p.add_argument("--only", choices=("devices", "thin_status", "stats_print"),
+                   help="one part: the per-device operations and listing, thin_status_1000 "
+                        "or stats_print_100")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--guest", action="store_true", help="always run in a guest")
     where.add_argument("--here", action="store_true", help=argparse.SUPPRESS)  # in the guest
@@ -66,7 +67,7 @@ def run_here(a: argparse.Namespace) -> Dict[str, Any]:
     run = operations.Run(scale=0.2 if a.quick else 1.0, list_sizes=sizes, profile=a.profile,
                          progress=partial, only=a.only)
     meta = run.run()
-    startup = operations.startup(run.raw, n=2) if a.only != "thin_status" else None
+    startup = operations.startup(run.raw, n=2) if a.only in (None, "devices") else None
     return report.document(platform.release(), meta["mode"], run.raw, list_retries=run.list_retries,
                            startup=startup, notes=run.notes, profiles=run.profiles, cpu=run.cpu)
 

@@ -66,6 +66,9 @@ PROCESS_LIFECYCLE = Budget(warmup=1, min_n=5, max_n=30, seconds=5.0)
 THIN_VOLUMES = 1000
 THIN_STATUS = Budget(warmup=1, min_n=5, max_n=50, seconds=10.0)
 PYTHON_PROCESS = Budget(warmup=0, min_n=2, max_n=2, seconds=0.0)
+# Reading the counters of many dm-stats regions of one device.
+STATS_REGIONS = 100
+STATS_PRINT = Budget(warmup=2, min_n=10, max_n=200, seconds=6.0)
 LIFECYCLE_ROUNDS = 4
 
 
@@ -368,6 +371,8 @@ class Run:
                 self.listing(ctl, everyone, spec)
             if self.only in (None, "thin_status"):
                 self.thin_status(ctl, stack)
+            if self.only in (None, "stats_print"):
+                self.stats_print(ctl, [c for c in everyone if isinstance(c, cn.Command)])
         self.notes.append("version api: Control._ioctl(VERSION) - Control.version() caches its answer")
         self.notes.append(f"lifecycle: every contender loads '0 {SECTORS} linear <loop> 0'; "
                           "remove retries on EBUSY (udev workers probe new devices); "
@@ -438,6 +443,47 @@ class Run:
             for name in reversed(names):
                 ctl.remove(name)
             ctl.remove(pool_name)
+        if self.progress is not None:
+            self.progress(self)
+
+    def stats_print(self, ctl: dm.Control, commands: Sequence[Any]) -> None:
+        """``stats_print_<N>``: the counters of N dm-stats regions of one
+        device.  In the process, taking turns: ``api`` (``area_counters``,
+        typed) and ``api_text`` (``region_text``, the kernel's text), each N
+        DM_TARGET_MSG ioctls; then ``dmstats print --allregions`` as dmsetup
+        and pydmsetup run it (one process; dmsetup 1.02.185 prints each
+        region twice, so 2N messages and a listing)."""
+        from pydevmapper import stats
+
+        op = f"stats_print_{STATS_REGIONS}"
+        name = f"{PREFIX}stats"
+        ctl.create_device(name, f"0 {SECTORS} zero")
+        try:
+            for _ in range(STATS_REGIONS):
+                stats.create_region(ctl, name, areas=4, program_id="dmstats")
+            regions = stats.list_regions(ctl, name)
+
+            def typed() -> object:
+                return [stats.area_counters(ctl, name, r) for r in regions]
+
+            def text() -> object:
+                return [stats.region_text(ctl, name, r) for r in regions]
+
+            timed = time_interleaved({"api": typed, "api_text": text}, self.budget(STATS_PRINT))
+            self.raw[op] = {c: tm.wall for c, tm in timed.items()}
+            self.cpu[op] = {c: tm.cpu for c, tm in timed.items()}
+            for c in commands:
+                budget = PYTHON_PROCESS if c.name == "pydmsetup" else PROCESS
+                try:
+                    self.raw[op][c.name] = time_calls(
+                        lambda c=c: c.run(["stats", "print", "--allregions", name]), self.budget(budget))
+                except cn.Unavailable as exc:
+                    self.notes.append(f"{op}: {c.name} unavailable: {exc}")
+            for c, walls in self.raw[op].items():
+                log(f"{op:<16} {c:<10} median {report.fmt_seconds(sorted(walls)[len(walls) // 2]):>10} "
+                    f"n={len(walls)}")
+        finally:
+            ctl.remove(name, retry=5.0)
         if self.progress is not None:
             self.progress(self)
 

@@ -69,14 +69,18 @@ def test_the_stack_example_runs(dm_control, dm_make_loop, capsys):
 
 
 def test_the_shell_example_runs(dm_control):
-    pydmsetup = os.path.join(os.path.dirname(sys.executable), "pydmsetup")
     lines = [shlex.split(line.split("#")[0]) for line in _block("sh", "pydmsetup create").splitlines() if line.strip()]
-    assert [words[:2] for words in lines] == [["pydmsetup", "create"], ["pydmsetup", "status"]]
+    assert [words[:2] for words in lines] == [["pydmsetup", "create"], ["pydmsetup", "status"],
+                                              ["pydmstats", "create"], ["pydmstats", "report"]]
+    outs = []
     try:
         for words in lines:
-            out = subprocess.run([pydmsetup, *words[1:]], capture_output=True, text=True, timeout=120)
-            assert out.returncode == 0, out.stderr
-        assert '"parsed"' in out.stdout
+            script = os.path.join(os.path.dirname(sys.executable), words[0])
+            outs.append(subprocess.run([script, *words[1:]], capture_output=True, text=True, timeout=120))
+            assert outs[-1].returncode == 0, outs[-1].stderr
+        assert '"parsed"' in outs[1].stdout
+        assert outs[2].stdout == "demo: Created new region with 4 area(s) as region ID 0\n"
+        assert outs[3].stdout.startswith("Name ") and outs[3].stdout.count("\ndemo ") == 5  # 4 areas, the region
     finally:
         _gone(dm_control, "demo")
 

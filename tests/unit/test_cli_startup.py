@@ -16,6 +16,7 @@ import subprocess
 import sys
 
 import _cffi_backend
+import pytest
 
 import pydevmapper
 
@@ -90,3 +91,16 @@ def test_every_command_resolves_to_a_function():
 
     for name, command in COMMANDS.items():
         assert callable(command.fn), name
+
+
+@pytest.mark.parametrize("script, argv, out, err, code", [
+    ("pydmsetup", ["splitname", "vg-lv"], "VG   LV   LVLayer\nvg   lv          \n", "", 0),
+    ("pydmstats", ["list", "--units", "x"], "", "Invalid --units argument.\n", 1),
+    ("pydmstats", ["--help"], "", "Usage:\n\ndmstats\n", 0),
+])
+def test_the_console_scripts_flush_before_they_end_at_once(script, argv, out, err, code):
+    """``console()`` leaves with os._exit: what was written must be out first."""
+    path = os.path.join(os.path.dirname(sys.executable), script)
+    assert os.path.exists(path), f"{script} is not installed next to {sys.executable} (pip install -e .)"
+    done = subprocess.run([path, *argv], capture_output=True, text=True, timeout=60)
+    assert (done.stdout, done.stderr[:len(err)], done.returncode) == (out, err, code)

@@ -169,3 +169,50 @@ def test_rates_as_libdevmapper_derives_them():
     for bad in (0, -1.0, "5", None, True):
         with pytest.raises(ValidationError):
             stats.Rates.of(c, bad)
+
+
+# -- groups, as dmstats tags them in the first region's aux data ---------------------
+
+LISTED = ("0: 0+16384 16384 dmstats -\n1: 0+16384 4096 dmstats own\n"
+          "2: 0+16384 16384 dmstats - histogram:1,2\n3: 0+100 100 other DMS_GROUP=al:3-4#-\n"
+          "4: 100+100 100 other -\n5: 0+16384 16384 dmstats - histogram:3\n")
+
+
+def test_groups_are_read_from_their_leaders_tag(kernel, ctl):
+    answering(kernel, {"@stats_list": LISTED})
+    assert stats.list_groups(ctl, "vol") == [stats.Group(3, (3, 4), "al", "-")]
+    assert stats.parse_group_tag(1, "DMS_GROUP=:1,5-7#mine") == stats.Group(1, (1, 5, 6, 7), "", "mine")
+    assert stats.parse_group_tag(0, "plain") is None
+    with pytest.raises(ValidationError, match="led by region 1"):
+        stats.parse_group_tag(0, "DMS_GROUP=:1-2#-")
+    assert stats.format_ranges([7, 0, 1, 2, 5]) == "0-2,5,7"
+
+
+def test_a_group_is_made_by_tagging_its_leader(kernel, ctl):
+    answering(kernel, {"@stats_list": LISTED, "@stats_set_aux": None})
+    assert stats.create_group(ctl, "vol", [1, 0], alias="both") == 0
+    assert sent(kernel)[-1] == "@stats_set_aux 0 DMS_GROUP=both:0-1#-"
+    assert stats.create_group(ctl, "vol", [1]) == 1
+    assert sent(kernel)[-1] == "@stats_set_aux 1 DMS_GROUP=:1#own"
+
+
+@pytest.mark.parametrize("regions, alias, error", [
+    ([0, 9], "", RegionNotFoundError), ([0, 4], "", ValidationError),  # 4 is in group 3
+    ([2, 5], "", ValidationError),  # histograms differ
+    ([], "", ValidationError), ([0], "a:b", ValidationError), ([0], "a b", ValidationError),
+])
+def test_a_group_that_cannot_be_is_refused_with_nothing_sent(kernel, ctl, regions, alias, error):
+    answering(kernel, {"@stats_list": LISTED, "@stats_set_aux": None})
+    with pytest.raises(error):
+        stats.create_group(ctl, "vol", regions, alias=alias)
+    assert not [m for m in sent(kernel) if m.startswith("@stats_set_aux")]
+
+
+def test_a_group_undone_or_deleted_with_its_regions(kernel, ctl):
+    answering(kernel, {"@stats_list": LISTED, "@stats_set_aux": None, "@stats_delete": None})
+    stats.delete_group(ctl, "vol", 3)
+    assert sent(kernel)[-1] == "@stats_set_aux 3 -"
+    stats.delete_group(ctl, "vol", 3, regions=True)
+    assert sent(kernel)[-2:] == ["@stats_delete 4", "@stats_delete 3"]
+    with pytest.raises(RegionNotFoundError, match="no statistics group 1"):
+        stats.delete_group(ctl, "vol", 1)
