@@ -12,13 +12,13 @@ it calls.
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from pydevmapper.control import Control
 from pydevmapper.device import Device
 from pydevmapper.tables import Table, TargetStatus
 from pydevmapper.types import DeviceInfo, DevNo, ListedDevice, TargetVersion
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from pydevmapper.channel import Version
     from pydevmapper.targets import Message

@@ -32,6 +32,7 @@ import errno
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from pydevmapper import log
 from pydevmapper._namedtuple import NamedTuple
@@ -49,7 +50,6 @@ from pydevmapper.operations import create_device, put_back, quietly, remove, rem
 from pydevmapper.tables import Table, Target, as_table
 from pydevmapper.types import DevNo, check_id, describe
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from typing import Any, Union
 

@@ -28,6 +28,7 @@ import dataclasses
 import errno
 import time
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from pydevmapper.channel import DEV_CREATE
 from pydevmapper.composites.segments import Segment, linear, single_target, status_of, undo, wait_until, zero
@@ -39,7 +40,6 @@ from pydevmapper.tables import Table, Target, as_table
 from pydevmapper.targets import Cache, CacheStatus
 from pydevmapper.types import DevNo, check_id
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from pydevmapper.control import Control
 

@@ -9,6 +9,7 @@ import errno
 import os
 import time
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from pydevmapper._namedtuple import NamedTuple
 from pydevmapper.errors import ValidationError
@@ -18,7 +19,6 @@ from pydevmapper.targets import Linear
 from pydevmapper.targets._base import as_devno
 from pydevmapper.types import DevNo
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from typing import TypeVar
 

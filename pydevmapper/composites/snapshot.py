@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pydevmapper.channel import DEV_CREATE, DEV_REMOVE
 from pydevmapper.composites.segments import Segment, linear, single_target, status_of, undo, wait_until, zero
@@ -38,7 +39,6 @@ from pydevmapper.tables import Table
 from pydevmapper.targets import Snapshot, SnapshotMerge, SnapshotOrigin, SnapshotStatus
 from pydevmapper.types import DevNo, check_id
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from pydevmapper.control import Control
 

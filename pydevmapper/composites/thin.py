@@ -35,6 +35,7 @@ import dataclasses
 import errno
 import time
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from pydevmapper import events
 from pydevmapper._namedtuple import NamedTuple
@@ -50,7 +51,6 @@ from pydevmapper.targets import Thin, ThinPool, ThinPoolStatus, ThinStatus
 from pydevmapper.targets._base import Message
 from pydevmapper.types import DevNo, check_id
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from pydevmapper.control import Control
     from pydevmapper.types import DeviceInfo
