@@ -399,15 +399,20 @@ def format_ranges(ids: Iterable[int]) -> str:
 
 
 def parse_ranges(text: str) -> tuple[int, ...]:
-    """``0-2,5`` (blanks around a number allowed) as sorted region ids."""
+    """``0-2,5`` as sorted region ids, read as libdevmapper (and the
+    kernel's bitmap lists) read it: blanks around a number and empty items
+    are allowed."""
     ids: set[int] = set()
+    blank = " \t\n\v\f\r"
     for part in text.split(","):
         first, dash, last = part.partition("-")
-        try:
-            a, b = int(first.strip(" \t")), int(last.strip(" \t")) if dash else int(first.strip(" \t"))
-        except ValueError:
-            raise ValidationError(f"not a list of region ids: {text!r}") from None
-        if not 0 <= a <= b or not first.strip(" \t").isdigit():
+        words = [first.strip(blank), last.strip(blank)]
+        if not dash and not words[0]:
+            continue
+        if not all(w.isascii() and w.isdigit() for w in words[:1 + bool(dash)]):
+            raise ValidationError(f"not a list of region ids: {text!r}")
+        a, b = int(words[0]), int(words[1 if dash else 0])
+        if a > b:
             raise ValidationError(f"not a list of region ids: {text!r}")
         ids.update(range(a, b + 1))
     return tuple(sorted(ids))
@@ -430,12 +435,12 @@ def parse_group_tag(region_id: int, aux_data: str) -> Group | None:
 
 def list_groups(ctl: Control, device: DeviceId) -> list[Group]:
     """The device's groups of regions, by id."""
-    found: list[Group] = []
-    for region in list_regions(ctl, device):
-        group = parse_group_tag(region.region_id, region.aux_data)
-        if group is not None:
-            found.append(group)
-    return found
+    return _groups(list_regions(ctl, device))
+
+
+def _groups(regions: Iterable[Region]) -> list[Group]:
+    found = (parse_group_tag(r.region_id, r.aux_data) for r in regions)
+    return [g for g in found if g is not None]
 
 
 def create_group(ctl: Control, device: DeviceId, regions: Iterable[Region | int], alias: str = "") -> int:
@@ -450,7 +455,7 @@ def create_group(ctl: Control, device: DeviceId, regions: Iterable[Region | int]
         if ":" in alias or "#" in alias:
             raise ValidationError(f"alias has no ':' or '#': {alias!r}")
     listed = {r.region_id: r for r in list_regions(ctl, device)}
-    grouped = {m for g in list_groups(ctl, device) for m in g.regions}
+    grouped = {m for g in _groups(listed.values()) for m in g.regions}
     for rid in ids:
         if rid not in listed:
             raise RegionNotFoundError(errno.ENOENT, TARGET_MSG.name, describe(device), None,

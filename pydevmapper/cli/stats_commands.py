@@ -321,6 +321,11 @@ class _Stats:
         self.s, self.base, self.subcommand, self.opts, self.units = s, base, subcommand, opts, units
         self.interval_ns = _NS * (atoi(s.value("interval")) if s.has("interval") else 1)
         self.cycle_start: float | None = None  # when this run's first device was read
+        used: set[str] = set()
+        if opts is not None:
+            selected: tuple[str, ...] = tuple(getattr(opts.selection, "fields", ()))
+            used = {f.id for f in opts.fields} | {f.id for f, _ in opts.sort} | set(selected)
+        self.figures = [f for f in _FIGURES if f in used]  # the derived figures the report uses
         self.first_cycle = True
 
     # -- the walk's rows -----------------------------------------------------------
@@ -447,31 +452,18 @@ class _Stats:
         return row
 
     def _counted(self, row: Row, c: Counters) -> None:
+        """The counters and, of the derived figures, those the report uses."""
         for field, attr in _COUNTER_OF.items():
             row[field] = getattr(c, attr)
-        for f in report.FIELDS:
-            if f.section == "stats_" and f.id not in _COUNTER_OF and f.id not in _NOT_YET:
-                row[f.id] = metric(f.id, c, self.interval_ns, self.units)
+        for field in self.figures:
+            row[field] = metric(field, c, self.interval_ns, self.units)
 
     # -- the subcommands ------------------------------------------------------------
-    def device(self, name: str | None) -> DeviceId:
-        return self.s.device(name)
-
     def each_device(self, fn: Subcommand) -> None:
         """dmsetup's _process_all: every device, by name; a failure fails the lot."""
-        s = self.s
-        devices = s.list_devices()
-        if not devices:
-            s.write("No devices found\n")
-            return
-        failed = False
-        for dev in devices:
-            try:
-                fn(self, dev.name)
-            except Failed:
-                failed = True
-        if failed:
-            raise Failed()
+        from pydevmapper.cli.query_commands import for_all
+
+        for_all(self.s, lambda s, args, multiple: fn(self, args[0]), [])
 
     def needs_device(self, name: str | None, fn: Subcommand, *, alldevices: bool) -> bool:
         """No device named: every device (with --alldevices where dmsetup asks
@@ -577,7 +569,7 @@ def _create(st: _Stats, name: str | None) -> None:
         raise Failed()
     bounds = bounds_from_string(s, s.value("bounds") or "") if s.has("bounds") else []
     segments = bool(s.has("segments"))
-    dev = st.device(name)
+    dev = s.device(name)
     table = s.call("table", dev, lambda: s.control.table(dev))
     targets = list(table) if table is not None else []
     shown = s.shown(s.call("info", dev, lambda: s.control.info(dev)).name)
@@ -633,7 +625,7 @@ def _delete(st: _Stats, name: str | None) -> None:
         raise Failed()
     if st.needs_device(name, _delete, alldevices=True):
         return
-    dev = st.device(name)
+    dev = s.device(name)
     program = "" if s.has("allprograms") else (s.value("programid") if s.has("programid") else PROGRAM_ID)
     if s.has("groupid"):
         gid = atoi(s.value("groupid")) & _U64
@@ -671,22 +663,14 @@ def _delete(st: _Stats, name: str | None) -> None:
 
 
 def _bitset_list(text: str) -> list[int] | None:
-    """libdm's dm_bitset_parse_list (the kernel's bitmap_parselist): ``0-2,5``,
-    blanks around numbers allowed; None when it does not parse."""
-    ids: set[int] = set()
-    for part in text.split(","):
-        first, dash, last = part.partition("-")
-        words = [first.strip(" \t\n\v\f\r"), last.strip(" \t\n\v\f\r")]
-        if not words[0].isdigit() or not words[0].isascii() or (dash and not (words[1].isdigit()
-                                                                               and words[1].isascii())):
-            if not part.strip(" \t\n\v\f\r") and not dash:
-                continue  # an empty item: nothing to add
-            return None
-        a_, b_ = int(words[0]), int(words[1]) if dash else int(words[0])
-        if a_ > b_:
-            return None
-        ids.update(range(a_, b_ + 1))
-    return sorted(ids)
+    """libdm's dm_bitset_parse_list: the ids, or None when it does not parse."""
+    from pydevmapper.errors import ValidationError
+    from pydevmapper.stats import parse_ranges
+
+    try:
+        return list(parse_ranges(text))
+    except ValidationError:
+        return None
 
 
 def _overlaps(held: Handle, ids: list[int]) -> list[tuple[int, int]]:
@@ -814,7 +798,7 @@ def _device_and_regions(st: _Stats, name: str | None, fn: Subcommand, *, alldevi
         raise Failed()
     if st.needs_device(name, fn, alldevices=alldevices):
         return None
-    dev = st.device(name)
+    dev = st.s.device(name)
     return dev, st._list(dev, PROGRAM_ID, quiet=False) or []
 
 
@@ -875,7 +859,7 @@ def _list_or_report(st: _Stats, name: str | None) -> None:
     if name is None and not s.has("uuid") and not s.has("major"):
         st.each_device(_list_or_report)
         return
-    dev = st.device(name)
+    dev = s.device(name)
     shown = s.info(dev).name  # "Device does not exist." when it does not
     s.report_rows.extend(st.rows(shown, dev))
 

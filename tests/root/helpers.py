@@ -76,10 +76,16 @@ def wait_for_dm_event(ctl, predicate, timeout: float = 30.0) -> bool:
         poller.poll(int(left * 1000))
 
 
+_CLI_IMPORTED = []
+
+
 def _import_cli():
     """The modules pydmsetup may load, imported once here: a forked child
     inherits them, where it would otherwise read each again (0.5 s a run
     under TCG)."""
+    if _CLI_IMPORTED:
+        return
+    _CLI_IMPORTED.append(True)
     import importlib
     import pkgutil
 
