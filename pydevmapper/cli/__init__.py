@@ -188,8 +188,8 @@ def _run(s: Session, args: list[str]) -> int:
                 return 1
         needs = {"needs_deps": any(f.section == "deps_" and (f in opts.fields or f.id in used)
                                    for f in report.FIELDS),
-                 "needs_tree": _report_uses(opts, "tree_"),
-                 "needs_stats": _report_uses(opts, "stats_") or _report_uses(opts, "region_")}
+                 "needs_tree": report_uses(opts, "tree_"),
+                 "needs_stats": report_uses(opts, "stats_") or report_uses(opts, "region_")}
     run_cmd = commands.COMMANDS["info"] if selected is not None else cmd
     s.begin(Plan(name, run_cmd, selected, columns, opts, name_type, tree_options, **needs))
     if s.plan.needs_tree:  # dmsetup builds the whole tree before the first row
@@ -288,7 +288,7 @@ class _Ticks:
         return expired - 1
 
 
-def _report_uses(opts: Options, section: str) -> bool:
+def report_uses(opts: Options, section: str) -> bool:
     """Whether a field of this section is shown, sorted on or selected on."""
     from pydevmapper.cli import report
 

@@ -144,27 +144,31 @@ def info(s: Session, args: list[str], multiple: bool) -> None:
             return  # info -c -S: only the rows the report would keep
         s.json_rows.append(jsonout.info(dev, read_ahead(dev.major, dev.minor)))
     elif s.plan.columns:
-        row = info_row(s, dev)
-        if row is not None:
-            s.report_rows.append(row)
+        s.report_rows.extend(info_rows(s, dev))
     else:
         s.write(s.long_info(dev))
 
 
 def selected(s: Session, dev: DeviceInfo) -> bool:
-    """Whether -S keeps the device: its -c row passes the selection (a
-    device without a row is never kept)."""
-    row = info_row(s, dev)
+    """Whether -S keeps the device: one of its -c rows passes the selection
+    (a device without rows is never kept)."""
+    rows = info_rows(s, dev)
     selection = s.plan.report.selection if s.plan.report is not None else None
-    return row is not None and (selection is None or selection(row))
+    return any(selection is None or selection(row) for row in rows)
 
 
-def info_row(s: Session, dev: DeviceInfo) -> Row | None:
-    """The -c report's row for a device; None when its statistics are asked
-    for and it has no stats regions (dmsetup then reports nothing for it)."""
+def info_rows(s: Session, dev: DeviceInfo) -> list[Row]:
+    """The -c report's rows for a device: one, or with statistics fields
+    one per statistics object (none without regions)."""
     if s.plan.needs_stats:
-        _refuse_stats_regions(s, dev)
-        return None
+        from pydevmapper.cli import stats_report
+
+        return stats_report.device_rows(s, dev, lambda: info_row(s, dev))
+    return [info_row(s, dev)]
+
+
+def info_row(s: Session, dev: DeviceInfo) -> Row:
+    """The -c report's row of the device's own fields."""
     subsystem = names.uuid_prefix(dev.uuid)
     row: Row = {
         "name": dev.name, "mangled_name": _mangled(s, dev.name, "name"),
@@ -207,21 +211,6 @@ def _unmangled(s: Session, text: str) -> str:
     from pydevmapper import mangling
 
     return mangling.unmangle(text, "none") if s.mangling == "none" else text
-
-
-def _refuse_stats_regions(s: Session, dev: DeviceInfo) -> None:
-    """Rows with statistics come from the device's regions of dmsetup's stats
-    program ("dmstats"); without regions there are none.  With regions they
-    would need the counters, which pydmsetup does not read: fail."""
-    from pydevmapper.errors import DMError
-
-    try:
-        listed = s.control.message(dev.devno, 0, "@stats_list dmstats")
-    except DMError:
-        return  # dmsetup skips a device it cannot list
-    if listed and listed.strip():
-        s.error("pydmsetup: statistics fields are not implemented")
-        raise Failed()
 
 
 def _tree_fields(s: Session, devno: DevNo) -> Row:

@@ -96,12 +96,17 @@ class Devices:
         stats.create_region(ctl, a, precise_timestamps=True, program_id="dmstats", aux_data="-dash")
         stats.create_region(ctl, a, start=100, length=1000, area_size=300, program_id="dmstats",
                             aux_data="words")
+        stats.create_region(ctl, a, areas=2, precise_timestamps=True, histogram=[500, 2000, 3_000_000, 2 * 10**9],
+                            program_id="dmstats")
         stats.create_region(ctl, b, program_id="dmstats")
         stats.create_region(ctl, b, start=0, length=4096, areas=2, program_id="dmstats")
         stats.create_group(ctl, b, [0, 1])
         for start, length in ((0, 4096), (4096, 2048)):
+            # No aux data of their own: libdm cuts the last character of aux
+            # data followed by options, and its ungroup writes that back
+            # (test_ungroup_keeps_aux_data_whole).
             stats.create_region(ctl, self.s.name, start=start, length=length, program_id="dmstats",
-                                aux_data="seg")
+                                histogram=[1_000_000])
         stats.create_group(ctl, self.s.name, [0, 1], alias="sgrp")
 
     def fill(self, args):
@@ -184,6 +189,18 @@ READ_CASES = [
     ["group", "--regions", "2-1", "{a}"], ["group", "--regions", "0", "{b}"], ["group", "--regions", "1"],
     ["ungroup", "{b}"], ["ungroup", "--groupid", "5", "{b}"], ["ungroup", "--groupid", "1", "{b}"],
     ["delete", "--groupid", "3", "{a}"], ["delete", "--groupid", "9", "{a}"],
+    # histograms (a's regions 3 and 6, s's regions and their group)
+    ["list", "--histogram"], ["list", "--histogram", "-v"], ["report", "--histogram"],
+    ["report", "--histogram", "--relative"], ["report", "--histogram", "--group"],
+    ["report", "--histogram", "--relative", "--noheadings", "{s}"], ["list", "--histogram", "--notimesuffix", "{a}"],
+    ["report", "-o", "region_id,area_id,obj_type,hist_count,hist_count_bounds,hist_count_ranges", "{a}"],
+    ["report", "-o", "region_id,obj_type,hist_percent,hist_percent_bounds,hist_percent_ranges", "{a}", "{s}"],
+    ["report", "--noheadings", "-o", "hist_count,hist_count_bounds,hist_count_ranges,hist_percent_ranges", "{a}"],
+    ["report", "--notimesuffix", "-o", "hist_count_bounds,hist_count_ranges,hist_percent_bounds,hist_ranges", "{a}"],
+    ["list", "-v", "-o", "region_id,area_id,obj_type,hist_bins,hist_bounds,hist_ranges,hist_count", "{a}", "{s}"],
+    ["report", "--group", "-o", "region_id,hist_bins,hist_bounds,hist_count_ranges", "{s}"],
+    ["report", "--separator", "|", "-o", "region_id,hist_count_bounds", "{a}"],
+    ["report", "--nameprefixes", "-o", "region_id,hist_percent_ranges", "{s}"],
 ]
 
 
@@ -265,15 +282,67 @@ def test_counts_of_known_reads(devs, tmp_path):
 
     def reset():
         devs.regions()
-        for rid in range(6):
-            stats.clear_region(devs.ctl, devs.a.name, rid)
+        # Histograms whose bins no read can miss: every read takes more than
+        # 1 ns and less than 100 s (regions 7 and 8; 7 has two areas).
+        stats.create_region(devs.ctl, devs.a.name, areas=2, precise_timestamps=True, histogram=[1, 100 * 10**9],
+                            program_id="dmstats")
+        stats.create_region(devs.ctl, devs.a.name, histogram=[100 * 10**9], program_id="dmstats")
+        for region in stats.list_regions(devs.ctl, devs.a.name):
+            stats.clear_region(devs.ctl, devs.a.name, region)
         _direct_reads(node, [0, 1 << 20, 3 << 20, 5 << 20, (5 << 20) + 65536])
 
+    histograms = "region_id,area_id,obj_type,hist_count,hist_count_ranges,hist_percent_bounds,hist_percent"
     for case in (["report", "-o", fields, "{a}"], ["report", "--interval", "2", "--count", "1", "-o", fields, "{a}"],
                  ["report", "--raw", "-o", fields, "--units", "s", "{a}"],
-                 ["list", "-o", "+read_count,read_sector_count", "{a}"]):
+                 ["list", "-o", "+read_count,read_sector_count", "{a}"],
+                 ["report", "-o", histograms, "{a}"],
+                 ["report", "--noheadings", "-o", histograms, "{a}"], ["list", "-v", "-o", histograms, "{a}"]):
         same(devs.fill(case), reset)
     # report read the counters with @stats_print_clear: they start again from zero.
     reset()
     _run("py", "dmstats", devs.fill(["report", "{a}"]))
     assert all(c.reads == 0 for c in stats.area_counters(devs.ctl, devs.a.name, 1))
+
+
+def test_other_reports_with_statistics_fields_show_the_stats_rows(listed):
+    """dmsetup 1.02.185 cannot (it crashes reading the counters, and without
+    them shows one row of stale cursor state): pydmsetup's ``info -c``
+    shows the rows Debian's ``dmstats report`` shows when counters are
+    asked for (idle regions: the same figures), else those of ``dmstats list``."""
+    counted = "name,region_id,area_id,obj_type,read_count,util,hist_count_bounds,region_len"
+    meta = "name,region_id,obj_type,region_start,hist_bins,attr,devno"
+    for fields, stats_cmd in ((counted, "report"), (meta, "list")):
+        for devices in ([], ["{a}"], ["{s}", "{b}"]):
+            dm = _run("dm", "dmstats", listed.fill([stats_cmd, "-o", fields, *devices]))
+            py = _run("py", "dmsetup", listed.fill(["info", "-c", "-o", fields, *devices]))
+            assert py[0] == dm[0] == 0 and py[2] == dm[2] == b"", (fields, devices)
+            assert py[1].decode() == dm[1].decode(), (fields, devices)
+    # A device without regions has no row; a plain report of it is untouched.
+    name = listed.b.name
+    for region in stats.list_regions(listed.ctl, name):
+        stats.delete_region(listed.ctl, name, region)
+    listed.pristine = False
+    assert _run("py", "dmsetup", ["info", "-c", "--noheadings", "-o", "name,read_count", name]) == (0, b"", b"")
+    assert _run("py", "dmsetup", ["info", "-c", "--noheadings", "-o", "name", name]) == (0, f"{name}\n".encode(), b"")
+
+
+def test_ungroup_keeps_aux_data_whole(devs):
+    """A deliberate difference: dmstats 1.02.185 reads a region's aux data one
+    character short when options (precise timestamps, a histogram) follow
+    it, and its ungroup writes that back to the kernel; pydmstats gives the
+    region its aux data whole.  Everything else is the same."""
+    outcomes = []
+    for tool in ("dm", "py"):
+        devs.empty()
+        name = devs.s.name
+        for start, length in ((0, 4096), (4096, 2048)):
+            stats.create_region(devs.ctl, name, start=start, length=length, program_id="dmstats",
+                                aux_data="seg", histogram=[1_000_000])
+        stats.create_group(devs.ctl, name, [0, 1], alias="sgrp")
+        outcomes.append((_run(tool, "dmstats", ["ungroup", "--groupid", "0", name]),
+                         stats.list_regions(devs.ctl, name)))
+    (dm, dm_regions), (py, py_regions) = outcomes
+    assert py == dm == (0, f"Removed group ID 0 on {devs.s.name}\n".encode(), b"")
+    assert [r.aux_data for r in dm_regions] == ["se", "seg"]
+    assert [r.aux_data for r in py_regions] == ["seg", "seg"]
+    assert [r._replace(aux_data="") for r in py_regions] == [r._replace(aux_data="") for r in dm_regions]

@@ -10,6 +10,7 @@ import pytest
 
 from pydevmapper.cli import main
 from pydevmapper.cli import stats_commands as sc
+from pydevmapper.cli import stats_report as sr
 from pydevmapper.stats import Counters, Group, Region
 
 
@@ -21,12 +22,12 @@ from pydevmapper.stats import Counters, Group, Region
     (16384, "K", "8388.61"), (16384, "H", "8.39M"), (16384, "4k", "2048.00"), (100, "S", "100"),
 ])
 def test_sizes_as_libdm_shows_them(sectors, units, shown):
-    assert sc.Units(units).size(sectors) == shown
+    assert sr.Units(units).size(sectors) == shown
 
 
 @pytest.mark.parametrize("units", ["x", "", "1.5", "kb2"[2:], "%"])
 def test_units_libdm_does_not_know_have_no_factor(units):
-    assert sc.Units(units).factor == 0
+    assert sr.Units(units).factor == 0
 
 
 class _S:
@@ -82,10 +83,10 @@ def _counters(**kw):
 def test_derived_figures_as_dmstats_shows_them():
     c = _counters(reads=8, read_sectors=64, reads_merged=2, read_time=8_000_000, io_time=500_000_000,
                   weighted_io_time=250_000_000, writes=2, write_sectors=16, write_time=4_000_000)
-    units, second = sc.Units("h"), 1_000_000_000
+    units, second = sr.Units("h"), 1_000_000_000
 
     def m(field, interval=second):
-        return sc.metric(field, c, interval, units)
+        return sr.metric(field, c, interval, units)
 
     assert m("reads_per_sec") == "8.00" and m("writes_per_sec") == "2.00"
     assert m("reads_per_sec", 2 * second) == "4.00"
@@ -94,29 +95,66 @@ def test_derived_figures_as_dmstats_shows_them():
     assert m("queue_size") == "0.25" and m("util") == "50.00"
     assert m("await") == "1.20" and m("read_await") == "1.00" and m("write_await") == "2.00"
     assert m("throughput") == "10.00" and m("interval") == "1.000000" and m("interval_ns") == "1000000000"
-    assert sc.metric("util", _counters(io_time=1000), second, units) == "0.01"  # never 0.00 for some
-    assert sc.metric("util", _counters(io_time=2 * second), second, units) == "100.00"
-    assert sc.metric("await", _counters(), second, units) == "0.00"
+    assert sr.metric("util", _counters(io_time=1000), second, units) == "0.01"  # never 0.00 for some
+    assert sr.metric("util", _counters(io_time=2 * second), second, units) == "100.00"
+    assert sr.metric("await", _counters(), second, units) == "0.00"
 
 
 def test_the_walk_puts_areas_first_and_skips_single_area_regions():
     one = Region(0, 0, 100, 100, "dmstats", "DMS_GROUP=g:0-1#-")
     four = Region(1, 0, 100, 25, "dmstats", "-")
-    held = sc.Handle(_S(), [one, four])
+    held = sr.Handle(_S(), [one, four])
     [group] = held.groups.values()
     assert group == Group(0, (0, 1), "g", "-") and held.aux == {0: "", 1: ""}
-    everything = sc.AREA | sc.REGION | sc.GROUP | sc.SKIP_SINGLE_AREA
+    everything = sr.AREA | sr.REGION | sr.GROUP | sr.SKIP_SINGLE_AREA
     assert held.walk(everything) == [(one, 0), (four, 0), (four, 1), (four, 2), (four, 3), (four, None),
                                      (group, None)]
-    assert held.walk(sc.REGION | sc.GROUP) == [(one, None), (four, None), (group, None)]
-    assert held.walk(sc.AREA) == [(one, 0), (four, 0), (four, 1), (four, 2), (four, 3)]
+    assert held.walk(sr.REGION | sr.GROUP) == [(one, None), (four, None), (group, None)]
+    assert held.walk(sr.AREA) == [(one, 0), (four, 0), (four, 1), (four, 2), (four, 3)]
+
+
+_BOUNDS = (1_000_000, 10_000_000, 100_000_000)
+
+
+# As Debian's dmstats 1.02.185 printed them (the widths: 0 with headings, -1 with --noheadings).
+@pytest.mark.parametrize("field, width, suffix, counts, text", [
+    ("hist_count", 0, True, (0, 0, 0, 0), "     0     0     0     0"),
+    ("hist_count", -1, True, (0, 7, 0, 12), "0:7:0:12"),
+    ("hist_count_bounds", 0, True, (0, 0, 0, 0), "    0s:     0,   1ms:     0,  10ms:     0, 100ms:     0"),
+    ("hist_count_bounds", -1, True, (0, 0, 0, 0), "0s:0:1ms:0:10ms:0:100ms:0"),
+    ("hist_count_bounds", 0, False, (0, 0, 0, 0),
+     "         0:     0,   1000000:     0,  10000000:     0, 100000000:     0"),
+    ("hist_count_ranges", 0, True, (0, 0, 0, 0), "0s-1ms:     0,1ms-10ms:   0,10ms-100ms: 0,>100ms:     0"),
+    ("hist_count_ranges", -1, True, (0, 0, 0, 0), "0s-1ms:0:1ms-10ms:0:10ms-100ms:0:>100ms:0"),
+    ("hist_count_ranges", 0, False, (0, 0, 0, 0),
+     "0-1000000:      0,1000000-10000000:0,10000000-100000000:0,>100000000:     0"),
+    ("hist_percent", 0, True, (0, 0, 0, 0), "  0.00%  0.00%  0.00%  0.00%"),
+    ("hist_percent", -1, True, (0, 0, 0, 0), "0.00%:0.00%:0.00%:0.00%"),
+    ("hist_percent_bounds", 0, True, (3, 1, 0, 6), "    0s: 30.00%,   1ms: 10.00%,  10ms:  0.00%, 100ms: 60.00%"),
+    ("hist_percent_ranges", 0, True, (0, 0, 0, 0),
+     "0s-1ms:  0.00%,1ms-10ms:0.00%,10ms-100ms:0.00%,>100ms:  0.00%"),
+    ("hist_percent_ranges", 0, False, (0, 0, 0, 0),
+     "0-1000000:   0.00%,1000000-10000000:0.00%,10000000-100000000:0.00%,>100000000:  0.00%"),
+    ("hist_bounds", 0, True, (0, 0, 0, 0), "0s,1ms,10ms,100ms"),
+    ("hist_bounds", 0, False, (0, 0, 0, 0), "0,1000000,10000000,100000000"),
+    ("hist_ranges", -1, True, (0, 0, 0, 0), "0s-1ms,1ms-10ms,10ms-100ms,>100ms"),
+])
+def test_histograms_as_dmstats_shows_them(field, width, suffix, counts, text):
+    flags = sr._HISTOGRAMS[field] | (sr._SUFFIX if suffix else 0)
+    assert sr.histogram_text(_BOUNDS, counts, flags, width) == text
+
+
+def test_histogram_bounds_in_their_largest_whole_unit():
+    flags = sr._HISTOGRAMS["hist_ranges"] | sr._SUFFIX
+    text = sr.histogram_text((500, 2000, 3_000_000, 2_000_000_000), (0,) * 5, flags, 0)
+    assert text == "0s-500ns,500ns-2us,2us-3ms,3ms-2s,>2s"
 
 
 def test_libdm_reads_aux_data_with_its_defects():
     """None when it starts with '-'; the last character lost when options follow it."""
     regions = [Region(0, 0, 8, 8, "p", "-x"), Region(1, 0, 8, 8, "p", "hello", True),
                Region(2, 0, 8, 8, "p", "hello"), Region(3, 0, 8, 8, "p", "DMS_GROUP=:3#own", False, (5,))]
-    held = sc.Handle(_S(), regions)
+    held = sr.Handle(_S(), regions)
     assert held.aux == {0: "", 1: "hell", 2: "hello", 3: "ow"}
 
 
