@@ -9,6 +9,8 @@ headers; nothing is typed by hand.  Those headers (``dm-ioctl.h``,
 from the newest kernel we test, so every build has every command and flag
 whatever the build host's headers are, and the running kernel's interface
 version alone decides what may be sent (see ``channel.Command``).
+``fiemap.h`` and ``fs.h`` are the build host's (linux-libc-dev): FIEMAP
+has not changed since Linux 2.6.28.
 """
 
 import os
@@ -148,6 +150,30 @@ ffibuilder.cdef(
     #define LO_FLAGS_DIRECT_IO ...
     #define LO_FLAGS_READ_ONLY ...
 
+    /* a file's extents on its block device (FS_IOC_FIEMAP), for dm-stats
+       regions that follow a file (dmstats create --filemap) */
+    struct fiemap_extent {
+        uint64_t fe_logical;
+        uint64_t fe_physical;
+        uint64_t fe_length;
+        uint32_t fe_flags;
+        ...;
+    };
+    struct fiemap {
+        uint64_t fm_start;
+        uint64_t fm_length;
+        uint32_t fm_flags;
+        uint32_t fm_mapped_extents;
+        uint32_t fm_extent_count;
+        ...;
+    };
+    #define FS_IOC_FIEMAP ...
+    #define FIEMAP_FLAG_SYNC ...
+    #define FIEMAP_EXTENT_LAST ...
+    #define FIEMAP_EXTENT_UNKNOWN ...
+    #define FIEMAP_EXTENT_DELALLOC ...
+    static const size_t PYDM_OFFSETOF_FIEMAP_EXTENTS;
+
     /* SysV semaphores: libdevmapper's udev cookies are semaphores that the
        stock 95-dm-notify.rules release with `dmsetup udevcomplete`. */
     struct sembuf { unsigned short sem_num; short sem_op; short sem_flg; ...; };
@@ -200,18 +226,21 @@ ffibuilder.set_source(
     #include <linux/dm-ioctl.h>
     #include <linux/loop.h>
     #include <linux/hdreg.h>
+    #include <linux/fs.h>
+    #include <linux/fiemap.h>
     #include <sys/ipc.h>
     #include <sys/sem.h>
     #include <errno.h>
     #include <sys/random.h>
     #include <time.h>
 
-    static const int PYDM_BINDING_ABI = 7;
+    static const int PYDM_BINDING_ABI = 8;
     static const size_t PYDM_OFFSETOF_DEPS_DEV = offsetof(struct dm_target_deps, dev);
     static const size_t PYDM_OFFSETOF_NAME_LIST_NAME = offsetof(struct dm_name_list, name);
     static const size_t PYDM_OFFSETOF_VERSIONS_NAME = offsetof(struct dm_target_versions, name);
     static const size_t PYDM_OFFSETOF_MSG_MESSAGE = offsetof(struct dm_target_msg, message);
     static const size_t PYDM_OFFSETOF_IOCTL_DATA = offsetof(struct dm_ioctl, data);
+    static const size_t PYDM_OFFSETOF_FIEMAP_EXTENTS = offsetof(struct fiemap, fm_extents);
 
     static int pydm_dm_ioctl(int fd, unsigned long request, void *buffer)
     {

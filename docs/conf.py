@@ -125,6 +125,7 @@ nitpick_ignore = [
     ("py:class", "collections.abc.Mapping"),
     ("py:class", "collections.abc.Sequence"),
     ("py:class", "pathlib.Path"),
+    ("py:class", "os.PathLike"),
     ("py:class", "Logger"),  # logging.Logger, named as log.py imports it
     # Names that exist for the type checkers only (under TYPE_CHECKING):
     # Params.parse/Status.parse return the class they are called on (P, S);

@@ -92,6 +92,7 @@ class Lib:
     PYDM_OFFSETOF_VERSIONS_NAME: int
     PYDM_OFFSETOF_MSG_MESSAGE: int
     PYDM_OFFSETOF_IOCTL_DATA: int
+    PYDM_OFFSETOF_FIEMAP_EXTENTS: int
     PYDM_BINDING_ABI: int
     PYDM_LISTED_EVENT_NR: int
     PYDM_LISTED_UUID: int
@@ -166,6 +167,11 @@ class Lib:
     SEM_STAT: int
 
     HDIO_GETGEO: int
+    FS_IOC_FIEMAP: int
+    FIEMAP_FLAG_SYNC: int
+    FIEMAP_EXTENT_LAST: int
+    FIEMAP_EXTENT_UNKNOWN: int
+    FIEMAP_EXTENT_DELALLOC: int
     SYS_finit_module: int
     SYS_delete_module: int
 

@@ -30,13 +30,15 @@ dmstats, and pydmsetup's ``stats``, use ``dmstats``.
 from __future__ import annotations
 
 import errno
+import os
+import stat
 from collections.abc import Iterable, Sequence
 
-from pydevmapper import validate
+from pydevmapper import fiemap, validate
 from pydevmapper._namedtuple import NamedTuple
 from pydevmapper.channel import MAX_BUFFER_SIZE, TARGET_MSG
-from pydevmapper.errors import DMError, RegionNotFoundError, ValidationError
-from pydevmapper.types import check_id, describe
+from pydevmapper.errors import DeviceNotFoundError, DMError, RegionNotFoundError, ValidationError
+from pydevmapper.types import DevNo, check_id, describe
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
@@ -451,9 +453,7 @@ def create_group(ctl: Control, device: DeviceId, regions: Iterable[Region | int]
     if not ids:
         raise ValidationError("create_group: no regions")
     if alias:
-        _word(alias, "alias")
-        if ":" in alias or "#" in alias:
-            raise ValidationError(f"alias has no ':' or '#': {alias!r}")
+        _check_alias(alias)
     listed = {r.region_id: r for r in list_regions(ctl, device)}
     grouped = {m for g in _groups(listed.values()) for m in g.regions}
     for rid in ids:
@@ -486,3 +486,156 @@ def delete_group(ctl: Control, device: DeviceId, group_id: int, *, regions: bool
         return
     for rid in reversed(group.regions):
         delete_region(ctl, device, rid)
+
+
+# -- regions over a file -------------------------------------------------------------
+# dmstats' file maps: a region over each extent of a file on a mapped
+# device, grouped under the file's name, so the file's I/O is counted
+# wherever its blocks are.
+
+class FileRegions(NamedTuple):
+    """The regions over a file's extents."""
+
+    device: DevNo  # the mapped device that holds the file
+    regions: tuple[int, ...]  # one per extent, in the file's order
+    group_id: int | None  # None when not grouped
+
+
+def create_file_regions(ctl: Control, file: str | os.PathLike[str] | int, *, group: bool = True,
+                        alias: str | None = None, precise_timestamps: bool = False,
+                        histogram: Sequence[int] = (), program_id: str = "dmstats") -> FileRegions:
+    """A region over each extent of a regular file on a mapped device, as
+    ``dmstats create --filemap`` makes them (``file``: a path, or a file
+    descriptor open on it; its dirty pages are written back first so each
+    block has its place).  With ``group`` they are one group whose alias is
+    the file's name unless ``alias`` is given.  ``program_id`` is dmstats'
+    by default so that dmstats (and its ``update_filemap``) sees them.  If
+    a step fails, the regions made so far are deleted again."""
+    if alias is not None and not group:
+        raise ValidationError("create_file_regions: an alias needs a group")
+    if alias:
+        _check_alias(alias)
+    with _OpenFile(file) as (fd, name):
+        devno = _file_device(ctl, fd, name)
+        extents = fiemap.file_extents(fd)
+    if not extents:
+        raise ValidationError(f"{name}: no allocated extents to map")
+    made: list[int] = []
+    try:
+        for extent in extents:
+            made.append(create_region(ctl, devno, start=extent.start, length=extent.length,
+                                      precise_timestamps=precise_timestamps, histogram=histogram,
+                                      program_id=program_id))
+        gid = None
+        if group:
+            gid = create_group(ctl, devno, made, os.path.basename(name) if alias is None else alias)
+    except BaseException:
+        _delete_quietly(ctl, devno, made)
+        raise
+    return FileRegions(devno, tuple(made), gid)
+
+
+def update_file_regions(ctl: Control, file: str | os.PathLike[str] | int, group_id: int, *,
+                        program_id: str = "dmstats") -> FileRegions:
+    """Make a file's group (``create_file_regions``) follow the file's
+    extents now, as ``dmstats update_filemap`` does: the regions of
+    extents that went are deleted, a region is made for each new extent
+    (with the group's histogram bounds and precision) and added.  When the
+    group's first region went, the group is made again over what is left,
+    with its alias: its id is then its new first region's.  If making a
+    region fails, those made are deleted again and the group keeps what
+    was left of it (the regions of the extents that went are not made
+    again)."""
+    gid = _region_id(group_id)
+    with _OpenFile(file) as (fd, name):
+        devno = _file_device(ctl, fd, name)
+        listed = {r.region_id: r for r in list_regions(ctl, devno, program_id)}
+        found = {g.group_id: g for g in _groups(listed.values())}
+        if gid not in found:
+            raise RegionNotFoundError(errno.ENOENT, TARGET_MSG.name, describe(devno), None,
+                                      f"{describe(devno)} has no statistics group {gid}")
+        extents = fiemap.file_extents(fd)
+    grp, leader = found[gid], listed[gid]
+    wanted = {(e.start, e.length) for e in extents}
+    kept: dict[tuple[int, int], int] = {}
+    for rid in reversed(grp.regions):
+        region = listed.get(rid)
+        if region is not None and (region.start, region.length) in wanted:
+            kept[(region.start, region.length)] = rid
+        elif region is not None:
+            delete_region(ctl, devno, rid)
+    regroup = gid not in kept.values()
+    ids: list[int] = []
+    made: list[int] = []
+    try:
+        for e in extents:
+            this = kept.get((e.start, e.length))
+            if this is None:
+                this = create_region(ctl, devno, start=e.start, length=e.length,
+                                     precise_timestamps=leader.precise_timestamps,
+                                     histogram=leader.histogram_bounds, program_id=program_id)
+                made.append(this)
+            ids.append(this)
+    except BaseException:
+        _delete_quietly(ctl, devno, made)
+        if not regroup:
+            _retag(ctl, devno, grp, sorted(kept.values()))
+        raise
+    if not regroup:
+        _retag(ctl, devno, grp, ids)
+        return FileRegions(devno, tuple(ids), gid)
+    new_gid = create_group(ctl, devno, ids, grp.alias) if ids else None
+    return FileRegions(devno, tuple(ids), new_gid)
+
+
+def _retag(ctl: Control, device: DeviceId, grp: Group, members: Iterable[int]) -> None:
+    """The group's tag in its leader's aux data, listing ``members``."""
+    set_aux_data(ctl, device, grp.group_id,
+                 f"{_GROUP_TAG}{grp.alias}:{format_ranges(members)}#{grp.aux_data}")
+
+
+def _check_alias(alias: str) -> None:
+    _word(alias, "alias")
+    if ":" in alias or "#" in alias:
+        raise ValidationError(f"alias has no ':' or '#': {alias!r}")
+
+
+class _OpenFile:
+    """A path opened read-only for the block (a descriptor is used as it is)."""
+
+    def __init__(self, file: str | os.PathLike[str] | int) -> None:
+        self.file, self.fd = file, -1
+
+    def __enter__(self) -> tuple[int, str]:
+        if isinstance(self.file, bool) or not isinstance(self.file, (int, str, os.PathLike)):
+            raise ValidationError(f"file is a path or a file descriptor, not {self.file!r}")
+        if isinstance(self.file, int):
+            return self.file, f"fd {self.file}"
+        name = os.fspath(self.file)
+        self.fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
+        return self.fd, name
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+
+
+def _file_device(ctl: Control, fd: int, name: str) -> DevNo:
+    """The mapped device that holds the regular file ``fd``."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise ValidationError(f"{name} is not a regular file")
+    devno = DevNo(os.major(st.st_dev), os.minor(st.st_dev))
+    try:
+        ctl.info(devno)
+    except DeviceNotFoundError:
+        raise ValidationError(f"{name} is not on a device-mapper device ({devno})") from None
+    return devno
+
+
+def _delete_quietly(ctl: Control, device: DeviceId, regions: Iterable[int]) -> None:
+    for rid in reversed(list(regions)):
+        try:
+            delete_region(ctl, device, rid)
+        except DMError:
+            pass  # the failure being raised says more

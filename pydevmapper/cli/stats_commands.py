@@ -30,7 +30,7 @@ from pydevmapper.cparse import atoi, strtoul
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from pydevmapper.stats import Region
-    from pydevmapper.types import DeviceId
+    from pydevmapper.types import DeviceId, DevNo
 
     Subcommand = Callable[["_Stats", "str | None"], None]
 
@@ -180,8 +180,8 @@ def _create(st: _Stats, name: str | None) -> None:
         s.error("Creating a region with no program id requires --force.")
         raise Failed()
     if s.has("filemap"):
-        s.error("pydmsetup: stats create --filemap is not implemented")
-        raise Failed()
+        _create_file(st, name)
+        return
     if st.needs_device(name, _create, alldevices=True):
         return
     areas = atoi(s.value("areas")) & _U64 if s.has("areas") else 0
@@ -239,6 +239,225 @@ def _create(st: _Stats, name: str | None) -> None:
             s.error(f"Failed to create group for regions {members}.")
             raise
         s.write(f"Grouped regions {members} as group ID {gid}" + (f" with alias {alias}" if alias else "") + "\n")
+
+
+# -- file maps (--filemap, update_filemap) ------------------------------------------
+def _file_path(s: Session, path: str | None, missing: str) -> str:
+    """How --filemap and update_filemap start: the switches they refuse
+    (dmsetup's _stats_check_filemap_switches), then a path is needed."""
+    for switches, refusal in (
+            (("areas", "areasize"), "--filemap is incompatible with --areas and --area-size."),
+            (("start", "length"), "--filemap is incompatible with --start and --length."),
+            (("segments",), "--filemap and --segments are incompatible."),
+            (("userdata",), "--userdata is not yet supported with --filemap."),
+            (("uuid", "major"), "--uuid and --major are incompatible with --filemap."),
+            (("alldevices",), "--alldevices is incompatible with --filemap.")):
+        if any(s.has(x) for x in switches):
+            s.error(refusal)
+            raise Failed()
+    if path is None:
+        s.error(missing)
+        raise Failed()
+    return path
+
+
+def _abspath(s: Session, path: str) -> str:
+    """canonicalize_file_name(3): every component must exist."""
+    import os
+
+    real = os.path.realpath(path)
+    if not os.path.lexists(path) or not os.path.exists(real):
+        s.error(f"Could not canonicalize file name: {path}")
+        raise Failed()
+    return real
+
+
+def _monitor_mode(s: Session) -> str | None:
+    """dmfilemapd's mode, None for none: without --nomonitor that fails the
+    command (silently, as dmsetup does)."""
+    mode: str | None = "inode"
+    if s.has("nomonitor") or s.has("nogroup"):
+        mode = None
+    elif s.has("follow"):
+        mode = s.value("follow")
+        if mode not in ("inode", "path"):
+            s.error(f"Could not parse dmfilemapd mode: {mode}")
+            mode = None
+    if mode is None and not s.has("nomonitor"):
+        raise Failed()
+    return mode
+
+
+def _open_for_map(s: Session, abspath: str) -> int:
+    import os
+
+    try:
+        return os.open(abspath, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        s.error(f"Could not open {abspath} for reading")
+        raise Failed() from None
+
+
+def _mappable(s: Session, fd: int) -> bool:
+    """libdm's checks of the file before FIEMAP, with its words."""
+    import os
+    import stat
+
+    from pydevmapper.cli.device_commands import dm_major
+
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        s.error("Not a regular file")
+        return False
+    if os.major(st.st_dev) != dm_major():
+        s.error("Cannot map file: not a device-mapper device.")
+        return False
+    return True
+
+
+def _has_extents(s: Session, fd: int) -> bool:
+    from pydevmapper import fiemap
+
+    try:
+        if fiemap.file_extents(fd):
+            return True
+    except OSError:
+        return False  # libdm reports nothing of a failed FIEMAP
+    s.error("Cannot map file: no allocated extents.")
+    return False
+
+
+def _start_filemapd(s: Session, fd: int, group_id: int, abspath: str, mode: str) -> bool:
+    """libdm's dm_stats_start_filemapd: dmfilemapd (lvm2's daemon, from
+    PATH) watches the file and updates its regions; started in the
+    background, it is taken to have started (libdm's parent does not learn
+    whether the exec worked).  With --foreground it replaces this process."""
+    import os
+    import subprocess
+
+    verbose = s.has("verbose")
+    if verbose > 3:
+        s.error(f"Invalid dmfilemapd verbose argument. Must be 0..3: {verbose}.")
+        return False
+    foreground = bool(s.has("foreground"))
+    argv = ["dmfilemapd", str(fd), str(group_id), abspath, mode, str(int(foreground)), str(verbose)]
+    try:
+        if foreground:
+            s.flush()
+            os.set_inheritable(fd, True)
+            os.execvp(argv[0], argv)
+        subprocess.Popen(argv, pass_fds=(fd,), stdin=subprocess.DEVNULL)
+        return True
+    except OSError as exc:
+        s.error(f"dmfilemapd: execvp failed: {os.strerror(exc.errno or 0)}")
+        return not foreground
+
+
+def _file_program(s: Session) -> str:
+    """--programid ("-" for none, which needs --force), else dmstats'."""
+    program = s.value("programid") if s.has("programid") else PROGRAM_ID
+    return program or "-"
+
+
+def _create_file(st: _Stats, path: str | None) -> None:
+    """dmsetup's _stats_create_file: a region per extent of the file."""
+    import os
+
+    from pydevmapper import stats
+    from pydevmapper.errors import DMError
+
+    s = st.s
+    path = _file_path(s, path, "--filemap requires a file path argument")
+    abspath = _abspath(s, path)
+    bounds = bounds_from_string(s, s.value("bounds") or "") if s.has("bounds") else []
+    group = not s.has("nogroup")
+    mode = _monitor_mode(s)
+    fd = _open_for_map(s, abspath)
+    try:
+        alias = None
+        if group:
+            alias = s.value("alias") if s.has("alias") else os.path.basename(abspath)
+        elif s.has("alias"):
+            s.error("Cannot set alias with --nogroup.")
+            raise Failed()
+        if not (_mappable(s, fd) and _has_extents(s, fd)):
+            s.error(f"Could not create regions from file {abspath}.")
+            raise Failed()
+        try:
+            made = stats.create_file_regions(
+                s.control, fd, group=group, alias=alias,
+                precise_timestamps=bool(s.has("precise")), histogram=bounds, program_id=_file_program(s))
+        except DMError as exc:
+            failure = s.failure("message", _device_of(fd), exc)
+            s.error(f"Could not create regions from file {abspath}.")
+            raise failure from None
+        # mode is None for --nogroup and --nomonitor: no daemon then
+        if mode is not None and not _start_filemapd(s, fd, made.regions[0], abspath, mode):
+            s.error("Failed to start filemap monitoring daemon.")
+        if group:
+            s.write(f"{path}: Created new group with {len(made.regions)} region(s) as group ID {made.group_id}.\n")
+        else:
+            for rid in made.regions:
+                s.write(f"{path}: Created new region with 1 area as region ID {rid}.\n")
+    finally:
+        os.close(fd)
+
+
+def _device_of(fd: int) -> DevNo:
+    """The device that holds the open file ``fd``."""
+    import os
+
+    from pydevmapper.types import DevNo
+
+    st = os.fstat(fd)
+    return DevNo(os.major(st.st_dev), os.minor(st.st_dev))
+
+
+def _update_file(st: _Stats, path: str | None) -> None:
+    """dmsetup's _stats_update_file: the file's group follows its extents now."""
+    import os
+
+    from pydevmapper import stats
+    from pydevmapper.errors import DMError, RegionNotFoundError
+
+    s = st.s
+    path = _file_path(s, path, "update_filemap requires a file path argument")
+    if not s.has("groupid"):
+        s.error("--groupid is required to update a filemap group.")
+        raise Failed()
+    abspath = _abspath(s, path)
+    gid = atoi(s.value("groupid")) & _U64
+    mode = _monitor_mode(s)
+    fd = _open_for_map(s, abspath)
+    try:
+        if not s.has("nomonitor"):
+            assert mode is not None  # _monitor_mode refused that
+            if _start_filemapd(s, fd, gid, abspath, mode):
+                return
+            s.error("Failed to start filemap monitoring daemon.")
+        unmapped = f"Could not update regions from file {abspath}"
+        if not _mappable(s, fd):
+            s.error(unmapped)
+            raise Failed()
+        try:
+            updated = stats.update_file_regions(s.control, fd, gid, program_id=_file_program(s))
+        except RegionNotFoundError:
+            s.error(f"Group ID {gid} does not exist.")
+            s.error(unmapped)
+            raise Failed() from None
+        except DMError as exc:
+            failure = s.failure("message", _device_of(fd), exc)
+            s.error(unmapped)
+            raise failure from None
+        if not updated.regions:  # the file has none left: its regions are gone
+            s.error("Cannot map file: no allocated extents.")
+        first = updated.regions[0] if updated.regions else _U64  # libdm's end-of-table marker
+        changed = ""
+        if first != gid:  # printed without a newline, as dmsetup does
+            changed, gid = f"Group ID changed from {gid} to {first}", first
+        s.write(f"{changed}{path}: Updated group ID {gid} with {len(updated.regions)} region(s).\n")
+    finally:
+        os.close(fd)
 
 
 def _delete(st: _Stats, name: str | None) -> None:
@@ -507,15 +726,10 @@ def _version(st: _Stats, name: str | None) -> None:
     version(st.s, [], False)
 
 
-def _not_implemented(st: _Stats, name: str | None) -> None:
-    st.s.error(f"pydmsetup: stats {st.subcommand} is not implemented")
-    raise Failed()
-
-
 _RUN: dict[str, Subcommand] = {
     "help": _help, "clear": _clear, "create": _create, "delete": _delete, "group": _group,
     "list": _list_or_report, "print": _print, "report": _list_or_report, "ungroup": _ungroup,
-    "update_filemap": _not_implemented, "version": _version,
+    "update_filemap": _update_file, "version": _version,
 }
 
 
