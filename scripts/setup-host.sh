@@ -14,6 +14,8 @@
 #   3. the guest kernels (5.10, 6.1, 6.12 and the newest Debian has) + a
 #      static busybox into ${PYDM_CACHE:-~/.cache/pydevmapper} (downloaded
 #      with apt on a state of their own, never installed)
+#   4. cryptsetup's test scripts (from Debian's source package) into the
+#      same cache, for the root tier's peers' suites
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -89,6 +91,11 @@ cd "$REPO"
 for kernel in 6.1 6.12 5.10 latest; do
     "$VENV/bin/python" -m pydevmapper.sandbox fetch --kernel "$kernel"
 done
+
+# --- 4. peers' test suites -----------------------------------------------------
+# cryptsetup's own test scripts (the installed version's, from Debian's
+# source package), which the root tier runs with pydmsetup as dmsetup.
+"$VENV/bin/python" -m pydevmapper.sandbox fetch-peers
 
 echo "setup-host.sh: done.  Try:"
 echo "  $VENV/bin/python -m pydevmapper.sandbox run -- sh -c 'modprobe dm-mod && cat /proc/misc'"

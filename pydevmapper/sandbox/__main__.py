@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     f = sub.add_parser("fetch", help="download/unpack/patch a kernel into the cache (reused if present)")
     f.add_argument("--kernel", choices=sorted(SERIES), default=DEFAULT_SERIES)
 
+    sub.add_parser("fetch-peers", help="download cryptsetup's test scripts (the installed version's) into the cache")
+
     i = sub.add_parser("info", help="show the cached kernel and host capabilities")
     i.add_argument("--kernel", choices=sorted(SERIES), default=DEFAULT_SERIES)
 
@@ -126,6 +128,11 @@ def main(args: list[str] | None = None) -> int:
             static_busybox(log=_log)  # virtme-ng's initramfs needs one; fetch it now, not mid-run
             print(f"{k.series}: {k.version} (Linux {k.line}, Debian {k.release})")
             print(f"  vmlinuz {k.vmlinuz}\n  modules {k.modules_dir}\n  kdir    {k.kdir}")
+            return 0
+        if a.cmd == "fetch-peers":
+            from .peers import fetch_cryptsetup_tests
+
+            print(fetch_cryptsetup_tests(log=_log))
             return 0
         if a.cmd == "info":
             return _cmd_info(a)

@@ -44,11 +44,12 @@ def _mirror(archive: str) -> str:
     return os.environ.get("PYDM_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 
 
-def source_lines(release: str) -> list[str]:
-    """The one-line apt sources of *release* (main component only)."""
+def source_lines(release: str, kind: str = "deb") -> list[str]:
+    """The one-line apt sources of *release* (main component only);
+    ``kind`` "deb-src" for its source packages."""
     if release not in RELEASES:
         raise SandboxError(f"unknown Debian release {release!r}; known: {', '.join(RELEASES)}")
-    return [f"deb [signed-by={KEYRING}] {_mirror(archive)} {suite} main" for archive, suite in RELEASES[release]]
+    return [f"{kind} [signed-by={KEYRING}] {_mirror(archive)} {suite} main" for archive, suite in RELEASES[release]]
 
 
 def host_release() -> str | None:
@@ -73,10 +74,11 @@ class Apt:
     """apt-get and apt-cache for one release, on a state private to the cache."""
 
     release: str
+    kind: str = "deb"  # "deb-src": the release's source packages
 
     @property
     def root(self) -> Path:
-        return cache_dir() / "apt" / self.release
+        return cache_dir() / "apt" / (self.release if self.kind == "deb" else f"{self.release}-{self.kind}")
 
     def options(self) -> list[str]:
         r = self.root
@@ -106,7 +108,7 @@ class Apt:
         ):
             d.mkdir(parents=True, exist_ok=True)
         (r / "status").touch()
-        sources = "\n".join(source_lines(self.release)) + "\n"
+        sources = "\n".join(source_lines(self.release, self.kind)) + "\n"
         src = r / "sources.list"
         stamp = r / "updated"
         if not src.is_file() or src.read_text() != sources:
@@ -143,6 +145,12 @@ class Apt:
         # --print-uris resolves every spec without downloading ~100 MB.
         res = self.run("apt-get", "download", "--print-uris", *specs)
         return res.returncode == 0 and res.stdout.count("'") >= 2 * len(specs)
+
+    def download_source(self, spec: str, dest: Path) -> None:
+        """The source package ``name=version``'s files (.dsc, tarballs) into *dest*."""
+        res = self.run("apt-get", "source", "--download-only", spec, cwd=dest)
+        if res.returncode != 0:
+            raise SandboxError(f"apt-get source {spec} failed:\n{res.stderr.strip()}")
 
     def download(self, specs: list[str], dest: Path) -> None:
         res = self.run("apt-get", "download", *specs, cwd=dest)
