@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import subprocess
 import sys
+from pathlib import Path
 from typing import Dict, Tuple
 
 import pytest
@@ -189,3 +192,24 @@ def cookie_keys() -> set[int]:
     from pydevmapper import udev
 
     return {c.cookie for c in udev.list_cookies()}
+
+
+@contextlib.contextmanager
+def pydmsetup_as_dmsetup():
+    """The installed pydmsetup script bound over dmsetup: run as dmsetup, or
+    through the dmstats link, it takes that name from argv[0] as dmsetup does."""
+    script = Path(sys.executable).with_name("pydmsetup")
+    assert script.is_file(), f"{script}: pydmsetup is not installed"
+    bound = []
+    try:
+        for place in ("/sbin/dmsetup", "/usr/sbin/dmsetup"):
+            if os.path.exists(place):
+                subprocess.run(["mount", "--bind", str(script), place], check=True)
+                bound.append(place)
+        assert bound, "no dmsetup to stand in for"
+        out = subprocess.run(["/sbin/dmsetup", "version"], capture_output=True, text=True, check=True)
+        assert "pydevmapper" in out.stdout  # the stand-in is what runs
+        yield
+    finally:
+        for place in reversed(bound):
+            subprocess.run(["umount", place], check=False)

@@ -20,19 +20,18 @@ import contextlib
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pydevmapper import udev
+from tests.root.helpers import pydmsetup_as_dmsetup
 
 pytestmark = [pytest.mark.dm_root,
               pytest.mark.skipif(not udev.udev_running(), reason="needs udevd running (the udev boot)")]
 
 VG = "pydmtdropin"
 _ENV = {**os.environ, "LVM_SUPPRESS_FD_WARNINGS": "1"}
-_PLACES = ("/sbin/dmsetup", "/usr/sbin/dmsetup")
 # Not compared: the uuids (new each run), the cookie, and the flags that
 # gate scanning a volume LVM has just made.  LVM activates it with "do not
 # scan" flags, wipes its start and relies on the change event udevd's
@@ -43,27 +42,6 @@ _PLACES = ("/sbin/dmsetup", "/usr/sbin/dmsetup")
 # other property are compared.
 _NOT_COMPARED = ("DM_UUID=", "DM_COOKIE=", "DM_ACTIVATION=", "DM_NOSCAN=", "DM_SUBSYSTEM_UDEV_FLAG0=",
                  "DM_UDEV_DISABLE_OTHER_RULES_FLAG=")
-
-
-@contextlib.contextmanager
-def pydmsetup_as_dmsetup():
-    """The installed pydmsetup script bound over dmsetup: run as dmsetup, or
-    through the dmstats link, it takes that name from argv[0] as dmsetup does."""
-    script = Path(sys.executable).with_name("pydmsetup")
-    assert script.is_file(), f"{script}: pydmsetup is not installed"
-    bound = []
-    try:
-        for place in _PLACES:
-            if os.path.exists(place):
-                subprocess.run(["mount", "--bind", str(script), place], check=True)
-                bound.append(place)
-        assert bound, "no dmsetup to stand in for"
-        out = subprocess.run(["/sbin/dmsetup", "version"], capture_output=True, text=True, check=True)
-        assert "pydevmapper" in out.stdout  # the stand-in is what runs
-        yield
-    finally:
-        for place in reversed(bound):
-            subprocess.run(["umount", place], check=False)
 
 
 def _run(*argv: str, stdin: bytes | None = None) -> None:

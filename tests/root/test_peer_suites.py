@@ -24,7 +24,7 @@ import pytest
 
 from pydevmapper import udev
 from pydevmapper.sandbox.peers import cryptsetup_tests_dir
-from tests.root.test_dropin_dmsetup import pydmsetup_as_dmsetup
+from tests.root.helpers import pydmsetup_as_dmsetup
 
 pytestmark = [pytest.mark.dm_root,
               pytest.mark.skipif(not udev.udev_running(), reason="needs udevd running (the udev boot)")]
