@@ -29,6 +29,18 @@ class StackConflictError(ValidationError):
         self.differences = differences
 
 
+class UnmappableFileError(ValidationError):
+    """A file dm-stats cannot map (``stats.create_file_regions``): ``reason``
+    is "not_regular", "not_device_mapper", "no_physical_extents" (btrfs:
+    its FIEMAP gives its own addresses, not the device's), "no_extents"
+    or "short_extent" (a piece under a sector, such as inline data);
+    nothing was changed."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class DMError(OSError):
     """A device-mapper command failed in the kernel.
 

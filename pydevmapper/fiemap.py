@@ -69,12 +69,27 @@ def _pieces(fd: int) -> Iterator[list[Piece]]:
         start = chunk[-1].logical + chunk[-1].length
 
 
+def file_system_type(st_dev: int) -> str | None:
+    """The type of the file system mounted from device ``st_dev`` (from
+    /proc/self/mountinfo), None if it is not found there."""
+    wanted = f"{os.major(st_dev)}:{os.minor(st_dev)}"
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 2 and fields[2] == wanted and " - " in line:
+                    return line.split(" - ", 1)[1].split()[0]
+    except OSError:
+        pass
+    return None
+
+
 def join_pieces(chunks: Iterable[Sequence[Piece]]) -> list[Extent]:
     """libdevmapper's joining of FIEMAP's answers (``_stats_map_extents``):
-    a piece that starts where the last one ended on the device, or that
-    starts the file, carries on the pending extent; an extent is complete
-    at the next discontinuity, at the end of the file, or at the end of an
-    answer whose last piece starts the file."""
+    a piece that starts where the last one ended on the device carries on
+    the pending extent, and a piece at the start of the file begins one
+    afresh; an extent is complete at the next discontinuity, at the end of
+    the file, or at the end of an answer whose last piece starts the file."""
     unplaced = lib.FIEMAP_EXTENT_UNKNOWN | lib.FIEMAP_EXTENT_DELALLOC
     out: list[Extent] = []
     last = Piece(0, 0, 0, 0)

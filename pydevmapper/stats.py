@@ -37,7 +37,13 @@ from collections.abc import Iterable, Sequence
 from pydevmapper import fiemap, validate
 from pydevmapper._namedtuple import NamedTuple
 from pydevmapper.channel import MAX_BUFFER_SIZE, TARGET_MSG
-from pydevmapper.errors import DeviceNotFoundError, DMError, RegionNotFoundError, ValidationError
+from pydevmapper.errors import (
+    DeviceNotFoundError,
+    DMError,
+    RegionNotFoundError,
+    UnmappableFileError,
+    ValidationError,
+)
 from pydevmapper.types import DevNo, check_id, describe
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
@@ -231,19 +237,7 @@ def create_region(ctl: Control, device: DeviceId, *, start: int = 0, length: int
         raise ValidationError("create_region: give area_size or areas, not both")
     step = f"/{_positive(areas, 'areas', _U32)}" if areas is not None else (
         str(_positive(area_size, "area_size")) if area_size is not None else "/1")
-    if isinstance(histogram, (str, bytes)) or not isinstance(histogram, (list, tuple, range)):
-        raise ValidationError(f"histogram is a list of bounds in ns, not {histogram!r}")
-    bounds = list(histogram)
-    for i, bound in enumerate(bounds):
-        _positive(bound, "a histogram bound")
-        if i and bound <= bounds[i - 1]:
-            raise ValidationError(f"histogram bounds must increase: {bounds}")
-    if not isinstance(precise_timestamps, bool):
-        raise ValidationError(f"precise_timestamps is True or False, not {precise_timestamps!r}")
-    precise = precise_timestamps or any(b % _MS for b in bounds)
-    features = ["precise_timestamps"] if precise else []
-    if bounds:
-        features.append("histogram:" + ",".join(str(b if precise else b // _MS) for b in bounds))
+    features = _features(precise_timestamps, histogram)
     if length is not None and start + length > _U64:
         raise ValidationError(f"create_region: start + length is past sector {_U64}")
     # The feature count is always sent: without it a numeric program id
@@ -256,6 +250,25 @@ def create_region(ctl: Control, device: DeviceId, *, start: int = 0, length: int
     except ValueError:
         raise DMError(errno.EPROTO, TARGET_MSG.name, describe(device), None,
                       f"@stats_create answered {answer!r}, not a region id") from None
+
+
+def _features(precise_timestamps: object, histogram: Sequence[int]) -> list[str]:
+    """A region's optional words: precise timestamps (also for histogram
+    bounds that are not whole milliseconds) and the histogram."""
+    if isinstance(histogram, (str, bytes)) or not isinstance(histogram, (list, tuple, range)):
+        raise ValidationError(f"histogram is a list of bounds in ns, not {histogram!r}")
+    bounds: list[int] = list(histogram)
+    for i, bound in enumerate(bounds):
+        _positive(bound, "a histogram bound")
+        if i and bound <= bounds[i - 1]:
+            raise ValidationError(f"histogram bounds must increase: {bounds}")
+    if not isinstance(precise_timestamps, bool):
+        raise ValidationError(f"precise_timestamps is True or False, not {precise_timestamps!r}")
+    precise = precise_timestamps or any(b % _MS for b in bounds)
+    features = ["precise_timestamps"] if precise else []
+    if bounds:
+        features.append("histogram:" + ",".join(str(b if precise else b // _MS) for b in bounds))
+    return features
 
 
 def _region_id(region_id: object) -> int:
@@ -508,27 +521,28 @@ def create_file_regions(ctl: Control, file: str | os.PathLike[str] | int, *, gro
     ``dmstats create --filemap`` makes them (``file``: a path, or a file
     descriptor open on it; its dirty pages are written back first so each
     block has its place).  With ``group`` they are one group whose alias is
-    the file's name unless ``alias`` is given.  ``program_id`` is dmstats'
-    by default so that dmstats (and its ``update_filemap``) sees them.  If
-    a step fails, the regions made so far are deleted again."""
+    the file's name (none for a descriptor) unless ``alias`` is given.
+    ``program_id`` is dmstats' by default so that dmstats (and its
+    ``update_filemap``) sees them.  A file that cannot be mapped is an
+    ``UnmappableFileError`` before anything is made; if a later step
+    fails, the regions made so far are deleted again."""
     if alias is not None and not group:
         raise ValidationError("create_file_regions: an alias needs a group")
-    if alias:
-        _check_alias(alias)
-    with _OpenFile(file) as (fd, name):
-        devno = _file_device(ctl, fd, name)
-        extents = fiemap.file_extents(fd)
-    if not extents:
-        raise ValidationError(f"{name}: no allocated extents to map")
+    _features(precise_timestamps, histogram)
+    _word(program_id, "program_id")
+    with _OpenFile(file) as (fd, name, is_path):
+        if group and alias is None:
+            alias = os.path.basename(name) if is_path else ""
+        if alias:
+            _check_alias(alias)
+        devno, extents = _file_extents(ctl, fd, name)
     made: list[int] = []
     try:
         for extent in extents:
             made.append(create_region(ctl, devno, start=extent.start, length=extent.length,
                                       precise_timestamps=precise_timestamps, histogram=histogram,
                                       program_id=program_id))
-        gid = None
-        if group:
-            gid = create_group(ctl, devno, made, os.path.basename(name) if alias is None else alias)
+        gid = create_group(ctl, devno, made, alias or "") if group else None
     except BaseException:
         _delete_quietly(ctl, devno, made)
         raise
@@ -541,21 +555,21 @@ def update_file_regions(ctl: Control, file: str | os.PathLike[str] | int, group_
     extents now, as ``dmstats update_filemap`` does: the regions of
     extents that went are deleted, a region is made for each new extent
     (with the group's histogram bounds and precision) and added.  When the
-    group's first region went, the group is made again over what is left,
-    with its alias: its id is then its new first region's.  If making a
-    region fails, those made are deleted again and the group keeps what
-    was left of it (the regions of the extents that went are not made
-    again)."""
-    gid = _region_id(group_id)
-    with _OpenFile(file) as (fd, name):
-        devno = _file_device(ctl, fd, name)
-        listed = {r.region_id: r for r in list_regions(ctl, devno, program_id)}
-        found = {g.group_id: g for g in _groups(listed.values())}
-        if gid not in found:
-            raise RegionNotFoundError(errno.ENOENT, TARGET_MSG.name, describe(devno), None,
-                                      f"{describe(devno)} has no statistics group {gid}")
-        extents = fiemap.file_extents(fd)
-    grp, leader = found[gid], listed[gid]
+    group's first region went, or a new region has a lower id, the group is
+    made again over its regions with its alias: its id is then its new first
+    region's.  If a step fails, the regions it made are deleted again and
+    the group is left over the regions it kept (those of the extents that
+    went are not made again)."""
+    if isinstance(group_id, bool) or not isinstance(group_id, int) or group_id < 0:
+        raise ValidationError(f"a group id is an int from 0, not {group_id!r}")
+    with _OpenFile(file) as (fd, name, _):
+        devno, extents = _file_extents(ctl, fd, name, empty_ok=True)
+    listed = {r.region_id: r for r in list_regions(ctl, devno, program_id)}
+    found = {g.group_id: g for g in _groups(listed.values())}
+    if group_id not in found:
+        raise RegionNotFoundError(errno.ENOENT, TARGET_MSG.name, describe(devno), None,
+                                  f"{describe(devno)} has no statistics group {group_id}")
+    grp, leader = found[group_id], listed[group_id]
     wanted = {(e.start, e.length) for e in extents}
     kept: dict[tuple[int, int], int] = {}
     for rid in reversed(grp.regions):
@@ -564,7 +578,6 @@ def update_file_regions(ctl: Control, file: str | os.PathLike[str] | int, group_
             kept[(region.start, region.length)] = rid
         elif region is not None:
             delete_region(ctl, devno, rid)
-    regroup = gid not in kept.values()
     ids: list[int] = []
     made: list[int] = []
     try:
@@ -576,16 +589,25 @@ def update_file_regions(ctl: Control, file: str | os.PathLike[str] | int, group_
                                      histogram=leader.histogram_bounds, program_id=program_id)
                 made.append(this)
             ids.append(this)
+        return FileRegions(devno, tuple(ids), _regroup(ctl, devno, grp, ids))
     except BaseException:
         _delete_quietly(ctl, devno, made)
-        if not regroup:
-            _retag(ctl, devno, grp, sorted(kept.values()))
+        try:
+            _regroup(ctl, devno, grp, list(kept.values()))
+        except (DMError, ValidationError):
+            pass  # the failure being raised says more
         raise
-    if not regroup:
-        _retag(ctl, devno, grp, ids)
-        return FileRegions(devno, tuple(ids), gid)
-    new_gid = create_group(ctl, devno, ids, grp.alias) if ids else None
-    return FileRegions(devno, tuple(ids), new_gid)
+
+
+def _regroup(ctl: Control, device: DeviceId, grp: Group, members: list[int]) -> int | None:
+    """``grp`` over ``members`` now: its leader's tag rewritten while the
+    leader stays first, else the group made again (None if no members)."""
+    if members and grp.group_id == min(members):
+        _retag(ctl, device, grp, members)
+        return grp.group_id
+    if grp.group_id in members:  # the leader stays, no longer first: its tag goes
+        set_aux_data(ctl, device, grp.group_id, grp.aux_data)
+    return create_group(ctl, device, members, grp.alias) if members else None
 
 
 def _retag(ctl: Control, device: DeviceId, grp: Group, members: Iterable[int]) -> None:
@@ -601,36 +623,47 @@ def _check_alias(alias: str) -> None:
 
 
 class _OpenFile:
-    """A path opened read-only for the block (a descriptor is used as it is)."""
+    """A path opened read-only for the block (a descriptor is used as it is):
+    (descriptor, name, whether a path was given)."""
 
     def __init__(self, file: str | os.PathLike[str] | int) -> None:
         self.file, self.fd = file, -1
 
-    def __enter__(self) -> tuple[int, str]:
+    def __enter__(self) -> tuple[int, str, bool]:
         if isinstance(self.file, bool) or not isinstance(self.file, (int, str, os.PathLike)):
             raise ValidationError(f"file is a path or a file descriptor, not {self.file!r}")
         if isinstance(self.file, int):
-            return self.file, f"fd {self.file}"
+            return self.file, f"fd {self.file}", False
         name = os.fspath(self.file)
         self.fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
-        return self.fd, name
+        return self.fd, name, True
 
     def __exit__(self, *exc: object) -> None:
         if self.fd >= 0:
             os.close(self.fd)
 
 
-def _file_device(ctl: Control, fd: int, name: str) -> DevNo:
-    """The mapped device that holds the regular file ``fd``."""
+def _file_extents(ctl: Control, fd: int, name: str, *, empty_ok: bool = False) -> tuple[DevNo, list[fiemap.Extent]]:
+    """The mapped device that holds the regular file ``fd``, and the file's
+    extents on it; ``UnmappableFileError`` for a file that cannot be mapped."""
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
-        raise ValidationError(f"{name} is not a regular file")
+        raise UnmappableFileError("not_regular", f"{name} is not a regular file")
     devno = DevNo(os.major(st.st_dev), os.minor(st.st_dev))
     try:
         ctl.info(devno)
     except DeviceNotFoundError:
-        raise ValidationError(f"{name} is not on a device-mapper device ({devno})") from None
-    return devno
+        raise UnmappableFileError("not_device_mapper",
+                                  f"{name} is not on a device-mapper device ({devno})") from None
+    if fiemap.file_system_type(st.st_dev) == "btrfs":
+        raise UnmappableFileError("no_physical_extents",
+                                  f"{name}: btrfs gives no physical extents (FIEMAP has its own addresses)")
+    extents = fiemap.file_extents(fd)
+    if not extents and not empty_ok:
+        raise UnmappableFileError("no_extents", f"{name}: no allocated extents to map")
+    if any(e.length == 0 for e in extents):
+        raise UnmappableFileError("short_extent", f"{name}: a piece of it is shorter than a sector")
+    return devno, extents
 
 
 def _delete_quietly(ctl: Control, device: DeviceId, regions: Iterable[int]) -> None:

@@ -29,8 +29,8 @@ from pydevmapper.cparse import atoi, strtoul
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
-    from pydevmapper.stats import Region
-    from pydevmapper.types import DeviceId, DevNo
+    from pydevmapper.stats import FileRegions, Region
+    from pydevmapper.types import DeviceId
 
     Subcommand = Callable[["_Stats", "str | None"], None]
 
@@ -298,33 +298,36 @@ def _open_for_map(s: Session, abspath: str) -> int:
         raise Failed() from None
 
 
-def _mappable(s: Session, fd: int) -> bool:
-    """libdm's checks of the file before FIEMAP, with its words."""
-    import os
-    import stat
-
-    from pydevmapper.cli.device_commands import dm_major
-
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        s.error("Not a regular file")
-        return False
-    if os.major(st.st_dev) != dm_major():
-        s.error("Cannot map file: not a device-mapper device.")
-        return False
-    return True
+# libdm's words for a file it cannot map (UnmappableFileError.reason)
+_UNMAPPABLE = {
+    "not_regular": "Not a regular file",
+    "not_device_mapper": "Cannot map file: not a device-mapper device.",
+    "no_physical_extents": "Cannot map file: btrfs does not provide physical FIEMAP extent data.",
+    "no_extents": "Cannot map file: no allocated extents.",
+}
 
 
-def _has_extents(s: Session, fd: int) -> bool:
-    from pydevmapper import fiemap
+def _mapped(s: Session, call: Callable[[], FileRegions], failed: str, gid: int = 0) -> FileRegions:
+    """A file map made or updated through the API; a failure in libdm's
+    words, then ``failed``."""
+    from pydevmapper.errors import DMError, RegionNotFoundError, UnmappableFileError, ValidationError
 
     try:
-        if fiemap.file_extents(fd):
-            return True
+        return call()
+    except RegionNotFoundError:  # update_filemap's group
+        s.error(f"Group ID {gid} does not exist.")
+    except UnmappableFileError as exc:
+        s.error(_UNMAPPABLE.get(exc.reason, str(exc)))
+    except ValidationError as exc:
+        s.error(str(exc))
+    except DMError as exc:
+        failure = s.failure("message", None, exc)
+        s.error(failed)
+        raise failure from None
     except OSError:
-        return False  # libdm reports nothing of a failed FIEMAP
-    s.error("Cannot map file: no allocated extents.")
-    return False
+        pass  # a failed FIEMAP: libdm says nothing of it
+    s.error(failed)
+    raise Failed()
 
 
 def _start_filemapd(s: Session, fd: int, group_id: int, abspath: str, mode: str) -> bool:
@@ -356,6 +359,8 @@ def _start_filemapd(s: Session, fd: int, group_id: int, abspath: str, mode: str)
 def _file_program(s: Session) -> str:
     """--programid ("-" for none, which needs --force), else dmstats'."""
     program = s.value("programid") if s.has("programid") else PROGRAM_ID
+    if not program and not s.has("force"):
+        program = PROGRAM_ID
     return program or "-"
 
 
@@ -364,7 +369,6 @@ def _create_file(st: _Stats, path: str | None) -> None:
     import os
 
     from pydevmapper import stats
-    from pydevmapper.errors import DMError
 
     s = st.s
     path = _file_path(s, path, "--filemap requires a file path argument")
@@ -380,17 +384,14 @@ def _create_file(st: _Stats, path: str | None) -> None:
         elif s.has("alias"):
             s.error("Cannot set alias with --nogroup.")
             raise Failed()
-        if not (_mappable(s, fd) and _has_extents(s, fd)):
-            s.error(f"Could not create regions from file {abspath}.")
+        failed = f"Could not create regions from file {abspath}."
+        if any(bounds[i] < bounds[i - 1] for i in range(1, len(bounds))):
+            s.error("Histogram boundaries must be in order of increasing magnitude.")
+            s.error(failed)
             raise Failed()
-        try:
-            made = stats.create_file_regions(
-                s.control, fd, group=group, alias=alias,
-                precise_timestamps=bool(s.has("precise")), histogram=bounds, program_id=_file_program(s))
-        except DMError as exc:
-            failure = s.failure("message", _device_of(fd), exc)
-            s.error(f"Could not create regions from file {abspath}.")
-            raise failure from None
+        made = _mapped(s, lambda: stats.create_file_regions(
+            s.control, fd, group=group, alias=alias, precise_timestamps=bool(s.has("precise")),
+            histogram=bounds, program_id=_file_program(s)), failed)
         # mode is None for --nogroup and --nomonitor: no daemon then
         if mode is not None and not _start_filemapd(s, fd, made.regions[0], abspath, mode):
             s.error("Failed to start filemap monitoring daemon.")
@@ -403,22 +404,11 @@ def _create_file(st: _Stats, path: str | None) -> None:
         os.close(fd)
 
 
-def _device_of(fd: int) -> DevNo:
-    """The device that holds the open file ``fd``."""
-    import os
-
-    from pydevmapper.types import DevNo
-
-    st = os.fstat(fd)
-    return DevNo(os.major(st.st_dev), os.minor(st.st_dev))
-
-
 def _update_file(st: _Stats, path: str | None) -> None:
     """dmsetup's _stats_update_file: the file's group follows its extents now."""
     import os
 
     from pydevmapper import stats
-    from pydevmapper.errors import DMError, RegionNotFoundError
 
     s = st.s
     path = _file_path(s, path, "update_filemap requires a file path argument")
@@ -435,20 +425,8 @@ def _update_file(st: _Stats, path: str | None) -> None:
             if _start_filemapd(s, fd, gid, abspath, mode):
                 return
             s.error("Failed to start filemap monitoring daemon.")
-        unmapped = f"Could not update regions from file {abspath}"
-        if not _mappable(s, fd):
-            s.error(unmapped)
-            raise Failed()
-        try:
-            updated = stats.update_file_regions(s.control, fd, gid, program_id=_file_program(s))
-        except RegionNotFoundError:
-            s.error(f"Group ID {gid} does not exist.")
-            s.error(unmapped)
-            raise Failed() from None
-        except DMError as exc:
-            failure = s.failure("message", _device_of(fd), exc)
-            s.error(unmapped)
-            raise failure from None
+        updated = _mapped(s, lambda: stats.update_file_regions(s.control, fd, gid, program_id=_file_program(s)),
+                          f"Could not update regions from file {abspath}", gid)
         if not updated.regions:  # the file has none left: its regions are gone
             s.error("Cannot map file: no allocated extents.")
         first = updated.regions[0] if updated.regions else _U64  # libdm's end-of-table marker

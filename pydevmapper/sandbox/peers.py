@@ -52,9 +52,11 @@ def fetch_cryptsetup_tests(*, log: Log = print) -> Path:
     with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
         staging = Path(tmp)
         apt.download_source(f"cryptsetup={version}", staging)
-        [orig] = staging.glob(f"cryptsetup_{upstream(version)}.orig.tar.*")
+        [orig] = [p for p in staging.glob(f"cryptsetup_{upstream(version)}.orig.tar.*")
+                  if not p.name.endswith(".asc")]
         top = f"cryptsetup-{upstream(version)}/tests/"
         with tarfile.open(orig) as tar:
+            # Plain files and directories under tests/ only, nothing that climbs out.
             members = [m for m in tar.getmembers() if m.name.startswith(top)
                        and (m.isfile() or m.isdir()) and ".." not in Path(m.name).parts]
             tar.extractall(staging / "src", members=members)
