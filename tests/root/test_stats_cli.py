@@ -189,6 +189,11 @@ READ_CASES = [
     ["group", "--regions", "2-1", "{a}"], ["group", "--regions", "0", "{b}"], ["group", "--regions", "1"],
     ["ungroup", "{b}"], ["ungroup", "--groupid", "5", "{b}"], ["ungroup", "--groupid", "1", "{b}"],
     ["delete", "--groupid", "3", "{a}"], ["delete", "--groupid", "9", "{a}"],
+    # -S on stats reports
+    ["list", "-S", "region_id>=2", "{a}"], ["report", "-S", "obj_type=area && region_id=1", "{a}"],
+    ["list", "-S", "program_id=myprog", "--allprograms", "{a}"], ["list", "--group", "-S", "group_id=0"],
+    ["report", "--raw", "-S", "read_count=0", "-o", "region_id,read_count", "{b}"],
+    ["list", "-S", "user_data=~h", "-o", "region_id,user_data", "{a}"],
     # histograms (a's regions 3 and 6, s's regions and their group)
     ["list", "--histogram"], ["list", "--histogram", "-v"], ["report", "--histogram"],
     ["report", "--histogram", "--relative"], ["report", "--histogram", "--group"],

@@ -255,11 +255,8 @@ def tools(tmp_path, monkeypatch):
     def daemon(present):
         script = bindir / "dmfilemapd"
         if present:
-            # It lets go of the file before it says it started: the
-            # volume is unmounted right after.
             script.write_text("#!/bin/sh\nPATH=/usr/sbin:/usr/bin:/sbin:/bin\n"
-                              'target=$(readlink /proc/self/fd/$1)\neval "exec $1<&-"\n'
-                              f'echo "$2 $3 $4 $5 $6 $target" > {record}.tmp\n'
+                              f'echo "$$ $2 $3 $4 $5 $6 $(readlink /proc/self/fd/$1)" > {record}.tmp\n'
                               f"mv {record}.tmp {record}\n")
             script.chmod(0o755)
         elif script.exists():
@@ -271,8 +268,12 @@ def tools(tmp_path, monkeypatch):
         while not record.exists():
             assert time.monotonic() < deadline, "dmfilemapd was not started"
             time.sleep(0.05)
-        text = record.read_text()
+        pid, _, text = record.read_text().partition(" ")
         record.unlink()
+        # Gone before the volume is unmounted: it holds the file open.
+        while os.path.exists(f"/proc/{pid}"):
+            assert time.monotonic() < deadline, "dmfilemapd did not end"
+            time.sleep(0.05)
         return text
 
     def run(tool, args, cwd):
