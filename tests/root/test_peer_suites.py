@@ -11,7 +11,9 @@ against the installed ``cryptsetup``, ``veritysetup`` and
 (dm-crypt's discards, read back with ``dmsetup table``) runs here; the
 others take too long under emulation to run twice in every udev boot
 (``device-test`` five minutes for the pair, ``mode-test`` six a run,
-``verity-compat-test`` over ten): ``$PYDM_PEER_SCRIPTS`` names others.
+``verity-compat-test`` over ten): ``$PYDM_PEER_SCRIPTS`` names others
+(with ``$PYDM_TEST_TIMEOUT`` raised above the session's 600 s a test for
+the long ones).
 """
 
 from __future__ import annotations
