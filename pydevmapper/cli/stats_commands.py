@@ -16,7 +16,9 @@ from functools import partial
 
 from pydevmapper.cli import report, report_options
 from pydevmapper.cli.session import Failed, Plan, Session
-from pydevmapper.cli.stats_report import (
+from pydevmapper.cli.stats_report import (  # libdm's units and constants, shared
+    _NS,
+    _U64,
     PROGRAM_ID,
     Handle,
     Report,
@@ -34,8 +36,6 @@ if TYPE_CHECKING:
 
     Subcommand = Callable[["_Stats", "str | None"], None]
 
-_NS = 1_000_000_000
-_U64 = (1 << 64) - 1
 
 # Each subcommand's line in the usage, in dmsetup's order.
 _HELP = (
@@ -205,11 +205,7 @@ def _create(st: _Stats, name: str | None) -> None:
         extents = [(t.start, t.length) for t in targets]
     else:  # libdm sends the whole device as an explicit range
         extents = [(start, length or sum(t.length for t in targets))]
-    for i in range(len(bounds) - 1, 0, -1):
-        if bounds[i] < bounds[i - 1]:
-            s.error("Histogram boundaries must be in order of increasing magnitude.")
-            s.error(f"{shown}: Could not create statistics region.")
-            raise Failed()
+    _bounds_in_order(s, bounds, f"{shown}: Could not create statistics region.")
     made: list[int] = []
     for this_start, this_len in extents:
         whole = not this_start and not this_len
@@ -239,6 +235,15 @@ def _create(st: _Stats, name: str | None) -> None:
             s.error(f"Failed to create group for regions {members}.")
             raise
         s.write(f"Grouped regions {members} as group ID {gid}" + (f" with alias {alias}" if alias else "") + "\n")
+
+
+def _bounds_in_order(s: Session, bounds: list[int], failed: str) -> None:
+    """libdm's check of --bounds as it builds the histogram argument
+    (equal bounds pass it; the kernel refuses them)."""
+    if any(bounds[i] < bounds[i - 1] for i in range(1, len(bounds))):
+        s.error("Histogram boundaries must be in order of increasing magnitude.")
+        s.error(failed)
+        raise Failed()
 
 
 # -- file maps (--filemap, update_filemap) ------------------------------------------
@@ -385,10 +390,7 @@ def _create_file(st: _Stats, path: str | None) -> None:
             s.error("Cannot set alias with --nogroup.")
             raise Failed()
         failed = f"Could not create regions from file {abspath}."
-        if any(bounds[i] < bounds[i - 1] for i in range(1, len(bounds))):
-            s.error("Histogram boundaries must be in order of increasing magnitude.")
-            s.error(failed)
-            raise Failed()
+        _bounds_in_order(s, bounds, failed)
         made = _mapped(s, lambda: stats.create_file_regions(
             s.control, fd, group=group, alias=alias, precise_timestamps=bool(s.has("precise")),
             histogram=bounds, program_id=_file_program(s)), failed)
