@@ -144,11 +144,10 @@ def parameter_string(value: object, what: str = "target parameters", *, secret: 
         if secret:
             raise ValidationError(f"{what} are not valid UTF-8") from None
         raise
-    shown = "" if secret else f" {value!r}"
-    if b"\0" in raw:
-        raise ValidationError(f"{what}{shown} contain a NUL byte")
-    if b"\n" in raw or b"\r" in raw:
-        raise ValidationError(f"{what}{shown} contain a line break")
+    if b"\0" in raw or b"\n" in raw or b"\r" in raw:
+        shown = "" if secret else f" {value!r}"
+        problem = "a NUL byte" if b"\0" in raw else "a line break"
+        raise ValidationError(f"{what}{shown} contain {problem}")
     return raw
 
 

@@ -797,9 +797,11 @@ MARK = b"\xa5"  # fills the reused buffer before each call; never a valid record
 def mark_thread_buffer(ctl) -> None:
     """Fill this thread's reused ioctl buffer as an earlier reply might have."""
     ctl.version()  # the buffer exists from the first call on
-    _buf, view, size = ctl.channel._local.buffer
-    # Strings of an earlier reply: marker bytes, each run NUL-terminated.
+    _buf, view, size, dirty = ctl.channel._local.buffer
+    # Strings of an earlier reply: marker bytes, each run NUL-terminated,
+    # as far as that reply's data_size went (here the whole buffer).
     view[:] = (MARK * 63 + b"\0") * (size // 64)
+    dirty[0] = size
 
 
 def silent_targets(types):
@@ -831,6 +833,30 @@ def test_a_silent_target_reads_empty_not_the_last_reply(kernel, ctl, read):
     mark_thread_buffer(ctl)
     got = getattr(ctl, read)("vol")
     assert [(t.type, t[3]) for t in got] == [("unstriped", ""), ("error", "")]
+
+
+def test_what_an_earlier_reply_wrote_is_cleared_before_the_next_call(kernel, ctl):
+    # The buffer is cleared only as far as earlier calls wrote into it: a
+    # long answer to a message, then targets whose status writes nothing.
+    answer = (MARK * 63 + b"\0") * 64
+    kernel.handlers["DM_TARGET_MSG"] = lambda c, hdr, buf: (
+        setattr(hdr, "flags", hdr.flags | DMFlag.DATA_OUT), put_data(hdr, buf, answer))[0]
+    kernel.handlers["DM_TABLE_STATUS"] = silent_targets(["unstriped", "error"])
+    assert ctl.message("vol", 0, "m") == (MARK * 63).decode("utf-8", "surrogateescape")
+    assert [(t.type, t[3]) for t in ctl.status("vol")] == [("unstriped", ""), ("error", "")]
+
+
+def test_what_a_failed_call_may_have_written_is_cleared_before_the_next_call(kernel, ctl):
+    def fails_after_writing(call, hdr, buf):
+        answer = (MARK * 63 + b"\0") * ((hdr.data_size - hdr.data_start) // 64)
+        ffi.memmove(buf + hdr.data_start, answer, len(answer))
+        return errno.EINVAL
+
+    kernel.handlers["DM_TARGET_MSG"] = fails_after_writing
+    kernel.handlers["DM_TABLE_STATUS"] = silent_targets(["unstriped", "error"])
+    with pytest.raises(DMError):
+        ctl.message("vol", 0, "m")
+    assert [(t.type, t[3]) for t in ctl.status("vol")] == [("unstriped", ""), ("error", "")]
 
 
 def test_no_marker_byte_reaches_a_decoded_reply(kernel, ctl):
@@ -892,7 +918,7 @@ def test_a_table_read_back_leaves_no_key_in_the_buffer(kernel, ctl):
     [target] = ctl.table("vol")
     assert target.params == params[:-1].decode()
     assert kernel.of("DM_TABLE_STATUS")[0].flags & lib.DM_SECURE_DATA_FLAG
-    _buf, view, _size = ctl.channel._local.buffer
+    _buf, view, _size, _dirty = ctl.channel._local.buffer
     assert key not in bytes(view)
     ctl.status("vol")  # a status read is not secure data
     assert not kernel.of("DM_TABLE_STATUS")[1].flags & lib.DM_SECURE_DATA_FLAG
