@@ -148,10 +148,16 @@ def encode_cstring(text: bytes) -> bytes:
 
 
 def encode_targets(targets: Sequence[Target]) -> bytes:
-    """The DM_TABLE_LOAD payload: spec, params NUL, padding; repeated."""
+    """The DM_TABLE_LOAD payload: spec, params NUL, padding; repeated.
+
+    Each backslash is sent doubled, as libdevmapper sends it: the kernel
+    reads a backslash as an escape when it splits the parameters
+    (``dm_split_args``), so this is what makes a parameter reach the target
+    as written, and a table read back load again unchanged.
+    """
     out = bytearray()
     for target in targets:
-        params = target.params.encode("utf-8") + b"\0"
+        params = target.params.replace("\\", "\\\\").encode("utf-8") + b"\0"
         record_len = align(SPEC_SIZE + len(params))
         # In a request, next counts from this spec; status is output only.
         out += _SPEC.pack(target.start, target.length, 0, record_len, target.type.encode("utf-8"))

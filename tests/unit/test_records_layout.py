@@ -227,6 +227,14 @@ def test_encode_targets_next_counts_from_this_spec():
     assert offset == len(encoded)
 
 
+def test_encode_targets_doubles_backslashes_as_libdevmapper_does():
+    # The kernel unescapes them (dm_split_args): doubled, the target gets
+    # the parameter as written; sent once, "a\\b" would reach it as "ab".
+    encoded = records.encode_targets([Target(0, 1, "linear", "/tmp/a\\b 0")])
+    assert encoded[40:52] == b"/tmp/a\\\\b 0\0"
+    assert records.encode_targets([Target(0, 1, "linear", "/tmp/ab 0")])[40:50] == b"/tmp/ab 0\0"
+
+
 def test_encode_targets_params_nul_terminated_and_zero_padded():
     encoded = records.encode_targets([Target(0, 1, "zero", "abc")])
     assert encoded[40:44] == b"abc\0"
