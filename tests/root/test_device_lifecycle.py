@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
@@ -11,7 +12,9 @@ import threading
 import pytest
 
 import pydevmapper as dm
+from pydevmapper import targets as t
 from tests.root.helpers import dm_block_node, wait_for_dm_event
+from tests.root.target_helpers import direct_read
 
 pytestmark = pytest.mark.dm_root
 
@@ -165,6 +168,50 @@ def test_suspend_freezes_the_filesystem_unless_nolockfs_or_noflush(dm_make_loop,
             os.close(fd)
     finally:
         subprocess.run(["umount", str(tmp_path)], check=True)
+
+
+def test_noflush_suspend_keeps_queued_io_that_a_plain_one_fails(dm_make_loop, dm_make_device):
+    # A multipath device that queues while it has no path holds a read once
+    # its only path has failed.  A plain suspend must flush that read, so
+    # the target stops queueing for it and the read fails; with noflush it
+    # stays queued through the suspend and completes from the table loaded
+    # while suspended (the path again healthy): multipathd's path switch.
+    loop = dm_make_loop(4)
+    fd = os.open(loop.path, os.O_WRONLY)
+    try:
+        os.pwrite(fd, b"\x5a" * 4096, 0)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    table = dm.Table.single(8192, t.Multipath([[loop]], queue_if_no_path=True))
+    dev = dm_make_device(table)
+    for noflush in (True, False):
+        dev.message(t.Multipath.no_path_policy(queue=True))
+        dev.message(t.Multipath.fail_path(loop))
+        thread, outcome = in_thread(direct_read, dev_node(dev), 0, 4096)
+        try:
+            thread.join(BLOCKED_FOR)
+            assert thread.is_alive(), "the read was not queued"
+            dev.suspend(noflush=noflush)
+            thread.join(BLOCKED_FOR if noflush else FINISHES_IN)
+            assert thread.is_alive() is noflush, f"noflush={noflush}: {outcome}"
+            dev.load(table)
+            dev.resume()
+            thread.join(FINISHES_IN)
+            if noflush:
+                assert outcome == [b"\x5a" * 4096]
+            else:
+                assert [getattr(o, "errno", o) for o in outcome] == [errno.EIO]
+        finally:
+            # After a failed check nothing may stay queued, or the device
+            # could not be removed: udev's probe may be waiting on the
+            # queue too, and the resume's udev wait behind it.
+            try:
+                if dev.info().suspended:
+                    dev.resume()
+            finally:
+                dev.message(t.Multipath.no_path_policy(queue=False))
+                thread.join(FINISHES_IN)
 
 
 def test_open_count_and_busy_remove(dm_make_device, dm_control):
