@@ -8,7 +8,8 @@ error that names the problem, and the kernel's state - devices, their
 flags and tables, the /dev/mapper entries and the udev cookie semaphores -
 is the same after as before.  pydmsetup's cases check the exit status
 against Debian's dmsetup, that no traceback escapes and that nothing
-changed.  The counts go to the tier's summary (tests/root/conftest.py).
+changed; and for input dmsetup accepts, that pydmsetup's effect is
+dmsetup's.  The counts go to the tier's summary (tests/root/conftest.py).
 """
 
 from __future__ import annotations
