@@ -176,6 +176,8 @@ def test_noflush_suspend_keeps_queued_io_that_a_plain_one_fails(dm_make_loop, dm
     # the target stops queueing for it and the read fails; with noflush it
     # stays queued through the suspend and completes from the table loaded
     # while suspended (the path again healthy): multipathd's path switch.
+    # Bio-based: request-based multipath fails a held request only if the
+    # queue happens to run it before the suspend stops the queue.
     loop = dm_make_loop(4)
     fd = os.open(loop.path, os.O_WRONLY)
     try:
@@ -183,7 +185,7 @@ def test_noflush_suspend_keeps_queued_io_that_a_plain_one_fails(dm_make_loop, dm
         os.fsync(fd)
     finally:
         os.close(fd)
-    table = dm.Table.single(8192, t.Multipath([[loop]], queue_if_no_path=True))
+    table = dm.Table.single(8192, t.Multipath([[loop]], queue_if_no_path=True, queue_mode="bio"))
     dev = dm_make_device(table)
     for noflush in (True, False):
         dev.message(t.Multipath.no_path_policy(queue=True))
