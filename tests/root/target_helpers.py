@@ -50,7 +50,12 @@ def status(dev, index: int = 0) -> t.Status:
 
 
 def write(dev, offset: int, data: bytes) -> None:
-    fd = os.open(dm_block_node(dev.devno), os.O_WRONLY)
+    write_path(dm_block_node(dev.devno), offset, data)
+
+
+def write_path(path: str, offset: int, data: bytes) -> None:
+    """Write and fsync (a loop device's contents, a device's node)."""
+    fd = os.open(path, os.O_WRONLY)
     try:
         os.pwrite(fd, data, offset)
         os.fsync(fd)

@@ -15,7 +15,7 @@ import pydevmapper as dm
 from pydevmapper.composites import Segment, ThinPoolStack
 from pydevmapper.testing.sweep import leftover_devices, remove_devices
 from tests.root.helpers import dm_block_node
-from tests.root.target_helpers import MIB, direct_read, read, write
+from tests.root.target_helpers import MIB, direct_read, read, write, write_path
 
 pytestmark = pytest.mark.dm_root
 
@@ -106,12 +106,7 @@ def test_a_failed_step_leaves_nothing(dm_control, dm_name, pool_disks, monkeypat
     assert _ours(ctl, dm_name) == []
     # Whatever the metadata held before, a new pool formats it (the kernel
     # would refuse a superblock that is neither zeroes nor its own).
-    fd = os.open(meta.path, os.O_WRONLY)
-    try:
-        os.pwrite(fd, b"\xa5" * 4096, 0)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_path(meta.path, 0, b"\xa5" * 4096)
     pool = ThinPoolStack.create(ctl, dm_name, metadata=[Segment(meta.devno, 0, 8 * MIB)],
                                 data=[Segment(data.devno, 0, 32 * MIB)])
     with pytest.raises(dm.ValidationError):

@@ -14,7 +14,7 @@ import pytest
 import pydevmapper as dm
 from pydevmapper import targets as t
 from tests.root.helpers import dm_block_node, wait_for_dm_event
-from tests.root.target_helpers import direct_read
+from tests.root.target_helpers import direct_read, write_path
 
 pytestmark = pytest.mark.dm_root
 
@@ -179,12 +179,7 @@ def test_noflush_suspend_keeps_queued_io_that_a_plain_one_fails(dm_make_loop, dm
     # Bio-based: request-based multipath fails a held request only if the
     # queue happens to run it before the suspend stops the queue.
     loop = dm_make_loop(4)
-    fd = os.open(loop.path, os.O_WRONLY)
-    try:
-        os.pwrite(fd, b"\x5a" * 4096, 0)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_path(loop.path, 0, b"\x5a" * 4096)
     table = dm.Table.single(8192, t.Multipath([[loop]], queue_if_no_path=True, queue_mode="bio"))
     dev = dm_make_device(table)
     for noflush in (True, False):
