@@ -173,6 +173,11 @@ ffibuilder.cdef(
     #define FIEMAP_EXTENT_UNKNOWN ...
     #define FIEMAP_EXTENT_DELALLOC ...
     static const size_t PYDM_OFFSETOF_FIEMAP_EXTENTS;
+    /* the file system a file is on: libdevmapper refuses to map a file on
+       btrfs, whose FIEMAP addresses are not the block device's */
+    struct statfs { long f_type; ...; };
+    int fstatfs(int fd, struct statfs *buf);
+    #define BTRFS_SUPER_MAGIC ...
 
     /* SysV semaphores: libdevmapper's udev cookies are semaphores that the
        stock 95-dm-notify.rules release with `dmsetup udevcomplete`. */
@@ -228,13 +233,15 @@ ffibuilder.set_source(
     #include <linux/hdreg.h>
     #include <linux/fs.h>
     #include <linux/fiemap.h>
+    #include <linux/magic.h>
+    #include <sys/vfs.h>
     #include <sys/ipc.h>
     #include <sys/sem.h>
     #include <errno.h>
     #include <sys/random.h>
     #include <time.h>
 
-    static const int PYDM_BINDING_ABI = 8;
+    static const int PYDM_BINDING_ABI = 9;
     static const size_t PYDM_OFFSETOF_DEPS_DEV = offsetof(struct dm_target_deps, dev);
     static const size_t PYDM_OFFSETOF_NAME_LIST_NAME = offsetof(struct dm_name_list, name);
     static const size_t PYDM_OFFSETOF_VERSIONS_NAME = offsetof(struct dm_target_versions, name);

@@ -18,7 +18,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
     ) from exc
 
 # Must equal PYDM_BINDING_ABI in build_support/dm_build.py.
-_EXPECTED_ABI = 8
+_EXPECTED_ABI = 9
 if lib.PYDM_BINDING_ABI != _EXPECTED_ABI:  # pragma: no cover
     raise ImportError(
         f"pydevmapper's compiled binding is stale (ABI {lib.PYDM_BINDING_ABI}, "

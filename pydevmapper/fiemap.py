@@ -69,19 +69,15 @@ def _pieces(fd: int) -> Iterator[list[Piece]]:
         start = chunk[-1].logical + chunk[-1].length
 
 
-def file_system_type(st_dev: int) -> str | None:
-    """The type of the file system mounted from device ``st_dev`` (from
-    /proc/self/mountinfo), None if it is not found there."""
-    wanted = f"{os.major(st_dev)}:{os.minor(st_dev)}"
-    try:
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                fields = line.split()
-                if len(fields) > 2 and fields[2] == wanted and " - " in line:
-                    return line.split(" - ", 1)[1].split()[0]
-    except OSError:
-        pass
-    return None
+def on_btrfs(fd: int) -> bool:
+    """Whether the open file ``fd`` is on btrfs (``fstatfs``: a file's
+    ``st_dev`` on btrfs is the subvolume's own number, not a block device)."""
+    buf = ffi.new("struct statfs *")
+    if lib.fstatfs(fd, buf) < 0:
+        err = ffi.errno
+        raise OSError(err, os.strerror(err))
+    magic: int = buf.f_type
+    return magic == lib.BTRFS_SUPER_MAGIC
 
 
 def join_pieces(chunks: Iterable[Sequence[Piece]]) -> list[Extent]:

@@ -646,6 +646,11 @@ class _OpenFile:
 def _file_extents(ctl: Control, fd: int, name: str, *, empty_ok: bool = False) -> tuple[DevNo, list[fiemap.Extent]]:
     """The mapped device that holds the regular file ``fd``, and the file's
     extents on it; ``UnmappableFileError`` for a file that cannot be mapped."""
+    # In libdevmapper's order: on btrfs a file's st_dev names no block
+    # device, so that is asked first.
+    if fiemap.on_btrfs(fd):
+        raise UnmappableFileError("no_physical_extents",
+                                  f"{name}: btrfs gives no physical extents (FIEMAP has its own addresses)")
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         raise UnmappableFileError("not_regular", f"{name} is not a regular file")
@@ -655,9 +660,6 @@ def _file_extents(ctl: Control, fd: int, name: str, *, empty_ok: bool = False) -
     except DeviceNotFoundError:
         raise UnmappableFileError("not_device_mapper",
                                   f"{name} is not on a device-mapper device ({devno})") from None
-    if fiemap.file_system_type(st.st_dev) == "btrfs":
-        raise UnmappableFileError("no_physical_extents",
-                                  f"{name}: btrfs gives no physical extents (FIEMAP has its own addresses)")
     extents = fiemap.file_extents(fd)
     if not extents and not empty_ok:
         raise UnmappableFileError("no_extents", f"{name}: no allocated extents to map")

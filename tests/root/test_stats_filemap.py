@@ -22,7 +22,7 @@ import pytest
 
 import pydevmapper as dm
 from pydevmapper import fiemap, stats
-from pydevmapper.errors import ValidationError
+from pydevmapper.errors import UnmappableFileError, ValidationError
 from tests.root.helpers import dm_block_node, dmsetup_installed, forked_main  # noqa: F401 (fixture)
 from tests.root.target_helpers import MIB
 
@@ -395,3 +395,44 @@ def test_filemap_options_dmstats_drops_are_kept(volume, tools):
     assert {(r.program_id, r.precise_timestamps) for r in dm_regions} == {("dmstats", False)}
     assert {(r.program_id, r.precise_timestamps) for r in py_regions} == {("other", True)}
     assert [(r.start, r.length) for r in py_regions] == [(r.start, r.length) for r in dm_regions]
+
+
+@pytest.fixture
+def btrfs_volume(dm_control, dm_make_loop, dm_make_device, tmp_path):
+    """btrfs on a linear device, mounted, with a file ``f``; the btrfs
+    module unloaded after if mounting loaded it."""
+    if not shutil.which("mkfs.btrfs"):
+        pytest.fail("mkfs.btrfs is missing: scripts/setup-host.sh installs btrfs-progs")
+    loaded = os.path.exists("/sys/module/btrfs")
+    disk = dm_make_loop(64)
+    dev = dm_make_device(dm.Table.single(64 * MIB, "linear", f"{disk.devno_str} 0"))
+    subprocess.run(["mkfs.btrfs", "-q", "-f", "--mixed", dm_block_node(dev.devno)], check=True)
+    mnt = tmp_path / "btrfs"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "btrfs", dm_block_node(dev.devno), str(mnt)], check=True)
+    try:
+        _write(mnt / "f", 256 * 1024)
+        yield dev, mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+        if not loaded:
+            subprocess.run(["modprobe", "-r", "btrfs"], check=False)
+
+
+def test_a_file_on_btrfs_is_refused_as_dmstats_refuses_it(btrfs_volume, dm_control, tools):
+    """btrfs's FIEMAP addresses are not the device's and a file's st_dev
+    there names no block device: libdm asks the file system first and
+    refuses; so do the API and pydmstats, and no region is made."""
+    dev, mnt = btrfs_volume
+    assert os.major(os.stat(mnt / "f").st_dev) == 0  # the subvolume's own number
+    with pytest.raises(UnmappableFileError) as e:
+        stats.create_file_regions(dm_control, mnt / "f")
+    assert e.value.reason == "no_physical_extents"
+    with pytest.raises(UnmappableFileError) as e:
+        stats.update_file_regions(dm_control, mnt / "f", 0)
+    assert e.value.reason == "no_physical_extents"
+    tools.daemon(False)
+    outcomes = [tools(tool, ["create", "--filemap", "--nomonitor", "f"], str(mnt)) for tool in ("dm", "py")]
+    assert outcomes[1] == outcomes[0]
+    assert outcomes[0][0] == 1 and "btrfs does not provide physical FIEMAP extent data" in outcomes[0][2]
+    assert stats.list_regions(dm_control, dev.name) == []

@@ -5,8 +5,13 @@ real file system: tests/root/test_stats_filemap.py."""
 
 from __future__ import annotations
 
+import errno
+import os
+
+import pytest
+
 from pydevmapper._dm import lib
-from pydevmapper.fiemap import Extent, Piece, join_pieces
+from pydevmapper.fiemap import Extent, Piece, join_pieces, on_btrfs
 
 K = 1024
 LAST = lib.FIEMAP_EXTENT_LAST
@@ -43,3 +48,16 @@ def test_an_extent_carries_on_across_answers():
 def test_a_file_of_one_piece_and_one_with_none():
     assert join_pieces([[Piece(0, 10 * K, 4 * K, LAST)]]) == [Extent(20, 8)]
     assert join_pieces([]) == []
+
+
+def test_on_btrfs_asks_the_file_system_of_the_descriptor(tmp_path):
+    """False here (the host's tmp is not btrfs; the btrfs answer is proven
+    on a real btrfs in the root test); a bad descriptor is the OSError."""
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        assert on_btrfs(fd) is False
+    finally:
+        os.close(fd)
+    with pytest.raises(OSError) as e:
+        on_btrfs(fd)
+    assert e.value.errno == errno.EBADF
