@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+from tests.root.helpers import kernel_stacks
+
 # A test's set-up, call or clean-up that runs longer than this fails with
 # every thread's stack, instead of stalling the session until the guest is
 # killed and its output says nothing of where.  The slowest legitimate test
@@ -31,6 +33,9 @@ def _expired(signum, frame):
     err.write(f"\n== {TEST_TIMEOUT:.0f} s watchdog: every thread's stack\n")
     err.flush()
     faulthandler.dump_traceback(file=err, all_threads=True)
+    err.write("== in the kernel: this process's threads and every task in D state\n"
+              f"{kernel_stacks([os.getpid()])}")
+    err.flush()
     raise WatchdogExpired(f"the test ran over {TEST_TIMEOUT:.0f} s (PYDM_TEST_TIMEOUT); stacks above")
 
 

@@ -187,6 +187,35 @@ def record_cases(section: str, tried: int, held: int) -> None:
     counts[1] += held
 
 
+def kernel_stacks(pids=()) -> str:
+    """Where in the kernel tasks wait: every thread of ``pids`` and every
+    task in uninterruptible sleep (D), with its state, wait channel and
+    kernel stack.  A Python stack ends at the system call; this goes on
+    from there (an ioctl waiting on a lock, udev's blkid on queued I/O).
+    Needs root; what cannot be read (a task that ended) is left out."""
+    wanted = {str(p) for p in pids}
+    out = []
+    for pid in sorted((p for p in os.listdir("/proc") if p.isdigit()), key=int):
+        try:
+            tids = sorted(os.listdir(f"/proc/{pid}/task"), key=int)
+        except OSError:
+            continue
+        for tid in tids:
+            task = Path(f"/proc/{pid}/task/{tid}")
+            try:
+                stat = (task / "stat").read_text()
+                state = stat.rpartition(")")[2].split()[0]
+                if pid not in wanted and state != "D":
+                    continue
+                comm = stat[stat.index("(") + 1:stat.rindex(")")]
+                wchan = (task / "wchan").read_text() or "-"
+                stack = (task / "stack").read_text()
+            except (OSError, ValueError, IndexError):
+                continue
+            out.append(f"-- {pid}/{tid} {comm}: state {state}, waits in {wchan}\n{stack}")
+    return "".join(out) or "(no such task)\n"
+
+
 def cookie_keys() -> set[int]:
     """The keys of every udev cookie semaphore now."""
     from pydevmapper import udev

@@ -3,10 +3,14 @@
 and eight processes with their own, each creating and removing its own
 devices over one loop device, with udev running or not.
 
-A watchdog fails the test - printing every thread's stack, and each child
-prints its own - when a call outlives its bound: the udev timeout plus the
-remove's retry plus a margin.  Afterwards no device, /dev/mapper entry or
-udev cookie semaphore of the workload may remain.
+A watchdog thread fails the test when any worker's call outlives its
+bound (the udev timeout plus the remove's retry plus a margin), children's
+calls included (each writes when its call began into a shared page): it
+prints every thread's Python stack and the kernel stacks of the workers
+and of every task in uninterruptible sleep, so a wait inside the kernel
+(where a child's own alarm cannot run) is named too; each child prints
+its own Python stack if it can.  Afterwards no device, /dev/mapper entry
+or udev cookie semaphore of the workload may remain.
 
 ``PYDM_STRESS_LIFECYCLES`` sets the lifecycles per worker and
 ``PYDM_STRESS_ROUNDS`` how many times the whole workload runs in one boot
@@ -16,9 +20,12 @@ lifecycles, 5 rounds).
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
+import mmap
 import os
 import signal
+import struct
 import sys
 import threading
 import time
@@ -27,7 +34,7 @@ import pytest
 
 import pydevmapper as dm
 from pydevmapper import udev
-from tests.root.helpers import cookie_keys, record_cases
+from tests.root.helpers import cookie_keys, kernel_stacks, record_cases
 
 pytestmark = pytest.mark.dm_root
 
@@ -56,7 +63,7 @@ def _overdue(signum: int, frame: object) -> None:  # pragma: no cover - in a for
     os._exit(3)
 
 
-def _child(prefix: str, loop: str) -> None:  # pragma: no cover - runs in a forked child
+def _child(prefix: str, loop: str, began: mmap.mmap, p: int) -> None:  # pragma: no cover - forked child
     code = 1
     try:
         # Each call gets its own alarm: past the bound, every thread's stack
@@ -67,17 +74,53 @@ def _child(prefix: str, loop: str) -> None:  # pragma: no cover - runs in a fork
         with dm.Control(udev_timeout=UDEV_TIMEOUT) as ctl:
             for i in range(LIFECYCLES):
                 name = f"{prefix}-{i}"
+                struct.pack_into("d", began, 8 * p, time.monotonic())
                 signal.setitimer(signal.ITIMER_REAL, BOUND)
                 ctl.create_device(name, f"0 64 linear {loop} {i * 64}")
+                struct.pack_into("d", began, 8 * p, time.monotonic())
                 signal.setitimer(signal.ITIMER_REAL, BOUND)
                 ctl.remove(name, retry=RETRY)
+                struct.pack_into("d", began, 8 * p, 0.0)
             signal.setitimer(signal.ITIMER_REAL, 0)
         code = 0
     except BaseException as exc:  # noqa: BLE001 - the exit status and stderr report it
         sys.stderr.write(f"child {prefix}: {type(exc).__name__}: {exc}\n")
     finally:
+        struct.pack_into("d", began, 8 * p, 0.0)  # no call of this child is running
         sys.stderr.flush()
         os._exit(code)
+
+
+def _reap(children: list[int], errors: list[str], stuck: threading.Event, deadline: float) -> None:
+    """Wait for the children; one still running once the watchdog reported
+    (or at the workload's deadline) is killed, after its stack is out."""
+    left = dict(enumerate(children))
+    while left:
+        for p, pid in list(left.items()):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                del left[p]
+                if os.waitstatus_to_exitcode(status) != 0:
+                    errors.append(f"process {p}: exit {os.waitstatus_to_exitcode(status)} (its stderr above)")
+        if left and (stuck.is_set() or time.monotonic() > deadline):
+            if not stuck.is_set():
+                errors.append(f"processes {sorted(left)} still running at the workload's deadline")
+                sys.stderr.write(f"== in the kernel\n{kernel_stacks(left.values())}")
+            for pid in left.values():
+                os.kill(pid, signal.SIGALRM)  # its own Python stack, if it can run
+            time.sleep(5)
+            for p, pid in left.items():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                # A task in D state dies only when its call returns.
+                for _ in range(100):
+                    if os.waitpid(pid, os.WNOHANG)[0]:
+                        break
+                    time.sleep(0.1)
+                else:
+                    errors.append(f"process {p} ({pid}) not gone 10 s after SIGKILL")
+            return
+        time.sleep(0.2)
 
 
 def _leftovers(ctl: dm.Control, prefix: str, cookies_before: set[int]) -> list[str]:
@@ -108,25 +151,33 @@ def test_threads_and_processes_create_and_remove_without_hang_or_leftovers(dm_lo
     errors: list[str] = []
     stuck = threading.Event()
     done = threading.Event()
+    # When each child's current call began (CLOCK_MONOTONIC is the
+    # machine's), 0 between calls: shared, so the watchdog sees them too.
+    began = mmap.mmap(-1, 8 * PROCESSES)
+    children: list[int] = []
 
     def watchdog() -> None:
         while not done.wait(1.0):
             now = time.monotonic()
-            late = [k for k, since in list(busy.items()) if now - since > BOUND]
+            late = [f"thread {k}" for k, since in list(busy.items()) if now - since > BOUND]
+            late += [f"process {p}" for p in range(PROCESSES)
+                     if 0 < struct.unpack_from("d", began, 8 * p)[0] < now - BOUND]
             if late:
-                errors.append(f"threads {late} in one call for more than {BOUND:g}s")
+                errors.append(f"{', '.join(late)} in one call for more than {BOUND:g}s (stacks above)")
                 faulthandler.dump_traceback(all_threads=True)
+                sys.stderr.write("== in the kernel: the workers and every task in D state\n"
+                                 f"{kernel_stacks([os.getpid(), *children])}")
+                sys.stderr.flush()
                 stuck.set()
                 return
 
     shared = dm.Control(udev_timeout=UDEV_TIMEOUT)
-    children = []
     try:
         sys.stderr.flush()
         for p in range(PROCESSES):
             pid = os.fork()
             if pid == 0:  # pragma: no cover - child
-                _child(f"{prefix}p{p}", loop)
+                _child(f"{prefix}p{p}", loop, began, p)
             children.append(pid)
 
         def thread_main(t: int) -> None:
@@ -144,10 +195,7 @@ def test_threads_and_processes_create_and_remove_without_hang_or_leftovers(dm_lo
         for t in threads:
             while t.is_alive() and not stuck.is_set() and time.monotonic() < deadline:
                 t.join(1.0)
-        for p, pid in enumerate(children):
-            _, status = os.waitpid(pid, 0)
-            if os.waitstatus_to_exitcode(status) != 0:
-                errors.append(f"process {p}: exit {os.waitstatus_to_exitcode(status)} (its stderr above)")
+        _reap(children, errors, stuck, deadline)
         done.set()
         if any(t.is_alive() for t in threads) and not stuck.is_set():
             errors.append("threads still running at the workload's deadline")
