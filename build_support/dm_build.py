@@ -173,11 +173,11 @@ ffibuilder.cdef(
     #define FIEMAP_EXTENT_UNKNOWN ...
     #define FIEMAP_EXTENT_DELALLOC ...
     static const size_t PYDM_OFFSETOF_FIEMAP_EXTENTS;
-    /* the file system a file is on: libdevmapper refuses to map a file on
-       btrfs, whose FIEMAP addresses are not the block device's */
-    struct statfs { long f_type; ...; };
-    int fstatfs(int fd, struct statfs *buf);
-    #define BTRFS_SUPER_MAGIC ...
+    /* 1 if the open file fd is on btrfs (libdevmapper refuses to map a
+       file there: its FIEMAP addresses are not the block device's), 0 if
+       not, -errno if fstatfs fails.  In C: f_type's type differs between
+       architectures, and the magic number compares right only unsigned. */
+    int pydm_on_btrfs(int fd);
 
     /* SysV semaphores: libdevmapper's udev cookies are semaphores that the
        stock 95-dm-notify.rules release with `dmsetup udevcomplete`. */
@@ -425,6 +425,15 @@ ffibuilder.set_source(
     /* One semop on semaphore 0, bounded by timeout_ns when it is not
        negative.  0 or the errno (EINTR included: Python runs its signal
        handlers, then calls again). */
+    static int pydm_on_btrfs(int fd)
+    {
+        struct statfs fs;
+
+        if (fstatfs(fd, &fs) < 0)
+            return -errno;
+        return (unsigned long)fs.f_type == (unsigned long)BTRFS_SUPER_MAGIC;
+    }
+
     static int pydm_semop(int semid, int op, int flags, long long timeout_ns)
     {
         struct sembuf sb = { 0, (short)op, (short)flags };

@@ -72,12 +72,10 @@ def _pieces(fd: int) -> Iterator[list[Piece]]:
 def on_btrfs(fd: int) -> bool:
     """Whether the open file ``fd`` is on btrfs (``fstatfs``: a file's
     ``st_dev`` on btrfs is the subvolume's own number, not a block device)."""
-    buf = ffi.new("struct statfs *")
-    if lib.fstatfs(fd, buf) < 0:
-        err = ffi.errno
-        raise OSError(err, os.strerror(err))
-    magic: int = buf.f_type
-    return magic == lib.BTRFS_SUPER_MAGIC
+    r = lib.pydm_on_btrfs(fd)
+    if r < 0:
+        raise OSError(-r, os.strerror(-r))
+    return r == 1
 
 
 def join_pieces(chunks: Iterable[Sequence[Piece]]) -> list[Extent]:

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, Tuple
+from typing import Dict, Iterable, Tuple
 
 import pytest
 
@@ -187,7 +187,7 @@ def record_cases(section: str, tried: int, held: int) -> None:
     counts[1] += held
 
 
-def kernel_stacks(pids=()) -> str:
+def kernel_stacks(pids: Iterable[int] = ()) -> str:
     """Where in the kernel tasks wait: every thread of ``pids`` and every
     task in uninterruptible sleep (D), with its state, wait channel and
     kernel stack.  A Python stack ends at the system call; this goes on

@@ -20,7 +20,6 @@ lifecycles, 5 rounds).
 
 from __future__ import annotations
 
-import contextlib
 import faulthandler
 import mmap
 import os
@@ -56,14 +55,28 @@ def _lifecycles(ctl: dm.Control, prefix: str, loop: str, busy: dict, key: object
         busy.pop(key, None)
 
 
+# The child's own alarm is the fallback: the parent's watchdog, which also
+# prints where in the kernel a call waits, reports first.
+CHILD_BOUND = BOUND + 30.0
+_slot: tuple[mmap.mmap, int] | None = None  # a child's own place in the shared page
+
+
+def _began(page: mmap.mmap, p: int, when: float) -> None:
+    struct.pack_into("d", page, 8 * p, when)
+
+
 def _overdue(signum: int, frame: object) -> None:  # pragma: no cover - in a forked child
     sys.stderr.write(f"child {os.getpid()}: a call outlived {BOUND:g}s\n")
     faulthandler.dump_traceback(all_threads=True)
     sys.stderr.flush()
+    if _slot is not None:
+        _began(*_slot, 0.0)
     os._exit(3)
 
 
-def _child(prefix: str, loop: str, began: mmap.mmap, p: int) -> None:  # pragma: no cover - forked child
+def _child(prefix: str, loop: str, page: mmap.mmap, p: int) -> None:  # pragma: no cover - forked child
+    global _slot
+    _slot = (page, p)
     code = 1
     try:
         # Each call gets its own alarm: past the bound, every thread's stack
@@ -74,53 +87,63 @@ def _child(prefix: str, loop: str, began: mmap.mmap, p: int) -> None:  # pragma:
         with dm.Control(udev_timeout=UDEV_TIMEOUT) as ctl:
             for i in range(LIFECYCLES):
                 name = f"{prefix}-{i}"
-                struct.pack_into("d", began, 8 * p, time.monotonic())
-                signal.setitimer(signal.ITIMER_REAL, BOUND)
+                _began(page, p, time.monotonic())
+                signal.setitimer(signal.ITIMER_REAL, CHILD_BOUND)
                 ctl.create_device(name, f"0 64 linear {loop} {i * 64}")
-                struct.pack_into("d", began, 8 * p, time.monotonic())
-                signal.setitimer(signal.ITIMER_REAL, BOUND)
+                _began(page, p, time.monotonic())
+                signal.setitimer(signal.ITIMER_REAL, CHILD_BOUND)
                 ctl.remove(name, retry=RETRY)
-                struct.pack_into("d", began, 8 * p, 0.0)
+                _began(page, p, 0.0)
             signal.setitimer(signal.ITIMER_REAL, 0)
         code = 0
     except BaseException as exc:  # noqa: BLE001 - the exit status and stderr report it
         sys.stderr.write(f"child {prefix}: {type(exc).__name__}: {exc}\n")
     finally:
-        struct.pack_into("d", began, 8 * p, 0.0)  # no call of this child is running
+        _began(page, p, 0.0)  # no call of this child is running
         sys.stderr.flush()
         os._exit(code)
 
 
-def _reap(children: list[int], errors: list[str], stuck: threading.Event, deadline: float) -> None:
-    """Wait for the children; one still running once the watchdog reported
-    (or at the workload's deadline) is killed, after its stack is out."""
-    left = dict(enumerate(children))
-    while left:
-        for p, pid in list(left.items()):
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                del left[p]
-                if os.waitstatus_to_exitcode(status) != 0:
-                    errors.append(f"process {p}: exit {os.waitstatus_to_exitcode(status)} (its stderr above)")
-        if left and (stuck.is_set() or time.monotonic() > deadline):
+def _reaped(running: dict[int, int], errors: list[str]) -> None:
+    """Take the exit status of every child that ended (``running``: worker
+    number -> pid, of children not yet reaped)."""
+    for p, pid in list(running.items()):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            del running[p]
+            if os.waitstatus_to_exitcode(status) != 0:
+                errors.append(f"process {p}: exit {os.waitstatus_to_exitcode(status)} (its stderr above)")
+
+
+def _reap(running: dict[int, int], errors: list[str], stuck: threading.Event, deadline: float) -> None:
+    """Wait for the children until they end, the watchdog reports, or the
+    workload's deadline passes."""
+    while running:
+        _reaped(running, errors)
+        if running and (stuck.is_set() or time.monotonic() > deadline):
             if not stuck.is_set():
-                errors.append(f"processes {sorted(left)} still running at the workload's deadline")
-                sys.stderr.write(f"== in the kernel\n{kernel_stacks(left.values())}")
-            for pid in left.values():
-                os.kill(pid, signal.SIGALRM)  # its own Python stack, if it can run
-            time.sleep(5)
-            for p, pid in left.items():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                # A task in D state dies only when its call returns.
-                for _ in range(100):
-                    if os.waitpid(pid, os.WNOHANG)[0]:
-                        break
-                    time.sleep(0.1)
-                else:
-                    errors.append(f"process {p} ({pid}) not gone 10 s after SIGKILL")
+                errors += [f"process {p}: still running at the workload's deadline" for p in running]
+                sys.stderr.write(f"== in the kernel\n{kernel_stacks(running.values())}")
             return
         time.sleep(0.2)
+
+
+def _kill(running: dict[int, int], errors: list[str]) -> None:
+    """End the children still running: SIGALRM first (each prints its own
+    stack if it can run), then SIGKILL; one in uninterruptible sleep dies
+    only when its call returns, and is reported, not waited for."""
+    for pid in running.values():
+        os.kill(pid, signal.SIGALRM)
+    time.sleep(5)
+    _reaped(running, errors)
+    for pid in running.values():
+        os.kill(pid, signal.SIGKILL)
+    for _ in range(100):
+        _reaped(running, errors)
+        if not running:
+            return
+        time.sleep(0.1)
+    errors += [f"process {p}: not gone 10 s after SIGKILL (pid {pid})" for p, pid in running.items()]
 
 
 def _leftovers(ctl: dm.Control, prefix: str, cookies_before: set[int]) -> list[str]:
@@ -153,20 +176,20 @@ def test_threads_and_processes_create_and_remove_without_hang_or_leftovers(dm_lo
     done = threading.Event()
     # When each child's current call began (CLOCK_MONOTONIC is the
     # machine's), 0 between calls: shared, so the watchdog sees them too.
-    began = mmap.mmap(-1, 8 * PROCESSES)
-    children: list[int] = []
+    page = mmap.mmap(-1, 8 * PROCESSES)
+    running: dict[int, int] = {}  # worker number -> pid, until reaped
 
     def watchdog() -> None:
         while not done.wait(1.0):
             now = time.monotonic()
             late = [f"thread {k}" for k, since in list(busy.items()) if now - since > BOUND]
-            late += [f"process {p}" for p in range(PROCESSES)
-                     if 0 < struct.unpack_from("d", began, 8 * p)[0] < now - BOUND]
+            late += [f"process {p}" for p in list(running)
+                     if 0 < struct.unpack_from("d", page, 8 * p)[0] < now - BOUND]
             if late:
-                errors.append(f"{', '.join(late)} in one call for more than {BOUND:g}s (stacks above)")
+                errors.extend(f"{w}: in one call for more than {BOUND:g}s (stacks above)" for w in late)
                 faulthandler.dump_traceback(all_threads=True)
                 sys.stderr.write("== in the kernel: the workers and every task in D state\n"
-                                 f"{kernel_stacks([os.getpid(), *children])}")
+                                 f"{kernel_stacks([os.getpid(), *running.values()])}")
                 sys.stderr.flush()
                 stuck.set()
                 return
@@ -177,8 +200,8 @@ def test_threads_and_processes_create_and_remove_without_hang_or_leftovers(dm_lo
         for p in range(PROCESSES):
             pid = os.fork()
             if pid == 0:  # pragma: no cover - child
-                _child(f"{prefix}p{p}", loop, began, p)
-            children.append(pid)
+                _child(f"{prefix}p{p}", loop, page, p)
+            running[p] = pid
 
         def thread_main(t: int) -> None:
             try:
@@ -195,13 +218,15 @@ def test_threads_and_processes_create_and_remove_without_hang_or_leftovers(dm_lo
         for t in threads:
             while t.is_alive() and not stuck.is_set() and time.monotonic() < deadline:
                 t.join(1.0)
-        _reap(children, errors, stuck, deadline)
+        _reap(running, errors, stuck, deadline)
         done.set()
         if any(t.is_alive() for t in threads) and not stuck.is_set():
             errors.append("threads still running at the workload's deadline")
             faulthandler.dump_traceback(all_threads=True)
     finally:
         done.set()
+        if running:  # reported, or the test's own watchdog cut it short
+            _kill(running, errors)
         shared.close()
         with dm.Control() as ctl:
             left = _leftovers(ctl, prefix, cookies_before)

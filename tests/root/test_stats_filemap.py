@@ -406,15 +406,17 @@ def btrfs_volume(dm_control, dm_make_loop, dm_make_device, tmp_path):
     loaded = os.path.exists("/sys/module/btrfs")
     disk = dm_make_loop(64)
     dev = dm_make_device(dm.Table.single(64 * MIB, "linear", f"{disk.devno_str} 0"))
-    subprocess.run(["mkfs.btrfs", "-q", "-f", "--mixed", dm_block_node(dev.devno)], check=True)
     mnt = tmp_path / "btrfs"
     mnt.mkdir()
-    subprocess.run(["mount", "-t", "btrfs", dm_block_node(dev.devno), str(mnt)], check=True)
     try:
-        _write(mnt / "f", 256 * 1024)
-        yield dev, mnt
+        subprocess.run(["mkfs.btrfs", "-q", "-f", "--mixed", dm_block_node(dev.devno)], check=True)
+        subprocess.run(["mount", "-t", "btrfs", dm_block_node(dev.devno), str(mnt)], check=True)
+        try:
+            _write(mnt / "f", 256 * 1024)
+            yield dev, mnt
+        finally:
+            subprocess.run(["umount", str(mnt)], check=True)
     finally:
-        subprocess.run(["umount", str(mnt)], check=True)
         if not loaded:
             subprocess.run(["modprobe", "-r", "btrfs"], check=False)
 
