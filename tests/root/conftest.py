@@ -12,13 +12,7 @@ import sys
 
 import pytest
 
-from tests.root.helpers import kernel_stacks
-
-# A test's set-up, call or clean-up that runs longer than this fails with
-# every thread's stack, instead of stalling the session until the guest is
-# killed and its output says nothing of where.  The slowest legitimate test
-# takes a few minutes under emulation.
-TEST_TIMEOUT = float(os.environ.get("PYDM_TEST_TIMEOUT", "600"))
+from tests.root.helpers import TEST_TIMEOUT, kernel_stacks
 
 
 class WatchdogExpired(BaseException):

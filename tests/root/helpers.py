@@ -13,6 +13,12 @@ from typing import Dict, Iterable, Tuple
 
 import pytest
 
+# A root test's set-up, call or clean-up that runs longer than this fails
+# with every thread's stack (conftest's watchdog), instead of stalling the
+# session until the guest is killed and its output says nothing of where.
+# The slowest legitimate test takes a few minutes under emulation.
+TEST_TIMEOUT = float(os.environ.get("PYDM_TEST_TIMEOUT", "600"))
+
 NOBODY = 65534  # the unprivileged user both tools run as in the permission cases
 
 

@@ -28,7 +28,7 @@ import pytest
 
 from pydevmapper import udev
 from pydevmapper.sandbox.peers import cryptsetup_tests_dir
-from tests.root.helpers import pydmsetup_as_dmsetup
+from tests.root.helpers import TEST_TIMEOUT, pydmsetup_as_dmsetup
 
 pytestmark = [pytest.mark.dm_root,
               pytest.mark.skipif(not udev.udev_running(), reason="needs udevd running (the udev boot)")]
@@ -47,7 +47,9 @@ def _run(script, tmp_path, which):
     proc = subprocess.Popen([f"./{script}"], cwd=work, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        out, _ = proc.communicate(timeout=1200)
+        # Each test runs a script twice: a raised $PYDM_TEST_TIMEOUT
+        # raises each run's share with it.
+        out, _ = proc.communicate(timeout=max(1200.0, TEST_TIMEOUT / 2))
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
