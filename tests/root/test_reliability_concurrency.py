@@ -58,19 +58,20 @@ def _lifecycles(ctl: dm.Control, prefix: str, loop: str, busy: dict, key: object
 # The child's own alarm is the fallback: the parent's watchdog, which also
 # prints where in the kernel a call waits, reports first.
 CHILD_BOUND = BOUND + 30.0
-_slot: tuple[mmap.mmap, int] | None = None  # a child's own place in the shared page
+_slot: tuple[mmap.mmap, int] | None = None  # in a child: the shared page and its own place in it
 
 
-def _began(page: mmap.mmap, p: int, when: float) -> None:
-    struct.pack_into("d", page, 8 * p, when)
+def _began(when: float) -> None:
+    """In a child: when its current call began, 0 when none runs."""
+    if _slot is not None:
+        struct.pack_into("d", _slot[0], 8 * _slot[1], when)
 
 
 def _overdue(signum: int, frame: object) -> None:  # pragma: no cover - in a forked child
     sys.stderr.write(f"child {os.getpid()}: a call outlived {BOUND:g}s\n")
     faulthandler.dump_traceback(all_threads=True)
     sys.stderr.flush()
-    if _slot is not None:
-        _began(*_slot, 0.0)
+    _began(0.0)
     os._exit(3)
 
 
@@ -87,19 +88,19 @@ def _child(prefix: str, loop: str, page: mmap.mmap, p: int) -> None:  # pragma: 
         with dm.Control(udev_timeout=UDEV_TIMEOUT) as ctl:
             for i in range(LIFECYCLES):
                 name = f"{prefix}-{i}"
-                _began(page, p, time.monotonic())
+                _began(time.monotonic())
                 signal.setitimer(signal.ITIMER_REAL, CHILD_BOUND)
                 ctl.create_device(name, f"0 64 linear {loop} {i * 64}")
-                _began(page, p, time.monotonic())
+                _began(time.monotonic())
                 signal.setitimer(signal.ITIMER_REAL, CHILD_BOUND)
                 ctl.remove(name, retry=RETRY)
-                _began(page, p, 0.0)
+                _began(0.0)
             signal.setitimer(signal.ITIMER_REAL, 0)
         code = 0
     except BaseException as exc:  # noqa: BLE001 - the exit status and stderr report it
         sys.stderr.write(f"child {prefix}: {type(exc).__name__}: {exc}\n")
     finally:
-        _began(page, p, 0.0)  # no call of this child is running
+        _began(0.0)
         sys.stderr.flush()
         os._exit(code)
 
