@@ -11,11 +11,14 @@ with ``unshare --root`` and a /proc of its own (objtool reads it).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Generator
 from pathlib import Path
 
 from .debian import cache_dir
@@ -41,60 +44,77 @@ def compiler_warnings(output: str) -> list[str]:
     return [m.group(0).strip() for m in _WARNING.finditer(output)]
 
 
-def build_module(
+@contextlib.contextmanager
+def built_module(
     kdir: Path,
     kver: str,
     *,
     buildroot: Path | None = None,
     csrc: Path = REPO / "csrc",
     log: Log = print,
-) -> Path | None:
-    """Build basic_target.ko for *kver* into ${PYDM_CACHE}/build/<kver>/.
+) -> Generator[Path | None, None, None]:
+    """basic_target.ko built for *kver*, in a directory of this run's own
+    under ${PYDM_CACHE}/build/, removed when the ``with`` block ends.
 
     *kdir* is the headers tree on the host; with *buildroot*, the build
     runs in there against ``/usr/src/linux-headers-<kver>`` instead.
-    Returns the .ko path, or None (with a message) when csrc/ has no
+    Yields the .ko path, or None (with a message) when csrc/ has no
     Makefile.  Raises SandboxError if the build fails or warns.
+
+    Every run builds its own (a second or two): an incremental build would
+    reuse an object that warned and print nothing, and runs side by side
+    for one kernel must not rebuild or remove the module another's guest
+    is loading.
     """
     if not (csrc / "Makefile").is_file():
         log(f"sandbox: {csrc}/Makefile not found; not building basic_target.ko (PYDM_BASIC_TARGET_KO unset)")
-        return None
-    out = cache_dir() / "build" / kver
-    # Built from scratch each time (a second or two): an incremental build
-    # would reuse an object that warned and print nothing.
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
+        yield None
+        return
+    base = cache_dir() / "build"
+    base.mkdir(parents=True, exist_ok=True)
+    out = Path(tempfile.mkdtemp(prefix=f"{kver}-", dir=base))
+    try:
+        _build(kdir, kver, out, buildroot=buildroot, csrc=csrc)
+        yield out / "basic_target.ko"
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def _build(kdir: Path, kver: str, out: Path, *, buildroot: Path | None, csrc: Path) -> None:
     ko = out / "basic_target.ko"
     if buildroot is None:
         argv = [require_tool("make"), "-C", str(csrc), f"KDIR={kdir}", f"BUILD_DIR={out}", "W=1", "modules"]
         env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
         env["PWD"] = str(csrc)  # some Makefiles use $(PWD) for M=
-        built = ko
-    else:
-        if os.geteuid() != 0:
-            raise SandboxError(f"building for {kver} enters its build root {buildroot}: run as root")
-        shutil.rmtree(buildroot / "build", ignore_errors=True)
-        src = buildroot / "build" / "csrc"
-        src.mkdir(parents=True)
+        res = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        _check(res, argv, kver, ko)
+        return
+    if os.geteuid() != 0:
+        raise SandboxError(f"building for {kver} enters its build root {buildroot}: run as root")
+    work = Path(tempfile.mkdtemp(prefix="build-", dir=buildroot))
+    try:
+        inside = "/" + work.name
+        (work / "csrc").mkdir()
         for name in MODULE_SOURCES:
-            shutil.copy2(csrc / name, src / name)
+            shutil.copy2(csrc / name, work / "csrc" / name)
         argv = [require_tool("unshare"), "--mount", "--pid", "--fork", "--mount-proc=/proc", f"--root={buildroot}",
-                "make", "-C", "/build/csrc", f"KDIR=/usr/src/linux-headers-{kver}", "BUILD_DIR=/build/out",
+                "make", "-C", f"{inside}/csrc", f"KDIR=/usr/src/linux-headers-{kver}", f"BUILD_DIR={inside}/out",
                 "W=1", "modules"]  # fmt: skip
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8", "HOME": "/root"}
-        built = buildroot / "build" / "out" / "basic_target.ko"
-    res = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        res = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        _check(res, argv, kver, work / "out" / "basic_target.ko")
+        shutil.copy2(work / "out" / "basic_target.ko", ko)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _check(res: subprocess.CompletedProcess[str], argv: list[str], kver: str, built: Path) -> None:
     output = res.stdout + res.stderr
     problems = compiler_warnings(output)
     if res.returncode != 0 or problems or not built.is_file():
-        # No module is left where a caller could pick it up.
-        ko.unlink(missing_ok=True)
         what = "failed" if res.returncode != 0 or not problems else "warned"
         raise SandboxError(
             f"building basic_target.ko for {kver} {what} ({shlex.join(argv)}):\n"
             + ("\n".join(problems) + "\n" if problems else "")
             + output[-4000:]
         )
-    if built != ko:
-        shutil.copy2(built, ko)
-    return ko

@@ -17,6 +17,7 @@ Design notes (the "why"):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import shlex
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from .build import build_module
+from .build import built_module
 from .debian import cache_dir
 from .errors import Log, SandboxError, find_tool, require_tool
 from .kernels import Kernel, static_busybox
@@ -366,27 +367,28 @@ def run_in_guest(
         raise SandboxError("no command given to run in the guest")
     check_host(udev=udev)
     env = dict(extra_env or {})
-    if build:
-        ko = build_module(kernel.kdir, kernel.version, buildroot=kernel.buildroot, log=log)
-        if ko is not None:
-            env["PYDM_BASIC_TARGET_KO"] = str(ko)
-    compile_bytecode()
-    busybox = static_busybox(log=log)
-    accel = "kvm" if kvm_usable(kernel.vmlinuz) else "tcg"
-    for attempt in range(1, BOOT_ATTEMPTS + 1):
-        result = _boot(argv, kernel, busybox, accel, udev=udev, timeout=timeout, memory=memory, cpus=cpus,
-                       preload=preload, env=env, cwd=cwd, sink=sink, vng_args=vng_args)
-        if result.started or attempt == BOOT_ATTEMPTS:
-            return result
-        # The command never ran, so this is no test result: a guest that
-        # dies while booting (seen once in CI, under TCG) is booted again.
-        log(f"sandbox: boot {attempt} of {BOOT_ATTEMPTS} failed before the command started; booting again")
-        for note in result.notes:
-            log(f"sandbox: {note}")
-        if accel == "kvm" and any(_KVM_BROKEN in note for note in result.notes):
-            # The probe can pass on a loaded host where KVM then fails.
-            log("sandbox: KVM cannot run this guest; using TCG")
-            accel = "tcg"
+    with contextlib.ExitStack() as stack:
+        if build:
+            ko = stack.enter_context(built_module(kernel.kdir, kernel.version, buildroot=kernel.buildroot, log=log))
+            if ko is not None:
+                env["PYDM_BASIC_TARGET_KO"] = str(ko)
+        compile_bytecode()
+        busybox = static_busybox(log=log)
+        accel = "kvm" if kvm_usable(kernel.vmlinuz) else "tcg"
+        for attempt in range(1, BOOT_ATTEMPTS + 1):
+            result = _boot(argv, kernel, busybox, accel, udev=udev, timeout=timeout, memory=memory, cpus=cpus,
+                           preload=preload, env=env, cwd=cwd, sink=sink, vng_args=vng_args)
+            if result.started or attempt == BOOT_ATTEMPTS:
+                return result
+            # The command never ran, so this is no test result: a guest that
+            # dies while booting (seen once in CI, under TCG) is booted again.
+            log(f"sandbox: boot {attempt} of {BOOT_ATTEMPTS} failed before the command started; booting again")
+            for note in result.notes:
+                log(f"sandbox: {note}")
+            if accel == "kvm" and any(_KVM_BROKEN in note for note in result.notes):
+                # The probe can pass on a loaded host where KVM then fails.
+                log("sandbox: KVM cannot run this guest; using TCG")
+                accel = "tcg"
     raise AssertionError("unreachable")
 
 
@@ -498,17 +500,18 @@ def run_native(
     """Run *argv* on this host (which has device-mapper); returns its exit status."""
     env = dict(os.environ, **(extra_env or {}))
     env.pop("PYDM_IN_GUEST", None)
-    if build:
-        release = os.uname().release
-        kdir = Path("/lib/modules") / release / "build"
-        if kdir.is_dir():
-            ko = build_module(kdir, release, log=log)
-            if ko is not None:
-                env["PYDM_BASIC_TARGET_KO"] = str(ko)
-        else:
-            log(f"sandbox: no headers at {kdir}; not building basic_target.ko "
-                f"(apt-get install linux-headers-{release})")
-    return subprocess.run(list(argv), env=env, check=False).returncode
+    with contextlib.ExitStack() as stack:
+        if build:
+            release = os.uname().release
+            kdir = Path("/lib/modules") / release / "build"
+            if kdir.is_dir():
+                ko = stack.enter_context(built_module(kdir, release, log=log))
+                if ko is not None:
+                    env["PYDM_BASIC_TARGET_KO"] = str(ko)
+            else:
+                log(f"sandbox: no headers at {kdir}; not building basic_target.ko "
+                    f"(apt-get install linux-headers-{release})")
+        return subprocess.run(list(argv), env=env, check=False).returncode
 
 
 def _read(path: Path) -> str:

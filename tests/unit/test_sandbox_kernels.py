@@ -179,9 +179,10 @@ def test_a_module_build_that_warns_fails_and_leaves_no_module(monkeypatch: pytes
     monkeypatch.setenv("PYDM_CACHE", str(tmp_path / "cache"))
     csrc = _fake_csrc(tmp_path, "basic_target.c:1:1: warning: unused variable x")
     with pytest.raises(SandboxError, match="warned") as err:
-        build.build_module(tmp_path, "9.9.9-test", csrc=csrc, log=lambda m: None)
+        with build.built_module(tmp_path, "9.9.9-test", csrc=csrc, log=lambda m: None):
+            pytest.fail("a build that warned was used")
     assert "unused variable x" in str(err.value)
-    assert not (tmp_path / "cache" / "build" / "9.9.9-test" / "basic_target.ko").exists()
+    assert list((tmp_path / "cache" / "build").iterdir()) == []
 
 
 def test_a_clean_module_build_is_used_and_built_with_w1(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -195,6 +196,24 @@ def test_a_clean_module_build_is_used_and_built_with_w1(monkeypatch: pytest.Monk
         return real_run(argv, **kw)  # type: ignore[call-overload]
 
     monkeypatch.setattr(build.subprocess, "run", run)
-    ko = build.build_module(tmp_path, "9.9.9-test", csrc=csrc, log=lambda m: None)
-    assert ko == tmp_path / "cache" / "build" / "9.9.9-test" / "basic_target.ko" and ko.is_file()
+    with build.built_module(tmp_path, "9.9.9-test", csrc=csrc, log=lambda m: None) as ko:
+        assert ko is not None and ko.is_file() and ko.name == "basic_target.ko"
+        assert ko.parent.parent == tmp_path / "cache" / "build" and ko.parent.name.startswith("9.9.9-test-")
     assert "W=1" in seen[0]
+    assert list((tmp_path / "cache" / "build").iterdir()) == []
+
+
+def test_runs_side_by_side_for_one_kernel_each_keep_their_own_module(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Two sandbox runs for one kernel at once: the second's build must not
+    # remove the module the first one's guest is loading, nor the other way.
+    monkeypatch.setenv("PYDM_CACHE", str(tmp_path / "cache"))
+    csrc = _fake_csrc(tmp_path, "built")
+    quiet = lambda m: None  # noqa: E731
+    with build.built_module(tmp_path, "9.9.9-test", csrc=csrc, log=quiet) as first:
+        with build.built_module(tmp_path, "9.9.9-test", csrc=csrc, log=quiet) as second:
+            assert first is not None and second is not None and first != second
+            assert first.is_file() and second.is_file()
+        assert first.is_file() and not second.exists()
+    assert not first.exists()
