@@ -113,8 +113,9 @@ def _cmd_info(a: argparse.Namespace) -> int:
 
 def _terminate(signum: int, _frame: object) -> None:
     # Turn SIGTERM/SIGHUP into SystemExit so run_in_guest's `finally` kills
-    # the qemu session and removes the rwdir (default handlers would orphan
-    # qemu: it runs in its own session so ^C on a terminal doesn't race us).
+    # the qemu session and removes the rwdir and the module's build
+    # directory (default handlers would orphan qemu: it runs in its own
+    # session so ^C on a terminal doesn't race us).
     raise SystemExit(128 + signum)
 
 

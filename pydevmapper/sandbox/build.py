@@ -97,7 +97,10 @@ def _build(kdir: Path, kver: str, out: Path, *, buildroot: Path | None, csrc: Pa
         (work / "csrc").mkdir()
         for name in MODULE_SOURCES:
             shutil.copy2(csrc / name, work / "csrc" / name)
-        argv = [require_tool("unshare"), "--mount", "--pid", "--fork", "--mount-proc=/proc", f"--root={buildroot}",
+        # --kill-child: make goes with unshare if the run is stopped, and
+        # cannot write into the directory after it is removed.
+        argv = [require_tool("unshare"), "--mount", "--pid", "--fork", "--kill-child", "--mount-proc=/proc",
+                f"--root={buildroot}",
                 "make", "-C", f"{inside}/csrc", f"KDIR=/usr/src/linux-headers-{kver}", f"BUILD_DIR={inside}/out",
                 "W=1", "modules"]  # fmt: skip
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8", "HOME": "/root"}

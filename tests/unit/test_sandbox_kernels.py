@@ -6,6 +6,7 @@ modules, where its modules are built, and that a build that warns fails."""
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,55 @@ def test_runs_side_by_side_for_one_kernel_each_keep_their_own_module(
             assert first.is_file() and second.is_file()
         assert first.is_file() and not second.exists()
     assert not first.exists()
+
+
+def _fake_build_root(monkeypatch: pytest.MonkeyPatch, root: Path, returncode: int) -> list[list[str]]:
+    """A build root whose 'make' (run through unshare) leaves a module in
+    its BUILD_DIR, as seen from inside the root, and exits *returncode*."""
+    seen: list[list[str]] = []
+
+    def run(argv: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+        seen.append(argv)
+        inside = next(a for a in argv if a.startswith("BUILD_DIR=")).split("=", 1)[1]
+        (root / inside.lstrip("/")).mkdir(parents=True)
+        (root / inside.lstrip("/") / "basic_target.ko").write_text("ko")
+        return subprocess.CompletedProcess(argv, returncode, "", "make: *** error\n" if returncode else "")
+
+    monkeypatch.setattr(build.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(build, "require_tool", lambda name: name)
+    monkeypatch.setattr(build.subprocess, "run", run)
+    return seen
+
+
+def test_a_build_in_a_build_root_uses_its_own_directory_there_and_leaves_none(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PYDM_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "buildroot"
+    root.mkdir()
+    seen = _fake_build_root(monkeypatch, root, 0)
+    csrc = _fake_csrc(tmp_path, "unused")
+    quiet = lambda m: None  # noqa: E731
+    with build.built_module(tmp_path, "9.9.9-test", buildroot=root, csrc=csrc, log=quiet) as first:
+        with build.built_module(tmp_path, "9.9.9-test", buildroot=root, csrc=csrc, log=quiet) as second:
+            assert first is not None and second is not None and first != second
+            assert first.read_text() == "ko" and second.read_text() == "ko"
+            # The module is copied out of the build root, which keeps nothing.
+            assert list(root.iterdir()) == []
+    dirs = [next(a for a in argv if a.startswith("BUILD_DIR=")) for argv in seen]
+    assert len(set(dirs)) == 2 and all(d.startswith("BUILD_DIR=/build-") for d in dirs)
+    assert all("--kill-child" in argv and f"--root={root}" in argv for argv in seen)
+    assert list((tmp_path / "cache" / "build").iterdir()) == []
+
+
+def test_a_failed_build_in_a_build_root_leaves_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PYDM_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "buildroot"
+    root.mkdir()
+    _fake_build_root(monkeypatch, root, 2)
+    csrc = _fake_csrc(tmp_path, "unused")
+    with pytest.raises(SandboxError, match="failed"):
+        with build.built_module(tmp_path, "9.9.9-test", buildroot=root, csrc=csrc, log=lambda m: None):
+            pytest.fail("a build that failed was used")
+    assert list(root.iterdir()) == []
+    assert list((tmp_path / "cache" / "build").iterdir()) == []
