@@ -39,10 +39,11 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install o
 # lvm2, thin-provisioning-tools: the root tier tears down stacks LVM made;
 # cryptsetup-bin: it drives LVM and cryptsetup with pydmsetup as dmsetup
 # (LVM checks a thin pool's metadata with thin_check as it activates it).
-# keyutils: cryptsetup's keyring scripts, run with pydmsetup, need keyctl.
+# keyutils, sharutils: cryptsetup's keyring scripts, run with pydmsetup,
+# need keyctl, its loopaes-test uuencode.
 # btrfs-progs: a file map on btrfs must be refused as dmstats refuses it.
 PKGS=(qemu-system-x86 udev kmod e2fsprogs btrfs-progs dmsetup libdevmapper-dev lvm2 thin-provisioning-tools
-      cryptsetup-bin keyutils gcc gcc-12 make mmdebstrap debian-archive-keyring python3-dev file ca-certificates)
+      cryptsetup-bin keyutils sharutils gcc gcc-12 make mmdebstrap debian-archive-keyring python3-dev file ca-certificates)
 # busybox-static Conflicts with busybox; either one is fine here (the sandbox
 # keeps its own static busybox in the cache for virtme-ng's initramfs).
 installed busybox || installed busybox-static || PKGS+=(busybox)

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from .debian import Apt, cache_dir, host_release
-from .errors import Log, SandboxError
+from .errors import Log, SandboxError, require_tool
 
 
 def installed_version(package: str) -> str:
@@ -41,6 +41,7 @@ def fetch_cryptsetup_tests(*, log: Log = print) -> Path:
     """cryptsetup's ``tests/`` for the installed version, fetched once."""
     dest = cryptsetup_tests_dir()
     if (dest / "mode-test").is_file():
+        _build_differ(dest)
         return dest
     release = host_release()
     if release is None:
@@ -60,8 +61,20 @@ def fetch_cryptsetup_tests(*, log: Log = print) -> Path:
             members = [m for m in tar.getmembers() if m.name.startswith(top)
                        and (m.isfile() or m.isdir()) and ".." not in Path(m.name).parts]
             tar.extractall(staging / "src", members=members)
+        _build_differ(staging / "src" / top)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(dest, ignore_errors=True)
         shutil.move(str(staging / "src" / top), str(dest))
     log(f"peers: cryptsetup's test scripts in {dest}")
     return dest
+
+
+def _build_differ(tests: Path) -> None:
+    """``differ``, the compare tool ``compat-test`` and ``compat-test2``
+    skip without (cryptsetup's ``make check`` builds it from ``differ.c``)."""
+    if (tests / "differ").is_file() or not (tests / "differ.c").is_file():
+        return
+    res = subprocess.run([require_tool("gcc"), "-O2", "-o", str(tests / "differ"), str(tests / "differ.c")],
+                         capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise SandboxError(f"building cryptsetup's tests/differ failed:\n{res.stderr[-2000:]}")
