@@ -422,9 +422,8 @@ ffibuilder.set_source(
         return 0;
     }
 
-    /* One semop on semaphore 0, bounded by timeout_ns when it is not
-       negative.  0 or the errno (EINTR included: Python runs its signal
-       handlers, then calls again). */
+    /* Whether fd's file system is btrfs: 1, 0 or -errno.  Python's
+       os.statvfs has no f_type, so fstatfs is called here. */
     static int pydm_on_btrfs(int fd)
     {
         struct statfs fs;
@@ -434,6 +433,9 @@ ffibuilder.set_source(
         return (unsigned long)fs.f_type == (unsigned long)BTRFS_SUPER_MAGIC;
     }
 
+    /* One semop on semaphore 0, bounded by timeout_ns when it is not
+       negative.  0 or the errno (EINTR included: Python runs its signal
+       handlers, then calls again). */
     static int pydm_semop(int semid, int op, int flags, long long timeout_ns)
     {
         struct sembuf sb = { 0, (short)op, (short)flags };

@@ -46,7 +46,7 @@ def _version() -> str:
 
 project = "pydevmapper"
 author = "the pydevmapper authors"
-copyright = "the pydevmapper authors; GPL-2.0-or-later"
+copyright = "the pydevmapper authors; LGPL-2.1-or-later"
 release = _version()
 version = ".".join(release.split(".")[:2])
 
