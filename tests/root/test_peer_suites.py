@@ -10,15 +10,9 @@ against the installed ``cryptsetup``, ``veritysetup`` and
 ``integritysetup`` from a copy of their directory.  ``discards-test``
 (dm-crypt's discards, read back with ``dmsetup table``) runs here; the
 others take too long under emulation to run twice in every udev boot
-(``device-test`` five minutes for the pair, ``keyring-test`` and
-``keyring-compat-test`` ten or more with pydmsetup; ``mode-test``,
-``integrity-compat-test`` and ``verity-compat-test`` 12 to 32 minutes
-with Debian's dmsetup and half an hour or more with pydmsetup, which the
-stock rules start two or three times an uevent): ``$PYDM_PEER_SCRIPTS``
-names others (with ``$PYDM_TEST_TIMEOUT`` raised above the session's
-600 s a test for the long ones; the keyring scripts need ``keyctl``).
-docs/pydmsetup.md lists the scripts that pass both ways and how long each
-takes.
+(docs/pydmsetup.md lists those that pass both ways and how long each
+takes): ``$PYDM_PEER_SCRIPTS`` names them (with ``$PYDM_TEST_TIMEOUT``
+raised above the session's 600 s a test for the long ones).
 """
 
 from __future__ import annotations
