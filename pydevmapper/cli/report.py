@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The ``-c`` report: fields, -o/-O/-S, and libdm-report's output layouts.
 
-Rows are plain dicts of field id -> value (str or int) built by the
-commands; this module only chooses, orders, filters and prints them.  The
+Rows are plain dicts of field id -> value (str, int, or a ``Keyed`` text
+with the value libdm orders and selects it by) built by the commands; this
+module only chooses, orders, filters and prints them.  The
 layout rules are libdm-report's: aligned columns whose widths grow to the
 widest value (headings are cut to the width), ``--noheadings`` switching to
 unaligned ``:``-separated output, ``--nameprefixes`` printing ``DM_FIELD='v'``,
@@ -22,9 +23,36 @@ if TYPE_CHECKING:
 
     from pydevmapper.cli.selection import Selection
 
-    Row = dict[str, Union[str, int]]  # field id -> value
+    Row = dict[str, Union[str, int, "Keyed"]]  # field id -> value
 
 STR, NUM = "str", "num"
+_U64 = (1 << 64) - 1
+
+
+class Keyed:
+    """A field's text and the value libdm sorts and selects it by, where
+    they differ: libdm keeps a sort value beside each field's text (a size's
+    sectors behind ``8.00m``, a rate's double behind ``0.50``, a group's id
+    behind its region range ``0-1``)."""
+
+    __slots__ = ("text", "key")
+
+    def __init__(self, text: str, key: int | float | str) -> None:
+        self.text, self.key = text, key
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"Keyed({self.text!r}, {self.key!r})"
+
+
+def sort_key(value: str | int | Keyed) -> int | float | str:
+    """What libdm orders a value by: a ``Keyed`` value's key; a number as
+    the uint64 it keeps (an int32 -1 sorts last)."""
+    if isinstance(value, Keyed):
+        return value.key
+    return value & _U64 if isinstance(value, int) else value
 
 
 class Field(NamedTuple):
@@ -212,7 +240,7 @@ def format_report(opts: Options, rows: Sequence[Row],
     if not kept:
         return ""
     for field, descending in reversed(opts.sort):  # stable: last key first
-        kept.sort(key=lambda r: r[field.id], reverse=descending)
+        kept.sort(key=lambda r: sort_key(r[field.id]), reverse=descending)
     cells = [[str(r[f.id]) for f in opts.fields] for r in kept]
     # libdm measures and pads in bytes (printf's %-*s): "é" takes two columns.
     widths = [max([f.width] + [_bytes(row[i]) for row in cells]) for i, f in enumerate(opts.fields)]

@@ -30,7 +30,7 @@ import re
 from collections.abc import Callable
 
 from pydevmapper.cli import texts
-from pydevmapper.cli.report import FIELDS, ReportError
+from pydevmapper.cli.report import FIELDS, Keyed, ReportError, sort_key
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
@@ -346,13 +346,22 @@ def _unit_factor(unit: str) -> int:
 
 
 def _text(row: Row, field_id: str) -> str:
-    return "1" if field_id == "selected" else str(row[field_id])
+    if field_id == "selected":
+        return "1"
+    value = row[field_id]
+    # libdm matches a string field's sort value, which for two of dmstats'
+    # (precise, hist_bins) is a number's bytes, not its text.
+    return value.key if isinstance(value, Keyed) and isinstance(value.key, str) else str(value)
 
 
-def _number(row: Row, field_id: str) -> int:
+def _number(row: Row, field_id: str) -> float:
     if field_id == "selected":
         return 1  # every row counts as selected while it is being tested
-    return int(row[field_id]) & _U64  # libdm keeps int32 values as uint64 sort keys
+    # libdm compares a number field's sort value as a uint64 (int32 values
+    # too), a size field's as a double in sectors.
+    key = sort_key(row[field_id])
+    assert not isinstance(key, str), field_id  # the parser lets only number and size fields here
+    return key
 
 
 _NUMERIC: dict[str, Callable[[float, float], bool]] = {

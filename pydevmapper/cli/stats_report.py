@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 from functools import partial
 
+from pydevmapper.cli.report import Keyed
 from pydevmapper.cli.session import Failed, Session
 from pydevmapper.cparse import atoi, strtoul
 
@@ -153,44 +154,67 @@ def _utilization(c: Counters, interval_ns: int) -> float:
     return min(c.io_time, interval_ns) / interval_ns
 
 
-def _service_time(c: Counters, interval_ns: int) -> str:
-    """libdm's svctm: through a truncated percent of a C float."""
+def _service_time(c: Counters, interval_ns: int) -> float:
+    """libdm's svctm in ms: through a truncated percent of a C float."""
     tput = _NS * (c.reads + c.writes) / interval_ns
     util = _utilization(c, interval_ns) * 100
     if int(tput) == 0 or int(util) == 0:
-        return "0.00"
-    return f"{(_NS * _f32(_f32(int(util)) / 1_000_000)) / (100.0 * tput) / 1e6:.2f}"
+        return 0.0
+    return (_NS * _f32(_f32(int(util)) / 1_000_000)) / (100.0 * tput) / 1e6
 
 
 def _per_io(total: int, ios: int) -> float:
     return total / ios if total and ios else 0.0
 
 
-# libdm's derived figures, formatted as dmsetup shows them: (counters,
-# interval in ns, units) -> text.  Merges per second are divided by the
-# interval in ns, not seconds, as libdm 1.02.185 does.
-_FIGURES: dict[str, Callable[[Counters, int, Units], str]] = {
-    "reads_merged_per_sec": lambda c, i, u: f"{c.reads_merged / i:.2f}",
-    "writes_merged_per_sec": lambda c, i, u: f"{c.writes_merged / i:.2f}",
-    "reads_per_sec": lambda c, i, u: f"{c.reads * _NS / i:.2f}",
-    "writes_per_sec": lambda c, i, u: f"{c.writes * _NS / i:.2f}",
-    "read_size_per_sec": lambda c, i, u: u.size(int(c.read_sectors * float(_NS) / i)),
-    "write_size_per_sec": lambda c, i, u: u.size(int(c.write_sectors * float(_NS) / i)),
-    "avg_request_size": lambda c, i, u: u.size(int(_per_io(c.read_sectors + c.write_sectors, c.reads + c.writes))),
-    "queue_size": lambda c, i, u: f"{c.weighted_io_time / i:.2f}",
-    "await": lambda c, i, u: f"{_per_io(c.read_time + c.write_time, c.reads + c.writes) / 1e6:.2f}",
-    "read_await": lambda c, i, u: f"{_per_io(c.read_time, c.reads) / 1e6:.2f}",
-    "write_await": lambda c, i, u: f"{_per_io(c.write_time, c.writes) / 1e6:.2f}",
-    "throughput": lambda c, i, u: f"{_NS * (c.reads + c.writes) / i:.2f}",
-    "service_time": lambda c, i, u: _service_time(c, i),
-    "util": lambda c, i, u: _percent_text(_percent(int(1_000_000 * _utilization(c, i)), 1_000_000)),
-    "interval_ns": lambda c, i, u: str(i),
-    "interval": lambda c, i, u: f"{i / _NS:2.6f}",
+def _bits(x: float) -> int:
+    """A double's bits as a uint64: dmsetup keeps its rates as doubles in
+    number fields, which libdm sorts and selects as uint64 (so the order is
+    the numbers', and ``reads_per_sec<5`` keeps only rates of 0)."""
+    bits: int = struct.unpack("<Q", struct.pack("<d", x))[0]
+    return bits
+
+
+def _two(x: float) -> Keyed:
+    return Keyed(f"{x:.2f}", _bits(x))
+
+
+def _sized(sectors: float, units: Units) -> Keyed:
+    return Keyed(units.size(int(sectors)), _bits(sectors))
+
+
+def _util(c: Counters, interval_ns: int) -> Keyed:
+    percent = _percent(int(1_000_000 * _utilization(c, interval_ns)), 1_000_000)
+    return Keyed(_percent_text(percent), percent)
+
+
+# libdm's derived figures as dmsetup shows them, keyed by the value libdm
+# sorts and selects them by: (counters, interval in ns, units) -> value.
+# Merges per second are divided by the interval in ns, not seconds, as
+# libdm 1.02.185 does.
+_FIGURES: dict[str, Callable[[Counters, int, Units], Keyed]] = {
+    "reads_merged_per_sec": lambda c, i, u: _two(c.reads_merged / i),
+    "writes_merged_per_sec": lambda c, i, u: _two(c.writes_merged / i),
+    "reads_per_sec": lambda c, i, u: _two(c.reads * _NS / i),
+    "writes_per_sec": lambda c, i, u: _two(c.writes * _NS / i),
+    "read_size_per_sec": lambda c, i, u: _sized(c.read_sectors * float(_NS) / i, u),
+    "write_size_per_sec": lambda c, i, u: _sized(c.write_sectors * float(_NS) / i, u),
+    "avg_request_size": lambda c, i, u: _sized(_per_io(c.read_sectors + c.write_sectors, c.reads + c.writes), u),
+    "queue_size": lambda c, i, u: _two(c.weighted_io_time / i),
+    "await": lambda c, i, u: _two(_per_io(c.read_time + c.write_time, c.reads + c.writes) / 1e6),
+    "read_await": lambda c, i, u: _two(_per_io(c.read_time, c.reads) / 1e6),
+    "write_await": lambda c, i, u: _two(_per_io(c.write_time, c.writes) / 1e6),
+    "throughput": lambda c, i, u: _two(_NS * (c.reads + c.writes) / i),
+    "service_time": lambda c, i, u: _two(_service_time(c, i)),
+    "util": lambda c, i, u: _util(c, i),
+    "interval_ns": lambda c, i, u: Keyed(str(i), i),
+    "interval": lambda c, i, u: Keyed(f"{i / _NS:2.6f}", _bits(i / _NS)),
 }
 
 
-def metric(field: str, c: Counters, interval_ns: int, units: Units) -> str:
-    """One of libdm's derived figures, formatted as dmsetup does."""
+def metric(field: str, c: Counters, interval_ns: int, units: Units) -> Keyed:
+    """One of libdm's derived figures: its text as dmsetup shows it, its key
+    as libdm sorts and selects it."""
     return _FIGURES[field](c, interval_ns, units)
 
 
@@ -346,7 +370,7 @@ class Report:
 
     def _row(self, name: str, held: Handle, r: Region, area: int | None,
              areas: list[Counters] | None) -> Row:
-        size = self.units.size
+        size = self._size
         step = r.area_size
         # Read with its counters, libdm takes a region's length from the
         # areas the kernel printed: a short last area counts whole.
@@ -356,14 +380,16 @@ class Report:
         else:
             area_start, offset, kind = r.start + step * area, step * area, "area"
         group = held.group_of.get(r.region_id)
+        # An ungrouped region's "-" is keyed as dmsetup meant (its key is a
+        # pointer into a returned stack frame, like a group's region range).
         row: Row = {
             "stats_name": (group.alias if group is not None else "") or name,
-            "group_id": "-" if group is None else group.group_id, "region_id": r.region_id, "obj_type": kind,
-            "region_start": size(r.start), "region_len": size(length), "area_count": r.areas,
+            "group_id": Keyed("-", _NO_GROUP) if group is None else group.group_id, "region_id": r.region_id,
+            "obj_type": kind, "region_start": size(r.start), "region_len": size(length), "area_count": r.areas,
             "area_id": area or 0, "area_start": size(area_start), "area_len": size(step),
             "area_offset": size(offset), "program_id": "" if r.program_id.startswith("-") else r.program_id,
-            "user_data": held.aux[r.region_id], "precise": str(int(r.precise_timestamps)),
-            "hist_bins": str(len(r.histogram_bounds) + 1 if r.histogram_bounds else 0),
+            "user_data": held.aux[r.region_id], "precise": _int_as_string(int(r.precise_timestamps)),
+            "hist_bins": _int_as_string(len(r.histogram_bounds) + 1 if r.histogram_bounds else 0),
         }
         counted = None
         if areas is not None:
@@ -378,16 +404,20 @@ class Report:
         """A group's row: its regions taken as one (libdm's group aggregate)."""
         from pydevmapper.stats import Counters, format_ranges
 
-        size = self.units.size
+        size = self._size
         leader = held.regions[g.group_id]
         members = [held.regions[m] for m in g.regions]
         length = sum(m.length if counters is None else m.areas * m.area_size for m in members)
         row: Row = {
-            "stats_name": g.alias or name, "group_id": g.group_id, "region_id": format_ranges(g.regions),
+            # dmsetup's key for a group's region range is a pointer into a
+            # returned stack frame; the group id is what it meant.
+            "stats_name": g.alias or name, "group_id": g.group_id,
+            "region_id": Keyed(format_ranges(g.regions), g.group_id),
             "obj_type": "group", "region_start": size(leader.start), "region_len": size(length),
             "area_count": 1, "area_id": 0, "area_start": size(leader.start), "area_len": size(length),
             "area_offset": size(0), "program_id": PROGRAM_ID, "user_data": "",
-            "precise": str(int(leader.precise_timestamps)), "hist_bins": "0",  # libdm has none for groups
+            "precise": _int_as_string(int(leader.precise_timestamps)),
+            "hist_bins": _int_as_string(0),  # libdm has none for groups
         }
         counted = None
         if counters is not None:
@@ -395,6 +425,11 @@ class Report:
             self._counted(row, counted)
         self._histograms(row, leader.histogram_bounds, counted)
         return row
+
+    def _size(self, sectors: int) -> Keyed:
+        """A size field: shown in the report's units, keyed by its sectors
+        (libdm selects sizes as doubles)."""
+        return Keyed(self.units.size(sectors), float(sectors))
 
     def _counted(self, row: Row, c: Counters) -> None:
         """The counters and, of the derived figures, those the report uses."""
@@ -412,6 +447,16 @@ class Report:
                 continue
             counts = c.histogram if c is not None else (0,) * (len(bounds) + 1)
             row[field] = histogram_text(bounds, counts, _HISTOGRAMS[field] | self.hist_suffix, self.hist_width)
+
+
+_NO_GROUP = _U64  # libdm's DM_STATS_GROUP_NONE
+
+
+def _int_as_string(value: int) -> Keyed:
+    """A string field dmsetup fills with libdm's int formatter: shown as the
+    number, while libdm sorts and selects it as a string read from the
+    number's bytes (``precise=1`` selects nothing, ``precise=""`` the 0s)."""
+    return Keyed(str(value), (value & _U64).to_bytes(8, "little").split(b"\0", 1)[0].decode("latin-1"))
 
 
 def list_regions(s: Session, dev: DeviceId, program: str | None, quiet: bool) -> list[Region] | None:

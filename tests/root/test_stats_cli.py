@@ -194,6 +194,17 @@ READ_CASES = [
     ["list", "-S", "program_id=myprog", "--allprograms", "{a}"], ["list", "--group", "-S", "group_id=0"],
     ["report", "--raw", "-S", "read_count=0", "-o", "region_id,read_count", "{b}"],
     ["list", "-S", "user_data=~h", "-o", "region_id,user_data", "{a}"],
+    # ... by the values libdm keeps beside the text: sizes in sectors, rates
+    # as doubles, the numbers of two string fields as bytes
+    ["list", "-S", "region_len>1m", "{a}"], ["list", "-S", "region_start>=100s && region_len<1m", "{a}"],
+    ["list", "-v", "-S", "area_len=300s", "-o", "region_id,area_id,area_start,area_len", "{a}"],
+    ["list", "-O", "region_len,-region_start", "{a}"], ["list", "-v", "-O", "-area_start", "{a}"],
+    ["list", "-O", "-area_len", "--units", "k", "{a}"],
+    ["report", "-S", "reads_per_sec<5 && util=0", "-o", "region_id,area_id,reads_per_sec,util", "{a}"],
+    ["report", "--region", "-O", "-throughput,-region_id", "{b}"],
+    ["list", "-S", "precise=1", "{a}"], ["list", "-S", "precise=''", "-o", "region_id,precise", "{a}"],
+    ["list", "-O", "-hist_bins", "-o", "region_id,hist_bins", "{a}"],
+    ["list", "-S", "group_id=0", "{b}"], ["list", "-O", "-group_id,region_id", "--region", "{b}", "{s}"],
     # histograms (a's regions 3 and 6, s's regions and their group)
     ["list", "--histogram"], ["list", "--histogram", "-v"], ["report", "--histogram"],
     ["report", "--histogram", "--relative"], ["report", "--histogram", "--group"],
@@ -306,6 +317,26 @@ def test_counts_of_known_reads(devs, tmp_path):
                  ["report", "-o", histograms, "{a}"],
                  ["report", "--noheadings", "-o", histograms, "{a}"], ["list", "-v", "-o", histograms, "{a}"]):
         same(devs.fill(case), reset)
+    # Sorted and selected by the rates (a first interval is 1 s: they are
+    # the counts), which libdm keeps as doubles and compares as uint64 bits.
+    ordered = "region_id,area_id,obj_type,read_count"
+    for case in (["report", "-o", ordered, "-O", "-reads_per_sec,region_id,area_id", "{a}"],
+                 ["report", "-o", ordered, "-S", "reads_per_sec<5", "{a}"],
+                 ["report", "-o", ordered, "-S", "reads_per_sec>0 && read_size_per_sec>=1",
+                  "-O", "read_size_per_sec,region_id", "{a}"],
+                 ["report", "--area", "-o", ordered, "-O", "-avg_request_size,-read_count,region_id", "{a}"]):
+        same(devs.fill(case), reset)
+    # The API's rates are those dmstats shows (region 1: four areas of 2 MiB
+    # read 2, 1, 2 and 0 times).
+    reset()
+    rates = [stats.Rates.of(c, 1.0) for c in stats.area_counters(devs.ctl, devs.a.name, 1)]
+    code, out, _ = _run("dm", "dmstats", ["report", "--area", "--noheadings", "--separator", ",", "--units", "s",
+                                          "-o", "region_id,area_id,reads_per_sec,read_size_per_sec,"
+                                          "avg_request_size,throughput", devs.a.name])
+    assert code == 0 and [r.reads_per_sec for r in rates] == [2, 1, 2, 0]
+    shown = [line.split(",", 2)[2] for line in out.decode().split() if line.startswith("1,")]
+    assert shown == [f"{r.reads_per_sec:.2f},{int(r.read_sectors_per_sec)},{int(r.average_request_size)},"
+                     f"{r.throughput:.2f}" for r in rates]
     # report read the counters with @stats_print_clear: they start again from zero.
     reset()
     _run("py", "dmstats", devs.fill(["report", "{a}"]))

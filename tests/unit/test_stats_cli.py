@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from pydevmapper.cli import main
+from pydevmapper.cli import main, report, selection
 from pydevmapper.cli import stats_commands as sc
 from pydevmapper.cli import stats_report as sr
 from pydevmapper.stats import Counters, Group, Region
@@ -86,7 +86,7 @@ def test_derived_figures_as_dmstats_shows_them():
     units, second = sr.Units("h"), 1_000_000_000
 
     def m(field, interval=second):
-        return sr.metric(field, c, interval, units)
+        return str(sr.metric(field, c, interval, units))
 
     assert m("reads_per_sec") == "8.00" and m("writes_per_sec") == "2.00"
     assert m("reads_per_sec", 2 * second) == "4.00"
@@ -95,9 +95,51 @@ def test_derived_figures_as_dmstats_shows_them():
     assert m("queue_size") == "0.25" and m("util") == "50.00"
     assert m("await") == "1.20" and m("read_await") == "1.00" and m("write_await") == "2.00"
     assert m("throughput") == "10.00" and m("interval") == "1.000000" and m("interval_ns") == "1000000000"
-    assert sr.metric("util", _counters(io_time=1000), second, units) == "0.01"  # never 0.00 for some
-    assert sr.metric("util", _counters(io_time=2 * second), second, units) == "100.00"
-    assert sr.metric("await", _counters(), second, units) == "0.00"
+    assert str(sr.metric("util", _counters(io_time=1000), second, units)) == "0.01"  # never 0.00 for some
+    assert str(sr.metric("util", _counters(io_time=2 * second), second, units)) == "100.00"
+    assert str(sr.metric("await", _counters(), second, units)) == "0.00"
+
+
+def test_figures_are_keyed_as_libdm_sorts_and_selects_them():
+    """Rates are doubles that libdm compares as uint64 bits (the numbers'
+    order, but any rate above 0 is "more than" every integer one types);
+    util is a percent in millionths; sizes are sectors."""
+    units, second = sr.Units("h"), 1_000_000_000
+    rates = [sr.metric("reads_per_sec", _counters(reads=n), second, units) for n in (10, 0, 9, 3)]
+    assert [str(r) for r in sorted(rates, key=report.sort_key)] == ["0.00", "3.00", "9.00", "10.00"]
+    assert rates[1].key == 0 and rates[3].key == 0x4008000000000000  # 3.0's bits
+    assert sr.metric("util", _counters(io_time=second // 2), second, units).key == 50_000_000
+    sized = sr.metric("read_size_per_sec", _counters(read_sectors=8), second, units)
+    assert (str(sized), report.sort_key(sized)) == ("4.00k", 0x4020000000000000)  # 8.0's bits
+
+
+def _stats_rows(text, rows):
+    errors = []
+    sel = selection.parse(text, "", errors.append)
+    assert not errors
+    return [r["n"] for r in rows if sel(r)]
+
+
+def test_stats_rows_select_by_their_keys():
+    units = sr.Units("h")
+    rows = [{"n": n, "region_len": report.Keyed(units.size(length), float(length)),
+             "reads_per_sec": sr.metric("reads_per_sec", _counters(reads=reads), 1_000_000_000, units),
+             "precise": sr._int_as_string(precise), "group_id": group,
+             "region_id": region}
+            for n, length, reads, precise, group, region in (
+                (0, 16384, 10, 1, 0, 0), (1, 2048, 0, 0, report.Keyed("-", sr._NO_GROUP), 1),
+                (2, 4096, 3, 0, 0, report.Keyed("0-1", 0)))]
+    assert [str(r["region_len"]) for r in rows] == ["8.00m", "1.00m", "2.00m"]
+    assert _stats_rows("region_len>1m", rows) == [0, 2]
+    assert _stats_rows("region_len=2048s", rows) == [1]
+    assert _stats_rows("reads_per_sec<5", rows) == [1]  # 3.00 is not: its bits are more than 5
+    assert _stats_rows("reads_per_sec>0", rows) == [0, 2]
+    assert _stats_rows("precise=1", rows) == []  # libdm reads the number's bytes as the string
+    assert _stats_rows("precise=''", rows) == [1, 2]
+    assert _stats_rows("group_id=0", rows) == [0, 2] and _stats_rows("region_id>=1", rows) == [1]
+    opts = report.Options(report.parse_fields("region_len", "", print), report.parse_sort("-region_len", ""),
+                          None, False, False, ":", False, False, False)
+    assert report.format_report(opts, rows) == "8.00m\n2.00m\n1.00m\n"
 
 
 def test_the_walk_puts_areas_first_and_skips_single_area_regions():
