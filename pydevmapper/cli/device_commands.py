@@ -304,6 +304,8 @@ def _simple(task: str, method: str, pass_flags: bool) -> CommandFn:
         kwargs: dict[str, bool] = {}
         if pass_flags:
             kwargs = {"noflush": bool(s.has("noflush")), "nolockfs": bool(s.has("nolockfs"))}
+        if method == "suspend" and s.has("checks"):
+            _check_nothing_below_suspended(s, device)
         info: DeviceInfo | None = s.call(task, device, lambda: getattr(s.control, method)(device, **kwargs))
         # libdevmapper sets read-ahead after a resume of a device it was
         # given by name; by uuid or number it has no name and skips it.
@@ -316,6 +318,34 @@ def _simple(task: str, method: str, pass_flags: bool) -> CommandFn:
         if info is not None and s.has("verbose"):
             s.write(s.long_info(s.shown_info(info)))
     return run
+
+
+def _check_nothing_below_suspended(s: Session, device: DeviceId) -> None:
+    """libdm's ``--checks`` before a suspend: walk the device's mapped
+    dependencies, depth first, and report each one already suspended (I/O
+    could be trapped between the two) as libdm's internal error, which
+    does not stop the suspend; a failed deps ioctl does.  A suspended
+    device's own dependencies are not walked."""
+    from pydevmapper.types import DevNo
+
+    major = dm_major()
+
+    def check(dev: DeviceId, user: str | None) -> None:
+        """``user``: how libdm names the device that uses ``dev`` (None for the device itself)."""
+        used = s.call("deps", dev, lambda: s.control.deps(dev))
+        info = s.call("deps", dev, lambda: s.control.info(dev))
+        here = f"({info.major}:{info.minor})"
+        if info.suspended:
+            if user is not None:  # (the device itself: libdm only logs it at debug level)
+                # libdm's format leaves no space after a name or uuid.
+                s.error(f"Internal error: Attempt to suspend device {user}that uses already-suspended device {here}")
+            return
+        for child in used:
+            if child.major == major:
+                check(child, top if user is None else here + " ")
+
+    top = f"({device.major}:{device.minor}) " if isinstance(device, DevNo) else str(device)
+    check(device, None)
 
 
 suspend = _simple("suspend", "suspend", True)

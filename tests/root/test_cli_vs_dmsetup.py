@@ -240,6 +240,41 @@ def test_state_changes(dm_control, dm_name):
     gone(dm_control, dm_name + "-new")
 
 
+def test_suspend_checks_name_the_suspended_devices_below(dm_control, dm_name):
+    """--checks: before the suspend, libdm walks the mapped devices below and
+    reports each one already suspended, as an internal error that does not
+    stop the suspend; one it cannot read fails it.  A stack top -> mid ->
+    base with base suspended; mid is found by name, uuid or number."""
+    names = [f"{dm_name}-{tag}" for tag in ("top", "mid", "base")]
+
+    def fresh():
+        for name in names:
+            gone(dm_control, name)
+        base = dm_control.create_device(names[2], "0 64 zero")
+        mid = dm_control.create_device(names[1], f"0 64 linear {base.devno} 0", uuid="PYDMT-checks-mid")
+        dm_control.create_device(names[0], f"0 64 linear {mid.devno} 0")
+        dm_control.suspend(names[2])
+        return mid.devno
+
+    try:
+        mid = fresh()  # the same numbers each time: the kernel hands out the lowest free minor
+        for args in (["--checks", "suspend", names[0]], ["--checks", "suspend", names[1]],
+                     ["--checks", "-u", "PYDMT-checks-mid", "suspend"],
+                     ["--checks", "-j", str(mid.major), "-m", str(mid.minor), "suspend"],
+                     ["--checks", "suspend", names[2]], ["--checks", "suspend", "nonexistent-pydmt"],
+                     ["--checks", "resume", names[2]]):
+            outcomes = []
+            for tool in ("dm", "py"):
+                fresh()
+                outcomes.append((_run(tool, args), [dm_control.info(n).suspended for n in names]))
+            assert outcomes[1] == outcomes[0], args
+            if args[-1] in names[:2]:
+                assert b"Internal error: Attempt to suspend device" in outcomes[0][0][2], args
+    finally:
+        for name in names:
+            gone(dm_control, name)
+
+
 @pytest.mark.parametrize("args", [
     ["ls"], ["info"], ["info", "{z}"], ["table", "{z}"], ["status"], ["deps", "{z}"],
     ["create", "{new}", "--table", "0 8 zero"], ["remove", "{z}"], ["suspend", "{z}"],
