@@ -67,6 +67,56 @@ class NodeError(OSError):
     """A node could not be made or removed (the entry is not ours to touch, ...)."""
 
 
+# The control node's number: misc major 10, minor 236 (fixed since Linux 2.6.36).
+CONTROL = DevNo(10, 236)
+
+
+def ensure_control_node(dev_dir: str) -> bool:
+    """Make ``<dev_dir>/mapper/control`` if it is missing, as libdevmapper
+    does before every open: a character node 10:236, mode 0600, the
+    directory 0755 if need be.  Opening it then loads dm-mod where the
+    kernel loads modules on demand.  A character node with another number
+    is replaced; anything else there is left for the open to refuse.
+
+    Returns whether a node was made.  Raises ``NodeError`` with the errno,
+    ``strerror`` naming the step (``"mknod failed: Permission denied"``)
+    and the path as ``filename``.
+    """
+    mapper = os.path.join(dev_dir, "mapper")
+    path = os.path.join(mapper, "control")
+    wanted = os.makedev(*CONTROL)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise _step_failed("stat", path, exc) from None
+    if st is not None:
+        if not stat.S_ISCHR(st.st_mode) or st.st_rdev == wanted:
+            return False
+        try:
+            os.unlink(path)
+        except OSError as exc:
+            raise _step_failed("unlink", path, exc) from None
+    try:
+        os.makedirs(mapper, 0o755, exist_ok=True)
+    except OSError as exc:
+        raise _step_failed("mkdir", exc.filename or mapper, exc) from None
+    try:
+        os.mknod(path, stat.S_IFCHR | 0o600, wanted)
+    except FileExistsError:
+        return False  # made meanwhile (udevd, another process)
+    except OSError as exc:
+        raise _step_failed("mknod", path, exc) from None
+    return True
+
+
+def _step_failed(step: str, path: str, exc: OSError) -> NodeError:
+    # An OSError from a system call always has an errno.
+    code: int = exc.errno  # type: ignore[assignment]
+    return NodeError(code, f"{step} failed: {os.strerror(code)}", path)
+
+
 class Reconciled(NamedTuple):
     """What ``NodeDir.reconcile`` (``Control.sync_nodes``) changed: the names given a new or
     corrected node, and the stale entries removed."""

@@ -238,10 +238,13 @@ class Session:
         if self._control is None:
             from pydevmapper.control import Control, default_dev_dir
             from pydevmapper.errors import DMError
+            from pydevmapper.nodes import NodeError, ensure_control_node
             from pydevmapper.udev import Transaction
 
             cookie = self.udev_cookie()
             try:
+                # libdevmapper makes a missing control node before it opens it.
+                ensure_control_node(default_dev_dir())
                 self._control = Control(udev_sync=self.udev_sync_wanted(),
                                         udev_transaction=Transaction(cookie) if cookie else None,
                                         udev_rules=not self.has("noudevrules"),
@@ -249,10 +252,13 @@ class Session:
                                         on_udev_timeout=self.udev_late,
                                         # node_uid, node_gid and node_mode: ints
                                         **self._node_owner())  # type: ignore[arg-type]
-            except DMError as exc:
-                path = os.path.join(default_dev_dir(), "mapper", "control")
-                # A DMError always has an errno.
-                self.error(f"{path}: open failed: {os.strerror(exc.errno)}")  # type: ignore[arg-type]
+            except (DMError, NodeError) as exc:
+                if isinstance(exc, NodeError):
+                    self.error(f"{exc.filename}: {exc.strerror}")
+                else:
+                    path = os.path.join(default_dev_dir(), "mapper", "control")
+                    # A DMError always has an errno.
+                    self.error(f"{path}: open failed: {os.strerror(exc.errno)}")  # type: ignore[arg-type]
                 self.error("Failure to communicate with kernel device-mapper driver.")
                 if os.geteuid() == 0:
                     self.error("Check that device-mapper is available in the kernel.")

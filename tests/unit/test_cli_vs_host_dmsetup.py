@@ -8,6 +8,7 @@ and exit alike.  Skips when dmsetup is not installed.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -249,3 +250,17 @@ def test_cookie_and_age_parsing():
     for bad in ("0", "-1", "08", "0x", "1 ", "0x1_0", "4294967296", "\u0663", ""):
         assert parse_cookie(bad) is None, bad
     assert parse_age("5") == 5 and parse_age(" 12x") == 12 and parse_age("x") is None
+
+
+def test_a_missing_control_node_is_made_before_the_open(tmp_path):
+    """libdevmapper makes ``$DM_DEV_DIR/mapper/control`` (10:236) when it is
+    missing, then opens it; without root, its mknod fails and says so."""
+    seen = []
+    for tool, cmd in (("py", PY), ("dm", ["dmsetup"])):
+        dev_dir = tmp_path / tool
+        dev_dir.mkdir()
+        code, out, err = _run([*cmd, "ls"], env={**os.environ, "DM_DEV_DIR": str(dev_dir)})
+        made = os.path.exists(dev_dir / "mapper" / "control")
+        seen.append((code, out, err.replace(bytes(dev_dir), b"DIR"), made))
+    assert seen[0] == seen[1]
+    assert seen[0][3] == (os.geteuid() == 0)

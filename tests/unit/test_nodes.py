@@ -7,13 +7,14 @@ traversal checks run either way: nothing may be written outside mapper/.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
 import pytest
 
 from pydevmapper.errors import ValidationError
-from pydevmapper.nodes import NodeDir, NodeError
+from pydevmapper.nodes import NodeDir, NodeError, ensure_control_node
 from pydevmapper.types import DevNo
 
 needs_mknod = pytest.mark.skipif(os.geteuid() != 0, reason="mknod of block nodes needs root")
@@ -232,3 +233,43 @@ def test_odd_but_valid_names(nodes):
         assert nodes.lookup(name) == A
         nodes.remove(name)
     assert os.listdir(nodes.path) == []
+
+
+# -- the control node ------------------------------------------------------------
+
+def _control(dev_dir):
+    return os.stat(dev_dir / "mapper" / "control")
+
+
+@needs_mknod
+def test_a_missing_control_node_is_made_as_libdevmapper_makes_it(tmp_path):
+    assert ensure_control_node(str(tmp_path))
+    st = _control(tmp_path)
+    assert stat.S_ISCHR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
+    assert (os.major(st.st_rdev), os.minor(st.st_rdev)) == (10, 236)
+    assert stat.S_IMODE(os.stat(tmp_path / "mapper").st_mode) & 0o7022 == 0
+    assert not ensure_control_node(str(tmp_path))  # there now: nothing to do
+
+
+@needs_mknod
+def test_a_control_node_with_another_number_is_replaced(tmp_path):
+    (tmp_path / "mapper").mkdir()
+    os.mknod(tmp_path / "mapper" / "control", stat.S_IFCHR | 0o600, os.makedev(10, 63))
+    assert ensure_control_node(str(tmp_path))
+    assert os.minor(_control(tmp_path).st_rdev) == 236
+
+
+def test_anything_else_at_the_control_path_is_left_alone(tmp_path):
+    (tmp_path / "mapper").mkdir()
+    (tmp_path / "mapper" / "control").write_text("a fake kernel's\n")
+    assert not ensure_control_node(str(tmp_path))
+    assert (tmp_path / "mapper" / "control").read_text() == "a fake kernel's\n"
+
+
+def test_a_failed_step_is_named_with_its_path(tmp_path):
+    (tmp_path / "mapper").write_text("not a directory")
+    with pytest.raises(NodeError) as caught:
+        ensure_control_node(str(tmp_path))
+    assert caught.value.errno == errno.ENOTDIR
+    assert caught.value.strerror == "stat failed: Not a directory"
+    assert caught.value.filename == str(tmp_path / "mapper" / "control")
