@@ -75,7 +75,10 @@ class Control:
 
     Devices are addressed by name (``str``), ``Uuid(...)`` or
     ``DevNo(major, minor)``.  Use as a context manager or call ``close()``.
-    One instance may be shared between threads.
+    One instance may be shared between threads.  Names and uuids go to the
+    kernel as given and come back as it holds them: nothing is mangled as
+    dmsetup mangles them (``mangling.mangle`` does that, for a program that
+    shares devices with dmsetup or LVM).
 
     ``<dev_dir>/mapper/<name>`` is final when create, resume, rename and
     remove return.  ``udev_sync`` (None: udevd runs and 95-dm-notify.rules

@@ -23,7 +23,7 @@ MODES = [["--manglename", "none"], ["--manglename", "auto"], ["--manglename", "H
 NAMES = ["a b", "a\\x20b", "a b\\x20c", "a\\x5cx20b", "q\"u'ote", "back\\slash", "é"]
 # The few each looked-up or created case takes: each comparison costs a
 # second or two under emulation.
-FEW = ["a b", "a\\x20b", "a b\\x20c", "é"]
+FEW = ["a b", "a\\x20b", "a b\\x20c", "é", "q\"u'ote", "back\\slash"]
 # A byte that is no UTF-8: a name only once mangled (the API takes UTF-8).
 NOT_UTF8 = b"x\xffy".decode("utf-8", "surrogateescape")
 
@@ -120,7 +120,7 @@ def test_rename_sends_the_new_name_and_uuid_mangled(ctl, prefix, mode):
     def setup():
         ctl.create(prefix + "old")
 
-    for new in ("a b", "a\\x20b", "a b\\x20c"):
+    for new in ("a b", "a\\x20b", "a b\\x20c", "back\\slash"):
         both(ctl, prefix, [*mode, "rename", prefix + "old", prefix + new], setup)
         both(ctl, prefix, [*mode, "rename", prefix + "old", "--setuuid", f"{prefix}U {new}"], setup)
 

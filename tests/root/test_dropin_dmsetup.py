@@ -113,11 +113,15 @@ def _lvm_scenario(loop) -> list[dict[str, object]]:
             _lvm(loop, *args)
             _settle()
             steps.append({"after": " ".join(args[:1] + args[-1:]), **_observe(prefixes)})
-    finally:
+    except BaseException:  # the step's failure is the test's: clean up as far as LVM can
         for args in (["vgremove", "-q", "-ff", VG], ["pvremove", "-q", "-ff", loop.path]):
             subprocess.run(["lvm", args[0], "--devices", loop.path, *args[1:]], env=_ENV,
                            capture_output=True, timeout=600, check=False)
         _settle()
+        raise
+    _lvm(loop, "vgremove", "-q", "-ff", VG)
+    _lvm(loop, "pvremove", "-q", "-ff", loop.path)
+    _settle()
     steps.append({"after": "vgremove", **_observe(prefixes)})
     return steps
 

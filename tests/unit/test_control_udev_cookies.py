@@ -67,24 +67,28 @@ def uevent(udev_answers: bool = False):
     return handler
 
 
+# The calls that make a uevent: call -> (its ioctl, the call).
 COMMANDS = {
-    "DM_DEV_SUSPEND": lambda ctl: ctl.resume("vol"),
-    "DM_DEV_RENAME": lambda ctl: ctl.rename("vol", "new"),
-    "DM_DEV_REMOVE": lambda ctl: ctl.remove("vol"),
+    "resume": ("DM_DEV_SUSPEND", lambda ctl: ctl.resume("vol")),
+    "rename": ("DM_DEV_RENAME", lambda ctl: ctl.rename("vol", "new")),
+    "set_uuid": ("DM_DEV_RENAME", lambda ctl: ctl.set_uuid("vol", "PYDMT-new-uuid")),
+    "remove": ("DM_DEV_REMOVE", lambda ctl: ctl.remove("vol")),
 }
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_without_sync_flags_only_keep_udev_off(kernel, open_ctl, command):
-    COMMANDS[command](open_ctl())  # a fake node never syncs unless asked
-    assert kernel.of(command)[-1].event_nr == (PRIMARY | NO_RULES) << 16
+    ioctl, call = COMMANDS[command]
+    call(open_ctl())  # a fake node never syncs unless asked
+    assert kernel.of(ioctl)[-1].event_nr == (PRIMARY | NO_RULES) << 16
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_own_cookie_is_waited_for_and_removed(kernel, open_ctl, command):
-    kernel.handlers[command] = uevent(udev_answers=True)
-    COMMANDS[command](open_ctl(udev_sync=True))
-    sent = kernel.of(command)[-1].event_nr
+    ioctl, call = COMMANDS[command]
+    kernel.handlers[ioctl] = uevent(udev_answers=True)
+    call(open_ctl(udev_sync=True))
+    sent = kernel.of(ioctl)[-1].event_nr
     assert sent >> 16 == PRIMARY and sent & 0xFFFF
     assert udev.COOKIE_MAGIC << 16 | sent & 0xFFFF not in {c.cookie for c in udev.list_cookies()}
 
@@ -102,9 +106,10 @@ def test_rules_off_without_sync_is_the_same_flags(kernel, open_ctl):
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_transaction_is_joined_not_waited_for(kernel, open_ctl, tx, command):
-    kernel.handlers[command] = uevent()  # udev has not got to it yet
-    COMMANDS[command](open_ctl(udev_sync=True, udev_transaction=tx))
-    sent = kernel.of(command)[-1].event_nr
+    ioctl, call = COMMANDS[command]
+    kernel.handlers[ioctl] = uevent()  # udev has not got to it yet
+    call(open_ctl(udev_sync=True, udev_transaction=tx))
+    sent = kernel.of(ioctl)[-1].event_nr
     # In udev's /dev the nodes are udev's alone: libdm's "no library fallback".
     assert sent == (PRIMARY | udev.DISABLE_LIBRARY_FALLBACK) << 16 | tx.base
     assert tx.pending() == 2  # the creator's reference and our uevent
