@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""``<dev_dir>/mapper/<name>`` block nodes, for when udev does not make them.
+"""``<dev_dir>/mapper/<name>`` block nodes, for when udev does not make
+them, and the control node, made as libdevmapper makes it when missing.
 
-Every operation works relative to one descriptor of the mapper directory,
-opened with O_NOFOLLOW, and never follows a symlink inside it: a device
-name (or a planted symlink) cannot make us write outside that directory.
+Every operation on a device's node works relative to one descriptor of
+the mapper directory, opened with O_NOFOLLOW, and never follows a symlink
+inside it: a device name (or a planted symlink) cannot make us write
+outside that directory.
 Names are checked again here (no '/', NUL, '.', '..', 'control') although
 Control validated them, because ``reconcile`` also reads names off the
 directory itself.
@@ -68,15 +70,18 @@ class NodeError(OSError):
 
 
 # The control node's number: misc major 10, minor 236 (fixed since Linux 2.6.36).
-CONTROL = DevNo(10, 236)
+CONTROL_DEVNO = DevNo(10, 236)
 
 
 def ensure_control_node(dev_dir: str) -> bool:
     """Make ``<dev_dir>/mapper/control`` if it is missing, as libdevmapper
-    does before every open: a character node 10:236, mode 0600, the
-    directory 0755 if need be.  Opening it then loads dm-mod where the
-    kernel loads modules on demand.  A character node with another number
-    is replaced; anything else there is left for the open to refuse.
+    does before every open: a character node 10:236, mode 0600, in a
+    directory made 0755 if need be (whatever the umask; no SELinux label is
+    set, where libdevmapper sets one).  Opening it then loads dm-mod where
+    the kernel loads modules on demand.  What stands there and is not the
+    control node (a character node with another number, any other file)
+    is removed first, as libdevmapper removes it.  Unlike the block nodes,
+    this works on paths: the control node is not a device's name.
 
     Returns whether a node was made.  Raises ``NodeError`` with the errno,
     ``strerror`` naming the step (``"mknod failed: Permission denied"``)
@@ -84,7 +89,7 @@ def ensure_control_node(dev_dir: str) -> bool:
     """
     mapper = os.path.join(dev_dir, "mapper")
     path = os.path.join(mapper, "control")
-    wanted = os.makedev(*CONTROL)
+    wanted = os.makedev(*CONTROL_DEVNO)
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -92,20 +97,25 @@ def ensure_control_node(dev_dir: str) -> bool:
     except OSError as exc:
         raise _step_failed("stat", path, exc) from None
     if st is not None:
-        if not stat.S_ISCHR(st.st_mode) or st.st_rdev == wanted:
+        if stat.S_ISCHR(st.st_mode) and st.st_rdev == wanted:
             return False
         try:
             os.unlink(path)
         except OSError as exc:
             raise _step_failed("unlink", path, exc) from None
-    try:
-        os.makedirs(mapper, 0o755, exist_ok=True)
-    except OSError as exc:
-        raise _step_failed("mkdir", exc.filename or mapper, exc) from None
+    if not os.path.isdir(mapper):
+        try:
+            os.makedirs(mapper, exist_ok=True)
+            os.chmod(mapper, 0o755)
+        except OSError as exc:
+            raise _step_failed("mkdir", exc.filename or mapper, exc) from None
     try:
         os.mknod(path, stat.S_IFCHR | 0o600, wanted)
+        os.chmod(path, 0o600)
     except FileExistsError:
-        return False  # made meanwhile (udevd, another process)
+        # Made meanwhile (udevd, another process): where libdevmapper
+        # fails, the open that follows finds out whether it is right.
+        return False
     except OSError as exc:
         raise _step_failed("mknod", path, exc) from None
     return True

@@ -298,14 +298,16 @@ def wipe_table(s: Session, args: list[str], multiple: bool) -> None:
 
 # -- suspend, resume, clear, wait, rename, message -----------------------------
 
-def _simple(task: str, method: str, pass_flags: bool) -> CommandFn:
+def _simple(task: str, method: str, pass_flags: bool,
+            checks: Callable[[Session, DeviceId], None] | None = None) -> CommandFn:
+    """``checks``: what ``--checks`` runs first."""
     def run(s: Session, args: list[str], multiple: bool) -> None:
         device = s.device(args[0] if args else None)
         kwargs: dict[str, bool] = {}
         if pass_flags:
             kwargs = {"noflush": bool(s.has("noflush")), "nolockfs": bool(s.has("nolockfs"))}
-        if method == "suspend" and s.has("checks"):
-            _check_nothing_below_suspended(s, device)
+        if checks is not None and s.has("checks"):
+            checks(s, device)
         info: DeviceInfo | None = s.call(task, device, lambda: getattr(s.control, method)(device, **kwargs))
         # libdevmapper sets read-ahead after a resume of a device it was
         # given by name; by uuid or number it has no name and skips it.
@@ -325,10 +327,12 @@ def _check_nothing_below_suspended(s: Session, device: DeviceId) -> None:
     dependencies, depth first, and report each one already suspended (I/O
     could be trapped between the two) as libdm's internal error, which
     does not stop the suspend; a failed deps ioctl does.  A suspended
-    device's own dependencies are not walked."""
+    device's own dependencies are not walked.  (libdm reads the state off
+    the deps reply; here it is a status ioctl of its own.)"""
     from pydevmapper.types import DevNo
 
     major = dm_major()
+    top = f"({device.major}:{device.minor}) " if isinstance(device, DevNo) else str(device)
 
     def check(dev: DeviceId, user: str | None) -> None:
         """``user``: how libdm names the device that uses ``dev`` (None for the device itself)."""
@@ -344,11 +348,10 @@ def _check_nothing_below_suspended(s: Session, device: DeviceId) -> None:
             if child.major == major:
                 check(child, top if user is None else here + " ")
 
-    top = f"({device.major}:{device.minor}) " if isinstance(device, DevNo) else str(device)
     check(device, None)
 
 
-suspend = _simple("suspend", "suspend", True)
+suspend = _simple("suspend", "suspend", True, _check_nothing_below_suspended)
 resume = _simple("resume", "resume", True)
 clear = _simple("clear", "clear", False)
 

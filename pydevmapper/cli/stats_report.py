@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 PROGRAM_ID = "dmstats"  # libdm's DM_STATS_PROGRAM_ID
 _NS = 1_000_000_000
 _U64 = (1 << 64) - 1
+_NO_GROUP = _U64  # libdm's DM_STATS_GROUP_NONE
 # libdm's walk flags (DM_STATS_WALK_*)
 AREA, REGION, GROUP, SKIP_SINGLE_AREA = 1 << 48, 1 << 49, 1 << 50, 1 << 51
 
@@ -192,7 +193,7 @@ def _util(c: Counters, interval_ns: int) -> Keyed:
 # sorts and selects them by: (counters, interval in ns, units) -> value.
 # Merges per second are divided by the interval in ns, not seconds, as
 # libdm 1.02.185 does.
-_FIGURES: dict[str, Callable[[Counters, int, Units], Keyed]] = {
+_FIGURES: dict[str, Callable[[Counters, int, Units], Keyed | int]] = {
     "reads_merged_per_sec": lambda c, i, u: _two(c.reads_merged / i),
     "writes_merged_per_sec": lambda c, i, u: _two(c.writes_merged / i),
     "reads_per_sec": lambda c, i, u: _two(c.reads * _NS / i),
@@ -207,12 +208,12 @@ _FIGURES: dict[str, Callable[[Counters, int, Units], Keyed]] = {
     "throughput": lambda c, i, u: _two(_NS * (c.reads + c.writes) / i),
     "service_time": lambda c, i, u: _two(_service_time(c, i)),
     "util": lambda c, i, u: _util(c, i),
-    "interval_ns": lambda c, i, u: Keyed(str(i), i),
+    "interval_ns": lambda c, i, u: i,
     "interval": lambda c, i, u: Keyed(f"{i / _NS:2.6f}", _bits(i / _NS)),
 }
 
 
-def metric(field: str, c: Counters, interval_ns: int, units: Units) -> Keyed:
+def metric(field: str, c: Counters, interval_ns: int, units: Units) -> Keyed | int:
     """One of libdm's derived figures: its text as dmsetup shows it, its key
     as libdm sorts and selects it."""
     return _FIGURES[field](c, interval_ns, units)
@@ -315,12 +316,13 @@ class Report:
         """dmsetup's _display_info_cols for one device with a stats report;
         ``own`` gives the device's own fields (name, uuid, ...) if shown."""
         from pydevmapper import stats
+        from pydevmapper.cli import report_uses
 
         s, opts = self.s, self.opts
         assert opts is not None
-        sections = {f.section for f in opts.fields} | {f.section for f, _ in opts.sort}
-        # Every stats report walks the regions; all but list's read the counters.
-        counted = self.subcommand != "list" or "stats_" in sections
+        # Every stats report walks the regions; all but list's read the
+        # counters.  Fields only selected on count as used, as in libdm.
+        counted = self.subcommand != "list" or report_uses(opts, "stats_")
         program = "" if s.has("allprograms") else (s.value("programid") if s.has("programid") else PROGRAM_ID)
         regions = list_regions(s, dev, program or None, quiet=counted)
         if not regions:
@@ -332,7 +334,8 @@ class Report:
                 counters[region.region_id] = s.call("message", dev, partial(
                     stats.area_counters, s.control, dev, region, clear=True))
             self._tick()
-        info = own() if sections - {"stats_", "region_", ""} else {}
+        device_sections = ("name_", "info_", "deps_", "tree_", "splitname_")
+        info = own() if any(report_uses(opts, section) for section in device_sections) else {}
         rows: list[Row] = []
         for item, area in held.walk(self._walk_flags()):
             if isinstance(item, stats.Group):
@@ -447,9 +450,6 @@ class Report:
                 continue
             counts = c.histogram if c is not None else (0,) * (len(bounds) + 1)
             row[field] = histogram_text(bounds, counts, _HISTOGRAMS[field] | self.hist_suffix, self.hist_width)
-
-
-_NO_GROUP = _U64  # libdm's DM_STATS_GROUP_NONE
 
 
 def _int_as_string(value: int) -> Keyed:

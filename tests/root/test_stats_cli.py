@@ -205,6 +205,9 @@ READ_CASES = [
     ["list", "-S", "precise=1", "{a}"], ["list", "-S", "precise=''", "-o", "region_id,precise", "{a}"],
     ["list", "-O", "-hist_bins", "-o", "region_id,hist_bins", "{a}"],
     ["list", "-S", "group_id=0", "{b}"], ["list", "-O", "-group_id,region_id", "--region", "{b}", "{s}"],
+    # fields only selected on are read all the same
+    ["list", "-S", "read_count=0", "{a}"], ["list", "-S", "reads_per_sec>0", "-o", "region_id", "{b}"],
+    ["report", "-S", "name={a}", "-o", "region_id,area_id"], ["list", "-S", "uuid=~uuid", "-o", "region_id"],
     # histograms (a's regions 3 and 6, s's regions and their group)
     ["list", "--histogram"], ["list", "--histogram", "-v"], ["report", "--histogram"],
     ["report", "--histogram", "--relative"], ["report", "--histogram", "--group"],

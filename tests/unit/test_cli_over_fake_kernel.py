@@ -18,6 +18,8 @@ def dmsetup(kernel, tmp_path, monkeypatch, capsys):
     (tmp_path / "mapper").mkdir()
     (tmp_path / "mapper" / "control").write_bytes(b"")
     monkeypatch.setenv("DM_DEV_DIR", str(tmp_path))
+    # The fake kernel's file stands where pydmsetup would make the control node.
+    monkeypatch.setattr("pydevmapper.nodes.ensure_control_node", lambda dev_dir: False)
     monkeypatch.delenv("DM_UDEV_COOKIE", raising=False)
     for command in ("DM_DEV_CREATE", "DM_TABLE_LOAD", "DM_DEV_SUSPEND", "DM_DEV_STATUS"):
         kernel.handlers[command] = device_reply("x", 253, 9)

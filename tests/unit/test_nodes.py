@@ -259,11 +259,26 @@ def test_a_control_node_with_another_number_is_replaced(tmp_path):
     assert os.minor(_control(tmp_path).st_rdev) == 236
 
 
-def test_anything_else_at_the_control_path_is_left_alone(tmp_path):
+@needs_mknod
+def test_a_file_at_the_control_path_is_replaced(tmp_path):
     (tmp_path / "mapper").mkdir()
-    (tmp_path / "mapper" / "control").write_text("a fake kernel's\n")
-    assert not ensure_control_node(str(tmp_path))
-    assert (tmp_path / "mapper" / "control").read_text() == "a fake kernel's\n"
+    (tmp_path / "mapper" / "control").write_text("not a node\n")
+    assert ensure_control_node(str(tmp_path))
+    assert stat.S_ISCHR(_control(tmp_path).st_mode)
+
+
+def test_the_directory_and_node_modes_ignore_the_umask(tmp_path):
+    old = os.umask(0o077)
+    try:
+        try:
+            ensure_control_node(str(tmp_path / "dev"))
+        except NodeError as exc:
+            assert os.geteuid() != 0 and exc.strerror.startswith("mknod failed: ")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "dev" / "mapper").st_mode) == 0o755
+    if os.geteuid() == 0:
+        assert stat.S_IMODE(_control(tmp_path / "dev").st_mode) == 0o600
 
 
 def test_a_failed_step_is_named_with_its_path(tmp_path):
