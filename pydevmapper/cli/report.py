@@ -3,10 +3,10 @@
 
 Rows are plain dicts of field id -> value (str, int, or a ``Keyed`` text
 with the value libdm orders and selects it by) built by the commands; this
-module only chooses, orders, filters and prints them.  The
-layout rules are libdm-report's: aligned columns whose widths grow to the
-widest value (headings are cut to the width), ``--noheadings`` switching to
-unaligned ``:``-separated output, ``--nameprefixes`` printing ``DM_FIELD='v'``,
+module only chooses, orders, filters and prints them.  The layout rules
+are libdm-report's: aligned columns whose widths grow to the widest value
+(headings are cut to the width), ``--noheadings`` switching to unaligned
+``:``-separated output, ``--nameprefixes`` printing ``DM_FIELD='v'``,
 ``--rows`` transposing.
 """
 
