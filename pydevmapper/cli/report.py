@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     Row = dict[str, Union[str, int, "Keyed"]]  # field id -> value
 
 STR, NUM = "str", "num"
-_U64 = (1 << 64) - 1
+U64 = (1 << 64) - 1  # libdm's sort values for numbers are uint64
 
 
 class Keyed:
@@ -52,7 +52,7 @@ def sort_key(value: str | int | Keyed) -> int | float | str:
     the uint64 it keeps (an int32 -1 sorts last)."""
     if isinstance(value, Keyed):
         return value.key
-    return value & _U64 if isinstance(value, int) else value
+    return value & U64 if isinstance(value, int) else value
 
 
 class Field(NamedTuple):

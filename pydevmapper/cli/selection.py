@@ -30,7 +30,7 @@ import re
 from collections.abc import Callable
 
 from pydevmapper.cli import texts
-from pydevmapper.cli.report import FIELDS, Keyed, ReportError, sort_key
+from pydevmapper.cli.report import FIELDS, U64, Keyed, ReportError, sort_key
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 
 STRING, NUMBER, SIZE = "string", "number", "size"
 _ID_LEN = 32  # DM_REPORT_FIELD_TYPE_ID_LEN
-_U64 = (1 << 64) - 1
 
 # dmsetup's non-string fields; every other field in the help text is a string.
 _NUMBER_FIELDS = frozenset(
@@ -329,7 +328,7 @@ class _Parser:
         if kind == NUMBER:
             whole = token.split(".")[0]
             value = int(whole) if whole else 0
-            if value > _U64:
+            if value > U64:
                 self.fail(f"Field selection value {token} out of supported range for field {field_id}.\n")
             return value, after
         return float(token) * (factor or 1) / 512, after  # sizes compare in sectors
