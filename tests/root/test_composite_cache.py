@@ -21,6 +21,8 @@ from tests.root.target_helpers import MIB, write
 
 pytestmark = pytest.mark.dm_root
 
+MIB_BYTES = 1024 * 1024
+
 
 @pytest.fixture
 def origin(dm_control, dm_make_loop, dm_name):
@@ -48,7 +50,7 @@ def _write_dirty(cache, dev, byte):
     """Write the first MiB so that it stays in the cache as dirty blocks."""
     node = dm_block_node(dev.devno)
     for _ in range(64):  # hits, so that the policy promotes the blocks and later writes stay in the cache
-        for offset in range(0, 1024 * 1024, 65536):
+        for offset in range(0, MIB_BYTES, 65536):
             read_direct(node, offset)
     # The policy promotes in the background: wait for it, so that the
     # writes land in the cache as dirty blocks.
@@ -56,7 +58,7 @@ def _write_dirty(cache, dev, byte):
     while cache.status().used_cache_blocks == 0:
         assert time.monotonic() < deadline, "nothing was promoted into the cache"
         time.sleep(0.05)
-    write(dev, 0, byte * (1024 * 1024))
+    write(dev, 0, byte * MIB_BYTES)
     assert cache.status().dirty > 0
 
 
@@ -64,7 +66,7 @@ def test_a_cache_put_in_front_flushed_and_removed(dm_control, dm_name, origin):
     dev, disk, fast = origin
     ctl = dm_control
     table = ctl.table(dm_name)
-    write(dev, 0, b"\x01" * (1024 * 1024))
+    write(dev, 0, b"\x01" * MIB_BYTES)
     cache = CacheStack.create(ctl, dm_name, metadata=[Segment(fast.devno, 0, 4 * MIB)],
                               cache=[Segment(fast.devno, 4 * MIB, 16 * MIB)], io_mode="writeback")
     assert ctl.info(dm_name).devno == dev.devno and ctl.table(dm_name)[0].type == "cache"
@@ -74,16 +76,18 @@ def test_a_cache_put_in_front_flushed_and_removed(dm_control, dm_name, origin):
     assert cache.status().io_mode == "writeback"
     flushed = cache.flush(timeout=300)
     assert flushed.dirty == 0 and ctl.table(dm_name)[0].parsed().policy == "smq"
-    write(dev, 65536, b"\x03" * 65536)
-    assert cache.status().dirty > 0  # for uncache to write back
+    # The flush wrote every dirty block to the origin's own disk (read past
+    # the loop device's page cache, which udev's probe filled earlier).
+    assert read_direct(disk.path, 0, MIB_BYTES) == b"\x02" * MIB_BYTES
+    # The blocks the flush cleaned stay in the cache: written again, they
+    # are dirty again, for uncache to write back.  (Only those the policy
+    # promoted are cached, so the whole MiB is written, not one block.)
+    write(dev, 0, b"\x03" * MIB_BYTES)
+    assert cache.status().dirty > 0
     cache.uncache(timeout=300)
     assert ctl.info(dm_name).devno == dev.devno and ctl.table(dm_name) == table
     assert sorted(d.name for d in ctl.list_devices(uuids=False) if d.name.startswith(dm_name)) == [dm_name]
-    # Every write is on the origin's own disk (read past the loop device's
-    # page cache, which udev's probe filled with what it held then).
-    assert read_direct(disk.path, 0) == b"\x02" * 65536
-    assert read_direct(disk.path, 65536) == b"\x03" * 65536
-    assert read_direct(disk.path, 131072) == b"\x02" * 65536
+    assert read_direct(disk.path, 0, MIB_BYTES) == b"\x03" * MIB_BYTES
 
 
 def test_a_refused_cache_leaves_the_device_as_it_was(dm_control, dm_name, origin):
@@ -130,11 +134,11 @@ def test_a_torn_down_cache_comes_back_by_its_layout_with_its_dirty_blocks(dm_con
     assert dirty > 0
     assert sorted(cache.teardown()) == names
     assert not any(d.name.startswith(dm_name) for d in ctl.list_devices(uuids=False))
-    assert read_direct(disk.path, 0) != b"\x07" * 65536  # still only in the cache
+    assert read_direct(disk.path, 0, MIB_BYTES) != b"\x07" * MIB_BYTES  # the dirty blocks only in the cache
     back, done = CacheStack.setup(ctl, dm_name, **layout, policy_args={"migration_threshold": "0"})
     assert sorted(done.created) == names
     assert back.status().dirty == dirty
-    assert read_direct(dm_block_node(ctl.info(dm_name).devno), 0) == b"\x07" * 65536
+    assert read_direct(dm_block_node(ctl.info(dm_name).devno), 0, MIB_BYTES) == b"\x07" * MIB_BYTES
     back.uncache(timeout=300)  # through the cleaner policy, with the default bandwidth
     assert ctl.table(dm_name) == table
-    assert read_direct(disk.path, 0) == b"\x07" * 65536
+    assert read_direct(disk.path, 0, MIB_BYTES) == b"\x07" * MIB_BYTES
