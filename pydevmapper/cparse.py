@@ -13,7 +13,7 @@ from __future__ import annotations
 # C's isspace() in the C locale.
 C_SPACE = " \t\n\v\f\r"
 LONG_MIN, LONG_MAX = -(1 << 63), (1 << 63) - 1
-ULONG_MAX = (1 << 64) - 1
+UINT64_MAX = ULONG_MAX = (1 << 64) - 1  # LP64: unsigned long is 64 bits
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from pydevmapper._namedtuple import NamedTuple
 from pydevmapper.cli import texts
+from pydevmapper.cparse import UINT64_MAX
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     Row = dict[str, Union[str, int, "Keyed"]]  # field id -> value
 
 STR, NUM = "str", "num"
-U64 = (1 << 64) - 1  # libdm's sort values for numbers are uint64
 
 
 class Keyed:
@@ -52,7 +52,7 @@ def sort_key(value: str | int | Keyed) -> int | float | str:
     the uint64 it keeps (an int32 -1 sorts last)."""
     if isinstance(value, Keyed):
         return value.key
-    return value & U64 if isinstance(value, int) else value
+    return value & UINT64_MAX if isinstance(value, int) else value
 
 
 class Field(NamedTuple):

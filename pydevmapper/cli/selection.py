@@ -30,7 +30,8 @@ import re
 from collections.abc import Callable
 
 from pydevmapper.cli import texts
-from pydevmapper.cli.report import FIELDS, U64, Keyed, ReportError, sort_key
+from pydevmapper.cli.report import FIELDS, Keyed, ReportError, sort_key
+from pydevmapper.cparse import UINT64_MAX
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
@@ -328,7 +329,7 @@ class _Parser:
         if kind == NUMBER:
             whole = token.split(".")[0]
             value = int(whole) if whole else 0
-            if value > U64:
+            if value > UINT64_MAX:
                 self.fail(f"Field selection value {token} out of supported range for field {field_id}.\n")
             return value, after
         return float(token) * (factor or 1) / 512, after  # sizes compare in sectors

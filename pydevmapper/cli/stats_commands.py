@@ -15,7 +15,6 @@ from collections.abc import Callable
 from functools import partial
 
 from pydevmapper.cli import report, report_options
-from pydevmapper.cli.report import U64
 from pydevmapper.cli.session import Failed, Plan, Session
 from pydevmapper.cli.stats_report import (  # libdm's units and constants, shared
     _NS,
@@ -27,7 +26,7 @@ from pydevmapper.cli.stats_report import (  # libdm's units and constants, share
     list_regions,
     units_to_factor,
 )
-from pydevmapper.cparse import atoi, strtoul
+from pydevmapper.cparse import UINT64_MAX, atoi, strtoul
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
@@ -95,9 +94,9 @@ def size_from_string(s: Session, text: str, name: str) -> int:
         raise Failed()
     rest = text[end:]
     if not rest:
-        return (value * 512) & U64
+        return (value * 512) & UINT64_MAX
     factor, _ = units_to_factor(rest)
-    return (value * factor) & U64 if factor else value
+    return (value * factor) & UINT64_MAX if factor else value
 
 
 def bounds_from_string(s: Session, text: str) -> list[int]:
@@ -130,7 +129,7 @@ def bounds_from_string(s: Session, text: str) -> list[int]:
             raise Failed()
         if text[i:i + 1] == ",":
             i += 1
-        bounds.append((value * mult) & U64)
+        bounds.append((value * mult) & UINT64_MAX)
         if i >= len(text):
             return bounds
 
@@ -184,7 +183,7 @@ def _create(st: _Stats, name: str | None) -> None:
         return
     if st.needs_device(name, _create, alldevices=True):
         return
-    areas = atoi(s.value("areas")) & U64 if s.has("areas") else 0
+    areas = atoi(s.value("areas")) & UINT64_MAX if s.has("areas") else 0
     area_size = size_from_string(s, s.value("areasize") or "", "areasize") if s.has("areasize") else 0
     areas = areas or 1
     # libdm's step: sectors per area, or minus the number of areas (int64).
@@ -418,7 +417,7 @@ def _update_file(st: _Stats, path: str | None) -> None:
         s.error("--groupid is required to update a filemap group.")
         raise Failed()
     abspath = _abspath(s, path)
-    gid = atoi(s.value("groupid")) & U64
+    gid = atoi(s.value("groupid")) & UINT64_MAX
     mode = _monitor_mode(s)
     fd = _open_for_map(s, abspath)
     try:
@@ -431,7 +430,7 @@ def _update_file(st: _Stats, path: str | None) -> None:
                           f"Could not update regions from file {abspath}", gid)
         if not updated.regions:  # the file has none left: its regions are gone
             s.error("Cannot map file: no allocated extents.")
-        first = updated.regions[0] if updated.regions else U64  # libdm's end-of-table marker
+        first = updated.regions[0] if updated.regions else UINT64_MAX  # libdm's end-of-table marker
         changed = ""
         if first != gid:  # printed without a newline, as dmsetup does
             changed, gid = f"Group ID changed from {gid} to {first}", first
@@ -455,7 +454,7 @@ def _delete(st: _Stats, name: str | None) -> None:
     dev = s.device(name)
     program = "" if s.has("allprograms") else (s.value("programid") if s.has("programid") else PROGRAM_ID)
     if s.has("groupid"):
-        gid = atoi(s.value("groupid")) & U64
+        gid = atoi(s.value("groupid")) & UINT64_MAX
         if not _group_present(st, list_regions(s, dev, program or None, quiet=False) or [], gid):
             s.error("Could not delete statistics group.")
             raise Failed()
@@ -476,7 +475,7 @@ def _delete(st: _Stats, name: str | None) -> None:
         program = "dmstats" if st.base == "dmstats" else "dmsetup"
     else:
         program = s.value("programid") if s.has("programid") else PROGRAM_ID
-    wanted = atoi(s.value("regionid")) & U64
+    wanted = atoi(s.value("regionid")) & UINT64_MAX
     listed = list_regions(s, dev, program or None, quiet=False) or []
     if not listed:
         s.error(f"Could not delete region ID {wanted}: no regions found")
@@ -591,7 +590,7 @@ def _ungroup(st: _Stats, name: str | None) -> None:
     if found is None:
         return
     dev, listed = found
-    gid = atoi(s.value("groupid")) & U64
+    gid = atoi(s.value("groupid")) & UINT64_MAX
     ok = _group_present(st, listed, gid)
     if ok:
         s.call("message", dev, lambda: stats.delete_group(s.control, dev, gid))
@@ -641,9 +640,9 @@ def _clear(st: _Stats, name: str | None) -> None:
     if found is None or not found[1]:
         return
     dev, listed = found
-    wanted = U64 if s.has("allregions") else atoi(s.value("regionid")) & U64
+    wanted = UINT64_MAX if s.has("allregions") else atoi(s.value("regionid")) & UINT64_MAX
     ids = [r.region_id for r in listed]
-    for rid in ids if wanted == U64 else [wanted]:
+    for rid in ids if wanted == UINT64_MAX else [wanted]:
         if rid not in ids:
             s.error(f"No such region: {rid}.")
             raise Failed()
@@ -672,7 +671,7 @@ def _print(st: _Stats, name: str | None) -> None:
             raise
 
     if not s.has("allregions"):
-        one(atoi(s.value("regionid")) & U64)
+        one(atoi(s.value("regionid")) & UINT64_MAX)
         return
     for region in listed:
         # dmsetup 1.02.185 prints each region twice here (its loop body

@@ -12,9 +12,9 @@ from __future__ import annotations
 import struct
 from functools import partial
 
-from pydevmapper.cli.report import U64, Keyed
+from pydevmapper.cli.report import Keyed
 from pydevmapper.cli.session import Failed, Session
-from pydevmapper.cparse import atoi, strtoul
+from pydevmapper.cparse import UINT64_MAX, atoi, strtoul
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 PROGRAM_ID = "dmstats"  # libdm's DM_STATS_PROGRAM_ID
 _NS = 1_000_000_000
-_NO_GROUP = U64  # libdm's DM_STATS_GROUP_NONE
+_NO_GROUP = UINT64_MAX  # libdm's DM_STATS_GROUP_NONE
 # libdm's walk flags (DM_STATS_WALK_*)
 AREA, REGION, GROUP, SKIP_SINGLE_AREA = 1 << 48, 1 << 49, 1 << 50, 1 << 51
 
@@ -94,15 +94,15 @@ def units_to_factor(text: str) -> tuple[int, str]:
     else:
         return 0, char
     if custom:
-        return int(custom * multiplier) & U64, char
-    return (value * multiplier) & U64, char
+        return int(custom * multiplier) & UINT64_MAX, char
+    return (value * multiplier) & UINT64_MAX, char
 
 
 def size_string(sectors: int, unit: str, factor: int) -> str:
     """libdm's dm_size_to_string(sectors, unit, use_si_units=1, factor, no suffix)."""
     if sectors == 0:
         return "0"
-    size = (sectors * 512) & U64
+    size = (sectors * 512) & UINT64_MAX
     if unit in "hHrR":
         base = 1000 if unit in "HR" else 1024
         letters = "EPTGMK" if base == 1000 else "eptgmk"
@@ -252,7 +252,7 @@ def _bounds_text(lower: int, upper: int, flags: int, width: int) -> str:
     sep = ":" if flags & _VALUES else ""
     if bounds == _LOWER:
         return f"{low:>{width}}{sep}"
-    if upper == U64:  # the last bin, unbounded: only "greater than" its lower bound
+    if upper == UINT64_MAX:  # the last bin, unbounded: only "greater than" its lower bound
         return f"{'>' + low:>{width}}{sep}"
     if bounds == _UPPER:
         return f"{up:>{width}}{sep}"
@@ -267,7 +267,7 @@ def histogram_text(bounds: tuple[int, ...], counts: tuple[int, ...], flags: int,
     width = 0 if width < 0 or not values else width or 6  # libdm's COUNT_WIDTH and PERCENT_WIDTH
     minwidth = width
     total = sum(counts)
-    uppers = (*bounds, U64)
+    uppers = (*bounds, UINT64_MAX)
     out: list[str] = []
     bounds_part, sep = "", ":" if values and not width else ""
     for b, count in enumerate(counts):
@@ -378,7 +378,7 @@ class Report:
         # areas the kernel printed: a short last area counts whole.
         length = r.length if areas is None else r.areas * step
         if area is None:  # libdm's aggregate row: its area cursor is the walk flag itself
-            area_start, offset, kind = (r.start + step * REGION) & U64, (step * REGION) & U64, "region"
+            area_start, offset, kind = (r.start + step * REGION) & UINT64_MAX, (step * REGION) & UINT64_MAX, "region"
         else:
             area_start, offset, kind = r.start + step * area, step * area, "area"
         group = held.group_of.get(r.region_id)
@@ -455,7 +455,7 @@ def _int_as_string(value: int) -> Keyed:
     """A string field dmsetup fills with libdm's int formatter: shown as the
     number, while libdm sorts and selects it as a string read from the
     number's bytes (``precise=1`` selects nothing, ``precise=""`` the 0s)."""
-    return Keyed(str(value), (value & U64).to_bytes(8, "little").split(b"\0", 1)[0].decode("latin-1"))
+    return Keyed(str(value), (value & UINT64_MAX).to_bytes(8, "little").split(b"\0", 1)[0].decode("latin-1"))
 
 
 def list_regions(s: Session, dev: DeviceId, program: str | None, quiet: bool) -> list[Region] | None:

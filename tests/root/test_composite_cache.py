@@ -6,8 +6,6 @@ every write; a refused step leaves nothing."""
 
 from __future__ import annotations
 
-import mmap
-import os
 import time
 
 import pytest
@@ -17,7 +15,7 @@ from pydevmapper import targets as t
 from pydevmapper.composites import CacheStack, Segment
 from pydevmapper.testing.sweep import leftover_devices, remove_devices
 from tests.root.helpers import dm_block_node
-from tests.root.target_helpers import MIB, write
+from tests.root.target_helpers import MIB, direct_read, write
 
 pytestmark = pytest.mark.dm_root
 
@@ -36,22 +34,12 @@ def origin(dm_control, dm_make_loop, dm_name):
     assert left == [], f"left behind: {left}"
 
 
-def read_direct(path, offset, size=65536):
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
-    try:
-        with mmap.mmap(-1, size) as buf:  # page-aligned, as O_DIRECT needs
-            os.preadv(fd, [buf], offset)
-            return bytes(buf)
-    finally:
-        os.close(fd)
-
-
 def _write_dirty(cache, dev, byte):
     """Write the first MiB so that it stays in the cache as dirty blocks."""
     node = dm_block_node(dev.devno)
     for _ in range(64):  # hits, so that the policy promotes the blocks and later writes stay in the cache
         for offset in range(0, MIB_BYTES, 65536):
-            read_direct(node, offset)
+            direct_read(node, offset, 65536)
     # The policy promotes in the background: wait for it, so that the
     # writes land in the cache as dirty blocks.
     deadline = time.monotonic() + 120
@@ -78,7 +66,7 @@ def test_a_cache_put_in_front_flushed_and_removed(dm_control, dm_name, origin):
     assert flushed.dirty == 0 and ctl.table(dm_name)[0].parsed().policy == "smq"
     # The flush wrote every dirty block to the origin's own disk (read past
     # the loop device's page cache, which udev's probe filled earlier).
-    assert read_direct(disk.path, 0, MIB_BYTES) == b"\x02" * MIB_BYTES
+    assert direct_read(disk.path, 0, MIB_BYTES) == b"\x02" * MIB_BYTES
     # The blocks the flush cleaned stay in the cache: written again, they
     # are dirty again, for uncache to write back.  (Only those the policy
     # promoted are cached, so the whole MiB is written, not one block.)
@@ -87,7 +75,7 @@ def test_a_cache_put_in_front_flushed_and_removed(dm_control, dm_name, origin):
     cache.uncache(timeout=300)
     assert ctl.info(dm_name).devno == dev.devno and ctl.table(dm_name) == table
     assert sorted(d.name for d in ctl.list_devices(uuids=False) if d.name.startswith(dm_name)) == [dm_name]
-    assert read_direct(disk.path, 0, MIB_BYTES) == b"\x03" * MIB_BYTES
+    assert direct_read(disk.path, 0, MIB_BYTES) == b"\x03" * MIB_BYTES
 
 
 def test_a_refused_cache_leaves_the_device_as_it_was(dm_control, dm_name, origin):
@@ -134,11 +122,11 @@ def test_a_torn_down_cache_comes_back_by_its_layout_with_its_dirty_blocks(dm_con
     assert dirty > 0
     assert sorted(cache.teardown()) == names
     assert not any(d.name.startswith(dm_name) for d in ctl.list_devices(uuids=False))
-    assert read_direct(disk.path, 0, MIB_BYTES) != b"\x07" * MIB_BYTES  # the dirty blocks only in the cache
+    assert direct_read(disk.path, 0, MIB_BYTES) != b"\x07" * MIB_BYTES  # the dirty blocks only in the cache
     back, done = CacheStack.setup(ctl, dm_name, **layout, policy_args={"migration_threshold": "0"})
     assert sorted(done.created) == names
     assert back.status().dirty == dirty
-    assert read_direct(dm_block_node(ctl.info(dm_name).devno), 0, MIB_BYTES) == b"\x07" * MIB_BYTES
+    assert direct_read(dm_block_node(ctl.info(dm_name).devno), 0, MIB_BYTES) == b"\x07" * MIB_BYTES
     back.uncache(timeout=300)  # through the cleaner policy, with the default bandwidth
     assert ctl.table(dm_name) == table
-    assert read_direct(disk.path, 0, MIB_BYTES) == b"\x07" * MIB_BYTES
+    assert direct_read(disk.path, 0, MIB_BYTES) == b"\x07" * MIB_BYTES
