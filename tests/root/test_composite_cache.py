@@ -56,7 +56,11 @@ def test_a_cache_put_in_front_flushed_and_removed(dm_control, dm_name, origin):
     table = ctl.table(dm_name)
     write(dev, 0, b"\x01" * MIB_BYTES)
     cache = CacheStack.create(ctl, dm_name, metadata=[Segment(fast.devno, 0, 4 * MIB)],
-                              cache=[Segment(fast.devno, 4 * MIB, 16 * MIB)], io_mode="writeback")
+                              cache=[Segment(fast.devno, 4 * MIB, 16 * MIB)], io_mode="writeback",
+                              # smq writes dirty blocks back once the device is idle for a
+                              # second; with no migration bandwidth they stay dirty until the
+                              # flush (the cleaner policy gets the default bandwidth).
+                              policy_args={"migration_threshold": "0"})
     assert ctl.info(dm_name).devno == dev.devno and ctl.table(dm_name)[0].type == "cache"
     assert sorted(d.name for d in ctl.list_devices(uuids=False) if d.name.startswith(dm_name)) == sorted(
         [dm_name, f"{dm_name}_cmeta", f"{dm_name}_cdata", f"{dm_name}_corig"])
