@@ -118,10 +118,11 @@ def test_a_torn_down_cache_comes_back_by_its_layout_with_its_dirty_blocks(dm_con
     assert done.created == [] and sorted(done.adopted) == names
     with pytest.raises(dm.StackConflictError, match=f"{dm_name}_cdata: target 0"):
         CacheStack.setup(ctl, dm_name, **{**layout, "cache": [Segment(fast.devno, 4 * MIB, 8 * MIB)]})
-    _write_dirty(cache, dev, b"\x07")
     # smq writes dirty blocks back once the device is idle for a second;
-    # with no migration bandwidth it writes none, so they stay dirty.
+    # with no migration bandwidth it writes none, so they stay dirty.  (A
+    # message, not a policy argument: the layout above is what setup adopts.)
     ctl.message(dm_name, 0, "migration_threshold 0")
+    _write_dirty(cache, dev, b"\x07")
     dirty = cache.status().dirty
     assert dirty > 0
     assert sorted(cache.teardown()) == names
