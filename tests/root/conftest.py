@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""The root tier's per-test watchdog and its end-of-session summary of the
-reliability cases."""
+"""The root tier's per-test watchdog, its end-of-session summary of the
+reliability cases, and the split of a udev boot's tests (PYDM_UDEV_SHARE)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,50 @@ import faulthandler
 import os
 import signal
 import sys
+import zlib
 
 import pytest
 
+from pydevmapper import udev
 from tests.root.helpers import TEST_TIMEOUT, kernel_stacks
+
+UDEV_SHARE_ENV = "PYDM_UDEV_SHARE"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "udev: the test is about udev (its nodes, cookies, uevents and rules); every "
+        f"udev boot runs it, whatever ${UDEV_SHARE_ENV} says")
+
+
+def udev_share(value):
+    """``"k/n"`` -> (k, n), 1 <= k <= n; a pytest.UsageError otherwise."""
+    k, sep, n = value.partition("/")
+    if not (sep and k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise pytest.UsageError(f"${UDEV_SHARE_ENV} wants k/n with 1 <= k <= n, got {value!r}")
+    return int(k), int(n)
+
+
+def pytest_collection_modifyitems(config, items):
+    # The test command boots udev on two kernels.  Each runs every test
+    # marked udev and one share of the others, which each kernel's no-udev
+    # boot runs whole: every test runs under udev on one kernel, and on
+    # every kernel without udev.  crc32 of the test's id: the same split in
+    # every run.
+    value = os.environ.get(UDEV_SHARE_ENV)
+    if not value:
+        return
+    k, n = udev_share(value)
+    if not udev.udev_running():
+        raise pytest.UsageError(f"${UDEV_SHARE_ENV} splits the tests of a udev boot; udevd does not run here")
+    keep, other = [], []
+    for item in items:
+        mine = item.get_closest_marker("udev") or zlib.crc32(item.nodeid.encode()) % n == k - 1
+        (keep if mine else other).append(item)
+    if other:
+        config.hook.pytest_deselected(items=other)
+        items[:] = keep
+    config.pydm_udev_share = (k, n, len(other))
 
 
 class WatchdogExpired(BaseException):
@@ -82,6 +122,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
     # Read by scripts/run-all-tests.sh for its summary.
     terminalreporter.write_line(_interface_line())
+    share = getattr(config, "pydm_udev_share", None)
+    if share:
+        k, n, other = share
+        terminalreporter.write_line(
+            f"pydevmapper-udev-share: {k} of {n}: the udev tests and one share of the others; {other} "
+            "left to the other udev boots (every kernel's no-udev boot runs them)")
     if not RELIABILITY:
         return
     terminalreporter.section("reliability")

@@ -88,6 +88,7 @@ def test_every_operation_runs_and_a_lifecycle_leaves_nothing(name, spec, pyfloor
         assert not os.path.lexists(dm_control.node_path(spec.lifecycle_name))
 
 
+@pytest.mark.udev
 @pytest.mark.skipif(not udev.sync_available(),
                     reason="needs udevd with 95-dm-notify.rules (udev boot)")
 def test_pyfloor_waits_for_udev_and_leaves_no_cookie(spec, dm_control):

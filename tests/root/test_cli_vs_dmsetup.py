@@ -412,6 +412,7 @@ def _udev_running():
     return udev.sync_available()
 
 
+@pytest.mark.udev
 @pytest.mark.skipif(not _udev_running(), reason="needs udevd with 95-dm-notify.rules (udev boot)")
 def test_create_and_remove_wait_for_udev(dm_control, dm_name):
     from pydevmapper import udev
@@ -438,6 +439,7 @@ def test_create_and_remove_wait_for_udev(dm_control, dm_name):
     assert cookies() <= before  # no cookie semaphore outlives a command
 
 
+@pytest.mark.udev
 def test_udev_cookie_commands_in_guest():
     """udevcookies/udevcreatecookie/udevreleasecookie against dmsetup with a kernel."""
     from pydevmapper import udev

@@ -27,7 +27,7 @@ import pytest
 from pydevmapper import udev
 from tests.root.helpers import pydmsetup_as_dmsetup
 
-pytestmark = [pytest.mark.dm_root,
+pytestmark = [pytest.mark.dm_root, pytest.mark.udev,
               pytest.mark.skipif(not udev.udev_running(), reason="needs udevd running (the udev boot)")]
 
 VG = "pydmtdropin"

@@ -28,7 +28,7 @@ from pydevmapper import udev
 from pydevmapper.sandbox.peers import cryptsetup_tests_dir
 from tests.root.helpers import TEST_TIMEOUT, pydmsetup_as_dmsetup
 
-pytestmark = [pytest.mark.dm_root,
+pytestmark = [pytest.mark.dm_root, pytest.mark.udev,
               pytest.mark.skipif(not udev.udev_running(), reason="needs udevd running (the udev boot)")]
 
 SCRIPTS = os.environ.get("PYDM_PEER_SCRIPTS", "discards-test").split()

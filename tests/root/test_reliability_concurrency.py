@@ -35,7 +35,7 @@ import pydevmapper as dm
 from pydevmapper import udev
 from tests.root.helpers import cookie_keys, kernel_stacks, record_cases
 
-pytestmark = pytest.mark.dm_root
+pytestmark = [pytest.mark.dm_root, pytest.mark.udev]
 
 LIFECYCLES = int(os.environ.get("PYDM_STRESS_LIFECYCLES", "10"))
 ROUNDS = int(os.environ.get("PYDM_STRESS_ROUNDS", "2"))

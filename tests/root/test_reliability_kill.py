@@ -22,7 +22,7 @@ import pydevmapper as dm
 from pydevmapper import udev
 from tests.root.helpers import cookie_keys, record_cases
 
-pytestmark = pytest.mark.dm_root
+pytestmark = [pytest.mark.dm_root, pytest.mark.udev]
 
 ROUNDS = 20
 SEED = int(os.environ.get("PYDM_KILL_SEED", "22"))

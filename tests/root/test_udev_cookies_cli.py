@@ -24,7 +24,7 @@ from pydevmapper import udev
 from pydevmapper.control import Control
 from tests.root.helpers import dmsetup_installed, forked_main, gone  # noqa: F401 (fixture)
 
-pytestmark = pytest.mark.dm_root
+pytestmark = [pytest.mark.dm_root, pytest.mark.udev]
 
 SYNC = udev.sync_available()
 needs_sync = pytest.mark.skipif(not SYNC, reason="needs udevd with 95-dm-notify.rules (udev boot)")

@@ -22,7 +22,7 @@ from pydevmapper.control import Control
 from pydevmapper.errors import DeviceBusyError
 from tests.root.helpers import wait_for_dm_event
 
-pytestmark = pytest.mark.dm_root
+pytestmark = [pytest.mark.dm_root, pytest.mark.udev]
 
 UDEV = udev.udev_running()
 needs_udev = pytest.mark.skipif(not UDEV, reason="needs udevd running (the udev boot)")

@@ -20,7 +20,7 @@ from pyroute2.netlink.uevent import AsyncUeventSocket
 import pydevmapper as dm
 from pydevmapper import udev, uevents
 
-pytestmark = pytest.mark.dm_root
+pytestmark = [pytest.mark.dm_root, pytest.mark.udev]
 
 UDEV = udev.udev_running()
 needs_udev = pytest.mark.skipif(not UDEV, reason="needs udevd running (the udev boot)")

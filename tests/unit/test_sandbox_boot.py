@@ -52,3 +52,24 @@ def test_boots_are_bounded(boots: list) -> None:
     boots += [_result(guest.EXIT_NO_STATUS, False) for _ in range(guest.BOOT_ATTEMPTS + 1)]
     res = guest.run_in_guest(["true"], KERNEL, build=False, log=lambda _: None)
     assert res.returncode == guest.EXIT_NO_STATUS and len(boots) == 1
+
+
+def test_the_cached_trees_are_outermost_first_and_never_the_whole_system(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(guest.sys, "base_prefix", "/opt/py")
+    monkeypatch.setattr(guest.sys, "prefix", "/src/repo/.venv")
+    assert guest.cached_dirs("/src/repo") == ["/opt/py", "/src/repo"]
+    assert guest.cached_dirs("/") == ["/opt/py", "/src/repo/.venv"]
+    # A system interpreter: its standard library, not /usr.
+    monkeypatch.setattr(guest.sys, "base_prefix", "/usr")
+    monkeypatch.setattr(guest.sysconfig, "get_paths", lambda: {"stdlib": "/usr/lib/python3.11"})
+    assert guest.cached_dirs("/src/repo") == ["/src/repo", "/usr/lib/python3.11"]
+
+
+def test_the_wrapper_binds_the_cached_trees_and_skips_one_holding_a_mount(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(guest.sys, "base_prefix", "/opt/py")
+    monkeypatch.setattr(guest.sys, "prefix", "/src/repo/.venv")
+    script = guest._wrapper_script(tmp_path, ["true"], cwd="/src/repo", env={}, udev=False, preload=())
+    assert ",cache=loose\n" in script and f'mount -t 9p -o "$opts" {guest.CACHED_TAG} "$C"' in script
+    assert "    for d in /opt/py /src/repo; do\n" in script
+    assert 'mount --bind "$C$d" "$d"' in script and "holds a mount" in script
