@@ -25,13 +25,27 @@ record() {  # name, exit status
 # The benchmark's C floor: the root tier checks every contender works.
 make -s -C "$REPO/csrc" floor >&2 || { echo "building csrc/dm_ioctl_floor failed" >&2; exit 1; }
 
+echo "== unit tier (host)"
+"$PY" -m pytest tests/unit -q -p no:cacheprovider
+record "unit" $?
+
+echo "== package: sdist, the wheel built from it, its unit tier on the oldest and newest CPython"
+"$REPO/scripts/check-package.sh" "$REPO/build/package"
+record "package (sdist, abi3 wheel, installed unit tier)" $?
+
+echo "== types and lint: ruff, mypy --strict, pyright (strict)"
+PYTHON="$PY" "$REPO/scripts/check-types.sh"
+record "types (ruff, mypy, pyright)" $?
+
+echo "== docs (html and man page; warnings are errors)"
+PYTHON="$PY" "$REPO/scripts/build-docs.sh" "$REPO/build/docs"
+record "docs" $?
+
 # The guest tiers, each one pytest session in its own guest, output to
-# build/logs/ and printed whole when the tier ends.  The udev boots run one
-# at a time with every host core (udevd's workers need them); the no-udev
-# boots, whose tests use one vCPU, with half the cores each: two at a time
-# when no udev boot runs, one beside it otherwise (a udev guest keeps about
-# a third of its two cores idle while its tests wait for udevd).  The first
-# udev boot starts before the host tiers, which fill its idle core.
+# build/logs/ and printed whole when the tier ends: two at a time with half
+# the host's cores each, the udev boots first (the longest).  Not one guest
+# with every core beside others: under TCG a guest's vCPUs wait for each
+# other, and a guest with more vCPUs than its share of the cores stalls.
 # Every no-udev boot runs the whole root tier.  A udev boot runs the tests
 # marked udev and one share of the others (PYDM_UDEV_SHARE, see
 # tests/root/conftest.py): udevd makes each test that creates devices
@@ -42,42 +56,27 @@ mkdir -p "$logs"
 cores=$(nproc)
 udev_kernels=${PYDM_UDEV_KERNELS-6.1 6.12}
 noudev_kernels=$(printf '%s\n' $udev_kernels ${PYDM_NOUDEV_KERNELS-5.10 latest} | awk '!seen[$0]++')
-declare -a udev_queue=($udev_kernels) noudev_queue=($noudev_kernels)
-udev_boots=${#udev_queue[@]}
+declare -a queue=()
+n=0
+for kernel in $udev_kernels; do n=$((n + 1)); done
+i=0
+for kernel in $udev_kernels; do i=$((i + 1)); queue+=("$kernel udev $i/$n"); done
+for kernel in $noudev_kernels; do queue+=("$kernel no-udev"); done
 declare -A tier_of=() log_of=() started=()
 declare -a failures=()
 # Interrupted: stop the guests still running (each sandbox kills its qemu).
 trap 'kill $(jobs -p) 2>/dev/null; wait' EXIT
-start_tier() {  # kernel, udev|no-udev, vCPUs[, udev share k/n]: boot a guest in the background
-    local kernel=$1 udev=$2 tier="$1 $2" flag=()
+start_tier() {  # kernel, udev|no-udev[, udev share k/n]: boot a guest in the background
+    local kernel=$1 udev=$2 tier="$1 $2" flag=() cpus=$(( cores > 2 ? cores / 2 : 1 ))
     [ "$udev" = no-udev ] && flag=(--no-udev)
-    [ "$udev" = udev ] && flag=(--env "PYDM_UDEV_SHARE=$4")
+    [ "$udev" = udev ] && flag=(--env "PYDM_UDEV_SHARE=$3")
     log_of[$tier]="$logs/root-$kernel-$udev.log"
     started[$tier]=$SECONDS
-    echo "-- started: root tier, kernel $kernel, $udev ($3 vCPU)"
-    "$PY" -m pydevmapper.sandbox run --kernel "$kernel" "${flag[@]}" --cpus "$3" --timeout 2400 \
+    echo "-- started: root tier, kernel $kernel, $udev ($cpus vCPU)"
+    "$PY" -m pydevmapper.sandbox run --kernel "$kernel" "${flag[@]}" --cpus "$cpus" --timeout 2400 \
         --env PYDM_REQUIRE_KERNEL=1 --env PYTHONDONTWRITEBYTECODE=1 -- \
         "$PY" -m pytest tests/root -q -p no:cacheprovider --durations=10 > "${log_of[$tier]}" 2>&1 &
     tier_of[$!]=$tier
-}
-running() {  # udev|no-udev: how many tiers of that kind run
-    local n=0 tier
-    for tier in "${tier_of[@]}"; do [ "${tier#* }" = "$1" ] && n=$((n + 1)); done
-    echo "$n"
-}
-start_udev_tier() {  # the next udev kernel, with its share of the tests
-    local kernel=${udev_queue[0]}
-    udev_queue=("${udev_queue[@]:1}")
-    start_tier "$kernel" udev "$cores" "$(( udev_boots - ${#udev_queue[@]} ))/$udev_boots"
-}
-start_tiers() {  # what the queues and the rule above allow now
-    [ "$(running udev)" = 0 ] && [ "${#udev_queue[@]}" -gt 0 ] && start_udev_tier
-    local room=2
-    [ "$(running udev)" = 0 ] || room=1
-    while [ "$(running no-udev)" -lt "$room" ] && [ "${#noudev_queue[@]}" -gt 0 ]; do
-        start_tier "${noudev_queue[0]}" no-udev $(( cores > 2 ? cores / 2 : 1 ))
-        noudev_queue=("${noudev_queue[@]:1}")
-    done
 }
 finish_tier() {  # wait for one guest tier, print its log, record it
     local pid rc tier what share
@@ -98,30 +97,11 @@ finish_tier() {  # wait for one guest tier, print its log, record it
     [ -n "$said" ] || said=$(tail -n 3 "${log_of[$tier]}")
     [ "$rc" = 0 ] || failures+=("$tier: $(printf '%s' "$said" | cut -c1-300 | tr '\n' '|')")
 }
-
-[ "${#udev_queue[@]}" -gt 0 ] && start_udev_tier
-
-echo "== unit tier (host)"
-"$PY" -m pytest tests/unit -q -p no:cacheprovider
-record "unit" $?
-
-echo "== package: sdist, the wheel built from it, its unit tier on the oldest and newest CPython"
-"$REPO/scripts/check-package.sh" "$REPO/build/package"
-record "package (sdist, abi3 wheel, installed unit tier)" $?
-
-echo "== types and lint: ruff, mypy --strict, pyright (strict)"
-PYTHON="$PY" "$REPO/scripts/check-types.sh"
-record "types (ruff, mypy, pyright)" $?
-
-echo "== docs (html and man page; warnings are errors)"
-PYTHON="$PY" "$REPO/scripts/build-docs.sh" "$REPO/build/docs"
-record "docs" $?
-
-start_tiers
-while [ "${#tier_of[@]}" -gt 0 ]; do
-    finish_tier
-    start_tiers
+for entry in "${queue[@]}"; do
+    [ "${#tier_of[@]}" -ge 2 ] && finish_tier
+    start_tier $entry
 done
+while [ "${#tier_of[@]}" -gt 0 ]; do finish_tier; done
 
 echo
 echo "== summary"
