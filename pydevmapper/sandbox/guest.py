@@ -15,8 +15,9 @@ Design notes (the "why"):
   imports over 9p again: 2-4 s under TCG on 6.12, 7-11 s on 5.10.  The
   trees Python reads - its prefix, the venv, the working tree - come a
   second time from a read-only export mounted with ``cache=loose`` and are
-  bound over their paths: 1-2.5 s.  Nothing on the host may change them
-  while a guest runs.
+  bound over their paths: 1-2.5 s.  The guest may not see a change the
+  host makes there while it runs: what runs beside a guest (the test
+  command's host tiers) writes only build products the guest does not read.
 * The console stream drops and interleaves output, so the command's output
   and exit status come back through files in that rwdir.  vng's own exit
   status is only cross-checked.
