@@ -54,22 +54,22 @@ record "docs" $?
 logs="$REPO/build/logs"
 mkdir -p "$logs"
 cores=$(nproc)
-udev_kernels=${PYDM_UDEV_KERNELS-6.1 6.12}
-noudev_kernels=$(printf '%s\n' $udev_kernels ${PYDM_NOUDEV_KERNELS-5.10 latest} | awk '!seen[$0]++')
+cpus=$(( cores > 2 ? cores / 2 : 1 ))
+udev_kernels=(${PYDM_UDEV_KERNELS-6.1 6.12})
+noudev_kernels=$(printf '%s\n' "${udev_kernels[@]}" ${PYDM_NOUDEV_KERNELS-5.10 latest} | awk '!seen[$0]++')
 declare -a queue=()
-n=0
-for kernel in $udev_kernels; do n=$((n + 1)); done
-i=0
-for kernel in $udev_kernels; do i=$((i + 1)); queue+=("$kernel udev $i/$n"); done
+for i in "${!udev_kernels[@]}"; do queue+=("${udev_kernels[i]} udev $((i + 1))/${#udev_kernels[@]}"); done
 for kernel in $noudev_kernels; do queue+=("$kernel no-udev"); done
-declare -A tier_of=() log_of=() started=()
+declare -A tier_of=() log_of=() started=() share_of=()
 declare -a failures=()
 # Interrupted: stop the guests still running (each sandbox kills its qemu).
 trap 'kill $(jobs -p) 2>/dev/null; wait' EXIT
 start_tier() {  # kernel, udev|no-udev[, udev share k/n]: boot a guest in the background
-    local kernel=$1 udev=$2 tier="$1 $2" flag=() cpus=$(( cores > 2 ? cores / 2 : 1 ))
-    [ "$udev" = no-udev ] && flag=(--no-udev)
-    [ "$udev" = udev ] && flag=(--env "PYDM_UDEV_SHARE=$3")
+    local kernel=$1 udev=$2 tier="$1 $2" flag=(--no-udev)
+    if [ "$udev" = udev ]; then
+        flag=(--env "PYDM_UDEV_SHARE=$3")
+        share_of[$tier]=" (udev tests and share ${3/\// of } of the others)"
+    fi
     log_of[$tier]="$logs/root-$kernel-$udev.log"
     started[$tier]=$SECONDS
     echo "-- started: root tier, kernel $kernel, $udev ($cpus vCPU)"
@@ -79,7 +79,7 @@ start_tier() {  # kernel, udev|no-udev[, udev share k/n]: boot a guest in the ba
     tier_of[$!]=$tier
 }
 finish_tier() {  # wait for one guest tier, print its log, record it
-    local pid rc tier what share
+    local pid rc tier what
     wait -n -p pid "${!tier_of[@]}"
     rc=$?
     tier=${tier_of[$pid]}
@@ -88,9 +88,7 @@ finish_tier() {  # wait for one guest tier, print its log, record it
     cat "${log_of[$tier]}"
     # "<release>, DM interface <version>", from the session's last lines.
     what=$(sed -n 's/^pydevmapper-guest-kernel: //p' "${log_of[$tier]}" | tail -n 1)
-    share=$(sed -n 's/^pydevmapper-udev-share: \([0-9]* of [0-9]*\):.*/ (udev tests and share \1 of the others)/p' \
-        "${log_of[$tier]}" | tail -n 1)
-    record "root tier, kernel ${tier% *} (${what:-kernel not reached}), ${tier#* }$share" "$rc"
+    record "root tier, kernel ${tier% *} (${what:-kernel not reached}), ${tier#* }${share_of[$tier]-}" "$rc"
     # What a failed tier said last, for where only the end of the output is read.
     local said
     said=$(grep -E '^(FAILED|ERROR) |watchdog|^sandbox:|timed out' "${log_of[$tier]}" | tail -n 8)
