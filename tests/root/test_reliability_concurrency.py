@@ -33,7 +33,7 @@ import pytest
 
 import pydevmapper as dm
 from pydevmapper import udev
-from tests.root.helpers import cookie_keys, kernel_stacks, record_cases
+from tests.root.helpers import cookie_keys, kernel_stacks, record_cases, udev_paused
 
 pytestmark = [pytest.mark.dm_root, pytest.mark.udev]
 
@@ -243,10 +243,9 @@ def test_threads_and_processes_create_and_remove_without_hang_or_leftovers(dm_lo
 @pytest.mark.skipif(not udev.sync_available(), reason="needs udevd with 95-dm-notify.rules (udev boot)")
 def test_with_udev_paused_every_call_times_out_within_its_bound_and_nothing_is_left(dm_loop_device,
                                                                                     dm_prefix):
-    """udevd takes uevents but runs no rules for longer than the timeout:
-    every create_device gives up within its bound with UdevTimeoutError and
-    takes its device back; once udev runs again and settles, nothing of the
-    workload remains."""
+    """udevd hangs for longer than the timeout: every create_device gives
+    up within its bound with UdevTimeoutError and takes its device back;
+    once udev runs again and settles, nothing of the workload remains."""
     import subprocess
 
     loop = dm_loop_device.devno_str
@@ -257,6 +256,7 @@ def test_with_udev_paused_every_call_times_out_within_its_bound_and_nothing_is_l
     bound = 2 * timeout + 30.0
     cookies_before = cookie_keys()
     outcomes: list[str] = []
+    timings: list[str] = []  # for the failure's message
     lock = threading.Lock()
 
     def worker(ctl: dm.Control, w: int) -> None:
@@ -272,23 +272,24 @@ def test_with_udev_paused_every_call_times_out_within_its_bound_and_nothing_is_l
             took = time.monotonic() - started
             with lock:
                 outcomes.append(outcome if took <= bound else f"{outcome} after {took:.0f}s")
+                timings.append(f"{w}-{i}: {outcome} in {took:.2f}s")
 
-    subprocess.run(["udevadm", "control", "--stop-exec-queue"], check=True, timeout=60)
     try:
         with dm.Control(udev_timeout=timeout) as shared:
-            threads = [threading.Thread(target=worker, args=(shared, w), daemon=True) for w in range(4)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(bound * 3)
-            assert not any(t.is_alive() for t in threads), "a worker is still blocked"
+            assert shared.udev_sync  # else nothing would wait, and all be "created"
+            with udev_paused():
+                threads = [threading.Thread(target=worker, args=(shared, w), daemon=True) for w in range(4)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join(bound * 3)
+                assert not any(t.is_alive() for t in threads), "a worker is still blocked"
     finally:
-        subprocess.run(["udevadm", "control", "--start-exec-queue"], check=True, timeout=60)
         subprocess.run(["udevadm", "settle", "--timeout=300"], check=False, timeout=400)
         with dm.Control() as ctl:
             left = _leftovers(ctl, prefix, cookies_before)
             _clear(ctl, prefix, cookies_before, [])
     record_cases("udev paused past the timeout", len(outcomes),
                  outcomes.count("timed out"))
-    assert outcomes == ["timed out"] * 8, outcomes
+    assert outcomes == ["timed out"] * 8, (outcomes, timings)
     assert not left, f"left behind: {left}"

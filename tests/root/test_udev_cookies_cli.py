@@ -2,10 +2,10 @@
 """udev transactions (``--udevcookie``, ``$DM_UDEV_COOKIE``) and
 ``--noudevrules``, through pydmsetup and the API, against the real kernel.
 
-A transaction is proved without timing: ``udevadm control
---stop-exec-queue`` holds udev's processing, so a command that joined the
-cookie must have returned with the semaphore raised (a command that waited
-would still be blocked) and no /dev/mapper entry yet; once the queue runs,
+A transaction is proved without timing: udevd is held stopped
+(``helpers.udev_paused``), so a command that joined the cookie must have
+returned with the semaphore raised (a command that waited would still be
+blocked) and no /dev/mapper entry yet; once udevd runs again,
 ``udevreleasecookie`` returns and the entry is there.  Output is compared
 with Debian's dmsetup byte for byte, in both boots (without udevd both tools
 ignore the cookie).
@@ -16,13 +16,12 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-from contextlib import contextmanager
 
 import pytest
 
 from pydevmapper import udev
 from pydevmapper.control import Control
-from tests.root.helpers import dmsetup_installed, forked_main, gone  # noqa: F401 (fixture)
+from tests.root.helpers import dmsetup_installed, forked_main, gone, udev_paused  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.dm_root, pytest.mark.udev]
 
@@ -66,16 +65,6 @@ def no_cookie_left():
     assert not left, "a udev cookie semaphore leaked"
 
 
-@contextmanager
-def udev_held():
-    """udev takes uevents but runs no rules until the block ends."""
-    subprocess.run(["udevadm", "control", "--stop-exec-queue"], check=True, timeout=60)
-    try:
-        yield
-    finally:
-        subprocess.run(["udevadm", "control", "--start-exec-queue"], check=True, timeout=60)
-
-
 def created_cookie() -> int:
     rc, out, err = py(["udevcreatecookie"])
     assert (rc, err) == (0, b"") and out.startswith(b"0x0D4D"), (rc, out, err)
@@ -99,7 +88,7 @@ def test_create_and_remove_join_the_cookie_and_release_waits(dm_control, dm_name
     try:
         key = created_cookie()
         assert pending(key) == 1  # the creator's reference
-        with udev_held():
+        with udev_paused():
             assert joined(key, ["create", dm_name, "--table", ZERO]) == (0, b"", b"")
             assert pending(key) == 2  # raised for the resume's uevent, not waited for
             assert not os.path.lexists(node(dm_name))  # the entry is udev's to make
@@ -110,7 +99,7 @@ def test_create_and_remove_join_the_cookie_and_release_waits(dm_control, dm_name
         assert os.stat(node(dm_name)).st_rdev == os.makedev(*dm_control.info(dm_name).devno)
 
         key = created_cookie()
-        with udev_held():
+        with udev_paused():
             assert joined(key, ["remove", dm_name]) == (0, b"", b"")
             assert pending(key) == 2
             assert not dm_control.exists(dm_name)
@@ -127,7 +116,7 @@ def test_api_transaction_spans_commands(dm_control, dm_name):
     tx = udev.Transaction.create()
     with Control(udev_transaction=tx) as ctl:
         try:
-            with udev_held():
+            with udev_paused():
                 dev = ctl.create_device(dm_name, ZERO)
                 ctl.rename(dev.devno, dm_name + "-b")
                 assert tx.pending() == 3  # resume and rename, neither waited for
