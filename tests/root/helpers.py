@@ -194,6 +194,14 @@ def record_cases(section: str, tried: int, held: int) -> None:
     counts[1] += held
 
 
+def _proc_stat(path: str | Path) -> tuple[str, list[str]]:
+    """A ``/proc`` stat file: the command name and the fields after it
+    (state, parent pid, ...).  The name may hold spaces and parentheses:
+    it ends at the last ``)``."""
+    stat = Path(path).read_text()
+    return stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 1:].split()
+
+
 def kernel_stacks(pids: Iterable[int] = ()) -> str:
     """Where in the kernel tasks wait: every thread of ``pids`` and every
     task in uninterruptible sleep (D), with its state, wait channel and
@@ -210,11 +218,10 @@ def kernel_stacks(pids: Iterable[int] = ()) -> str:
         for tid in tids:
             task = Path(f"/proc/{pid}/task/{tid}")
             try:
-                stat = (task / "stat").read_text()
-                state = stat.rpartition(")")[2].split()[0]
+                comm, fields = _proc_stat(task / "stat")
+                state = fields[0]
                 if pid not in wanted and state != "D":
                     continue
-                comm = stat[stat.index("(") + 1:stat.rindex(")")]
                 wchan = (task / "wchan").read_text() or "-"
                 stack = (task / "stack").read_text()
             except (OSError, ValueError, IndexError):
@@ -229,12 +236,11 @@ def _udevd_manager() -> int:
     parents = {}
     for pid in (p for p in os.listdir("/proc") if p.isdigit()):
         try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
+            comm, fields = _proc_stat(f"/proc/{pid}/stat")
         except OSError:
             continue
-        comm = stat[stat.index("(") + 1:stat.rindex(")")]
         if comm in ("systemd-udevd", "udevd"):
-            parents[int(pid)] = int(stat.rpartition(")")[2].split()[1])
+            parents[int(pid)] = int(fields[1])
     managers = [pid for pid, parent in parents.items() if parent not in parents]
     assert len(managers) == 1, f"not one udevd manager: {managers}"
     return managers[0]

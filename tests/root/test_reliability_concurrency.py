@@ -255,8 +255,7 @@ def test_with_udev_paused_every_call_times_out_within_its_bound_and_nothing_is_l
     # remove (a second wait), with emulation's slack.
     bound = 2 * timeout + 30.0
     cookies_before = cookie_keys()
-    outcomes: list[str] = []
-    timings: list[str] = []  # for the failure's message
+    calls: list[tuple[str, str, float]] = []  # worker-call, outcome, seconds
     lock = threading.Lock()
 
     def worker(ctl: dm.Control, w: int) -> None:
@@ -271,8 +270,7 @@ def test_with_udev_paused_every_call_times_out_within_its_bound_and_nothing_is_l
                 outcome = f"{type(exc).__name__}: {exc}"
             took = time.monotonic() - started
             with lock:
-                outcomes.append(outcome if took <= bound else f"{outcome} after {took:.0f}s")
-                timings.append(f"{w}-{i}: {outcome} in {took:.2f}s")
+                calls.append((f"{w}-{i}", outcome, took))
 
     try:
         with dm.Control(udev_timeout=timeout) as shared:
@@ -289,7 +287,8 @@ def test_with_udev_paused_every_call_times_out_within_its_bound_and_nothing_is_l
         with dm.Control() as ctl:
             left = _leftovers(ctl, prefix, cookies_before)
             _clear(ctl, prefix, cookies_before, [])
+    outcomes = [outcome if took <= bound else f"{outcome} after {took:.0f}s" for _, outcome, took in calls]
     record_cases("udev paused past the timeout", len(outcomes),
                  outcomes.count("timed out"))
-    assert outcomes == ["timed out"] * 8, (outcomes, timings)
+    assert outcomes == ["timed out"] * 8, [f"{call}: {outcome} in {took:.2f}s" for call, outcome, took in calls]
     assert not left, f"left behind: {left}"
